@@ -1,0 +1,3 @@
+from cep.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,566 @@
+"""The rule language's abstract syntax tree: frozen dataclasses, no logic.
+
+Every node carries a `span` (file, line, column of its first character, and
+where it ends).  Spans take no part in equality, so a tree printed back to
+text and re-parsed compares equal to the original (see cep/printer.py).
+
+Names are kept as written (case-sensitive); keywords are normalised (units,
+policies, operators in lower or upper case as noted on each field).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a node is in its file: 1-based line and column, end exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+
+NO_SPAN = Span("<none>", 0, 0, 0, 0)
+
+
+def _span() -> Span:
+    return field(default=NO_SPAN, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Text:
+    """A quoted string whose exact place matters (topics, paths, zones)."""
+
+    value: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Ident:
+    """A name as written, with its place (used where checks must point at it)."""
+
+    name: str
+    span: Span = _span()
+
+
+# ------------------------------------------------------------------ quantities
+
+
+@dataclass(frozen=True)
+class Duration:
+    """`1 hour 30 min`: parts as written (unit canonical: ms, s, min, h, day)."""
+
+    parts: tuple[tuple[float, str], ...]
+    seconds: float
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Distance:
+    """`150 m`, `1.5 km` (unit canonical: m or km)."""
+
+    amount: float
+    unit: str
+    meters: float
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ClockTime:
+    """`22:00` as written; range-checked by cep.checks, not by the parser."""
+
+    hour: int
+    minute: int
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class DayRange:
+    """`MON` or `WED-FRI` in an ON day list; names upper-cased, validated later."""
+
+    first: str
+    last: Optional[str]
+    span: Span = _span()
+
+
+# ------------------------------------------------------------------ expressions
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A number, string, boolean or null (`value` is None for null)."""
+
+    value: Union[int, float, str, bool, None]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Name:
+    """A bare name: an attribute of the current event, or a tag in a pattern."""
+
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """`tag.attr` or `tag[i].attr` (index None when not indexed)."""
+
+    tag: str
+    index: Optional[int]
+    attr: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ContextField:
+    """`context.key` or `context.name`."""
+
+    field: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Unary:
+    """`-x` (op '-') or `NOT x` (op 'not')."""
+
+    op: str
+    operand: "Expr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Binary:
+    """Arithmetic, comparison and logic; op is one of
+    `or and = != < <= > >= + - * / %` (`<>` is read as `!=`)."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class InList:
+    operand: "Expr"
+    items: tuple["Expr", ...]
+    negated: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Between:
+    operand: "Expr"
+    low: "Expr"
+    high: "Expr"
+    negated: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Like:
+    operand: "Expr"
+    pattern: "Expr"
+    negated: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class IsNull:
+    operand: "Expr"
+    negated: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Call:
+    """A function call; `name` lower-cased (function names are keywords)."""
+
+    name: str
+    args: tuple["Expr", ...]
+    span: Span = _span()
+
+
+Expr = Union[Literal, Name, Attribute, ContextField, Unary, Binary, InList, Between, Like,
+             IsNull, Call]
+
+
+# ------------------------------------------------------------------ patterns
+
+
+@dataclass(frozen=True)
+class EventAtom:
+    """`[tag=]Type[(filter)]`."""
+
+    tag: Optional[str]
+    type: str
+    filter: Optional[Expr]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class TimerInterval:
+    duration: Duration
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class FollowedBy:
+    """`p1 -> p2 -> ...` (two or more steps)."""
+
+    steps: tuple["Pattern", ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PatternOr:
+    items: tuple["Pattern", ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PatternAnd:
+    items: tuple["Pattern", ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Every:
+    body: "Pattern"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PatternNot:
+    body: "Pattern"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """`[n] p`."""
+
+    count: int
+    body: "Pattern"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Until:
+    """`p until q`, or `[n] p until q` (count: at most n matches of p)."""
+
+    body: "Pattern"
+    stop: "Pattern"
+    count: Optional[int]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Within:
+    """`p where timer:within(d)`."""
+
+    body: "Pattern"
+    duration: Duration
+    span: Span = _span()
+
+
+Pattern = Union[EventAtom, TimerInterval, FollowedBy, PatternOr, PatternAnd, Every, PatternNot,
+                Repeat, Until, Within]
+
+
+# ------------------------------------------------------------------ sources
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    """`Type[(filter)] [AS alias]`: a single event type as a rule's input."""
+
+    type: str
+    filter: Optional[Expr]
+    alias: Optional[str]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PatternSource:
+    """`PATTERN [ pattern ]`."""
+
+    pattern: Pattern
+    span: Span = _span()
+
+
+Source = Union[StreamSource, PatternSource]
+
+
+# ------------------------------------------------------------------ statements
+
+
+@dataclass(frozen=True)
+class SetTimezone:
+    zone: Text
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class AttrDef:
+    """`name TYPE`; type upper-cased as written, validated by cep.checks."""
+
+    name: str
+    type: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class PayloadPath:
+    """`attr = 'a.b'` inside PAYLOAD ( ... )."""
+
+    attr: str
+    path: Text
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class TopicBinding:
+    """`FROM TOPIC '...' [PAYLOAD AS attr | PAYLOAD (...)]`."""
+
+    topic: Text
+    payload_as: Optional[Ident]
+    payload_paths: tuple[PayloadPath, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class LocatedAt:
+    """`LOCATED AT (x, y)` (geo False) or `LOCATED AT GEO (lat, lon)` (geo True)."""
+
+    first: Ident
+    second: Ident
+    geo: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class LocatedIn:
+    """`LOCATED IN attr`: the attribute names a declared location."""
+
+    attr: Ident
+    span: Span = _span()
+
+
+EventPosition = Union[LocatedAt, LocatedIn]
+
+
+@dataclass(frozen=True)
+class CreateEvent:
+    name: str
+    attrs: tuple[AttrDef, ...]
+    topic: Optional[TopicBinding]
+    timestamp_path: Optional[Text]
+    position: Optional[EventPosition]
+    entity: Optional[Ident]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Point:
+    x: float
+    y: float
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Polygon:
+    """`AREA (...)` in plane metres, or `AREA GEO (...)` as (lat, lon)."""
+
+    points: tuple[Point, ...]
+    geo: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Circle:
+    center: Point
+    radius: Distance
+    geo: bool
+    span: Span = _span()
+
+
+Shape = Union[Polygon, Circle]
+
+
+@dataclass(frozen=True)
+class CreateLocation:
+    name: str
+    shape: Shape
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Recurring:
+    """`START hh:mm END hh:mm [ON days]`."""
+
+    start: ClockTime
+    end: ClockTime
+    days: tuple[DayRange, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """An initiator policy as written (upper-cased), validated by cep.checks."""
+
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class EventInterval:
+    """`INITIATED BY ... (DURATION d | TERMINATED BY ... [DURATION d]) [POLICY p]`."""
+
+    initiator: Source
+    terminator: Optional[StreamSource]
+    duration: Optional[Duration]
+    policy: Optional[Policy]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Partition:
+    attrs: tuple[Ident, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class FixedLocation:
+    location: Ident
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class EntityDistance:
+    distance: Distance
+    entity: Text
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class EventDistance:
+    distance: Distance
+    source: StreamSource
+    duration: Duration
+    policy: Optional[Policy]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Composite:
+    parts: tuple[Ident, ...]
+    span: Span = _span()
+
+
+ContextSpec = Union[Recurring, EventInterval, Partition, FixedLocation, EntityDistance,
+                    EventDistance, Composite]
+
+
+@dataclass(frozen=True)
+class CreateContext:
+    name: str
+    spec: ContextSpec
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """`@name('text')`; name as written."""
+
+    name: str
+    value: Text
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SelectItem:
+    expr: Expr
+    alias: Optional[str]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class JsonObject:
+    members: tuple[tuple[str, "JsonValue"], ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class JsonArray:
+    items: tuple["JsonValue", ...]
+    span: Span = _span()
+
+
+JsonValue = Union[JsonObject, JsonArray, Expr]
+
+
+@dataclass(frozen=True)
+class Action:
+    """`PUBLISH 'topic' [PAYLOAD ...] [QOS n] [RETAIN]`."""
+
+    topic: Text
+    payload: Optional[JsonValue]
+    qos: Optional[int]
+    retain: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SelectRule:
+    """`[...] SELECT ... FROM ... [WHERE ...] [PUBLISH ...]*`; select None means `*`."""
+
+    annotations: tuple[Annotation, ...]
+    context: Optional[Ident]
+    insert_into: Optional[Ident]
+    select: Optional[tuple[SelectItem, ...]]
+    source: Source
+    where: Optional[Expr]
+    actions: tuple[Action, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class LifecycleTrigger:
+    """`ON START` / `ON END` (kind 'start' or 'end')."""
+
+    kind: str
+    span: Span = _span()
+
+
+OnTrigger = Union[LifecycleTrigger, StreamSource, PatternSource]
+
+
+@dataclass(frozen=True)
+class OnRule:
+    """`[...] ON (START | END | PATTERN [...] | Type...) [WHERE ...] PUBLISH ...`."""
+
+    annotations: tuple[Annotation, ...]
+    context: Optional[Ident]
+    trigger: OnTrigger
+    where: Optional[Expr]
+    actions: tuple[Action, ...]
+    span: Span = _span()
+
+
+Rule = Union[SelectRule, OnRule]
+Statement = Union[SetTimezone, CreateEvent, CreateLocation, CreateContext, SelectRule, OnRule]
+
+
+@dataclass(frozen=True)
+class RuleFile:
+    """One parsed `.epl` file; statements that failed to parse are left out."""
+
+    path: str
+    statements: tuple[Statement, ...]
+    span: Span = _span()
