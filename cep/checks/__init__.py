@@ -1,0 +1,84 @@
+"""Semantic checks of parsed rule files, run as a pipeline of small passes.
+
+`check(files)` registers every declaration in a `Catalog` and reports every
+problem in a `Diagnostics` collector; the engine compiles from the catalog
+only when there is no error.
+"""
+
+from __future__ import annotations
+
+from cep import ast
+from cep.checks.catalog import Catalog, EventTypeInfo, RuleInfo
+from cep.checks.contexts import check_contexts
+from cep.checks.declarations import (check_create_event, check_create_location, check_timezone,
+                                     register_context)
+from cep.checks.network import check_cycles, check_order
+from cep.checks.rules import KNOWN_ANNOTATIONS, check_rule
+from cep.checks.unused import warn_unused
+from cep.diagnostics import Diagnostics
+
+__all__ = ["check", "Catalog", "RuleInfo", "EventTypeInfo"]
+
+
+def check(files: list[ast.RuleFile], diagnostics: Diagnostics) -> Catalog:
+    catalog = Catalog()
+    register_declarations(files, catalog, diagnostics)
+    register_rules(files, catalog, diagnostics)
+    check_cycles(catalog, diagnostics)
+    for info in check_order(catalog):
+        check_rule(info, catalog, diagnostics)
+    check_contexts(catalog, diagnostics)
+    warn_unused(catalog, diagnostics)
+    return catalog
+
+
+def register_declarations(files: list[ast.RuleFile], catalog: Catalog,
+                          diagnostics: Diagnostics) -> None:
+    zones: list[ast.SetTimezone] = []
+    for file in files:
+        for stmt in file.statements:
+            if isinstance(stmt, ast.SetTimezone):
+                check_timezone(stmt, catalog, diagnostics, zones)
+            elif isinstance(stmt, ast.CreateEvent):
+                check_create_event(stmt, catalog, diagnostics)
+            elif isinstance(stmt, ast.CreateLocation):
+                check_create_location(stmt, catalog, diagnostics)
+            elif isinstance(stmt, ast.CreateContext):
+                register_context(stmt, catalog, diagnostics)
+
+
+def register_rules(files: list[ast.RuleFile], catalog: Catalog,
+                   diagnostics: Diagnostics) -> None:
+    """Name every rule (`@name` or `rule<N>`) and register derived event types."""
+    number = 0
+    names: dict[str, ast.Span] = {}
+    for file in files:
+        for stmt in file.statements:
+            if not isinstance(stmt, (ast.SelectRule, ast.OnRule)):
+                continue
+            number += 1
+            name, description, name_span = f"rule{number}", None, stmt.span
+            for annotation in stmt.annotations:
+                if annotation.name == "name":
+                    name, name_span = annotation.value.value, annotation.value.span
+                    if not name.strip():
+                        diagnostics.error("@name must not be empty", annotation.value.span)
+                elif annotation.name == "description":
+                    description = annotation.value.value
+                elif annotation.name not in KNOWN_ANNOTATIONS:
+                    diagnostics.warning(f"unknown annotation @{annotation.name} (known: @name, "
+                                        "@description); it is ignored", annotation.span)
+            if name in names:
+                first = names[name]
+                diagnostics.error(f"rule name '{name}' is already used at "
+                                  f"{first.file}:{first.line}", name_span)
+            names.setdefault(name, name_span)
+            inserts = isinstance(stmt, ast.SelectRule) and stmt.insert_into is not None
+            output = stmt.insert_into.name if inserts else name  # type: ignore[union-attr]
+            catalog.rules.append(RuleInfo(name, description, stmt, number, output, inserts))
+            if inserts:
+                event = catalog.events.get(output)
+                if event is None:
+                    event = catalog.events[output] = EventTypeInfo(output, {},
+                                                                   span=stmt.span)
+                event.producers.append(name)

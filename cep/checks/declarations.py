@@ -1,0 +1,235 @@
+"""Checks of declarations: SET TIMEZONE, CREATE EVENT, CREATE LOCATION, CREATE CONTEXT.
+
+Each function checks one statement kind and registers it in the catalog.
+Duplicate names are errors; a later duplicate is reported and ignored.
+"""
+
+from __future__ import annotations
+
+import re
+
+from cep import ast
+from cep.checks.catalog import ATTRIBUTE_TYPES, NUMERIC, STRING, Catalog, EventTypeInfo
+from cep.checks.scope import suggestion
+from cep.diagnostics import Diagnostics
+from cep.timezones import get_zone
+
+DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+DAY_NAMES = {**{d: d for d in DAYS}, "MONDAY": "MON", "TUESDAY": "TUE", "WEDNESDAY": "WED",
+             "THURSDAY": "THU", "FRIDAY": "FRI", "SATURDAY": "SAT", "SUNDAY": "SUN"}
+POLICIES = ("ADD", "IGNORE", "REFRESH", "EXTEND")
+_TEMPLATE_NAME = re.compile(r"\{([^{}/]*)\}")
+
+
+def text_span(text: ast.Text, offset: int, length: int = 1) -> ast.Span:
+    """The span of characters `offset`.. inside a quoted string (after its quote)."""
+    col = text.span.col + 1 + offset
+    return ast.Span(text.span.file, text.span.line, col, text.span.line, col + length)
+
+
+def template_names(template: ast.Text) -> list[tuple[str, int]]:
+    """`{name}` placeholders of a topic template, with their offsets."""
+    return [(m.group(1), m.start()) for m in _TEMPLATE_NAME.finditer(template.value)]
+
+
+def check_template(template: ast.Text, diagnostics: Diagnostics, publish: bool) -> None:
+    """Structural problems of a topic template (empty levels, bad wildcards, braces)."""
+    from cep.adapters.topics import template_problems
+
+    for message, offset in template_problems(template.value):
+        diagnostics.error(f"topic '{template.value}': {message}", text_span(template, offset))
+    if publish:
+        for wildcard in ("+", "#"):
+            offset = template.value.find(wildcard)
+            if offset >= 0:
+                diagnostics.error(f"a PUBLISH topic cannot contain the wildcard `{wildcard}`",
+                                  text_span(template, offset))
+
+
+# ------------------------------------------------------------------ SET TIMEZONE
+
+
+def check_timezone(stmt: ast.SetTimezone, catalog: Catalog, diagnostics: Diagnostics,
+                   seen: list[ast.SetTimezone]) -> None:
+    zone = stmt.zone.value
+    if get_zone(zone) is None:
+        diagnostics.error(f"unknown time zone '{zone}': use an IANA name such as "
+                          "'Europe/Berlin' or 'UTC'", stmt.zone.span)
+        return
+    if seen and seen[0].zone.value != zone:
+        first = seen[0]
+        diagnostics.error(f"time zone '{zone}' conflicts with '{first.zone.value}' set at "
+                          f"{first.span.file}:{first.span.line}: one rule set has one zone",
+                          stmt.zone.span)
+        return
+    seen.append(stmt)
+    catalog.timezone = zone
+    catalog.timezone_span = stmt.span
+
+
+# ------------------------------------------------------------------ CREATE EVENT
+
+
+def check_create_event(stmt: ast.CreateEvent, catalog: Catalog,
+                       diagnostics: Diagnostics) -> None:
+    if stmt.name in catalog.events:
+        first = catalog.events[stmt.name].span
+        diagnostics.error(f"event type {stmt.name} is already declared at "
+                          f"{first.file}:{first.line}", stmt.span)
+        return
+    attrs: dict[str, str] = {}
+    for attr in stmt.attrs:
+        if attr.name in attrs:
+            diagnostics.error(f"attribute `{attr.name}` is declared twice in {stmt.name}",
+                              attr.span)
+            continue
+        if attr.type not in ATTRIBUTE_TYPES:
+            diagnostics.error(f"unknown type {attr.type} for `{attr.name}`: use INT, FLOAT, "
+                              f"STRING, BOOL or TIMESTAMP{suggestion(attr.type, ATTRIBUTE_TYPES)}",
+                              attr.span)
+            attrs[attr.name] = "ANY"
+            continue
+        attrs[attr.name] = attr.type
+    catalog.events[stmt.name] = EventTypeInfo(stmt.name, attrs, stmt, span=stmt.span)
+
+    def need_attr(ident: ast.Ident, role: str, types: tuple[str, ...] = ()) -> None:
+        if ident.name not in attrs:
+            diagnostics.error(f"{role} `{ident.name}` is not an attribute of {stmt.name}"
+                              f"{suggestion(ident.name, attrs)}", ident.span)
+        elif types and attrs[ident.name] not in types + ("ANY",):
+            diagnostics.error(f"{role} `{ident.name}` must be "
+                              f"{' or '.join(types)}, not {attrs[ident.name]}", ident.span)
+
+    if stmt.topic is not None:
+        binding = stmt.topic
+        check_template(binding.topic, diagnostics, publish=False)
+        for name, offset in template_names(binding.topic):
+            if name and name not in attrs:
+                diagnostics.error(f"topic placeholder `{{{name}}}` is not an attribute of "
+                                  f"{stmt.name}{suggestion(name, attrs)}",
+                                  text_span(binding.topic, offset, len(name) + 2))
+        if binding.payload_as is not None:
+            need_attr(binding.payload_as, "PAYLOAD AS")
+        seen_paths: set[str] = set()
+        for path in binding.payload_paths:
+            need_attr(ast.Ident(path.attr, path.span), "PAYLOAD path for")
+            if path.attr in seen_paths:
+                diagnostics.error(f"`{path.attr}` has two PAYLOAD paths", path.span)
+            seen_paths.add(path.attr)
+            if not path.path.value or any(not part for part in path.path.value.split(".")):
+                diagnostics.error(f"bad payload path '{path.path.value}': use dotted keys "
+                                  "such as 'sensor.value'", path.path.span)
+    if stmt.timestamp_path is not None and not stmt.timestamp_path.value:
+        diagnostics.error("TIMESTAMP FROM needs a payload path such as 'time'",
+                          stmt.timestamp_path.span)
+    if isinstance(stmt.position, ast.LocatedAt):
+        role = "LOCATED AT GEO" if stmt.position.geo else "LOCATED AT"
+        need_attr(stmt.position.first, role, NUMERIC)
+        need_attr(stmt.position.second, role, NUMERIC)
+    elif isinstance(stmt.position, ast.LocatedIn):
+        need_attr(stmt.position.attr, "LOCATED IN", (STRING,))
+    if stmt.entity is not None:
+        need_attr(stmt.entity, "ENTITY")
+        if stmt.position is None:
+            diagnostics.error(f"ENTITY needs a LOCATED clause: {stmt.name} events carry no "
+                              "position", stmt.entity.span)
+
+
+# ------------------------------------------------------------------ CREATE LOCATION
+
+
+def check_create_location(stmt: ast.CreateLocation, catalog: Catalog,
+                          diagnostics: Diagnostics) -> None:
+    if stmt.name in catalog.locations:
+        first = catalog.locations[stmt.name].span
+        diagnostics.error(f"location {stmt.name} is already declared at "
+                          f"{first.file}:{first.line}", stmt.span)
+        return
+    catalog.locations[stmt.name] = stmt
+    shape = stmt.shape
+    points = shape.points if isinstance(shape, ast.Polygon) else (shape.center,)
+    if isinstance(shape, ast.Polygon) and len(shape.points) < 3:
+        diagnostics.error(f"an AREA needs at least 3 corners, {stmt.name} has "
+                          f"{len(shape.points)}", shape.span)
+    if isinstance(shape, ast.Circle):
+        check_positive_distance(shape.radius, diagnostics)
+    if shape.geo:
+        for point in points:
+            if not -90 <= point.x <= 90:
+                diagnostics.error(f"latitude {point.x:g} is outside -90..90 (GEO points are "
+                                  "(lat, lon))", point.span)
+            if not -180 <= point.y <= 180:
+                diagnostics.error(f"longitude {point.y:g} is outside -180..180", point.span)
+
+
+def check_positive_distance(distance: ast.Distance, diagnostics: Diagnostics) -> None:
+    if distance.meters <= 0:
+        diagnostics.error("a distance must be greater than zero", distance.span)
+
+
+def check_duration(duration: ast.Duration, diagnostics: Diagnostics) -> None:
+    from cep.transformer import TIME_UNITS
+
+    canonical = {unit for unit, _ in TIME_UNITS.values()}
+    if all(unit in canonical for _, unit in duration.parts) and duration.seconds <= 0:
+        diagnostics.error("a duration must be longer than zero", duration.span)
+
+
+# ------------------------------------------------------------------ CREATE CONTEXT (static part)
+
+
+def check_clock(time: ast.ClockTime, diagnostics: Diagnostics) -> None:
+    if not (0 <= time.hour <= 23 and 0 <= time.minute <= 59):
+        diagnostics.error(f"{time.hour:02d}:{time.minute:02d} is not a clock time: use 00:00 "
+                          "to 23:59", time.span)
+
+
+def check_days(days: tuple[ast.DayRange, ...], diagnostics: Diagnostics) -> None:
+    for day_range in days:
+        for name in (day_range.first, day_range.last):
+            if name is not None and name not in DAY_NAMES:
+                diagnostics.error(f"unknown day `{name}`: use MON, TUE, WED, THU, FRI, SAT or "
+                                  f"SUN{suggestion(name, DAYS)}", day_range.span)
+
+
+def check_policy(policy: ast.Policy | None, diagnostics: Diagnostics) -> None:
+    if policy is not None and policy.name not in POLICIES:
+        diagnostics.error(f"unknown policy {policy.name}: use ADD, IGNORE, REFRESH or EXTEND"
+                          f"{suggestion(policy.name, POLICIES)}", policy.span)
+
+
+def register_context(stmt: ast.CreateContext, catalog: Catalog,
+                     diagnostics: Diagnostics) -> None:
+    """Register a context and check what needs no other declaration."""
+    if stmt.name in catalog.contexts:
+        first = catalog.contexts[stmt.name].span
+        diagnostics.error(f"context {stmt.name} is already declared at "
+                          f"{first.file}:{first.line}", stmt.span)
+        return
+    catalog.contexts[stmt.name] = stmt
+    spec = stmt.spec
+    if isinstance(spec, ast.Recurring):
+        check_clock(spec.start, diagnostics)
+        check_clock(spec.end, diagnostics)
+        if (spec.start.hour, spec.start.minute) == (spec.end.hour, spec.end.minute):
+            diagnostics.error("START and END are the same time, so the interval would be "
+                              "empty", spec.end.span)
+        check_days(spec.days, diagnostics)
+    elif isinstance(spec, ast.EventInterval):
+        if spec.duration is not None:
+            check_duration(spec.duration, diagnostics)
+        check_policy(spec.policy, diagnostics)
+    elif isinstance(spec, ast.EntityDistance):
+        check_positive_distance(spec.distance, diagnostics)
+        if not spec.entity.value:
+            diagnostics.error("the entity id must not be empty", spec.entity.span)
+    elif isinstance(spec, ast.EventDistance):
+        check_positive_distance(spec.distance, diagnostics)
+        check_duration(spec.duration, diagnostics)
+        check_policy(spec.policy, diagnostics)
+    elif isinstance(spec, ast.Partition):
+        seen: set[str] = set()
+        for attr in spec.attrs:
+            if attr.name in seen:
+                diagnostics.error(f"`{attr.name}` appears twice in PARTITION BY", attr.span)
+            seen.add(attr.name)

@@ -1,0 +1,143 @@
+"""Pattern checks: event types exist, filters type-check, tags are bound where used.
+
+Walks a pattern in the order events can bind tags.  A filter may use the
+tags bound *before* its atom can match: those of earlier `->` steps, never
+those of a sibling `and`/`or` branch, of a later step, or from inside a `not`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from cep import ast
+from cep.checks.scope import Scope, TagInfo, suggestion
+from cep.checks.expressions import ExpressionChecker
+from cep.diagnostics import Diagnostics
+
+Tags = dict[str, TagInfo]
+
+
+def has_every(pattern: ast.Pattern) -> bool:
+    return any(isinstance(node, ast.Every) for node in walk(pattern))
+
+
+def walk(pattern: ast.Pattern):
+    """Every pattern node, depth first."""
+    yield pattern
+    for child in children(pattern):
+        yield from walk(child)
+
+
+def children(pattern: ast.Pattern) -> tuple[ast.Pattern, ...]:
+    if isinstance(pattern, ast.FollowedBy):
+        return pattern.steps
+    if isinstance(pattern, (ast.PatternAnd, ast.PatternOr)):
+        return pattern.items
+    if isinstance(pattern, (ast.Every, ast.PatternNot, ast.Repeat, ast.Within)):
+        return (pattern.body,)
+    if isinstance(pattern, ast.Until):
+        return (pattern.body, pattern.stop)
+    return ()
+
+
+def event_types(pattern: ast.Pattern) -> list[str]:
+    """The event types a pattern reads, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for node in walk(pattern):
+        if isinstance(node, ast.EventAtom):
+            seen.setdefault(node.type)
+    return list(seen)
+
+
+def declared_tags(pattern: ast.Pattern) -> dict[str, ast.EventAtom]:
+    return {node.tag: node for node in walk(pattern)
+            if isinstance(node, ast.EventAtom) and node.tag}
+
+
+class PatternChecker:
+    """Checks one pattern; `result_tags` are the tags a complete match can carry."""
+
+    def __init__(self, event_attrs: dict[str, dict[str, str] | None], make_scope: Callable[[], Scope],
+                 diagnostics: Diagnostics) -> None:
+        self.event_attrs = event_attrs
+        self.make_scope = make_scope
+        self.diagnostics = diagnostics
+        self.all_tags: dict[str, ast.EventAtom] = {}
+
+    def check(self, pattern: ast.Pattern) -> Tags:
+        self.all_tags = declared_tags(pattern)
+        return self._visit(pattern, {}, repeated=None)
+
+    # -------------------------------------------------------------- visiting
+    def _visit(self, p: ast.Pattern, available: Tags, repeated: TagInfo | None) -> Tags:
+        if isinstance(p, ast.EventAtom):
+            return self._atom(p, available, repeated)
+        if isinstance(p, ast.TimerInterval):
+            return {}
+        if isinstance(p, ast.FollowedBy):
+            produced: Tags = {}
+            current = dict(available)
+            for step in p.steps:
+                step_tags = self._visit(step, current, repeated)
+                self._merge(produced, step_tags, step, allow_same_type=False)
+                current.update(step_tags)
+            return produced
+        if isinstance(p, (ast.PatternAnd, ast.PatternOr)):
+            produced = {}
+            for item in p.items:
+                self._merge(produced, self._visit(item, available, repeated), item,
+                            allow_same_type=isinstance(p, ast.PatternOr))
+            return produced
+        if isinstance(p, ast.PatternNot):
+            self._visit(p.body, available, repeated)
+            return {}
+        if isinstance(p, (ast.Every, ast.Within)):
+            return self._visit(p.body, available, repeated)
+        if isinstance(p, ast.Repeat):
+            return self._visit(p.body, available, TagInfo("", True, p.count))
+        if isinstance(p, ast.Until):
+            body = self._visit(p.body, available, TagInfo("", True, None))
+            body = {tag: TagInfo(info.type, True, None) if info.count is None else info
+                    for tag, info in body.items()}
+            return {**body, **self._visit(p.stop, available, repeated)}
+        raise TypeError(f"unknown pattern node {type(p).__name__}")
+
+    def _atom(self, atom: ast.EventAtom, available: Tags, repeated: TagInfo | None) -> Tags:
+        attrs = self.event_attrs.get(atom.type)  # None: a derived type whose schema is unknown
+        if atom.type not in self.event_attrs:
+            self.diagnostics.error(f"unknown event type {atom.type}: declare it with CREATE "
+                                   f"EVENT or produce it with INSERT INTO"
+                                   f"{suggestion(atom.type, self.event_attrs)}", atom.span)
+        if atom.tag is not None and atom.tag in available:
+            self.diagnostics.error(f"tag `{atom.tag}` is already bound earlier in this pattern",
+                                   atom.span)
+        if atom.filter is not None and attrs is not None:
+            scope = self.make_scope()
+            scope.attrs = attrs
+            scope.attrs_owner = f"event type {atom.type}"
+            scope.tags = dict(available)
+            scope.unbound = {tag: self._why_unbound(tag, atom)
+                             for tag in self.all_tags if tag not in available}
+            ExpressionChecker(scope, self.diagnostics).condition(atom.filter, "a filter")
+        if atom.tag is None:
+            return {}
+        if repeated is not None:
+            return {atom.tag: TagInfo(atom.type, True, repeated.count)}
+        return {atom.tag: TagInfo(atom.type)}
+
+    def _merge(self, produced: Tags, new: Tags, node: ast.Pattern, allow_same_type: bool) -> None:
+        """Add a sub-pattern's tags; the same tag twice is an error, except in two
+        branches of `or` with the same event type (only one of them binds it)."""
+        for tag, info in new.items():
+            old = produced.get(tag)
+            if old is not None and not (allow_same_type and old.type == info.type):
+                where = declared_tags(node).get(tag, node)
+                self.diagnostics.error(f"tag `{tag}` is bound twice in this pattern", where.span)
+            produced[tag] = info
+
+    @staticmethod
+    def _why_unbound(tag: str, atom: ast.EventAtom) -> str:
+        if tag == atom.tag:
+            return "a filter cannot use its own tag; use the bare attribute name"
+        return ("it is bound later in the pattern, in another branch of `and`/`or`, or "
+                "inside `not`")
