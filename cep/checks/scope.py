@@ -44,5 +44,5 @@ class Scope:
 
 def suggestion(name: str, candidates: Iterable[str]) -> str:
     """` (did you mean `x`?)` when a close candidate exists, else ''."""
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.7)
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean `{close[0]}`?)" if close else ""

@@ -1,0 +1,224 @@
+"""The error catalogue: bad rule text and the exact diagnostic each must produce.
+
+Each case is (id, source, expected) where expected is `line:col: severity: message`
+(a prefix of the message is enough where the rest is long).  Every case also
+proves the file is refused (or, for warnings, accepted) as a whole.
+"""
+
+import pytest
+
+from helpers import PRELUDE, diagnostics_text, load
+
+P = PRELUDE.count("\n")  # lines the prelude takes, for cases that use it
+
+SYNTAX = [
+    ("missing-semicolon",
+     "CREATE EVENT A (x INT) FROM TOPIC 'a'\nCREATE EVENT B (x INT);",
+     "1:38: error: missing `;` at the end of this statement (the next one starts with "
+     "`CREATE` at line 2)"),
+    ("duration-expected",
+     "CREATE EVENT A (x INT);\nCREATE CONTEXT C INITIATED BY A DURATION ;",
+     "2:41: error: expected a duration such as `20 min`, found the end of the statement"),
+    ("timer-interval-empty",
+     "SELECT * FROM PATTERN [ every timer:interval() ];",
+     "1:46: error: expected a duration such as `20 min`, found `)`"),
+    ("unknown-time-unit",
+     "CREATE EVENT A (x INT);\nSELECT * FROM PATTERN [ every A -> timer:interval(20 mins) ];",
+     "2:54: error: unknown time unit `mins`: use ms, sec, min, hour or day"),
+    ("unknown-distance-unit",
+     "CREATE LOCATION d CIRCLE (1, 2) RADIUS 3 miles;",
+     "1:42: error: unknown distance unit `miles`: use m or km"),
+    ("expression-expected",
+     "CREATE EVENT A (x INT);\nSELECT x FROM A WHERE x > ;",
+     "2:26: error: expected an expression, found the end of the statement"),
+    ("statement-start",
+     "PUBLISH 'x';",
+     "1:1: error: expected `@`, `CONTEXT`, `CREATE`, `INSERT`, `ON`, `SELECT` or `SET`, "
+     "found `PUBLISH`"),
+    ("qos-expected",
+     "CREATE EVENT A (x INT);\nSELECT x FROM A PUBLISH 'a' QOS ;",
+     "2:32: error: expected a QoS level: 0, 1 or 2, found the end of the statement"),
+    ("unterminated-string",
+     "SELECT 'abc FROM A;",
+     "1:8: error: unterminated string: a string must end on the line where it starts"),
+    ("unterminated-comment",
+     "CREATE EVENT A (x INT);\n/* never closed",
+     "2:1: error: unterminated comment: `/*` has no closing `*/`"),
+    ("clock-time-expected",
+     "CREATE CONTEXT N START 22 END 07:00;",
+     "1:24: error: expected a clock time such as `22:00`, found `22`"),
+    ("topic-expected",
+     "CREATE EVENT A (x INT) FROM TOPIC home;",
+     "1:35: error: expected a quoted topic such as 'home/{room}/temperature', found `home`"),
+    ("unexpected-character",
+     "CREATE EVENT A (x INT) $;",
+     "1:24: error: unexpected character `$`"),
+]
+
+SEMANTIC = [
+    ("unknown-zone", "SET TIMEZONE 'Mars/Olympus';",
+     "1:14: error: unknown time zone 'Mars/Olympus'"),
+    ("two-zones", "SET TIMEZONE 'UTC';\nSET TIMEZONE 'Europe/Berlin';",
+     "2:14: error: time zone 'Europe/Berlin' conflicts with 'UTC' set at test.epl:1"),
+    ("hour-25", "CREATE EVENT A (x INT);\nCREATE CONTEXT N START 25:00 END 07:00;\n"
+                "CONTEXT N SELECT * FROM PATTERN [every A];",
+     "2:24: error: 25:00 is not a clock time: use 00:00 to 23:59"),
+    ("minute-60", "CREATE EVENT A (x INT);\nCREATE CONTEXT N START 22:00 END 07:60;\n"
+                  "CONTEXT N SELECT * FROM PATTERN [every A];",
+     "2:34: error: 07:60 is not a clock time"),
+    ("empty-interval", "CREATE CONTEXT N START 22:00 END 22:00;",
+     "1:34: error: START and END are the same time"),
+    ("bad-day", "CREATE CONTEXT N START 22:00 END 07:00 ON MON-FRY;",
+     "1:43: error: unknown day `FRY`"),
+    ("zero-duration", "CREATE EVENT A (x INT);\nCREATE CONTEXT H INITIATED BY A DURATION 0 min;",
+     "2:42: error: a duration must be longer than zero"),
+    ("bad-policy", "CREATE EVENT A (x INT);\nCREATE CONTEXT H INITIATED BY A DURATION 1 h "
+                   "POLICY EXPAND;",
+     "2:46: error: unknown policy EXPAND: use ADD, IGNORE, REFRESH or EXTEND (did you mean "
+     "`EXTEND`?)"),
+    ("qos-3", PRELUDE + "SELECT x FROM A PUBLISH 'out' QOS 3;",
+     f"{P + 1}:17: error: QoS must be 0, 1 or 2, not 3"),
+    ("duplicate-event", "CREATE EVENT A (x INT);\nCREATE EVENT A (y INT);",
+     "2:1: error: event type A is already declared at test.epl:1"),
+    ("duplicate-attr", "CREATE EVENT A (x INT, x FLOAT);",
+     "1:24: error: attribute `x` is declared twice in A"),
+    ("unknown-type", "CREATE EVENT A (x DOUBLE);",
+     "1:17: error: unknown type DOUBLE for `x`: use INT, FLOAT, STRING, BOOL or TIMESTAMP"),
+    ("topic-placeholder", "CREATE EVENT A (x INT) FROM TOPIC 'home/{room}/a';",
+     "1:41: error: topic placeholder `{room}` is not an attribute of A"),
+    ("hash-not-last", "CREATE EVENT A (x INT) FROM TOPIC 'home/#/a';",
+     "1:41: error: topic 'home/#/a': "),
+    ("payload-as-unknown", "CREATE EVENT A (x INT) FROM TOPIC 'a' PAYLOAD AS y;",
+     "1:50: error: PAYLOAD AS `y` is not an attribute of A"),
+    ("located-at-string", "CREATE EVENT A (x STRING, y FLOAT) LOCATED AT (x, y);",
+     "1:48: error: LOCATED AT `x` must be INT or FLOAT, not STRING"),
+    ("entity-without-position", "CREATE EVENT A (who STRING) ENTITY who;",
+     "1:36: error: ENTITY needs a LOCATED clause"),
+    ("area-two-points", "CREATE LOCATION l AREA ((0,0), (1,1));",
+     "1:19: error: an AREA needs at least 3 corners, l has 2"),
+    ("latitude", "CREATE LOCATION l CIRCLE GEO (95, 10) RADIUS 5 m;",
+     "1:30: error: latitude 95 is outside -90..90"),
+    ("unknown-event-type", PRELUDE + "SELECT * FROM PATTERN [every Aa];",
+     f"{P + 1}:30: error: unknown event type Aa: declare it with CREATE EVENT or produce it "
+     "with INSERT INTO (did you mean `A`?)"),
+    ("unknown-attribute", PRELUDE + "SELECT x FROM A(y > 1);",
+     f"{P + 1}:17: error: unknown name `y`: event type A has no attribute `y`"),
+    ("unknown-tag-attribute", PRELUDE + "SELECT a.vx AS v FROM PATTERN [every a=B];",
+     f"{P + 1}:8: error: event type B has no attribute `vx` (did you mean `v`?)"),
+    ("tag-bound-later", PRELUDE + "SELECT * FROM PATTERN [every a=A(x > b.v) -> b=B];",
+     f"{P + 1}:38: error: tag `b` is not bound here"),
+    ("tag-in-and-sibling", PRELUDE + "SELECT * FROM PATTERN [every (a=A and b=B(v > a.x))];",
+     f"{P + 1}:47: error: tag `a` is not bound here"),
+    ("tag-from-not", PRELUDE + "SELECT * FROM PATTERN [every (not a=A -> b=B(v > a.x))];",
+     f"{P + 1}:50: error: tag `a` is not bound here"),
+    ("repeated-tag-needs-index", PRELUDE + "SELECT a.x FROM PATTERN [every [2] a=A];",
+     f"{P + 1}:8: error: tag `a` holds several events ([n] or until): write `a[0].x`"),
+    ("index-out-of-range", PRELUDE + "SELECT a[2].x AS x FROM PATTERN [every [2] a=A];",
+     f"{P + 1}:8: error: tag `a` holds 2 events, so the index must be 0 to 1"),
+    ("tag-twice", PRELUDE + "SELECT * FROM PATTERN [every a=A -> a=A];",
+     f"{P + 1}:37: error: tag `a` is already bound earlier in this pattern"),
+    ("string-vs-number", PRELUDE + "SELECT x FROM A(s > 3);",
+     f"{P + 1}:17: error: cannot order a STRING against a number (INT) with `>`"),
+    ("string-equals-number", PRELUDE + "SELECT x FROM A(s = 3);",
+     f"{P + 1}:17: error: cannot compare a STRING with a number (INT)"),
+    ("filter-not-boolean", PRELUDE + "SELECT x FROM A(x + 1);",
+     f"{P + 1}:17: error: a filter must be a condition (true or false), but this is a number"),
+    ("arith-on-string", PRELUDE + "SELECT x FROM A WHERE x + s > 1;",
+     f"{P + 1}:27: error: `+` needs numbers, but this is a STRING"),
+    ("like-on-number", PRELUDE + "SELECT x FROM A WHERE x LIKE 'a%';",
+     f"{P + 1}:23: error: LIKE works on strings, but this is a number (INT)"),
+    ("unknown-function", PRELUDE + "SELECT foo(x) AS y FROM A;",
+     f"{P + 1}:8: error: unknown function `foo`"),
+    ("arity", PRELUDE + "SELECT abs(x, 1) AS y FROM A;",
+     f"{P + 1}:8: error: abs() takes 1 argument, not 2"),
+    ("distance-unlocated", PRELUDE + "SELECT distance(a, b) AS d FROM PATTERN [every a=A -> b=B];",
+     f"{P + 1}:17: error: distance(): events of type A have no position"),
+    ("select-needs-name", PRELUDE + "SELECT x + 1 FROM A;",
+     f"{P + 1}:8: error: give this expression a name with AS"),
+    ("select-duplicate-name", PRELUDE + "SELECT x, f AS x FROM A;",
+     f"{P + 1}:11: error: the result already has a `x`"),
+    ("context-key-unpartitioned", PRELUDE + "CREATE CONTEXT N START 22:00 END 07:00;\n"
+                                            "CONTEXT N SELECT context.key AS k FROM A;",
+     f"{P + 2}:18: error: `context.key` needs a partitioned context, and N has no "
+     "PARTITION BY"),
+    ("context-key-no-context", PRELUDE + "SELECT context.key AS k FROM A;",
+     f"{P + 1}:8: error: `context.key` needs a rule with CONTEXT"),
+    ("unknown-context", PRELUDE + "CONTEXT Nite SELECT x FROM A;",
+     f"{P + 1}:9: error: unknown context Nite"),
+    ("on-start-without-context", PRELUDE + "ON START PUBLISH 'x';",
+     f"{P + 1}:4: error: ON START needs a CONTEXT"),
+    ("publish-placeholder", PRELUDE + "SELECT x FROM A PUBLISH 'out/{room}';",
+     f"{P + 1}:30: error: topic placeholder `{{room}}` is not a name of the rule's result"),
+    ("publish-wildcard", PRELUDE + "SELECT x FROM A PUBLISH 'out/#';",
+     f"{P + 1}:30: error: a PUBLISH topic cannot contain the wildcard `#`"),
+    ("duplicate-rule-name", PRELUDE + "@name('r') SELECT x FROM A;\n@name('r') SELECT x FROM A;",
+     f"{P + 2}:7: error: rule name 'r' is already used at test.epl:{P + 1}"),
+    ("schema-conflict", PRELUDE + "INSERT INTO X SELECT x FROM A;\nINSERT INTO X SELECT s AS x "
+                                  "FROM A;",
+     f"{P + 2}:13: error: INSERT INTO X: this result (x STRING) differs from the one rule "
+     "'rule1' inserts (x INT)"),
+    ("insert-into-declared", PRELUDE + "INSERT INTO B SELECT x AS w FROM A;",
+     f"{P + 1}:13: error: INSERT INTO B: B has no attribute `w`"),
+    ("insert-cycle", PRELUDE + "INSERT INTO Y SELECT * FROM Z;\nINSERT INTO Z SELECT * FROM Y;",
+     f"{P + 2}:13: error: INSERT INTO cycle: Z → rule 'rule1' → Y → rule 'rule2' → Z"),
+    ("unknown-location", PRELUDE + "CREATE CONTEXT L LOCATION kitchen;\nCONTEXT L SELECT x FROM A;",
+     f"{P + 1}:27: error: unknown location kitchen"),
+    ("partition-unknown-attr", PRELUDE + "CREATE CONTEXT P PARTITION BY rom;\n"
+                                         "CONTEXT P SELECT x FROM A;",
+     f"{P + 1}:31: error: PARTITION BY `rom`: no event type has this attribute"),
+    ("composite-unknown", PRELUDE + "CREATE CONTEXT N START 22:00 END 07:00;\n"
+                                    "CREATE CONTEXT C AS N AND Q;\nCONTEXT C SELECT x FROM A;",
+     f"{P + 2}:27: error: unknown context Q"),
+    ("event-distance-unlocated", PRELUDE + "CREATE CONTEXT W WITHIN 5 m OF A DURATION 1 min;\n"
+                                           "CONTEXT W SELECT x FROM A;",
+     f"{P + 1}:32: error: WITHIN ... OF: A events have no position"),
+]
+
+WARNINGS = [
+    ("no-every", PRELUDE + "SELECT * FROM PATTERN [a=A -> b=B];",
+     f"{P + 1}:15: warning: this pattern has no `every`: it fires at most once per context "
+     "instance"),
+    ("unused-event", "CREATE EVENT A (x INT) FROM TOPIC 'a';",
+     "1:1: warning: event type A is declared but no rule or context reads it"),
+    ("unused-context", PRELUDE + "CREATE CONTEXT N START 22:00 END 07:00;\nSELECT x FROM A;",
+     f"{P + 1}:1: warning: context N is declared but no rule uses it"),
+    ("unused-location", "CREATE LOCATION l CIRCLE (0, 0) RADIUS 1 m;",
+     "1:1: warning: location l is declared but no context or LOCATED IN uses it"),
+    ("compare-null", PRELUDE + "SELECT x FROM A WHERE s = null;",
+     f"{P + 1}:23: warning: `=` with null is never true: use IS NULL"),
+    ("unknown-annotation", PRELUDE + "@priority('1') SELECT x FROM A;",
+     f"{P + 1}:1: warning: unknown annotation @priority"),
+]
+
+
+def _case_ids(cases):
+    return [c[0] for c in cases]
+
+
+@pytest.mark.parametrize("case_id,source,expected", SYNTAX + SEMANTIC,
+                         ids=_case_ids(SYNTAX + SEMANTIC))
+def test_error_is_reported_and_file_refused(case_id, source, expected):
+    loaded = load(source)
+    found = diagnostics_text(loaded)
+    assert any(line.startswith(expected) for line in found), "\n".join(found)
+    assert not loaded.ok
+
+
+@pytest.mark.parametrize("case_id,source,expected", WARNINGS, ids=_case_ids(WARNINGS))
+def test_warning_is_reported_and_file_accepted(case_id, source, expected):
+    loaded = load(source)
+    found = diagnostics_text(loaded)
+    assert any(line.startswith(expected) for line in found), "\n".join(found)
+    assert loaded.ok, "\n".join(found)
+
+
+def test_every_error_in_a_file_is_reported():
+    source = "\n".join(case[1] for case in SYNTAX[:6]).replace(";\n", ";\n")
+    loaded = load("CREATE EVENT A (x INT) FROM TOPIC 'a'\nCREATE EVENT B (x INT);\n"
+                  "CREATE CONTEXT N START 25:00 END 07:00;\n"
+                  "SELECT x FROM A WHERE x > ;\n"
+                  "SELECT y FROM B;\n")
+    lines = diagnostics_text(loaded)
+    errors = [line for line in lines if ": error: " in line]
+    assert [e.split(": error: ")[0] for e in errors] == ["1:38", "3:24", "4:26", "5:15"], lines
+    assert source  # the syntax cases themselves are checked one by one above
