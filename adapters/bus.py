@@ -1,0 +1,124 @@
+"""The bus mapping: MQTT topic + payload -> engine events, shared by live runs and replay.
+
+Built once from the CREATE EVENT statements.  Per message: one dict lookup for
+topics that some template names exactly (with every wildcard template that
+also matches it worked out at build time); other topics are matched against
+the wildcard templates once and the result cached, so steady traffic never
+re-matches.  The payload is parsed at most once per message, however many
+types share the topic.
+"""
+
+from __future__ import annotations
+
+from datetime import timezone, tzinfo
+from typing import Any, Iterable, Mapping, Optional
+
+from cep import ast
+from cep.events import Event
+
+from .badmessages import BadMessageReporter
+from .payload import BadMessage, MappingError, PayloadDecoder, parse_payload
+from .topics import TopicTemplate, compile_template, merge_subscriptions
+
+__all__ = ["BusMapping", "BadMessage", "MappingError", "BadMessageReporter"]
+
+# (decoder, converted topic-bound attributes, reason when they do not convert)
+Route = tuple[PayloadDecoder, dict[str, Any], Optional[str]]
+
+_UNPARSED: Any = object()
+_NO_ROUTES: tuple[Route, ...] = ()
+
+
+class BusMapping:
+    """Topic and payload mapping for every declared event type."""
+
+    CACHE_LIMIT = 65536  # distinct wildcard-matched topics remembered (then start afresh)
+
+    def __init__(self, decoders: list[PayloadDecoder],
+                 templates: list[Optional[TopicTemplate]]) -> None:
+        self._by_name: dict[str, PayloadDecoder] = {}
+        for decoder in decoders:
+            if decoder.name in self._by_name:
+                raise MappingError(f"event type {decoder.name!r} is declared twice")
+            self._by_name[decoder.name] = decoder
+        bus = [(d, t) for d, t in zip(decoders, templates) if t is not None]
+        self._filters = merge_subscriptions(t.filter for _, t in bus)
+        self._wild = tuple((d, t) for d, t in bus if not t.exact)
+        exact: dict[str, tuple[Route, ...]] = {}
+        for _, template in bus:
+            if template.exact and template.template not in exact:
+                exact[template.template] = self._match(template.template, bus)
+        self._exact = exact
+        self._cache: dict[str, tuple[Route, ...]] = {}
+
+    @classmethod
+    def from_events(cls, create_events: Iterable[ast.CreateEvent],
+                    tz: tzinfo = timezone.utc) -> "BusMapping":
+        """`tz` is where offset-less ISO timestamps in payloads are read (the rules' zone)."""
+        decoders: list[PayloadDecoder] = []
+        templates: list[Optional[TopicTemplate]] = []
+        for event in create_events:
+            decoders.append(PayloadDecoder.from_event(event, tz))
+            templates.append(compile_template(event.topic.topic.value)
+                             if event.topic is not None else None)
+        return cls(decoders, templates)
+
+    @staticmethod
+    def _match(topic: str, bus: Iterable[tuple[PayloadDecoder, TopicTemplate]]
+               ) -> tuple[Route, ...]:
+        routes: list[Route] = []
+        for decoder, template in bus:
+            bound = template.match(topic)
+            if bound is None:
+                continue
+            try:
+                routes.append((decoder, decoder.convert_bound(bound), None))
+            except BadMessage as exc:
+                routes.append((decoder, {}, exc.reason))
+        return tuple(routes) if routes else _NO_ROUTES
+
+    def subscriptions(self) -> list[str]:
+        """MQTT filters to subscribe to: one per template, duplicates and covered ones merged."""
+        return list(self._filters)
+
+    def decode(self, topic: str, payload: bytes, arrival_ts: float) -> list[Event]:
+        """One event per declared type whose template matches, in declaration order.
+
+        [] when no template matches.  Raises BadMessage when any matching type
+        cannot read the message (the whole message is then bad).
+        """
+        routes = self._exact.get(topic)
+        if routes is None:
+            routes = self._cache.get(topic)
+            if routes is None:
+                routes = self._match(topic, self._wild)
+                if len(self._cache) >= self.CACHE_LIMIT:
+                    self._cache.clear()
+                self._cache[topic] = routes
+        if not routes:
+            return []
+        value = _UNPARSED
+        events: list[Event] = []
+        for decoder, bound, error in routes:
+            if error is not None:
+                raise BadMessage(error)
+            if value is _UNPARSED and decoder.needs_object:
+                value = parse_payload(payload)
+            events.append(decoder.decode(payload, value, bound, arrival_ts))
+        return events
+
+    def make_event(self, type_name: str, ts: float, raw_attrs: Mapping[str, Any]) -> Event:
+        """An engine event given directly (a trace line): declared types are converted;
+        other (derived) types keep their attributes as given."""
+        decoder = self._by_name.get(type_name)
+        if decoder is None:
+            return Event(type_name, ts, dict(raw_attrs))
+        return Event(type_name, ts, decoder.convert_attrs(raw_attrs))
+
+    def declares(self, type_name: str) -> bool:
+        """True when `type_name` has a CREATE EVENT."""
+        return type_name in self._by_name
+
+    def attribute_types(self, type_name: str) -> dict[str, str]:
+        """Declared attribute types of a CREATE EVENT type (a copy); KeyError if undeclared."""
+        return dict(self._by_name[type_name].types)

@@ -1,0 +1,44 @@
+"""JSON with orjson when it is installed, else the standard library, behaving alike.
+
+Both refuse NaN/Infinity (orjson always does; `json` is told to), so a value read
+through either is finite and a trace reads the same on every installation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+__all__ = ["loads", "dumps_compact", "HAVE_ORJSON"]
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _std_loads(data: bytes | bytearray | memoryview | str) -> Any:
+    # Decode as UTF-8 ourselves: json.loads would also guess UTF-16/32, which orjson refuses.
+    text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+_std_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _std_dumps_compact(value: Any) -> bytes:
+    return _std_encoder.encode(value).encode("utf-8")
+
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised by the fallback test
+    _orjson = None
+
+HAVE_ORJSON = _orjson is not None
+
+loads: Callable[[Any], Any] = _orjson.loads if _orjson is not None else _std_loads
+"""Parse JSON from bytes or str; raises ValueError on anything invalid."""
+
+dumps_compact: Callable[[Any], bytes] = (_orjson.dumps if _orjson is not None
+                                         else _std_dumps_compact)
+"""Compact UTF-8 JSON text (no spaces, non-ASCII kept) as bytes."""

@@ -1,0 +1,263 @@
+"""Reading one declared event type's attributes out of a bus message.
+
+A `PayloadDecoder` is built once per CREATE EVENT.  Where each attribute comes
+from is decided then:
+- bound by the topic template (`{room}`): from the topic, never the payload;
+- `PAYLOAD AS attr`: the whole payload text (a JSON string payload is unquoted);
+- `PAYLOAD (attr = 'a.b', ...)`: a dotted path into the JSON object (`a.0.b`
+  indexes arrays); every other attribute is read from the key of its own name;
+- by default: the key of its own name in the JSON object.
+A missing key or a JSON null leaves the attribute absent (null).  A value that
+does not convert raises `BadMessage`; so does a payload that is not a JSON object
+when the type needs one.
+"""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import Any, Callable, Mapping, Optional
+
+from cep import ast
+from cep.events import Event
+
+from .convert import TYPES, BadValue, converter, make_to_timestamp, show
+from .jsonlib import loads
+from .topics import TemplateError, compile_template
+
+__all__ = [
+    "BadMessage", "MappingError", "PayloadDecoder", "Path", "compile_path", "path_problems",
+    "lookup", "parse_payload", "INVALID",
+]
+
+Path = tuple[tuple[str, Optional[int]], ...]
+Converter = Callable[[Any], Any]
+
+
+class BadMessage(ValueError):
+    """A message that cannot become events; `reason` is for people (names attribute and value)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MappingError(ValueError):
+    """A CREATE EVENT the bus cannot map (the rule checker should have refused it)."""
+
+
+class _Invalid:
+    """Marks a payload that is not valid JSON (None is a valid JSON value)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "INVALID"
+
+
+INVALID: Any = _Invalid()
+
+
+def parse_payload(payload: bytes) -> Any:
+    """The payload's JSON value, or INVALID."""
+    try:
+        return loads(payload)
+    except ValueError:  # also UnicodeDecodeError
+        return INVALID
+
+
+def path_problems(text: str) -> list[tuple[str, int]]:
+    """Problems of a dotted JSON path as (message, offset in the string); empty if good."""
+    if text == "":
+        return [("the path is empty", 0)]
+    problems: list[tuple[str, int]] = []
+    offset = 0
+    for part in text.split("."):
+        if part == "":
+            problems.append(("empty step in the path (two dots, or a dot at an end)", offset))
+        offset += len(part) + 1
+    return problems
+
+
+def compile_path(text: str) -> Path:
+    """`a.0.b` as ((key, index-or-None), ...): a digit step also indexes an array."""
+    problems = path_problems(text)
+    if problems:
+        raise MappingError(f"bad payload path {text!r}: {problems[0][0]}")
+    return tuple((part, int(part) if part.isdigit() else None) for part in text.split("."))
+
+
+def lookup(value: Any, path: Path) -> Any:
+    """The value at `path`, or None when any step is missing or not an object/array."""
+    for key, index in path:
+        kind = type(value)
+        if kind is dict:
+            value = value.get(key)
+        elif kind is list and index is not None:
+            value = value[index] if index < len(value) else None
+        else:
+            return None
+        if value is None:
+            return None
+    return value
+
+
+def _payload_text(payload: bytes) -> str:
+    return bytes(payload).decode("utf-8", errors="replace")
+
+
+def _not_object_reason(value: Any, payload: bytes, type_name: str) -> str:
+    if value is INVALID:
+        return (f"payload {show(_payload_text(payload), 40)} is not valid JSON "
+                f"({type_name} expects a JSON object)")
+    kind = ("an array" if isinstance(value, list) else "a string" if isinstance(value, str)
+            else "null" if value is None else "a boolean" if isinstance(value, bool)
+            else "a number")
+    return f"payload is {kind}, not a JSON object ({type_name} expects one)"
+
+
+class PayloadDecoder:
+    """One event type's schema and how to read it from a message.  Build: `from_event`."""
+
+    __slots__ = ("name", "types", "converters", "topic_names", "fields", "raw_attr",
+                 "ts_path", "ts_text", "needs_object", "_to_ts")
+
+    def __init__(self, name: str, types: dict[str, str], converters: dict[str, Converter],
+                 topic_names: tuple[str, ...],
+                 fields: tuple[tuple[str, str, Optional[Path], Converter], ...],
+                 raw_attr: Optional[tuple[str, Converter]], ts_text: Optional[str],
+                 tz: tzinfo) -> None:
+        self.name = name
+        self.types = types
+        self.converters = converters
+        self.topic_names = topic_names
+        self.fields = fields
+        self.raw_attr = raw_attr
+        self.ts_text = ts_text
+        self.ts_path = compile_path(ts_text) if ts_text is not None else None
+        self.needs_object = bool(fields) or self.ts_path is not None
+        self._to_ts = make_to_timestamp(tz)
+
+    @classmethod
+    def from_event(cls, event: ast.CreateEvent, tz: tzinfo) -> "PayloadDecoder":
+        """Precompute everything for `event`; raises MappingError when it is inconsistent."""
+        name = event.name
+        types: dict[str, str] = {}
+        for attr in event.attrs:
+            if attr.name in types:
+                raise MappingError(f"{name}: attribute {attr.name!r} is declared twice")
+            if attr.type not in TYPES:
+                raise MappingError(f"{name}.{attr.name}: unknown type {attr.type!r}")
+            types[attr.name] = attr.type
+        converters = {attr: converter(kind, tz) for attr, kind in types.items()}
+        binding = event.topic
+        topic_names: tuple[str, ...] = ()
+        raw_attr: Optional[tuple[str, Converter]] = None
+        paths: dict[str, Path] = {}
+        if binding is not None:
+            try:
+                topic_names = compile_template(binding.topic.value).names
+            except TemplateError as exc:
+                raise MappingError(f"{name}: {exc}") from None
+            for bound in topic_names:
+                _declared(name, types, bound, "the topic binds")
+            if binding.payload_as is not None:
+                attr = binding.payload_as.name
+                _declared(name, types, attr, "PAYLOAD AS names")
+                if attr in topic_names:
+                    raise MappingError(f"{name}: {attr!r} is bound by the topic and by PAYLOAD AS")
+                raw_attr = (attr, converters[attr])
+            for entry in binding.payload_paths:
+                _declared(name, types, entry.attr, "PAYLOAD names")
+                if entry.attr in topic_names or entry.attr in paths:
+                    raise MappingError(f"{name}: {entry.attr!r} gets its value twice")
+                paths[entry.attr] = compile_path(entry.path.value)
+        fields: list[tuple[str, str, Optional[Path], Converter]] = []
+        if raw_attr is None:
+            for attr in types:
+                if attr in topic_names:
+                    continue
+                path = paths.get(attr)
+                if path is not None and len(path) == 1:
+                    fields.append((attr, path[0][0], None, converters[attr]))
+                elif path is not None:
+                    fields.append((attr, "", path, converters[attr]))
+                else:
+                    fields.append((attr, attr, None, converters[attr]))
+        ts_text = event.timestamp_path.value if event.timestamp_path is not None else None
+        return cls(name, types, converters, topic_names, tuple(fields), raw_attr, ts_text, tz)
+
+    # ------------------------------------------------------------ per message
+
+    def convert_bound(self, bound: Mapping[str, str]) -> dict[str, Any]:
+        """Topic-bound values converted to their declared types (raises BadMessage)."""
+        out: dict[str, Any] = {}
+        for attr, text in bound.items():
+            try:
+                out[attr] = self.converters[attr](text)
+            except BadValue as exc:
+                raise BadMessage(f"{self.name}.{attr} (from the topic): {exc.reason}") from None
+        return out
+
+    def decode(self, payload: bytes, value: Any, bound: dict[str, Any],
+               arrival_ts: float) -> Event:
+        """The event for a message whose template matched.
+
+        `value` is the parsed payload (INVALID if it is not JSON) when `needs_object`,
+        anything otherwise; `bound` holds the converted topic values (copied here).
+        """
+        attrs = dict(bound) if bound else {}
+        if self.needs_object and type(value) is not dict:
+            raise BadMessage(_not_object_reason(value, payload, self.name))
+        for attr, key, path, convert in self.fields:
+            item = value.get(key) if path is None else lookup(value, path)
+            if item is not None:
+                try:
+                    attrs[attr] = convert(item)
+                except BadValue as exc:
+                    raise BadMessage(f"{self.name}.{attr}: {exc.reason}") from None
+        if self.raw_attr is not None:
+            attr, convert = self.raw_attr
+            try:
+                text = bytes(payload).decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadMessage(f"{self.name}.{attr}: the payload is not UTF-8 text") from None
+            if text[:1] == '"':  # a JSON string payload: its content, not its quotes
+                unquoted = parse_payload(payload)
+                if type(unquoted) is str:
+                    text = unquoted
+            try:
+                attrs[attr] = convert(text)
+            except BadValue as exc:
+                raise BadMessage(f"{self.name}.{attr}: {exc.reason}") from None
+        ts = arrival_ts
+        if self.ts_path is not None:
+            raw_ts = lookup(value, self.ts_path)
+            if raw_ts is None:
+                raise BadMessage(f"{self.name}: the payload has no timestamp at {self.ts_text!r}")
+            try:
+                ts = self._to_ts(raw_ts)
+            except BadValue as exc:
+                raise BadMessage(f"{self.name} timestamp at {self.ts_text!r}: "
+                                 f"{exc.reason}") from None
+        return Event(self.name, ts, attrs)
+
+    def convert_attrs(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Attributes given directly (a trace's engine event) converted; nulls left out."""
+        out: dict[str, Any] = {}
+        converters = self.converters
+        for attr, item in raw.items():
+            convert = converters.get(attr)
+            if convert is None:
+                raise BadMessage(f"{self.name} has no attribute {attr!r}")
+            if item is None:
+                continue
+            try:
+                out[attr] = convert(item)
+            except BadValue as exc:
+                raise BadMessage(f"{self.name}.{attr}: {exc.reason}") from None
+        return out
+
+
+def _declared(type_name: str, types: dict[str, str], attr: str, what: str) -> None:
+    if attr not in types:
+        raise MappingError(f"{type_name}: {what} {attr!r}, which is not a declared attribute")

@@ -1,0 +1,234 @@
+"""Trace files (JSON Lines): reading them lazily for replay, writing them for `cep record`.
+
+A line is a bus message `{"ts", "topic", "payload"}` or an engine event
+`{"ts", "event": "Type", ...attributes}`.  `ts` is ISO-8601 (read in the given
+zone when it has no offset) or Unix seconds.  A string payload is the raw
+payload text; any other JSON value stands for its compact JSON text.
+
+A bad line is reported as `FILE:LINE: reason`, counted in `skipped`, and left
+out; reading goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone, tzinfo
+from typing import IO, Any, Callable, Iterator, Mapping, Optional, Union
+
+from .convert import iso_to_unix, show
+from .jsonlib import dumps_compact, loads
+
+__all__ = ["TraceMessage", "TraceEvent", "TraceRecord", "TraceReader", "read_trace",
+           "TraceWriter", "parse_trace_ts", "format_ts"]
+
+
+@dataclass(slots=True)
+class TraceMessage:
+    """A bus message from line `line`: it goes through the bus mapping like a live one."""
+
+    line: int
+    ts: float
+    topic: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class TraceEvent:
+    """An engine event given directly on line `line` (attributes not yet converted)."""
+
+    line: int
+    ts: float
+    type: str
+    attrs: dict[str, Any]
+
+
+TraceRecord = Union[TraceMessage, TraceEvent]
+
+_BOM = b"\xef\xbb\xbf"
+_MISSING: Any = object()
+
+
+class BadLine(ValueError):
+    """Why a trace line is skipped."""
+
+
+def parse_trace_ts(value: Any, tz: tzinfo) -> float:
+    """A trace `ts` as Unix seconds: ISO-8601 text (offset-less read in `tz`) or a number.
+
+    Raises BadLine.
+    """
+    kind = type(value)
+    if kind is str:
+        try:
+            return iso_to_unix(value, tz)
+        except (ValueError, OverflowError, OSError):
+            pass
+    elif (kind is int or kind is float) and math.isfinite(value):
+        return float(value)
+    raise BadLine(f'bad "ts" {show(value)}: expected ISO-8601 time or Unix seconds')
+
+
+def _record(number: int, data: Any, tz: tzinfo) -> TraceRecord:
+    """One parsed line as a record (`data` is the line's JSON value; it is reused)."""
+    if type(data) is not dict:
+        raise BadLine("not a JSON object")
+    raw_ts = data.pop("ts", _MISSING)
+    if raw_ts is _MISSING:
+        raise BadLine('missing "ts"')
+    ts = parse_trace_ts(raw_ts, tz)
+    if "event" in data:
+        type_name = data.pop("event")
+        if type(type_name) is not str or not type_name:
+            raise BadLine(f'"event" must name an event type, not {show(type_name)}')
+        return TraceEvent(number, ts, type_name, data)
+    topic = data.get("topic")
+    if topic is None or "payload" not in data:
+        if topic is None and "payload" not in data:
+            raise BadLine('needs "topic" and "payload" (a bus message) or "event"')
+        raise BadLine('missing "topic"' if topic is None else 'missing "payload"')
+    if type(topic) is not str or not topic or "+" in topic or "#" in topic:
+        raise BadLine(f'"topic" must be a topic name without wildcards, not {show(topic)}')
+    payload = data["payload"]
+    if type(payload) is str:
+        body = payload.encode("utf-8")
+    else:
+        body = dumps_compact(payload)
+    return TraceMessage(number, ts, topic, body)
+
+
+class TraceReader:
+    """Iterate a trace file's good lines as records, streaming; bad lines go to `report`.
+
+    `name` is what `FILE` reads in reports (default: the path as given).  After
+    iterating, `skipped` counts the bad lines and `records` the good ones.
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], tz: tzinfo = timezone.utc,
+                 report: Optional[Callable[[str], None]] = None,
+                 name: Optional[str] = None) -> None:
+        self.path = path
+        self.tz = tz
+        self.name = name if name is not None else os.fspath(path)
+        self._report = report
+        self.skipped = 0
+        self.records = 0
+
+    def _skip(self, number: int, reason: str) -> None:
+        self.skipped += 1
+        if self._report is not None:
+            self._report(f"{self.name}:{number}: {reason}")
+
+    def __iter__(self) -> Iterator[TraceRecord]:
+        self.skipped = self.records = 0
+        with open(self.path, "rb") as handle:
+            yield from self.read_lines(handle)
+
+    def read_lines(self, lines: IO[bytes]) -> Iterator[TraceRecord]:
+        """The records of an already open binary stream (for stdin or tests)."""
+        tz = self.tz
+        last_ts = -math.inf
+        last_line = 0
+        last_raw: Any = None
+        for number, raw in enumerate(lines, 1):
+            if number == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+            if not raw or raw.isspace():
+                continue
+            try:
+                data = loads(raw)
+            except ValueError:
+                self._skip(number, _json_problem(raw))
+                continue
+            raw_ts = data.get("ts") if type(data) is dict else None
+            try:
+                record = _record(number, data, tz)
+            except BadLine as exc:
+                self._skip(number, str(exc))
+                continue
+            if record.ts < last_ts:
+                self._skip(number, f'time goes back: "ts" {show(raw_ts)} is earlier than '
+                                   f'line {last_line} ({show(last_raw)})')
+                continue
+            last_ts, last_line, last_raw = record.ts, number, raw_ts
+            self.records += 1
+            yield record
+
+
+def _json_problem(raw: bytes) -> str:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not valid UTF-8"
+    return "not valid JSON"
+
+
+def read_trace(path: Union[str, os.PathLike], tz: tzinfo = timezone.utc,
+               report: Optional[Callable[[str], None]] = None) -> TraceReader:
+    """A TraceReader (iterate it; read `skipped` afterwards)."""
+    return TraceReader(path, tz, report)
+
+
+# ------------------------------------------------------------------ writing
+
+
+def format_ts(ts: float, tz: tzinfo) -> str:
+    """Unix seconds as ISO-8601 with the offset of `tz`, to the millisecond."""
+    return datetime.fromtimestamp(ts, tz).isoformat(timespec="milliseconds")
+
+
+def _payload_value(payload: bytes) -> Any:
+    """A JSON object/array payload as that value; anything else as its text."""
+    head = bytes(payload[:64]).lstrip()[:1]
+    if head == b"{" or head == b"[":
+        try:
+            return loads(payload)
+        except ValueError:
+            pass
+    return bytes(payload).decode("utf-8", errors="replace")
+
+
+class TraceWriter:
+    """Writes trace lines in the reader's format, flushing after each line.
+
+    A payload that is not UTF-8 is written with U+FFFD replacing the bad bytes.
+    """
+
+    def __init__(self, out: IO[str], tz: tzinfo = timezone.utc) -> None:
+        self._out = out
+        self._tz = tz
+        self._owned = False
+
+    @classmethod
+    def open(cls, path: Union[str, os.PathLike], tz: tzinfo = timezone.utc) -> "TraceWriter":
+        writer = cls(open(path, "w", encoding="utf-8", newline="\n"), tz)
+        writer._owned = True
+        return writer
+
+    def _write(self, line: dict[str, Any]) -> None:
+        self._out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self._out.flush()
+
+    def message(self, ts: float, topic: str, payload: bytes) -> None:
+        """One bus message."""
+        self._write({"ts": format_ts(ts, self._tz), "topic": topic,
+                     "payload": _payload_value(payload)})
+
+    def event(self, ts: float, type_name: str, attrs: Mapping[str, Any]) -> None:
+        """One engine event (attributes may not be named `ts` or `event`)."""
+        if "ts" in attrs or "event" in attrs:
+            raise ValueError("an event written to a trace cannot have an attribute "
+                             "named 'ts' or 'event'")
+        self._write({"ts": format_ts(ts, self._tz), "event": type_name, **attrs})
+
+    def close(self) -> None:
+        if self._owned:
+            self._out.close()
+
+    def __enter__(self) -> "TraceWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
