@@ -1,0 +1,146 @@
+"""The engine: an event processing network run in event time, deterministically.
+
+Each rule is an agent subscribed to the channels (event types) it reads; an
+index by event type finds the subscribers of an event without asking every
+rule.  Before an event at time t is delivered, every timer due at or before t
+fires, in deadline order.  Derived events (INSERT INTO) are queued at match
+time and delivered, in order, before the next input event or timer.
+
+Output order within one instant: by cause (timers by deadline, then the
+event, then the derived events it caused), then by rule order in the files.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from datetime import tzinfo
+from typing import Callable, Optional
+
+from cep.agents import Agent, ContextInstance, build_agent
+from cep.checks.catalog import Catalog
+from cep.clock import Timer, TimerQueue
+from cep.events import Event
+from cep.matcher import EngineServices
+from cep.output import JsonValues, Output, Sink
+from cep.positions import position_resolver
+from cep.timezones import get_zone
+
+MAX_DERIVED_PER_CAUSE = 10_000
+
+
+class EngineError(Exception):
+    """The rule set cannot run (as opposed to a bad event, which is only counted)."""
+
+
+class Engine(EngineServices):
+    def __init__(self, catalog: Catalog, sink: Sink, tz: Optional[tzinfo] = None,
+                 warn: Callable[[str], None] = lambda m: print(f"cep: {m}", file=sys.stderr),
+                 max_derived: int = MAX_DERIVED_PER_CAUSE) -> None:
+        if any(info.context for info in catalog.rules):
+            used = sorted({info.context for info in catalog.rules if info.context})
+            raise EngineError(f"rules use CONTEXT ({', '.join(used)}), and contexts are not "
+                              "implemented yet in this version of the engine")
+        self.catalog = catalog
+        self.tz = tz or get_zone(catalog.timezone)
+        self.sink = sink
+        self.warn = warn
+        self.max_derived = max_derived
+        self.timers = TimerQueue()
+        self.now: float = 0.0
+        self.event_seq = 0
+        self.started = False
+        self.position_of = position_resolver(catalog)
+        self.json = JsonValues(catalog, self.tz)
+        self.derived: deque[Event] = deque()
+        self.stats = {"events": 0, "derived": 0, "outputs": 0, "late": 0, "action_errors": 0,
+                      "runaway": 0}
+        event_attrs = {name: info.attrs for name, info in catalog.events.items()}
+        self.agents: list[Agent] = [build_agent(info, self, event_attrs)
+                                    for info in catalog.rules]
+        self.subscribers: dict[str, list[Agent]] = {}
+        for agent in self.agents:
+            for type_name in agent.inputs:
+                self.subscribers.setdefault(type_name, []).append(agent)
+        self.global_instance = ContextInstance(None, None, 0.0)
+
+    # -------------------------------------------------------------- services for states
+    def schedule(self, deadline: float, callback: Callable[[float], None]) -> Timer:
+        return self.timers.schedule(deadline, callback)
+
+    def emit(self, record: Output) -> None:
+        self.stats["outputs"] += 1
+        self.sink(record)
+
+    def insert(self, event: Event) -> None:
+        self.derived.append(event)
+
+    def report_action_error(self, rule: str, message: str) -> None:
+        self.stats["action_errors"] += 1
+        self.warn(f"rule '{rule}': {message}")
+
+    # -------------------------------------------------------------- time and input
+    def start(self, ts: float) -> None:
+        """Start the clock and every rule (with its pattern) at `ts`."""
+        if self.started:
+            return
+        self.started = True
+        self.now = ts
+        self.global_instance.opened_at = ts
+        for agent in self.agents:
+            agent.start(self.global_instance)
+        self._drain()
+
+    def process(self, event: Event) -> None:
+        """Deliver one input event (timers due up to its time fire first)."""
+        if not self.started:
+            self.start(event.ts)
+        if event.ts < self.now:
+            self.stats["late"] += 1  # the clock never goes back: take it as happening now
+        else:
+            self.advance(event.ts)
+        self.stats["events"] += 1
+        self._deliver(event)
+        self._drain()
+
+    def advance(self, to: float) -> None:
+        """Move the clock to `to`, firing every timer due at or before it."""
+        if not self.started:
+            self.start(to)
+        timers = self.timers
+        while True:
+            timer = timers.pop_due(to)
+            if timer is None:
+                break
+            if timer.deadline > self.now:
+                self.now = timer.deadline
+            timer.callback(timer.deadline)
+            self._drain()
+        if to > self.now:
+            self.now = to
+
+    def _deliver(self, event: Event) -> None:
+        self.event_seq += 1
+        subscribers = self.subscribers.get(event.type)
+        if subscribers:
+            for agent in subscribers:
+                agent.on_event(event)
+
+    def _drain(self) -> None:
+        derived = self.derived
+        count = 0
+        while derived:
+            count += 1
+            if count > self.max_derived:
+                self.stats["runaway"] += 1
+                self.warn(f"more than {self.max_derived} derived events from one cause at "
+                          f"{self.now}: dropping the rest ({len(derived)} queued)")
+                derived.clear()
+                return
+            event = derived.popleft()
+            self.stats["derived"] += 1
+            self._deliver(event)
+
+    # -------------------------------------------------------------- introspection
+    def partial_matches(self) -> dict[str, int]:
+        return {agent.name: agent.partial_matches() for agent in self.agents}

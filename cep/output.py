@@ -1,0 +1,67 @@
+"""Output records and their JSON Lines form (see cli.md, "Output lines").
+
+The engine emits plain dicts with `ts` as Unix seconds; `OutputWriter` turns
+them into lines with ISO-8601 timestamps in the rules' time zone.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, tzinfo
+from typing import IO, Any, Callable, Optional
+
+from cep.checks.catalog import TIMESTAMP, Catalog
+from cep.events import Event
+
+Output = dict[str, Any]
+Sink = Callable[[Output], None]
+
+
+def format_ts(ts: float, tz: tzinfo) -> str:
+    """ISO-8601 with the zone's offset, to the millisecond."""
+    return datetime.fromtimestamp(ts, tz).isoformat(timespec="milliseconds")
+
+
+class JsonValues:
+    """Engine values → JSON values: events become objects, timestamps ISO strings."""
+
+    def __init__(self, catalog: Catalog, tz: tzinfo) -> None:
+        self.tz = tz
+        self.types = {name: info.attrs for name, info in catalog.events.items()}
+
+    def attrs(self, values: dict[str, Any], types: Optional[dict[str, str]]) -> dict[str, Any]:
+        out = {}
+        for name, value in values.items():
+            if types is not None and types.get(name) == TIMESTAMP and \
+                    isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[name] = format_ts(value, self.tz)
+            else:
+                out[name] = self.value(value)
+        return out
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, Event):
+            return self.attrs(value.attrs, self.types.get(value.type))
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        return value
+
+
+class OutputWriter:
+    """Writes output records as JSON Lines (flushing after each, so tails see them live)."""
+
+    def __init__(self, out: IO[str], tz: tzinfo, flush: bool = True) -> None:
+        self.out = out
+        self.tz = tz
+        self.flush = flush
+        self.count = 0
+
+    def __call__(self, record: Output) -> None:
+        line = dict(record)
+        line["ts"] = format_ts(record["ts"], self.tz)
+        self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        if self.flush:
+            self.out.flush()
+        self.count += 1

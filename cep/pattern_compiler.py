@@ -1,0 +1,54 @@
+"""Pattern AST → matcher nodes, with filters compiled once."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from cep import ast
+from cep.checks.patterns import declared_tags
+from cep.expressions import ExpressionCompiler, PositionOf, _no_position
+from cep.matcher import (AndNode, AtomNode, EveryNode, FollowedByNode, IntervalNode, Node,
+                         NotNode, OrNode, RepeatNode, UntilNode, WithinNode)
+
+
+class PatternCompiler:
+    def __init__(self, event_attrs: dict[str, dict[str, str]],
+                 position_of: PositionOf = _no_position) -> None:
+        self.event_attrs = event_attrs
+        self.position_of = position_of
+        self.tags: frozenset[str] = frozenset()
+
+    def compile(self, pattern: ast.Pattern) -> Node:
+        self.tags = frozenset(declared_tags(pattern))
+        return self._node(pattern, under_not=False)
+
+    def _node(self, p: ast.Pattern, under_not: bool) -> Node:
+        if isinstance(p, ast.EventAtom):
+            return AtomNode(p.type, p.tag, self._filter(p), under_not)
+        if isinstance(p, ast.TimerInterval):
+            return IntervalNode(p.duration.seconds)
+        if isinstance(p, ast.FollowedBy):
+            return FollowedByNode([self._node(s, under_not) for s in p.steps])
+        if isinstance(p, ast.PatternOr):
+            return OrNode([self._node(i, under_not) for i in p.items])
+        if isinstance(p, ast.PatternAnd):
+            return AndNode([self._node(i, under_not) for i in p.items])
+        if isinstance(p, ast.Every):
+            return EveryNode(self._node(p.body, under_not))
+        if isinstance(p, ast.PatternNot):
+            return NotNode(self._node(p.body, under_not=True))
+        if isinstance(p, ast.Repeat):
+            return RepeatNode(p.count, self._node(p.body, under_not),
+                              tuple(declared_tags(p.body)))
+        if isinstance(p, ast.Until):
+            return UntilNode(self._node(p.body, under_not), self._node(p.stop, under_not),
+                             p.count, tuple(declared_tags(p.body)))
+        if isinstance(p, ast.Within):
+            return WithinNode(self._node(p.body, under_not), p.duration.seconds)
+        raise TypeError(f"unknown pattern node {type(p).__name__}")
+
+    def _filter(self, atom: ast.EventAtom) -> Optional[object]:
+        if atom.filter is None:
+            return None
+        attrs = frozenset(self.event_attrs.get(atom.type) or ())
+        return ExpressionCompiler(self.tags, attrs, self.position_of).compile(atom.filter)
