@@ -59,10 +59,6 @@ class ExpressionCompiler:
         value = expr.value
         return lambda a, m, c: value
 
-    def _Text(self, expr: ast.Text) -> Fn:
-        value = expr.value
-        return lambda a, m, c: value
-
     def _Name(self, expr: ast.Name) -> Fn:
         name = expr.name
         if name in self.tags and (self.attrs is None or name not in self.attrs):
@@ -118,7 +114,7 @@ class ExpressionCompiler:
     def _comparison(self, expr: ast.Binary) -> Fn:
         compare = _COMPARE[expr.op]
         # The common filter shape `attr OP constant`: one closure, no inner calls.
-        if isinstance(expr.left, ast.Name) and isinstance(expr.right, (ast.Literal, ast.Text)) \
+        if isinstance(expr.left, ast.Name) and isinstance(expr.right, ast.Literal) \
                 and not (expr.left.name in self.tags and
                          (self.attrs is None or expr.left.name not in self.attrs)):
             name, constant = expr.left.name, expr.right.value
@@ -154,7 +150,7 @@ class ExpressionCompiler:
     def _InList(self, expr: ast.InList) -> Fn:
         operand = self.compile(expr.operand)
         negated = expr.negated
-        if all(isinstance(i, (ast.Literal, ast.Text)) for i in expr.items):
+        if all(isinstance(i, ast.Literal) for i in expr.items):
             constants = frozenset(i.value for i in expr.items if i.value is not None)
 
             def in_constants(a: Any, m: dict, c: Any) -> bool:
@@ -185,7 +181,7 @@ class ExpressionCompiler:
     def _Like(self, expr: ast.Like) -> Fn:
         operand = self.compile(expr.operand)
         negated = expr.negated
-        if isinstance(expr.pattern, (ast.Literal, ast.Text)) and isinstance(expr.pattern.value, str):
+        if isinstance(expr.pattern, ast.Literal) and isinstance(expr.pattern.value, str):
             regex = like_regex(expr.pattern.value)
 
             def like_constant(a: Any, m: dict, c: Any) -> bool:

@@ -184,7 +184,7 @@ class _Expr:
 _P_FOLLOWED, _P_OR, _P_AND, _P_UNTIL, _P_UNARY, _P_GUARDED, _P_ATOM = range(1, 8)
 _PATTERN_LEVEL = {ast.FollowedBy: _P_FOLLOWED, ast.PatternOr: _P_OR, ast.PatternAnd: _P_AND,
                   ast.Until: _P_UNTIL, ast.Every: _P_UNARY, ast.PatternNot: _P_UNARY,
-                  ast.Repeat: _P_UNARY, ast.Within: _P_GUARDED}
+                  ast.Repeat: _P_UNTIL, ast.Within: _P_GUARDED}
 
 
 def _pattern_at_least(pattern: ast.Pattern, level: int) -> str:
@@ -207,15 +207,14 @@ def format_pattern(pattern: ast.Pattern) -> str:
         return " and ".join(_pattern_at_least(item, _P_UNTIL) for item in pattern.items)
     if isinstance(pattern, ast.Until):
         count = f"[{pattern.count}] " if pattern.count is not None else ""
-        body = _pattern_at_least(pattern.body, _P_UNARY)
-        if pattern.count is None and isinstance(pattern.body, ast.Repeat):
-            body = f"({body})"  # `([n] p) until q` is not `[n] p until q`
+        body = _pattern_at_least(pattern.body, _P_UNARY)  # `([n] p) until q` keeps its ()
         return (f"{count}{body} until "
                 f"{_pattern_at_least(pattern.stop, _P_UNARY)}")
-    if isinstance(pattern, ast.Every):
-        return "every " + _pattern_at_least(pattern.body, _P_UNARY)
-    if isinstance(pattern, ast.PatternNot):
-        return "not " + _pattern_at_least(pattern.body, _P_UNARY)
+    if isinstance(pattern, (ast.Every, ast.PatternNot)):
+        keyword = "every " if isinstance(pattern, ast.Every) else "not "
+        if isinstance(pattern.body, ast.Repeat):  # `every [2] b=B` needs no parentheses
+            return keyword + format_pattern(pattern.body)
+        return keyword + _pattern_at_least(pattern.body, _P_UNARY)
     if isinstance(pattern, ast.Repeat):
         return f"[{pattern.count}] " + _pattern_at_least(pattern.body, _P_UNARY)
     if isinstance(pattern, ast.Within):

@@ -434,9 +434,32 @@ class ToAst(Transformer):
     @v_args(meta=True)
     def until(self, meta: Meta, children: list[Any]) -> ast.Until:
         body, stop = self._values(children)
-        if isinstance(body, ast.Repeat):
-            return ast.Until(body.body, stop, body.count, self._span(meta))
         return ast.Until(body, stop, None, self._span(meta))
+
+    def repeat_count(self, children: list[Token]) -> int:
+        text = str(children[0])
+        if not text.isdigit() or int(text) < 1:
+            self.diagnostics.error(f"a repeat count must be a whole number of at least 1, not "
+                                   f"{text}", self._tspan(children[0]))
+            return 1
+        return int(text)
+
+    @v_args(meta=True)
+    def repeat(self, meta: Meta, children: list[Any]) -> ast.Pattern:
+        count, body, stop = children[0], children[1], children[-1]
+        if stop is not None and len(children) > 2:
+            return ast.Until(body, stop, count, self._span(meta))
+        return ast.Repeat(count, body, self._span(meta))
+
+    @v_args(meta=True)
+    def every_repeat(self, meta: Meta, children: list[Any]) -> ast.Every:
+        count, body = children[1], children[2]
+        return ast.Every(ast.Repeat(count, body, self._span(meta)), self._span(meta))
+
+    @v_args(meta=True)
+    def not_repeat(self, meta: Meta, children: list[Any]) -> ast.PatternNot:
+        count, body = children[1], children[2]
+        return ast.PatternNot(ast.Repeat(count, body, self._span(meta)), self._span(meta))
 
     @v_args(meta=True)
     def every(self, meta: Meta, children: list[Any]) -> ast.Every:
@@ -446,15 +469,6 @@ class ToAst(Transformer):
     def pattern_not(self, meta: Meta, children: list[Any]) -> ast.PatternNot:
         return ast.PatternNot(self._values(children)[0], self._span(meta))
 
-    @v_args(meta=True)
-    def repeat(self, meta: Meta, children: list[Any]) -> ast.Repeat:
-        count_token, body = self._values(children)
-        text = str(count_token)
-        if not text.isdigit():
-            self.diagnostics.error(f"a repeat count must be a whole number, not {text}",
-                                   self._tspan(count_token))
-            text = "1"
-        return ast.Repeat(int(text), body, self._span(meta))
 
     @v_args(meta=True)
     def within(self, meta: Meta, children: list[Any]) -> ast.Within:
@@ -528,6 +542,10 @@ class ToAst(Transformer):
     @v_args(meta=True)
     def is_null(self, meta: Meta, children: list[Any]) -> ast.IsNull:
         return ast.IsNull(children[0], children[2] is not None, self._span(meta))
+
+    @v_args(meta=True)
+    def string_literal(self, meta: Meta, children: list[Token]) -> ast.Literal:
+        return ast.Literal(unquote(str(children[0])), self._span(meta))
 
     @v_args(meta=True)
     def number(self, meta: Meta, children: list[Token]) -> ast.Literal:

@@ -115,6 +115,8 @@ SEMANTIC = [
      f"{P + 1}:8: error: tag `a` holds several events ([n] or until): write `a[0].x`"),
     ("index-out-of-range", PRELUDE + "SELECT a[2].x AS x FROM PATTERN [every [2] a=A];",
      f"{P + 1}:8: error: tag `a` holds 2 events, so the index must be 0 to 1"),
+    ("tag-named-context", PRELUDE + "SELECT * FROM PATTERN [every context=A];",
+     f"{P + 1}:30: error: `context` cannot be a tag"),
     ("tag-twice", PRELUDE + "SELECT * FROM PATTERN [every a=A -> a=A];",
      f"{P + 1}:37: error: tag `a` is already bound earlier in this pattern"),
     ("string-vs-number", PRELUDE + "SELECT x FROM A(s > 3);",

@@ -178,7 +178,7 @@ PATTERNS = [
     ("repeat", "[3] t=T"),
     ("every_repeat", "every [2] b=B"),
     ("every_repeat_parenthesized", "every ([2] b=B)"),
-    ("repeat_repeat", "[2] [3] A"),
+    ("repeat_repeat", "[2] ([3] A)"),
     ("repeat_group", "[2] (A or B)"),
     ("until", "A until B"),
     ("until_count", "[5] a=A until b=B"),
@@ -494,12 +494,11 @@ def test_equality_tells_patterns_apart(left: str, right: str) -> None:
 
 
 def test_until_over_a_repeat_keeps_its_parentheses() -> None:
-    """Until(count=None) over a Repeat is `([n] p) until q`, not the bounded `[n] p until q`
-    (the parser cannot build it today: see the xfail below)."""
+    """Until(count=None) over a Repeat is `([n] p) until q`, not the bounded `[n] p until q`."""
     a, b = ast.EventAtom("a", "A", None), ast.EventAtom(None, "B", None)
     assert format_pattern(ast.Until(ast.Repeat(2, a), b, None)) == "([2] a=A) until B"
     assert format_pattern(ast.Until(a, b, 2)) == "[2] a=A until B"
-    assert format_pattern(ast.Until(ast.Repeat(3, a), b, 2)) == "[2] [3] a=A until B"
+    assert format_pattern(ast.Until(ast.Repeat(3, a), b, 2)) == "[2] ([3] a=A) until B"
 
 
 def test_printer_rejects_what_is_not_a_node() -> None:
@@ -509,11 +508,9 @@ def test_printer_rejects_what_is_not_a_node() -> None:
         format_expr(ast.Literal(float("nan")))
 
 
-# ------------------------------------------------------------------ known parser problems
+# ------------------------------------------------------------------ parser fixes that must hold
 
 
-@pytest.mark.xfail(strict=True, reason="transformer: `([2] a) until b` is read as the bounded "
-                                       "`[2] a until b` (Until count=2); the parentheses are lost")
 def test_parenthesized_repeat_before_until_is_not_a_bounded_until() -> None:
     assert _pattern("([2] a=A) until B") != _pattern("[2] a=A until B")
 

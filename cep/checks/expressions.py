@@ -84,9 +84,6 @@ class ExpressionChecker:
             return FLOAT
         return STRING
 
-    def _Text(self, expr: ast.Text) -> str:
-        return STRING
-
     def _Name(self, expr: ast.Name) -> str:
         scope = self.scope
         if expr.name in scope.attrs:

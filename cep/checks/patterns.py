@@ -108,6 +108,9 @@ class PatternChecker:
             self.diagnostics.error(f"unknown event type {atom.type}: declare it with CREATE "
                                    f"EVENT or produce it with INSERT INTO"
                                    f"{suggestion(atom.type, self.event_attrs)}", atom.span)
+        if atom.tag == "context":
+            self.diagnostics.error("`context` cannot be a tag: `context.key` and `context.name` "
+                                   "read the rule's context", atom.span)
         if atom.tag is not None and atom.tag in available:
             self.diagnostics.error(f"tag `{atom.tag}` is already bound earlier in this pattern",
                                    atom.span)
