@@ -34,6 +34,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also print a stage of the front end: the Lark parse tree, the AST, "
                             "or the rule text printed back from the AST")
     check.set_defaults(handler=run_check)
+
+    replay = commands.add_parser(
+        "replay", help="replay a recorded trace through the rules, in event time",
+        description="Replay a recorded trace (JSON Lines) through the rules in event time and "
+                    "write the output lines (fired complex events and publish actions) to "
+                    "stdout or --out. Progress, bad lines and the summary go to stderr.")
+    replay.add_argument("rules", nargs="+", metavar="RULES", help="rule files or folders")
+    replay.add_argument("--trace", required=True, metavar="FILE",
+                        help="the trace to replay (JSON Lines; `-` reads stdin)")
+    replay.add_argument("--until", metavar="TS",
+                        help="after the trace, move the clock to TS (ISO-8601 or Unix seconds), "
+                             "firing every timer due up to and including it")
+    replay.add_argument("--tz", metavar="ZONE",
+                        help="time zone for clock times, naive trace times and output "
+                             "timestamps (overrides SET TIMEZONE)")
+    replay.add_argument("--speed", type=float, metavar="X",
+                        help="play at X times real time (default: as fast as possible)")
+    replay.add_argument("--out", metavar="FILE", help="write output lines to FILE")
+    replay.set_defaults(handler=run_replay)
     return parser
 
 
@@ -80,6 +99,94 @@ def run_check(args: argparse.Namespace) -> int:
           f"{'s' if rules != 1 else ''}: {errors} error{'s' if errors != 1 else ''}, "
           f"{warnings} warning{'s' if warnings != 1 else ''}", file=sys.stderr)
     return EXIT_PROBLEM if errors else EXIT_OK
+
+
+def _load_or_report(rule_paths: list[str]):  # noqa: ANN202 - LoadedRules | int
+    """Load and check rules; on problems print them and return the exit status."""
+    from cep.loader import expand_paths, load_paths
+
+    paths = expand_paths(rule_paths)
+    if not paths:
+        _error("no rule files found (folders are searched for *.epl)")
+        return EXIT_USAGE
+    try:
+        loaded = load_paths(paths)
+    except (OSError, UnicodeDecodeError) as exc:
+        _error(f"cannot read rules: {exc}")
+        return EXIT_USAGE
+    for diagnostic in loaded.diagnostics.sorted():
+        if diagnostic.is_error:
+            print(diagnostic.render(loaded.sources), file=sys.stderr)
+    if not loaded.ok:
+        _error(f"the rules have {len(loaded.diagnostics.errors)} error(s); nothing was run")
+        return EXIT_PROBLEM
+    return loaded
+
+
+def _zone(name: Optional[str], loaded) -> Optional[object]:  # noqa: ANN001
+    from cep.timezones import get_zone
+
+    zone_name = name or loaded.catalog.timezone
+    zone = get_zone(zone_name)
+    if zone is None:
+        _error(f"unknown time zone {zone_name!r}")
+    return zone
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    import os
+
+    from cep.adapters.trace import BadLine, parse_trace_ts
+    from cep.engine import EngineError
+    from cep.output import OutputWriter
+    from cep.replay import replay
+
+    loaded = _load_or_report(args.rules)
+    if isinstance(loaded, int):
+        return loaded
+    tz = _zone(args.tz, loaded)
+    if tz is None:
+        return EXIT_USAGE
+    if args.speed is not None and args.speed <= 0:
+        _error("--speed must be greater than 0")
+        return EXIT_USAGE
+    until = None
+    if args.until is not None:
+        try:
+            until = parse_trace_ts(_number_or_text(args.until), tz)
+        except BadLine as exc:
+            _error(f"--until: {exc}")
+            return EXIT_USAGE
+    trace = "/dev/stdin" if args.trace == "-" else args.trace
+    if not os.path.isfile(trace) and trace != "/dev/stdin":
+        _error(f"cannot read trace {args.trace}: no such file")
+        return EXIT_USAGE
+    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    try:
+        writer = OutputWriter(out, tz, flush=args.speed is not None)
+        stats = replay(loaded.catalog, trace, writer, tz,
+                       report=lambda message: print(message, file=sys.stderr),
+                       until=until, speed=args.speed)
+    except EngineError as exc:
+        _error(str(exc))
+        return EXIT_PROBLEM
+    except OSError as exc:
+        _error(f"cannot read trace {args.trace}: {exc.strerror or exc}")
+        return EXIT_USAGE
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        else:
+            out.flush()
+    print(stats.summary(args.trace), file=sys.stderr)
+    return EXIT_OK
+
+
+def _number_or_text(text: str) -> object:
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def print_stage(stage: str, loaded) -> None:  # noqa: ANN001 - LoadedRules
