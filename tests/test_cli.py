@@ -1,0 +1,118 @@
+"""The command line: exit codes, where output goes, diagnostics as text and as data."""
+
+import json
+
+from cep.cli import main
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+GOOD = "CREATE EVENT A (x INT) FROM TOPIC 'a';\n@name('r') SELECT x FROM A(x > 1);\n"
+BAD = "CREATE EVENT A (x INT) FROM TOPIC 'a';\nSELECT y FROM A;\nSELECT z FROM B;\n"
+
+
+def test_check_ok_exits_0(tmp_path, capsys):
+    assert main(["check", write(tmp_path, "good.epl", GOOD)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "1 file, 1 rule: 0 errors, 0 warnings" in captured.err
+
+
+def test_check_reports_every_error_with_caret_and_exits_1(tmp_path, capsys):
+    path = write(tmp_path, "bad.epl", BAD)
+    assert main(["check", path]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"{path}:2:8: error: unknown name `y`: event type A has no attribute `y`",
+        "SELECT y FROM A;",
+        "       ^",
+        f"{path}:3:15: error: unknown event type B: declare it with CREATE EVENT or produce it "
+        "with INSERT INTO",
+        "SELECT z FROM B;",
+        "              ^",
+    ]
+
+
+def test_check_json_format(tmp_path, capsys):
+    path = write(tmp_path, "bad.epl", BAD)
+    assert main(["check", "--format", "json", path]) == 1
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["line"], r["col"], r["severity"]) for r in records] == [(2, 8, "error"),
+                                                                        (3, 15, "error")]
+
+
+def test_check_folder_reads_every_epl_in_name_order(tmp_path, capsys):
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "b.epl").write_text("@name('second') SELECT x FROM A;\n")
+    (folder / "a.epl").write_text("CREATE EVENT A (x INT) FROM TOPIC 'a';\n")
+    (folder / "notes.txt").write_text("not rules")
+    assert main(["check", str(folder)]) == 0
+    assert "2 files, 1 rule" in capsys.readouterr().err
+
+
+def test_check_unreadable_file_exits_2(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "missing.epl")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_check_print_stages(tmp_path, capsys):
+    path = write(tmp_path, "good.epl", GOOD)
+    assert main(["check", "--print", "rules", path]) == 0
+    assert "SELECT x\nFROM A(x > 1)" in capsys.readouterr().out
+    assert main(["check", "--print", "ast", path]) == 0
+    assert "SelectRule" in capsys.readouterr().out
+    assert main(["check", "--print", "tree", path]) == 0
+    assert "select_rule" in capsys.readouterr().out
+
+
+def test_replay_refuses_rules_with_errors(tmp_path, capsys):
+    rules = write(tmp_path, "bad.epl", BAD)
+    trace = write(tmp_path, "t.jsonl", "")
+    assert main(["replay", rules, "--trace", trace]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "nothing was run" in captured.err
+
+
+def test_replay_missing_trace_exits_2(tmp_path, capsys):
+    rules = write(tmp_path, "good.epl", GOOD)
+    assert main(["replay", rules, "--trace", str(tmp_path / "none.jsonl")]) == 2
+
+
+def test_replay_out_file_and_until(tmp_path, capsys):
+    rules = write(tmp_path, "r.epl", "CREATE EVENT A (x INT) FROM TOPIC 'a';\n"
+                                     "@name('late') SELECT a.x AS x FROM PATTERN "
+                                     "[every a=A -> timer:interval(1 hour)];\n")
+    trace = write(tmp_path, "t.jsonl", '{"ts": "2026-01-01T00:00:00Z", "topic": "a", '
+                                       '"payload": {"x": 5}}\n')
+    out = tmp_path / "out.jsonl"
+    assert main(["replay", rules, "--trace", trace, "--out", str(out)]) == 0
+    assert out.read_text() == ""  # the clock stops at the last message
+    assert main(["replay", rules, "--trace", trace, "--out", str(out),
+                 "--until", "2026-01-01T01:00:00Z"]) == 0
+    line = json.loads(out.read_text())
+    assert (line["ts"], line["attrs"]) == ("2026-01-01T01:00:00.000+00:00", {"x": 5})
+    assert capsys.readouterr().out == ""  # nothing on stdout with --out
+
+
+def test_replay_tz_overrides_output_offset(tmp_path, capsys):
+    rules = write(tmp_path, "r.epl", "CREATE EVENT A (x INT) FROM TOPIC 'a';\n"
+                                     "@name('r') SELECT x FROM A;\n")
+    trace = write(tmp_path, "t.jsonl", '{"ts": "2026-07-01T12:00:00Z", "topic": "a", '
+                                       '"payload": {"x": 1}}\n')
+    assert main(["replay", rules, "--trace", trace, "--tz", "Europe/Berlin"]) == 0
+    assert json.loads(capsys.readouterr().out)["ts"] == "2026-07-01T14:00:00.000+02:00"
+
+
+def test_replay_refuses_contexts_clearly(tmp_path, capsys):
+    rules = write(tmp_path, "r.epl", "CREATE EVENT A (x INT) FROM TOPIC 'a';\n"
+                                     "CREATE CONTEXT N START 22:00 END 07:00;\n"
+                                     "CONTEXT N SELECT x FROM A;\n")
+    trace = write(tmp_path, "t.jsonl", "")
+    assert main(["replay", rules, "--trace", trace]) == 1
+    assert "contexts are not implemented yet" in capsys.readouterr().err
