@@ -364,6 +364,7 @@ class CreateEvent:
     position: Optional[EventPosition]
     entity: Optional[Ident]
     span: Span = _span()
+    name_span: Span = _span()  # where the declared name is
 
 
 @dataclass(frozen=True)
@@ -398,6 +399,7 @@ class CreateLocation:
     name: str
     shape: Shape
     span: Span = _span()
+    name_span: Span = _span()  # where the declared name is
 
 
 @dataclass(frozen=True)
@@ -472,6 +474,7 @@ class CreateContext:
     name: str
     spec: ContextSpec
     span: Span = _span()
+    name_span: Span = _span()  # where the declared name is
 
 
 @dataclass(frozen=True)

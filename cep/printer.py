@@ -444,7 +444,7 @@ def _dump(node: Any, label: str, indent: int, spans: bool) -> list[str]:
     inline: list[str] = []
     below: list[tuple[str, Any]] = []
     for f in dataclasses.fields(node):
-        if f.name == "span":
+        if f.name in ("span", "name_span"):
             continue
         value = getattr(node, f.name)
         if isinstance(node, ast.SelectRule) and f.name == "select" and value is None:

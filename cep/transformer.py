@@ -213,7 +213,8 @@ class ToAst(Transformer):
                 continue
             clauses[kind] = item
         return ast.CreateEvent(name, attrs, clauses.get("topic"), clauses.get("timestamp"),
-                               clauses.get("position"), clauses.get("entity"), self._span(meta))
+                               clauses.get("position"), clauses.get("entity"), self._span(meta),
+                               self._tspan(values[0]))
 
     # -------------------------------------------------------------- CREATE LOCATION
     @v_args(meta=True)
@@ -237,7 +238,7 @@ class ToAst(Transformer):
     @v_args(meta=True)
     def create_location(self, meta: Meta, children: list[Any]) -> ast.CreateLocation:
         name, shape = self._values(children)
-        return ast.CreateLocation(str(name), shape, self._span(meta))
+        return ast.CreateLocation(str(name), shape, self._span(meta), self._tspan(name))
 
     # -------------------------------------------------------------- CREATE CONTEXT
     @v_args(meta=True)
@@ -306,7 +307,7 @@ class ToAst(Transformer):
     @v_args(meta=True)
     def create_context(self, meta: Meta, children: list[Any]) -> ast.CreateContext:
         name, spec = self._values(children)
-        return ast.CreateContext(str(name), spec, self._span(meta))
+        return ast.CreateContext(str(name), spec, self._span(meta), self._tspan(name))
 
     # -------------------------------------------------------------- rules
     @v_args(meta=True)

@@ -28,7 +28,8 @@ def check(files: list[ast.RuleFile], diagnostics: Diagnostics) -> Catalog:
     for info in check_order(catalog):
         check_rule(info, catalog, diagnostics)
     check_contexts(catalog, diagnostics)
-    warn_unused(catalog, diagnostics)
+    if not diagnostics.has_errors():  # with errors, "unused" is mostly noise caused by them
+        warn_unused(catalog, diagnostics)
     return catalog
 
 

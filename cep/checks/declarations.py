@@ -75,7 +75,7 @@ def check_create_event(stmt: ast.CreateEvent, catalog: Catalog,
     if stmt.name in catalog.events:
         first = catalog.events[stmt.name].span
         diagnostics.error(f"event type {stmt.name} is already declared at "
-                          f"{first.file}:{first.line}", stmt.span)
+                          f"{first.file}:{first.line}", stmt.name_span)
         return
     attrs: dict[str, str] = {}
     for attr in stmt.attrs:
@@ -143,7 +143,7 @@ def check_create_location(stmt: ast.CreateLocation, catalog: Catalog,
     if stmt.name in catalog.locations:
         first = catalog.locations[stmt.name].span
         diagnostics.error(f"location {stmt.name} is already declared at "
-                          f"{first.file}:{first.line}", stmt.span)
+                          f"{first.file}:{first.line}", stmt.name_span)
         return
     catalog.locations[stmt.name] = stmt
     shape = stmt.shape
@@ -204,7 +204,7 @@ def register_context(stmt: ast.CreateContext, catalog: Catalog,
     if stmt.name in catalog.contexts:
         first = catalog.contexts[stmt.name].span
         diagnostics.error(f"context {stmt.name} is already declared at "
-                          f"{first.file}:{first.line}", stmt.span)
+                          f"{first.file}:{first.line}", stmt.name_span)
         return
     catalog.contexts[stmt.name] = stmt
     spec = stmt.spec

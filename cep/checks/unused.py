@@ -46,10 +46,11 @@ def warn_unused(catalog: Catalog, diagnostics: Diagnostics) -> None:
         if has_entities and decl.entity is not None:
             continue  # it moves an entity that a context follows
         diagnostics.warning(f"event type {info.name} is declared but no rule or context reads it",
-                            decl.span)
+                            decl.name_span)
     for name, stmt in catalog.contexts.items():
         if name not in used_contexts:
-            diagnostics.warning(f"context {name} is declared but no rule uses it", stmt.span)
+            diagnostics.warning(f"context {name} is declared but no rule uses it",
+                                stmt.name_span)
     located_in = any(info.declaration is not None
                      and isinstance(info.declaration.position, ast.LocatedIn)
                      for info in catalog.events.values())
@@ -58,4 +59,4 @@ def warn_unused(catalog: Catalog, diagnostics: Diagnostics) -> None:
     for name, stmt in catalog.locations.items():
         if name not in used_locations and not located_in:
             diagnostics.warning(f"location {name} is declared but no context or LOCATED IN "
-                                "uses it", stmt.span)
+                                "uses it", stmt.name_span)
