@@ -61,7 +61,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except BrokenPipeError:  # `cep ... | head`
+    except BrokenPipeError:  # `cep ... | head`: the reader has seen enough
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
 
 
@@ -170,6 +173,8 @@ def run_replay(args: argparse.Namespace) -> int:
     except EngineError as exc:
         _error(str(exc))
         return EXIT_PROBLEM
+    except BrokenPipeError:
+        raise
     except OSError as exc:
         _error(f"cannot read trace {args.trace}: {exc.strerror or exc}")
         return EXIT_USAGE

@@ -1,4 +1,4 @@
-"""IANA time zones: the system database through zoneinfo, else dateutil's bundled copy."""
+"""IANA time zones: the system database through zoneinfo, else python-dateutil's lookup."""
 
 from __future__ import annotations
 
@@ -15,6 +15,6 @@ def get_zone(name: str) -> Optional[tzinfo]:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         pass
-    from dateutil.zoneinfo import get_zonefile_instance
+    from dateutil import tz
 
-    return get_zonefile_instance().get(name)
+    return tz.gettz(name) if "/" in name or name.isalpha() else None
