@@ -14,6 +14,7 @@ from cep import ast
 from cep.adapters.topics import compile_template
 from cep.checks.catalog import RuleInfo
 from cep.checks.patterns import declared_tags
+from cep.contexts import ContextInstance
 from cep.events import Event
 from cep.expressions import ExpressionCompiler, Fn
 from cep.matcher import Match, PatternRun
@@ -21,17 +22,6 @@ from cep.pattern_compiler import PatternCompiler
 
 if TYPE_CHECKING:
     from cep.engine import Engine
-
-
-class ContextInstance:
-    """One open instance of a context (the always-open one has name None)."""
-
-    __slots__ = ("name", "key", "opened_at")
-
-    def __init__(self, name: Optional[str], key: Any, opened_at: float) -> None:
-        self.name = name
-        self.key = key
-        self.opened_at = opened_at
 
 
 # ====================================================================== actions
@@ -86,10 +76,11 @@ class Agent:
     def stop(self, instance: ContextInstance) -> None:
         raise NotImplementedError
 
-    def on_event(self, event: Event) -> None:
+    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
+        """Deliver an event to the given (open) instances of the agent's context."""
         raise NotImplementedError
 
-    def partial_matches(self) -> int:
+    def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
         return 0
 
     def _compile_actions(self, compiler: ExpressionCompiler) -> list[CompiledAction]:
@@ -141,11 +132,11 @@ class SelectAgent(Agent):
     def stop(self, instance: ContextInstance) -> None:
         self.source.stop(instance)
 
-    def on_event(self, event: Event) -> None:
-        self.source.on_event(event)
+    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
+        self.source.on_event(event, instances)
 
-    def partial_matches(self) -> int:
-        return self.source.partial_matches()
+    def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
+        return self.source.partial_matches(instance)
 
     def result(self, attrs: Optional[dict], match: Match, ctx: ContextInstance) -> None:
         """A match of the source: apply WHERE, build the result, emit it."""
@@ -186,11 +177,11 @@ class OnAgent(Agent):
     def stop(self, instance: ContextInstance) -> None:
         self.source.stop(instance)
 
-    def on_event(self, event: Event) -> None:
-        self.source.on_event(event)
+    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
+        self.source.on_event(event, instances)
 
-    def partial_matches(self) -> int:
-        return self.source.partial_matches()
+    def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
+        return self.source.partial_matches(instance)
 
     def result(self, attrs: Optional[dict], match: Match, ctx: ContextInstance) -> None:
         if self.where is not None and not self.where(attrs, match, ctx):
@@ -216,10 +207,10 @@ class Source:
     def stop(self, instance: ContextInstance) -> None:
         raise NotImplementedError
 
-    def on_event(self, event: Event) -> None:
+    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
         raise NotImplementedError
 
-    def partial_matches(self) -> int:
+    def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
         return 0
 
 
@@ -233,20 +224,18 @@ class StreamSource(Source):
         self.tags = (self.alias,)
         self.compiler = ExpressionCompiler(frozenset(self.tags), attrs, position_of)
         self.filter = self.compiler.compile(source.filter) if source.filter is not None else None
-        self.instances: list[ContextInstance] = []
         self.agent: Any = None
 
     def start(self, agent: Any, instance: ContextInstance) -> None:
-        self.agent = agent
-        self.instances.append(instance)
+        self.agent = agent  # a stream rule keeps no state per instance
 
     def stop(self, instance: ContextInstance) -> None:
-        self.instances.remove(instance)
+        pass
 
-    def on_event(self, event: Event) -> None:
+    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
         attrs = event.attrs
         match = {self.alias: event}
-        for instance in self.instances:
+        for instance in instances:
             if self.filter is None or self.filter(attrs, match, instance):
                 self.agent.result(attrs, match, instance)
 
@@ -275,12 +264,17 @@ class PatternSource(Source):
         if run is not None:
             run.stop()
 
-    def on_event(self, event: Event) -> None:
-        for run in list(self.runs.values()):
-            if not run.finished:
+    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
+        runs = self.runs
+        for instance in instances:
+            run = runs.get(instance)
+            if run is not None and not run.finished:
                 run.dispatch(event)
 
-    def partial_matches(self) -> int:
+    def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
+        if instance is not None:
+            run = self.runs.get(instance)
+            return run.live_states() if run is not None and not run.finished else 0
         return sum(run.live_states() for run in self.runs.values() if not run.finished)
 
 
@@ -293,12 +287,46 @@ def _on_match(agent: Any, instance: ContextInstance) -> Callable[[Match], None]:
 # ====================================================================== building
 
 
+class LifecycleAgent(Agent):
+    """`CONTEXT C ON START | ON END ... PUBLISH`: acts when an instance of C opens or closes.
+
+    Its names are the instance's partition key attributes and initiating event's attributes.
+    """
+
+    def __init__(self, info: RuleInfo, engine: "Engine", kind: str) -> None:
+        super().__init__(info, engine)
+        self.kind = kind
+        self.inputs = []
+        names = frozenset(engine.lifecycle_names(info.context or ""))
+        compiler = ExpressionCompiler(frozenset(), names, self.position_of)
+        rule = info.rule
+        self.where = compiler.compile(rule.where) if rule.where is not None else None
+        self.actions = self._compile_actions(compiler)
+
+    def start(self, instance: ContextInstance) -> None:
+        pass
+
+    def stop(self, instance: ContextInstance) -> None:
+        pass
+
+    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
+        pass
+
+    def lifecycle(self, instance: ContextInstance) -> None:
+        attrs = instance.attrs
+        if self.where is not None and not self.where(attrs, {}, instance):
+            return
+        self.matches += 1
+        self.last_fired = self.engine.now
+        self._publish(self.actions, attrs, attrs, {}, instance)
+
+
 def build_agent(info: RuleInfo, engine: "Engine",
                 event_attrs: dict[str, dict[str, str]]) -> Agent:
     rule = info.rule
     source_ast = rule.source if isinstance(rule, ast.SelectRule) else rule.trigger
     if isinstance(source_ast, ast.LifecycleTrigger):
-        raise NotImplementedError("ON START / ON END rules need contexts")
+        return LifecycleAgent(info, engine, source_ast.kind)
     if isinstance(source_ast, ast.StreamSource):
         attrs = frozenset(event_attrs.get(source_ast.type) or ())
         source: Source = StreamSource(source_ast, attrs, engine.position_of)

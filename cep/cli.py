@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--speed", type=float, metavar="X",
                         help="play at X times real time (default: as fast as possible)")
     replay.add_argument("--out", metavar="FILE", help="write output lines to FILE")
+    replay.add_argument("--contexts", action="store_true",
+                        help="also write context-start / context-end lines")
     replay.set_defaults(handler=run_replay)
     return parser
 
@@ -169,7 +171,7 @@ def run_replay(args: argparse.Namespace) -> int:
         writer = OutputWriter(out, tz, flush=args.speed is not None)
         stats = replay(loaded.catalog, trace, writer, tz,
                        report=lambda message: print(message, file=sys.stderr),
-                       until=until, speed=args.speed)
+                       until=until, speed=args.speed, show_contexts=args.contexts)
     except EngineError as exc:
         _error(str(exc))
         return EXIT_PROBLEM

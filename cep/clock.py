@@ -3,7 +3,8 @@
 The engine never reads the wall clock: it is told what time it is.  In replay
 and tests a `VirtualClock` follows the events; live, a `RealClock` reads the
 system time (the only place that does).  Timers live in one `TimerQueue`,
-ordered by deadline and, for equal deadlines, by the order they were set.
+ordered by deadline, then priority (context deadlines before pattern timers),
+then the order they were set.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Callable, Optional
 class Timer:
     """A scheduled callback; `cancel()` makes it a no-op (removed lazily from the heap)."""
 
-    __slots__ = ("deadline", "seq", "callback", "cancelled")
+    __slots__ = ("deadline", "priority", "seq", "callback", "cancelled")
 
-    def __init__(self, deadline: float, seq: int, callback: Callable[[float], None]) -> None:
+    def __init__(self, deadline: float, seq: int, callback: Callable[[float], None],
+                 priority: int = 1) -> None:
         self.deadline = deadline
+        self.priority = priority
         self.seq = seq
         self.callback = callback
         self.cancelled = False
@@ -30,7 +33,8 @@ class Timer:
         self.callback = _noop  # drop references to engine state at once
 
     def __lt__(self, other: "Timer") -> bool:
-        return (self.deadline, self.seq) < (other.deadline, other.seq)
+        return (self.deadline, self.priority, self.seq) < \
+            (other.deadline, other.priority, other.seq)
 
 
 def _noop(_: float) -> None:
@@ -41,10 +45,11 @@ class TimerQueue:
     def __init__(self) -> None:
         self._heap: list[Timer] = []
         self._seq = itertools.count()
-        self._live = 0
 
-    def schedule(self, deadline: float, callback: Callable[[float], None]) -> Timer:
-        timer = Timer(deadline, next(self._seq), callback)
+    def schedule(self, deadline: float, callback: Callable[[float], None],
+                  priority: int = 1) -> Timer:
+        """Timers due at the same instant fire by priority (lower first), then in set order."""
+        timer = Timer(deadline, next(self._seq), callback, priority)
         heapq.heappush(self._heap, timer)
         return timer
 

@@ -17,9 +17,11 @@ from collections import deque
 from datetime import tzinfo
 from typing import Callable, Optional
 
-from cep.agents import Agent, ContextInstance, build_agent
+from cep.agents import Agent, LifecycleAgent, build_agent
 from cep.checks.catalog import Catalog
+from cep.checks.context_info import lifecycle_attrs
 from cep.clock import Timer, TimerQueue
+from cep.contexts import CompositeRuntime, ContextInstance, ContextRuntime, build_runtimes
 from cep.events import Event
 from cep.matcher import EngineServices
 from cep.output import JsonValues, Output, Sink
@@ -36,12 +38,9 @@ class EngineError(Exception):
 class Engine(EngineServices):
     def __init__(self, catalog: Catalog, sink: Sink, tz: Optional[tzinfo] = None,
                  warn: Callable[[str], None] = lambda m: print(f"cep: {m}", file=sys.stderr),
-                 max_derived: int = MAX_DERIVED_PER_CAUSE) -> None:
-        if any(info.context for info in catalog.rules):
-            used = sorted({info.context for info in catalog.rules if info.context})
-            raise EngineError(f"rules use CONTEXT ({', '.join(used)}), and contexts are not "
-                              "implemented yet in this version of the engine")
+                 max_derived: int = MAX_DERIVED_PER_CAUSE, show_contexts: bool = False) -> None:
         self.catalog = catalog
+        self.show_contexts = show_contexts
         self.tz = tz or get_zone(catalog.timezone)
         self.sink = sink
         self.warn = warn
@@ -55,6 +54,7 @@ class Engine(EngineServices):
         self.derived: deque[Event] = deque()
         self.stats = {"events": 0, "derived": 0, "outputs": 0, "late": 0, "action_errors": 0,
                       "runaway": 0}
+        self.contexts, self.entities = build_runtimes(catalog, self, self.tz, self.position_of)
         event_attrs = {name: info.attrs for name, info in catalog.events.items()}
         self.agents: list[Agent] = [build_agent(info, self, event_attrs)
                                     for info in catalog.rules]
@@ -63,10 +63,64 @@ class Engine(EngineServices):
             for type_name in agent.inputs:
                 self.subscribers.setdefault(type_name, []).append(agent)
         self.global_instance = ContextInstance(None, None, 0.0)
+        self.global_instances = [self.global_instance]
+        self._index_contexts()
+
+    def _index_contexts(self) -> None:
+        """Who acts when an instance opens/closes, and which contexts watch which types."""
+        self.rules_in: dict[str, list[Agent]] = {name: [] for name in self.contexts}
+        self.on_start: dict[str, list[LifecycleAgent]] = {name: [] for name in self.contexts}
+        self.on_end: dict[str, list[LifecycleAgent]] = {name: [] for name in self.contexts}
+        for agent in self.agents:
+            if agent.context is None:
+                continue
+            if isinstance(agent, LifecycleAgent):
+                (self.on_start if agent.kind == "start" else self.on_end)[agent.context].append(
+                    agent)
+            else:
+                self.rules_in[agent.context].append(agent)
+        self.composites_of: dict[str, list[CompositeRuntime]] = {}
+        for runtime in self.contexts.values():
+            if isinstance(runtime, CompositeRuntime):
+                for part in runtime.parts:
+                    self.composites_of.setdefault(part.name, []).append(runtime)
+        self.observers: dict[str, list[object]] = {}
+        for watcher in [self.entities, *self.contexts.values()]:
+            for type_name in watcher.observes:
+                self.observers.setdefault(type_name, []).append(watcher)
 
     # -------------------------------------------------------------- services for states
-    def schedule(self, deadline: float, callback: Callable[[float], None]) -> Timer:
-        return self.timers.schedule(deadline, callback)
+    def schedule(self, deadline: float, callback: Callable[[float], None],
+                 priority: int = 1) -> Timer:
+        return self.timers.schedule(deadline, callback, priority)
+
+    def lifecycle_names(self, context: str) -> dict[str, str]:
+        return lifecycle_attrs(context, self.catalog)
+
+    # -------------------------------------------------------------- context lifecycle
+    def context_opened(self, runtime: ContextRuntime, instance: ContextInstance) -> None:
+        """Lifecycle line, ON START actions, then the context's rules start in the instance."""
+        if self.show_contexts:
+            self.emit({"ts": self.now, "kind": "context-start", "context": instance.name,
+                       "key": instance.key})
+        for agent in self.on_start[runtime.name]:
+            agent.lifecycle(instance)
+        for agent in self.rules_in[runtime.name]:
+            agent.start(instance)
+        for composite in self.composites_of.get(runtime.name, ()):
+            composite.part_opened()
+
+    def context_closed(self, runtime: ContextRuntime, instance: ContextInstance) -> None:
+        """Composites built on it close first; then state is dropped and ON END runs."""
+        for composite in self.composites_of.get(runtime.name, ()):
+            composite.part_closed(instance)
+        for agent in self.rules_in[runtime.name]:
+            agent.stop(instance)
+        if self.show_contexts:
+            self.emit({"ts": self.now, "kind": "context-end", "context": instance.name,
+                       "key": instance.key})
+        for agent in self.on_end[runtime.name]:
+            agent.lifecycle(instance)
 
     def emit(self, record: Output) -> None:
         self.stats["outputs"] += 1
@@ -88,7 +142,10 @@ class Engine(EngineServices):
         self.now = ts
         self.global_instance.opened_at = ts
         for agent in self.agents:
-            agent.start(self.global_instance)
+            if agent.context is None:
+                agent.start(self.global_instance)
+        for runtime in self.contexts.values():
+            runtime.begin(ts)
         self._drain()
 
     def process(self, event: Event) -> None:
@@ -121,10 +178,24 @@ class Engine(EngineServices):
 
     def _deliver(self, event: Event) -> None:
         self.event_seq += 1
+        watchers = self.observers.get(event.type)
+        if watchers:
+            for watcher in watchers:
+                watcher.observe(event)  # type: ignore[attr-defined]
         subscribers = self.subscribers.get(event.type)
-        if subscribers:
-            for agent in subscribers:
-                agent.on_event(event)
+        if not subscribers:
+            return
+        routes: dict[str, list[ContextInstance]] = {}
+        for agent in subscribers:
+            context = agent.context
+            if context is None:
+                agent.on_event(event, self.global_instances)
+                continue
+            instances = routes.get(context)
+            if instances is None:
+                instances = routes[context] = list(self.contexts[context].route(event))
+            if instances:
+                agent.on_event(event, instances)
 
     def _drain(self) -> None:
         derived = self.derived
@@ -144,3 +215,15 @@ class Engine(EngineServices):
     # -------------------------------------------------------------- introspection
     def partial_matches(self) -> dict[str, int]:
         return {agent.name: agent.partial_matches() for agent in self.agents}
+
+    def open_instances(self) -> list[dict]:
+        """Every open context instance as plain values (for views and tests)."""
+        found = []
+        for name, runtime in self.contexts.items():
+            for instance in runtime.open:
+                found.append({"context": name, "key": instance.key,
+                              "opened_at": instance.opened_at, "closes_at": instance.closes_at,
+                              "policy": instance.policy,
+                              "partial_matches": sum(a.partial_matches(instance)
+                                                     for a in self.rules_in[name])})
+        return found

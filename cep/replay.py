@@ -68,10 +68,11 @@ class Pacer:
 
 
 def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Report,
-           until: Optional[float] = None, speed: Optional[float] = None) -> ReplayStats:
+           until: Optional[float] = None, speed: Optional[float] = None,
+           show_contexts: bool = False) -> ReplayStats:
     stats = ReplayStats()
     bus = BusMapping.from_events(create_events(catalog), tz)
-    engine = Engine(catalog, sink, tz, warn=report)
+    engine = Engine(catalog, sink, tz, warn=report, show_contexts=show_contexts)
     reader = TraceReader(trace_path, tz, report=report)
     where = [""]  # FILE:LINE of the message being decoded, for the rate-limited reporter
     reporter = BadMessageReporter(lambda message: report(f"{where[0]}: {message}"))

@@ -109,10 +109,16 @@ def test_replay_tz_overrides_output_offset(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["ts"] == "2026-07-01T14:00:00.000+02:00"
 
 
-def test_replay_refuses_contexts_clearly(tmp_path, capsys):
+def test_replay_contexts_flag_writes_lifecycle_lines(tmp_path, capsys):
     rules = write(tmp_path, "r.epl", "CREATE EVENT A (x INT) FROM TOPIC 'a';\n"
                                      "CREATE CONTEXT N START 22:00 END 07:00;\n"
                                      "CONTEXT N SELECT x FROM A;\n")
-    trace = write(tmp_path, "t.jsonl", "")
-    assert main(["replay", rules, "--trace", trace]) == 1
-    assert "contexts are not implemented yet" in capsys.readouterr().err
+    trace = write(tmp_path, "t.jsonl", '{"ts": "2026-01-01T06:00:00Z", "topic": "a", '
+                                       '"payload": {"x": 1}}\n')
+    assert main(["replay", rules, "--trace", trace, "--contexts",
+                 "--until", "2026-01-01T08:00:00Z"]) == 0
+    kinds = [json.loads(line)["kind"] for line in capsys.readouterr().out.splitlines()]
+    assert kinds == ["context-start", "event", "context-end"]
+    assert main(["replay", rules, "--trace", trace, "--until", "2026-01-01T08:00:00Z"]) == 0
+    kinds = [json.loads(line)["kind"] for line in capsys.readouterr().out.splitlines()]
+    assert kinds == ["event"]

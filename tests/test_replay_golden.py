@@ -1,9 +1,11 @@
 """End-to-end golden tests of `cep replay`: rules + trace -> exact output lines.
 
 Each folder under tests/golden/replay/ (and each bundled scenario under
-scenarios/) holds `rules.epl` (or any *.epl), `trace.jsonl`, `expected.jsonl`
-(stdout) and optionally `expected-stderr.txt` (stderr lines, the timing
-summary left out), `until` and `tz` (the --until and --tz arguments).
+scenarios/) holds its rules (every *.epl in it, or a `rules` file naming rule
+files relative to the folder), `trace.jsonl`, `expected.jsonl` (stdout) and
+optionally `expected-stderr.txt` (stderr lines, the timing summary left out),
+`until` and `tz` (the --until and --tz arguments) and `args` (more arguments,
+one per line).
 `CEP_UPDATE_GOLDEN=1 pytest tests/test_replay_golden.py` rewrites the expected files.
 """
 
@@ -24,10 +26,15 @@ TIMING = re.compile(r" in \d+\.\d+ s \([\d,]+ events/s\)$")
 
 
 def run_case(case: Path, capsys) -> tuple[int, str, list[str]]:
-    args = ["replay", str(case), "--trace", str(case / "trace.jsonl")]
+    rules = [str(case)]
+    if (case / "rules").exists():
+        rules = [str(case / line) for line in (case / "rules").read_text().split()]
+    args = ["replay", *rules, "--trace", str(case / "trace.jsonl")]
     for option in ("until", "tz"):
         if (case / option).exists():
             args += [f"--{option}", (case / option).read_text().strip()]
+    if (case / "args").exists():
+        args += (case / "args").read_text().split()
     status = main(args)
     captured = capsys.readouterr()
     stderr = [TIMING.sub("", line.replace(str(case) + os.sep, ""))
