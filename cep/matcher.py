@@ -40,7 +40,7 @@ class PatternRun:
     """
 
     __slots__ = ("engine", "ctx", "on_match", "index", "priority_index", "root", "finished",
-                 "timers")
+                 "timers", "born")
 
     def __init__(self, engine: "EngineServices", ctx: Any,
                  on_match: Callable[[Match], None]) -> None:
@@ -52,12 +52,22 @@ class PatternRun:
         self.timers: dict["TimedState", None] = {}
         self.root: Optional[RootState] = None
         self.finished = False
+        self.born: Optional[int] = None  # while starting: the sequence number atoms take
 
     def start(self, node: "Node") -> None:
+        """Start the pattern; it sees the event being delivered now, if any.
+
+        A context instance opened by an event E (an initiator, a partition's first
+        event) owns E, so its rules' atoms must be offered E as well.
+        """
         self.root = RootState(self)
         child = node.create(self.root, self)
         self.root.child = child
-        child.start({})
+        self.born = self.engine.event_seq - 1
+        try:
+            child.start({})
+        finally:
+            self.born = None
 
     def dispatch(self, event: Event) -> None:
         """Offer an event to every live atom of its type (under-`not` atoms first)."""
@@ -162,8 +172,9 @@ class AtomState(State):
 
     def start(self, match: Match) -> None:
         self.match = match
-        self.born = self.run.engine.event_seq
-        self.run.add_atom(self)
+        run = self.run
+        self.born = run.engine.event_seq if run.born is None else run.born
+        run.add_atom(self)
 
     def on_event(self, event: Event) -> None:
         node = self.node

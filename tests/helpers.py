@@ -69,3 +69,47 @@ def run_pattern(pattern: str, events: str, until: float | None = None, extra: st
                                           if v is not None})
                for o in outputs if o["kind"] == "event"]
     return matches, engine
+
+
+# ------------------------------------------------------------------ whole rule sets
+
+
+def run_rules(text: str, lines: list[tuple[str, str, dict]], until: str | None = None,
+              contexts: bool = True, tz: str | None = None) -> list[str]:
+    """Run rules over (iso ts, topic, payload) messages; output lines, compacted for reading.
+
+    Each output becomes `HH:MM:SS kind detail` in the rules' zone, e.g.
+    `10:00:10 publish home/kitchen/ac/set {"state": "ON"}`.
+    """
+    import json
+    from datetime import datetime
+
+    from cep.adapters.bus import BusMapping
+    from cep.adapters.trace import parse_trace_ts
+    from cep.engine import Engine
+    from cep.replay import create_events
+    from cep.timezones import get_zone
+
+    loaded = load(text)
+    assert loaded.ok, [d.headline() for d in loaded.diagnostics.errors]
+    zone = get_zone(tz or loaded.catalog.timezone)
+    outputs: list[dict] = []
+    engine = Engine(loaded.catalog, outputs.append, zone, show_contexts=contexts)
+    bus = BusMapping.from_events(create_events(loaded.catalog), zone)
+    for ts_text, topic, payload in lines:
+        ts = parse_trace_ts(ts_text, zone)
+        raw = payload if isinstance(payload, str) else json.dumps(payload)
+        for event in bus.decode(topic, raw.encode(), ts):
+            engine.process(event)
+    if until is not None:
+        engine.advance(parse_trace_ts(until, zone))
+
+    def short(o: dict) -> str:
+        when = datetime.fromtimestamp(o["ts"], zone).strftime("%m-%d %H:%M:%S")
+        if o["kind"] == "publish":
+            return f"{when} publish {o['topic']} {json.dumps(o['payload'])}"
+        if o["kind"] == "event":
+            return f"{when} event {o['rule']} key={json.dumps(o['key'])} {json.dumps(o['attrs'])}"
+        return f"{when} {o['kind']} {o['context']} key={json.dumps(o['key'])}"
+
+    return [short(o) for o in outputs]
