@@ -360,3 +360,22 @@ def test_composite_night_by_room():
         '01-02 06:00:00 context-end NightRoom key="hall"',
         '01-02 06:00:00 context-end NightRoom key="kitchen"',
         "01-02 06:00:00 context-end Night key=null"]
+
+
+def test_entity_and_event_distance_in_geo():
+    rules = SPATIAL + """
+    CREATE EVENT Bell (lat FLOAT, lon FLOAT) FROM TOPIC 'bell' LOCATED AT GEO (lat, lon);
+    CREATE CONTEXT NearBob WITHIN 100 m OF ENTITY 'bob';
+    CREATE CONTEXT NearBell WITHIN 50 m OF Bell DURATION 5 min;
+    @name('near_bob') CONTEXT NearBob SELECT who FROM Phone(who = 'alice');
+    @name('near_bell') CONTEXT NearBell SELECT who FROM Phone;
+    """
+    trace = [("2026-01-01T10:00:00", "phone/bob", {"lat": 25.0330, "lon": 121.5654}),
+             ("2026-01-01T10:00:01", "bell", {"lat": 25.0330, "lon": 121.5654}),
+             ("2026-01-01T10:00:02", "phone/alice", {"lat": 25.0334, "lon": 121.5654}),  # ~44 m
+             ("2026-01-01T10:00:03", "phone/alice", {"lat": 25.0338, "lon": 121.5654}),  # ~89 m
+             ("2026-01-01T10:00:04", "phone/alice", {"lat": 25.0340, "lon": 121.5654})]  # ~111 m
+    assert run_rules(rules, trace, contexts=False) == [
+        '01-01 10:00:02 event near_bob key=null {"who": "alice"}',
+        '01-01 10:00:02 event near_bell key=null {"who": "alice"}',
+        '01-01 10:00:03 event near_bob key=null {"who": "alice"}']
