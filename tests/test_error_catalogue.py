@@ -188,6 +188,11 @@ WARNINGS = [
      "1:17: warning: location l is declared but no context or LOCATED IN uses it"),
     ("compare-null", PRELUDE + "SELECT x FROM A WHERE s = null;",
      f"{P + 1}:23: warning: `=` with null is never true: use IS NULL"),
+    ("partition-key-missing", PRELUDE + "CREATE EVENT C (v INT) FROM TOPIC 'c';\n"
+                                        "CREATE CONTEXT P PARTITION BY s;\n"
+                                        "@name('r') CONTEXT P SELECT v FROM C;",
+     f"{P + 3}:1: warning: events of type C have no `s`, so they belong to no instance of P "
+     "and rule 'r' never sees them"),
     ("unknown-annotation", PRELUDE + "@priority('1') SELECT x FROM A;",
      f"{P + 1}:1: warning: unknown annotation @priority"),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from cep import ast
 from cep.checks.catalog import Catalog
+from cep.checks.context_info import partition_attrs
 from cep.checks.expressions import ExpressionChecker
 from cep.checks.patterns import PatternChecker
 from cep.checks.rules import event_attrs
@@ -95,3 +96,22 @@ def check_contexts(catalog: Catalog, diagnostics: Diagnostics) -> None:
     checker = ContextChecker(catalog, diagnostics)
     for stmt in catalog.contexts.values():
         checker.check(stmt)
+    warn_unkeyed_inputs(catalog, diagnostics)
+
+
+def warn_unkeyed_inputs(catalog: Catalog, diagnostics: Diagnostics) -> None:
+    """A partitioned rule reading a type without the key: those events never reach it."""
+    for info in catalog.rules:
+        if info.context is None or info.context not in catalog.contexts:
+            continue
+        keys = partition_attrs(info.context, catalog)
+        for type_name in info.inputs:
+            event = catalog.events.get(type_name)
+            if event is None or not keys:
+                continue
+            missing = [k for k in keys if k not in event.attrs]
+            if missing:
+                diagnostics.warning(
+                    f"events of type {type_name} have no `{missing[0]}`, so they belong to no "
+                    f"instance of {info.context} and rule '{info.name}' never sees them",
+                    info.rule.span)
