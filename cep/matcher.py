@@ -253,9 +253,9 @@ class FollowedByState(State, Parent):
         if step + 1 < len(self.node.steps):
             self._start_step(step + 1, match)
             return
-        finished = not self.children
+        finished = only_negations(self.children)
         if finished:
-            self.active = False
+            self.stop()
         self.parent.child_true(self, match, finished)
 
     def child_false(self, child: State) -> None:
@@ -269,6 +269,12 @@ class FollowedByState(State, Parent):
         for child in list(self.children):
             child.stop()
         self.children.clear()
+
+
+def only_negations(children: dict) -> bool:
+    """True when no child but `not`s is left: a `not` that is true never quits by itself,
+    so a parent whose other children are done is done, and stops the `not`s (as in Esper)."""
+    return all(isinstance(child, NotState) for child in children)
 
 
 class EveryState(State, Parent):
@@ -388,10 +394,9 @@ class AndState(State, Parent):
                 for tag, value in other.items():
                     merged.setdefault(tag, value)
             combined.append(merged)
-        finished = not self.children
+        finished = only_negations(self.children)
         if finished:
-            self.active = False
-            self.results = []
+            self.stop()
         for i, merged in enumerate(combined):
             self.parent.child_true(self, merged, finished and i == len(combined) - 1)
 

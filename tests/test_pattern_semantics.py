@@ -66,6 +66,13 @@ CASES = [
                                                                  (2, {"a": "A2"})]),
     ("timer-before-event-same-instant", "every a=A -> (timer:interval(10 sec) and not b=B)",
      "A1@0 B1@10", [(10, {"a": "A1"})]),
+    ("not-under-and-finishes-with-the-match", "every (a=A -> (timer:interval(10 sec) and not b=B))",
+     "A1@0 A2@20 B1@40 A3@60", [(10, {"a": "A1"}), (30, {"a": "A2"}), (70, {"a": "A3"})]),
+    ("every-and-not-restarts-once", "every (timer:interval(1 sec) and not b=B)", "B1@5.5",
+     [(t, {}) for t in (1, 2, 3, 4, 5)] + [(t + 0.5, {}) for t in range(6, 100)]),
+    ("followed-by-not-finishes", "every (a=A -> not b=B)", "A1 A2 B1 A3",
+     [(0, {"a": "A1"}), (1, {"a": "A2"}), (3, {"a": "A3"})]),
+    ("and-not-without-every-is-done", "a=A and not b=B", "A1 B1 A2", [(0, {"a": "A1"})]),
     # and / or
     ("and-any-order", "every (a=A and b=B)", "B1 A1 A2 B2 A3",
      [(1, {"a": "A1", "b": "B1"}), (3, {"a": "A2", "b": "B2"})]),
@@ -117,6 +124,10 @@ MEMORY = [
     ("every a=A -> (timer:interval(10 sec) and not b=B)", "A1@0 A2@1 B1@2", 1),
     ("every a=A -> b=B", "A1 A2 A3", 4),
     ("a=A -> b=B", "A1 B1", 0),
+    ("a=A and not b=B", "A1 B1 A2", 0),
+    ("every a=A -> b=B -> (timer:interval(20 min) and not c=C)",
+     # 30 windows, 29 fired and released; left: the waiting A, the last window's timer and C
+     " ".join(f"A{i}@{i * 3000} B{i}@{i * 3000 + 1}" for i in range(30)), 3),
 ]
 
 
