@@ -53,7 +53,7 @@ class Engine(EngineServices):
         self.json = JsonValues(catalog, self.tz)
         self.derived: deque[Event] = deque()
         self.stats = {"events": 0, "derived": 0, "outputs": 0, "late": 0, "action_errors": 0,
-                      "runaway": 0}
+                      "runaway": 0, "rule_errors": 0}
         self.contexts, self.entities = build_runtimes(catalog, self, self.tz, self.position_of)
         event_attrs = {name: info.attrs for name, info in catalog.events.items()}
         self.agents: list[Agent] = [build_agent(info, self, event_attrs)
@@ -171,7 +171,11 @@ class Engine(EngineServices):
                 break
             if timer.deadline > self.now:
                 self.now = timer.deadline
-            timer.callback(timer.deadline)
+            try:
+                timer.callback(timer.deadline)
+            except Exception as exc:  # noqa: BLE001 - a failing rule must not stop the engine
+                self.stats["rule_errors"] += 1
+                self.warn(f"a timer at {timer.deadline} failed: {type(exc).__name__}: {exc}")
             self._drain()
         if to > self.now:
             self.now = to
@@ -188,14 +192,19 @@ class Engine(EngineServices):
         routes: dict[str, list[ContextInstance]] = {}
         for agent in subscribers:
             context = agent.context
-            if context is None:
-                agent.on_event(event, self.global_instances)
-                continue
-            instances = routes.get(context)
-            if instances is None:
-                instances = routes[context] = list(self.contexts[context].route(event))
-            if instances:
-                agent.on_event(event, instances)
+            try:
+                if context is None:
+                    agent.on_event(event, self.global_instances)
+                    continue
+                instances = routes.get(context)
+                if instances is None:
+                    instances = routes[context] = list(self.contexts[context].route(event))
+                if instances:
+                    agent.on_event(event, instances)
+            except Exception as exc:  # noqa: BLE001 - one rule's failure must not stop the rest
+                self.stats["rule_errors"] += 1
+                self.warn(f"rule '{agent.name}' failed on a {event.type} event at "
+                          f"{self.now}: {type(exc).__name__}: {exc}")
 
     def _drain(self) -> None:
         derived = self.derived

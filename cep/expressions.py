@@ -8,7 +8,9 @@ A compiled expression is `f(attrs, match, ctx)`:
 
 Null semantics follow the contract: a comparison with null is false,
 arithmetic with null is null, a tag that is not bound (and any attribute of it)
-is null.  Division by zero is null, not a crash.
+is null.  Division by zero is null, not a crash.  The checker refuses type
+errors it can see; values it cannot see (derived attributes of unknown type)
+that still do not fit make a comparison false and arithmetic or a function null.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from cep.geometry import Position, distance_m
 
 Fn = Callable[[Optional[dict], dict, Any], Any]
 PositionOf = Callable[[Event], Optional[Position]]
+
+_VALUE_ERRORS = (TypeError, ValueError, OverflowError, ZeroDivisionError)
 
 _COMPARE = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
             ">": operator.gt, ">=": operator.ge}
@@ -123,7 +127,10 @@ class ExpressionCompiler:
 
             def attr_vs_constant(a: Any, m: dict, c: Any) -> bool:
                 value = a.get(name) if a is not None else None
-                return value is not None and compare(value, constant)
+                try:
+                    return value is not None and compare(value, constant)
+                except TypeError:
+                    return False
             return attr_vs_constant
         left, right = self.compile(expr.left), self.compile(expr.right)
 
@@ -132,7 +139,10 @@ class ExpressionCompiler:
             if x is None:
                 return False
             y = right(a, m, c)
-            return y is not None and compare(x, y)
+            try:
+                return y is not None and compare(x, y)
+            except TypeError:
+                return False
         return comparison
 
     def _arithmetic(self, expr: ast.Binary) -> Fn:
@@ -144,7 +154,12 @@ class ExpressionCompiler:
             if x is None:
                 return None
             y = right(a, m, c)
-            return None if y is None else function(x, y)
+            if y is None:
+                return None
+            try:
+                return function(x, y)
+            except _VALUE_ERRORS:
+                return None
         return arithmetic
 
     def _InList(self, expr: ast.InList) -> Fn:
@@ -163,7 +178,7 @@ class ExpressionCompiler:
             value = operand(a, m, c)
             if value is None:
                 return False
-            found = any(value == item(a, m, c) for item in items)
+            found = any(value == item(a, m, c) for item in items)  # == never raises
             return found != negated
         return in_values
 
@@ -175,7 +190,10 @@ class ExpressionCompiler:
             value, lo, hi = operand(a, m, c), low(a, m, c), high(a, m, c)
             if value is None or lo is None or hi is None:
                 return False
-            return (lo <= value <= hi) != negated
+            try:
+                return (lo <= value <= hi) != negated
+            except TypeError:
+                return False
         return between
 
     def _Like(self, expr: ast.Like) -> Fn:
@@ -186,13 +204,13 @@ class ExpressionCompiler:
 
             def like_constant(a: Any, m: dict, c: Any) -> bool:
                 value = operand(a, m, c)
-                return value is not None and (regex.fullmatch(value) is not None) != negated
+                return isinstance(value, str) and (regex.fullmatch(value) is not None) != negated
             return like_constant
         pattern = self.compile(expr.pattern)
 
         def like(a: Any, m: dict, c: Any) -> bool:
             value, text = operand(a, m, c), pattern(a, m, c)
-            if value is None or text is None:
+            if not isinstance(value, str) or not isinstance(text, str):
                 return False
             return (like_regex(text).fullmatch(value) is not None) != negated
         return like
@@ -222,7 +240,10 @@ class ExpressionCompiler:
             values = [arg(a, m, c) for arg in args]
             if any(v is None for v in values):
                 return None
-            return function(*values)
+            try:
+                return function(*values)
+            except _VALUE_ERRORS:
+                return None
         return call
 
     def _distance(self, expr: ast.Call) -> Fn:
@@ -264,9 +285,16 @@ _ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
     "+": _concat_or_add, "-": operator.sub, "*": operator.mul, "/": _divide, "%": _modulo}
 
 
-def round_half_away(value: float, digits: int = 0) -> float:
-    """Rounding as people expect it (2.5 -> 3, -2.5 -> -3), not banker's rounding."""
+def round_half_away(value: float, digits: int = 0) -> Optional[float]:
+    """Rounding as people expect it (2.5 -> 3, -2.5 -> -3), not banker's rounding.
+
+    Values too large to scale are returned as they are (they have no fraction left).
+    """
+    if not -300 <= digits <= 300 or not math.isfinite(value * 10.0 ** digits):
+        return value if digits >= 0 else None
     factor = 10.0 ** digits
+    if factor == 0:
+        return None
     scaled = abs(value) * factor
     rounded = math.floor(scaled + 0.5) / factor
     rounded = math.copysign(rounded, value)

@@ -72,6 +72,13 @@ SEMANTIC = [
      "1:43: error: unknown day `FRY`"),
     ("zero-duration", "CREATE EVENT A (x INT);\nCREATE CONTEXT H INITIATED BY A DURATION 0 min;",
      "2:42: error: a duration must be longer than zero"),
+    ("zero-interval", PRELUDE + "SELECT * FROM PATTERN [every timer:interval(0 sec)];",
+     f"{P + 1}:45: error: a duration must be longer than zero"),
+    ("zero-within", PRELUDE + "SELECT * FROM PATTERN [every A where timer:within(0 ms)];",
+     f"{P + 1}:51: error: a duration must be longer than zero"),
+    ("context-key-not-a-number", PRELUDE + "CREATE CONTEXT P PARTITION BY s;\n"
+                                           "CONTEXT P SELECT x FROM A WHERE context.key > 5;",
+     f"{P + 2}:33: error: cannot order a STRING against a number (INT) with `>`"),
     ("bad-policy", "CREATE EVENT A (x INT);\nCREATE CONTEXT H INITIATED BY A DURATION 1 h "
                    "POLICY EXPAND;",
      "2:46: error: unknown policy EXPAND: use ADD, IGNORE, REFRESH or EXTEND (did you mean "

@@ -17,6 +17,7 @@ NULL = "NULL"      # the type of the literal null: compatible with everything
 ANY = "ANY"        # unknown (after an error): compatible with everything, reports nothing
 EVENT = "EVENT"    # a tagged event as a value (`SELECT a`, `SELECT *` in a pattern)
 EVENTS = "EVENTS"  # a repeated tag as a value: a list of events
+LIST = "LIST"      # the key of a context partitioned by several attributes
 ATTRIBUTE_TYPES = (INT, FLOAT, STRING, BOOL, TIMESTAMP)
 NUMERIC = (INT, FLOAT)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Callable
 
 from cep import ast
-from cep.checks.catalog import (ANY, BOOL, EVENT, EVENTS, FLOAT, INT, NULL, NUMERIC, STRING,
-                                TIMESTAMP)
+from cep.checks.catalog import (ANY, BOOL, EVENT, EVENTS, FLOAT, INT, LIST, NULL, NUMERIC,
+                                STRING, TIMESTAMP)
 from cep.checks.scope import Scope, suggestion
 from cep.diagnostics import Diagnostics
 
@@ -22,7 +22,8 @@ _ORDERED = (INT, FLOAT, STRING, TIMESTAMP)
 def describe(type_name: str) -> str:
     return {INT: "a number (INT)", FLOAT: "a number (FLOAT)", STRING: "a STRING",
             BOOL: "a BOOL", TIMESTAMP: "a TIMESTAMP", NULL: "null", EVENT: "an event",
-            EVENTS: "a list of events"}.get(type_name, type_name)
+            EVENTS: "a list of events", LIST: "a list (a key of several attributes)"}.get(
+                type_name, type_name)
 
 
 def _open(t: str) -> bool:
@@ -35,7 +36,7 @@ def comparable(a: str, b: str) -> bool:
         return True
     if a in NUMERIC and b in NUMERIC:
         return True
-    return a == b and a not in (EVENT, EVENTS)
+    return a == b and a not in (EVENT, EVENTS, LIST)
 
 
 def common_type(a: str, b: str) -> str:
@@ -132,7 +133,7 @@ class ExpressionChecker:
         if expr.field == "key" and not self.scope.has_key:
             return self.error(f"`context.key` needs a partitioned context, and "
                               f"{self.scope.context} has no PARTITION BY", expr)
-        return ANY if expr.field == "key" else STRING
+        return self.scope.key_type if expr.field == "key" else STRING
 
     # -------------------------------------------------------------- operators
     def _Unary(self, expr: ast.Unary) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from cep import ast
+from cep.checks.declarations import check_duration
 from cep.checks.scope import Scope, TagInfo, suggestion
 from cep.checks.expressions import ExpressionChecker
 from cep.diagnostics import Diagnostics
@@ -73,6 +74,7 @@ class PatternChecker:
         if isinstance(p, ast.EventAtom):
             return self._atom(p, available, repeated)
         if isinstance(p, ast.TimerInterval):
+            check_duration(p.duration, self.diagnostics)
             return {}
         if isinstance(p, ast.FollowedBy):
             produced: Tags = {}
@@ -91,7 +93,10 @@ class PatternChecker:
         if isinstance(p, ast.PatternNot):
             self._visit(p.body, available, repeated)
             return {}
-        if isinstance(p, (ast.Every, ast.Within)):
+        if isinstance(p, ast.Within):
+            check_duration(p.duration, self.diagnostics)
+            return self._visit(p.body, available, repeated)
+        if isinstance(p, ast.Every):
             return self._visit(p.body, available, repeated)
         if isinstance(p, ast.Repeat):
             return self._visit(p.body, available, TagInfo("", True, p.count))

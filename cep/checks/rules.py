@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from cep import ast
-from cep.checks.catalog import ANY, EVENT, EVENTS, NULL, Catalog, RuleInfo
-from cep.checks.context_info import lifecycle_attrs, partition_attrs
+from cep.checks.catalog import ANY, EVENT, EVENTS, LIST, NULL, Catalog, RuleInfo
+from cep.checks.context_info import attr_type_anywhere, lifecycle_attrs, partition_attrs
 from cep.checks.declarations import check_template, template_names, text_span
 from cep.checks.expressions import ExpressionChecker, comparable, describe
 from cep.checks.patterns import PatternChecker, has_every
@@ -50,8 +50,9 @@ class RuleChecker:
         self.located = frozenset(n for n, e in catalog.events.items() if e.located)
 
     def scope(self) -> Scope:
-        return Scope(context=self.context,
-                     has_key=bool(self.context and partition_attrs(self.context, self.catalog)),
+        keys = partition_attrs(self.context, self.catalog) if self.context else []
+        key_type = (attr_type_anywhere(keys[0], self.catalog) or ANY) if len(keys) == 1 else LIST
+        return Scope(context=self.context, has_key=bool(keys), key_type=key_type,
                      event_attrs=self.attrs_of, located=self.located)
 
     # -------------------------------------------------------------- the rule

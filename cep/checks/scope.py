@@ -34,6 +34,7 @@ class Scope:
     unbound: dict[str, str] = field(default_factory=dict)  # tag -> why
     context: Optional[str] = None
     has_key: bool = False
+    key_type: str = "ANY"  # the type of `context.key`
     event_attrs: dict[str, Optional[dict[str, str]]] = field(default_factory=dict)
     # ^ event type -> its attributes (None while a derived type's schema is unknown)
     located: frozenset[str] = frozenset()  # event types that carry a position
