@@ -11,13 +11,14 @@ types share the topic.
 from __future__ import annotations
 
 from datetime import timezone, tzinfo
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from cep import ast
 from cep.events import Event
 
 from .badmessages import BadMessageReporter
-from .payload import BadMessage, MappingError, PayloadDecoder, parse_payload
+from .convert import TYPES, BadValue, converter
+from .payload import BadMessage, MappingError, PayloadDecoder, convert_attrs, parse_payload
 from .topics import TopicTemplate, compile_template, merge_subscriptions
 
 __all__ = ["BusMapping", "BadMessage", "MappingError", "BadMessageReporter"]
@@ -50,18 +51,27 @@ class BusMapping:
                 exact[template.template] = self._match(template.template, bus)
         self._exact = exact
         self._cache: dict[str, tuple[Route, ...]] = {}
+        self._derived: dict[str, dict[str, Callable[[Any], Any]]] = {}
 
     @classmethod
     def from_events(cls, create_events: Iterable[ast.CreateEvent],
-                    tz: tzinfo = timezone.utc) -> "BusMapping":
-        """`tz` is where offset-less ISO timestamps in payloads are read (the rules' zone)."""
+                    tz: tzinfo = timezone.utc,
+                    derived: Optional[Mapping[str, Mapping[str, str]]] = None) -> "BusMapping":
+        """`tz` is where offset-less ISO timestamps in payloads are read (the rules' zone).
+
+        `derived` gives the schemas of INSERT INTO types, so trace lines naming them
+        are converted like declared ones.
+        """
         decoders: list[PayloadDecoder] = []
         templates: list[Optional[TopicTemplate]] = []
         for event in create_events:
             decoders.append(PayloadDecoder.from_event(event, tz))
             templates.append(compile_template(event.topic.topic.value)
                              if event.topic is not None else None)
-        return cls(decoders, templates)
+        mapping = cls(decoders, templates)
+        for name, schema in (derived or {}).items():
+            mapping._derived[name] = {attr: _derived_converter(t, tz) for attr, t in schema.items()}
+        return mapping
 
     @staticmethod
     def _match(topic: str, bus: Iterable[tuple[PayloadDecoder, TopicTemplate]]
@@ -108,12 +118,14 @@ class BusMapping:
         return events
 
     def make_event(self, type_name: str, ts: float, raw_attrs: Mapping[str, Any]) -> Event:
-        """An engine event given directly (a trace line): declared types are converted;
-        other (derived) types keep their attributes as given."""
+        """An engine event given directly (a trace line), converted to its type's schema."""
         decoder = self._by_name.get(type_name)
-        if decoder is None:
-            return Event(type_name, ts, dict(raw_attrs))
-        return Event(type_name, ts, decoder.convert_attrs(raw_attrs))
+        if decoder is not None:
+            return Event(type_name, ts, decoder.convert_attrs(raw_attrs))
+        converters = self._derived.get(type_name)
+        if converters is None:
+            raise BadMessage(f"unknown event type {type_name!r}")
+        return Event(type_name, ts, convert_attrs(type_name, converters, raw_attrs))
 
     def declares(self, type_name: str) -> bool:
         """True when `type_name` has a CREATE EVENT."""
@@ -122,3 +134,19 @@ class BusMapping:
     def attribute_types(self, type_name: str) -> dict[str, str]:
         """Declared attribute types of a CREATE EVENT type (a copy); KeyError if undeclared."""
         return dict(self._by_name[type_name].types)
+
+
+def _derived_converter(type_name: str, tz: tzinfo) -> Callable[[Any], Any]:
+    if type_name in TYPES:
+        return converter(type_name, tz)
+    if type_name in ("EVENT", "EVENTS"):
+        return _refuse_events
+    return _as_given  # a type only known at run time (null, a key list)
+
+
+def _refuse_events(value: Any) -> Any:
+    raise BadValue("holds tagged events, which a trace line cannot give")
+
+
+def _as_given(value: Any) -> Any:
+    return value

@@ -243,19 +243,24 @@ class PayloadDecoder:
 
     def convert_attrs(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Attributes given directly (a trace's engine event) converted; nulls left out."""
-        out: dict[str, Any] = {}
-        converters = self.converters
-        for attr, item in raw.items():
-            convert = converters.get(attr)
-            if convert is None:
-                raise BadMessage(f"{self.name} has no attribute {attr!r}")
-            if item is None:
-                continue
-            try:
-                out[attr] = convert(item)
-            except BadValue as exc:
-                raise BadMessage(f"{self.name}.{attr}: {exc.reason}") from None
-        return out
+        return convert_attrs(self.name, self.converters, raw)
+
+
+def convert_attrs(type_name: str, converters: Mapping[str, Callable[[Any], Any]],
+                  raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes given by name converted to their types; nulls left out; BadMessage if not."""
+    out: dict[str, Any] = {}
+    for attr, item in raw.items():
+        convert = converters.get(attr)
+        if convert is None:
+            raise BadMessage(f"{type_name} has no attribute {attr!r}")
+        if item is None:
+            continue
+        try:
+            out[attr] = convert(item)
+        except BadValue as exc:
+            raise BadMessage(f"{type_name}.{attr}: {exc.reason}") from None
+    return out
 
 
 def _declared(type_name: str, types: dict[str, str], attr: str, what: str) -> None:

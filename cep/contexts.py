@@ -238,19 +238,32 @@ class EventIntervalRuntime(ContextRuntime):
 
 
 class PartitionRuntime(ContextRuntime):
-    """`PARTITION BY a [, b]`: one instance per key, from the key's first event on."""
+    """`PARTITION BY a [, b]`: one instance per key, from the key's first event on.
 
-    def __init__(self, name: str, host: ContextHost, spec: ast.Partition) -> None:
+    Every event type carrying the key attributes is observed, so an instance (and
+    its ON START) appears on the key's first event even if no rule reads that type.
+    """
+
+    def __init__(self, name: str, host: ContextHost, spec: ast.Partition,
+                 catalog: Catalog) -> None:
         super().__init__(name, host)
         self.attrs = tuple(a.name for a in spec.attrs)
         self.by_key: dict[tuple, ContextInstance] = {}
+        self.observes = tuple(type_name for type_name, info in catalog.events.items()
+                              if all(a in info.attrs for a in self.attrs))
+
+    def observe(self, event: Event) -> None:
+        self.route(event)
 
     def route(self, event: Event) -> list[ContextInstance]:
         attrs = event.attrs
         values = tuple(attrs.get(a) for a in self.attrs)
         if None in values:
             return []
-        instance = self.by_key.get(values)
+        try:
+            instance = self.by_key.get(values)
+        except TypeError:  # a value that cannot be a key (the checker refuses event values)
+            return []
         if instance is None:
             key = values[0] if len(values) == 1 else list(values)
             instance = ContextInstance(self.name, key, self.host.now, dict(zip(self.attrs, values)))
@@ -431,11 +444,17 @@ class EventDistanceRuntime(ContextRuntime):
 class CompositeRuntime(ContextRuntime):
     """`AS A AND B [AND ...]`: instances are the combinations of the parts' instances."""
 
-    def __init__(self, name: str, host: ContextHost, parts: list[ContextRuntime]) -> None:
+    def __init__(self, name: str, host: ContextHost, parts: list[ContextRuntime],
+                 catalog: Catalog) -> None:
         super().__init__(name, host)
         self.parts = parts
         self.time_only = all(p.time_only for p in parts)
         self.combinations: dict[tuple, ContextInstance] = {}
+        # Observing every type opens a combination on its first event, before rules run.
+        self.observes = tuple(catalog.events)
+
+    def observe(self, event: Event) -> None:
+        self.route(event)
 
     def route(self, event: Event) -> list[ContextInstance]:
         routes = [part.route(event) for part in self.parts]
@@ -449,8 +468,8 @@ class CompositeRuntime(ContextRuntime):
             keys = [part.key for part in combo if part.key is not None]
             key = None if not keys else keys[0] if len(keys) == 1 else keys
             attrs: dict = {}
-            for part in combo:
-                attrs.update(part.attrs)
+            for part in sorted(combo, key=lambda p: p.key is not None):
+                attrs.update(part.attrs)  # partition keys last: the key's values win
             instance = ContextInstance(self.name, key, self.host.now, attrs, parts=combo)
             ends = [p.closes_at for p in combo if p.closes_at is not None]
             instance.closes_at = min(ends) if ends else None
@@ -491,7 +510,7 @@ def build_runtimes(catalog: Catalog, host: Any, zone: Any,
         elif isinstance(spec, ast.EventInterval):
             runtime = EventIntervalRuntime(name, host, spec, catalog, position_of)
         elif isinstance(spec, ast.Partition):
-            runtime = PartitionRuntime(name, host, spec)
+            runtime = PartitionRuntime(name, host, spec, catalog)
         elif isinstance(spec, ast.FixedLocation):
             runtime = FixedLocationRuntime(name, host, places.regions[spec.location.name], places)
         elif isinstance(spec, ast.EntityDistance):
@@ -499,7 +518,7 @@ def build_runtimes(catalog: Catalog, host: Any, zone: Any,
         elif isinstance(spec, ast.EventDistance):
             runtime = EventDistanceRuntime(name, host, spec, catalog, position_of)
         else:
-            runtime = CompositeRuntime(name, host, [build(p.name) for p in spec.parts])
+            runtime = CompositeRuntime(name, host, [build(p.name) for p in spec.parts], catalog)
         runtimes[name] = runtime
         return runtime
 

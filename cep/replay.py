@@ -71,12 +71,13 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
            until: Optional[float] = None, speed: Optional[float] = None,
            show_contexts: bool = False) -> ReplayStats:
     stats = ReplayStats()
-    bus = BusMapping.from_events(create_events(catalog), tz)
+    derived = {name: info.attrs for name, info in catalog.events.items()
+               if info.declaration is None}
+    bus = BusMapping.from_events(create_events(catalog), tz, derived)
     engine = Engine(catalog, sink, tz, warn=report, show_contexts=show_contexts)
     reader = TraceReader(trace_path, tz, report=report)
     where = [""]  # FILE:LINE of the message being decoded, for the rate-limited reporter
     reporter = BadMessageReporter(lambda message: report(f"{where[0]}: {message}"))
-    derived = {name for name, info in catalog.events.items() if info.declaration is None}
     pacer = Pacer(speed) if speed else None
     started = time.perf_counter()
     for record in reader:
@@ -85,8 +86,6 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
             _paced_advance(engine, pacer, record.ts)
         try:
             if isinstance(record, TraceEvent):
-                if record.type not in derived and not bus.declares(record.type):
-                    raise BadMessage(f"unknown event type {record.type!r}")
                 events = [bus.make_event(record.type, record.ts, record.attrs)]
             else:
                 events = bus.decode(record.topic, record.payload, record.ts)

@@ -234,9 +234,27 @@ MADE = [
     ("Internal", {"level": 3.0, "note": "x", "at": "2027-01-15T08:00:00Z"},
      {"level": 3, "note": "x", "at": datetime(2027, 1, 15, 8, tzinfo=timezone.utc).timestamp()}),
     ("Temperature", {"room": "kitchen"}, {"room": "kitchen"}),
-    ("LeftBed", {"pressure": 12, "anything": [1, {"a": None}], "n": None},
-     {"pressure": 12, "anything": [1, {"a": None}], "n": None}),  # derived: as given
 ]
+
+DERIVED = BusMapping.from_events([], timezone.utc,
+                                 {"LeftBed": {"pressure": "FLOAT", "key": "LIST", "a": "EVENT"}})
+
+
+def test_bus_make_event_converts_derived_types_by_their_schema():
+    assert DERIVED.make_event("LeftBed", 5.0, {"pressure": 12, "key": ["x", 1], "a": None}) == \
+        Event("LeftBed", 5.0, {"pressure": 12.0, "key": ["x", 1]})
+
+
+@pytest.mark.parametrize("type_name, raw, reason", [
+    ("LeftBed", {"pressure": "abc"}, 'LeftBed.pressure: "abc" is not a FLOAT'),
+    ("LeftBed", {"a": {"x": 1}}, "LeftBed.a: holds tagged events, which a trace line cannot give"),
+    ("LeftBed", {"other": 1}, "LeftBed has no attribute 'other'"),
+    ("Nope", {}, "unknown event type 'Nope'"),
+])
+def test_bus_make_event_refuses_bad_derived_lines(type_name, raw, reason):
+    with pytest.raises(BadMessage) as info:
+        DERIVED.make_event(type_name, 5.0, raw)
+    assert info.value.reason == reason
 
 
 @pytest.mark.parametrize("type_name, raw, attrs", MADE)

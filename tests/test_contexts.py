@@ -379,3 +379,34 @@ def test_entity_and_event_distance_in_geo():
         '01-01 10:00:02 event near_bob key=null {"who": "alice"}',
         '01-01 10:00:02 event near_bell key=null {"who": "alice"}',
         '01-01 10:00:03 event near_bob key=null {"who": "alice"}']
+
+
+def test_partition_on_start_without_rules_reading_and_in_rule_order():
+    rules = """
+    SET TIMEZONE 'UTC';
+    CREATE EVENT Temperature (room STRING, value FLOAT) FROM TOPIC 'home/{room}/temperature';
+    CREATE CONTEXT PerRoom PARTITION BY room;
+    CONTEXT PerRoom ON START PUBLISH 'home/{room}/hello';
+    @name('everywhere') SELECT room FROM Temperature;
+    """
+    trace = [("2026-01-01T10:00:00", "home/kitchen/temperature", {"value": 20})]
+    assert run_rules(rules, trace) == [
+        '01-01 10:00:00 context-start PerRoom key="kitchen"',
+        '01-01 10:00:00 publish home/kitchen/hello ""',
+        '01-01 10:00:00 event everywhere key=null {"room": "kitchen"}']
+
+
+def test_composite_lifecycle_names_come_from_its_own_key():
+    rules = """
+    SET TIMEZONE 'UTC';
+    CREATE EVENT Temperature (room STRING, value FLOAT) FROM TOPIC 'home/{room}/temperature';
+    CREATE CONTEXT PerRoom PARTITION BY room;
+    CREATE CONTEXT Hot INITIATED BY Temperature(value > 28) DURATION 1 hour;
+    CREATE CONTEXT HotRoom AS PerRoom AND Hot;
+    CONTEXT HotRoom ON START PUBLISH 'home/{room}/fan' PAYLOAD {"key": context.key, "room": room};
+    """
+    trace = [("2026-01-01T10:00:00", "home/kitchen/temperature", {"value": 30}),
+             ("2026-01-01T10:01:00", "home/hall/temperature", {"value": 20})]
+    lines = run_rules(rules, trace, contexts=False)
+    assert lines == ['01-01 10:00:00 publish home/kitchen/fan {"key": "kitchen", "room": "kitchen"}',
+                     '01-01 10:01:00 publish home/hall/fan {"key": "hall", "room": "hall"}']

@@ -79,6 +79,10 @@ SEMANTIC = [
     ("context-key-not-a-number", PRELUDE + "CREATE CONTEXT P PARTITION BY s;\n"
                                            "CONTEXT P SELECT x FROM A WHERE context.key > 5;",
      f"{P + 2}:33: error: cannot order a STRING against a number (INT) with `>`"),
+    ("partition-by-events", PRELUDE + "INSERT INTO P SELECT * FROM PATTERN [every a=A -> b=A];\n"
+                                      "CREATE CONTEXT ByA PARTITION BY a;\n"
+                                      "CONTEXT ByA SELECT b FROM P;",
+     f"{P + 2}:33: error: PARTITION BY `a`: it holds events, which cannot be a key"),
     ("bad-policy", "CREATE EVENT A (x INT);\nCREATE CONTEXT H INITIATED BY A DURATION 1 h "
                    "POLICY EXPAND;",
      "2:46: error: unknown policy EXPAND: use ADD, IGNORE, REFRESH or EXTEND (did you mean "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cep import ast
-from cep.checks.catalog import Catalog
+from cep.checks.catalog import EVENT, EVENTS, Catalog
 from cep.checks.context_info import partition_attrs
 from cep.checks.expressions import ExpressionChecker
 from cep.checks.patterns import PatternChecker
@@ -29,9 +29,14 @@ class ContextChecker:
             self._located(spec.source.type, spec.source.span, "WITHIN ... OF")
         elif isinstance(spec, ast.Partition):
             for attr in spec.attrs:
-                if not any(attr.name in (attrs or {}) for attrs in self.attrs_of.values()):
+                types = {attrs[attr.name] for attrs in self.attrs_of.values()
+                         if attrs and attr.name in attrs}
+                if not types:
                     self.diagnostics.error(f"PARTITION BY `{attr.name}`: no event type has this "
                                            "attribute", attr.span)
+                elif types & {EVENT, EVENTS}:
+                    self.diagnostics.error(f"PARTITION BY `{attr.name}`: it holds events, which "
+                                           "cannot be a key", attr.span)
         elif isinstance(spec, ast.FixedLocation):
             if spec.location.name not in self.catalog.locations:
                 self.diagnostics.error(
