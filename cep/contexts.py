@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Optional, Protocol
 
 from cep import ast
 from cep.checks.catalog import Catalog
+from cep.checks.patterns import event_types
 from cep.clock import Timer
 from cep.events import Event
 from cep.expressions import ExpressionCompiler, PositionOf
@@ -165,11 +166,9 @@ class EventFilter:
         return self.filter is None or bool(self.filter(event.attrs, {self.alias: event}, None))
 
 
-class IntervalPolicy:
-    """What a further initiator does to open instances (ADD, IGNORE, REFRESH, EXTEND)."""
-
-    def __init__(self, policy: Optional[ast.Policy]) -> None:
-        self.name = policy.name if policy is not None else "IGNORE"
+def policy_name(policy: Optional[ast.Policy]) -> str:
+    """What a further initiator does to open instances: ADD, IGNORE (default), REFRESH, EXTEND."""
+    return policy.name if policy is not None else "IGNORE"
 
 
 class EventIntervalRuntime(ContextRuntime):
@@ -181,7 +180,7 @@ class EventIntervalRuntime(ContextRuntime):
                  position_of: PositionOf) -> None:
         super().__init__(name, host)
         self.duration = spec.duration.seconds if spec.duration is not None else None
-        self.policy = IntervalPolicy(spec.policy).name
+        self.policy = policy_name(spec.policy)
         self.terminator = EventFilter(spec.terminator, catalog, position_of) \
             if spec.terminator is not None else None
         self.initiator: Optional[EventFilter] = None
@@ -192,8 +191,6 @@ class EventIntervalRuntime(ContextRuntime):
             self.initiator = EventFilter(spec.initiator, catalog, position_of)
             observed.append(spec.initiator.type)
         else:
-            from cep.checks.patterns import event_types
-
             attrs = {n: i.attrs for n, i in catalog.events.items()}
             self.pattern_node = PatternCompiler(attrs, position_of).compile(spec.initiator.pattern)
             observed.extend(event_types(spec.initiator.pattern))
@@ -400,7 +397,7 @@ class EventDistanceRuntime(ContextRuntime):
         self.initiator = EventFilter(spec.source, catalog, position_of)
         self.meters = spec.distance.meters
         self.duration = spec.duration.seconds
-        self.policy = IntervalPolicy(spec.policy).name
+        self.policy = policy_name(spec.policy)
         self.position_of = position_of
         self.observes = (spec.source.type,)
 

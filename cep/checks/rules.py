@@ -13,7 +13,7 @@ from cep.checks.catalog import ANY, EVENT, EVENTS, LIST, NULL, Catalog, RuleInfo
 from cep.checks.context_info import attr_type_anywhere, lifecycle_attrs, partition_attrs
 from cep.checks.declarations import check_template, template_names, text_span
 from cep.checks.expressions import ExpressionChecker, comparable, describe
-from cep.checks.patterns import PatternChecker, has_every
+from cep.checks.patterns import PatternChecker, event_types, has_every
 from cep.checks.scope import Scope, TagInfo, suggestion
 from cep.diagnostics import Diagnostics
 
@@ -113,8 +113,6 @@ class RuleChecker:
         return scope
 
     def _pattern(self, source: ast.PatternSource) -> Scope:
-        from cep.checks.patterns import event_types
-
         self.info.inputs = event_types(source.pattern)
         tags = PatternChecker(self.attrs_of, self.scope, self.diagnostics).check(source.pattern)
         if not has_every(source.pattern):
