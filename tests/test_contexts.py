@@ -23,18 +23,18 @@ ON = 'publish home/kitchen/ac/set {"state": "ON"}'
 OFF = 'publish home/kitchen/ac/set {"state": "OFF"}'
 
 AC_CASES = {
-    "ADD": [f"07-01 14:00:00 context-start Hot key=null", f"07-01 14:00:00 {ON}",
-            f"07-01 14:00:10 context-start Hot key=null", f"07-01 14:00:10 {ON}",
-            f"07-01 15:00:00 context-end Hot key=null", f"07-01 15:00:00 {OFF}",
-            f"07-01 15:00:10 context-end Hot key=null", f"07-01 15:00:10 {OFF}"],
-    "IGNORE": [f"07-01 14:00:00 context-start Hot key=null", f"07-01 14:00:00 {ON}",
-               f"07-01 15:00:00 context-end Hot key=null", f"07-01 15:00:00 {OFF}"],
-    "REFRESH": [f"07-01 14:00:00 context-start Hot key=null", f"07-01 14:00:00 {ON}",
-                f"07-01 14:00:10 context-end Hot key=null", f"07-01 14:00:10 {OFF}",
-                f"07-01 14:00:10 context-start Hot key=null", f"07-01 14:00:10 {ON}",
-                f"07-01 15:00:10 context-end Hot key=null", f"07-01 15:00:10 {OFF}"],
-    "EXTEND": [f"07-01 14:00:00 context-start Hot key=null", f"07-01 14:00:00 {ON}",
-               f"07-01 15:00:10 context-end Hot key=null", f"07-01 15:00:10 {OFF}"],
+    "ADD": ["07-01 14:00:00 context-start Hot key=null", f"07-01 14:00:00 {ON}",
+            "07-01 14:00:10 context-start Hot key=null", f"07-01 14:00:10 {ON}",
+            "07-01 15:00:00 context-end Hot key=null", f"07-01 15:00:00 {OFF}",
+            "07-01 15:00:10 context-end Hot key=null", f"07-01 15:00:10 {OFF}"],
+    "IGNORE": ["07-01 14:00:00 context-start Hot key=null", f"07-01 14:00:00 {ON}",
+               "07-01 15:00:00 context-end Hot key=null", f"07-01 15:00:00 {OFF}"],
+    "REFRESH": ["07-01 14:00:00 context-start Hot key=null", f"07-01 14:00:00 {ON}",
+                "07-01 14:00:10 context-end Hot key=null", f"07-01 14:00:10 {OFF}",
+                "07-01 14:00:10 context-start Hot key=null", f"07-01 14:00:10 {ON}",
+                "07-01 15:00:10 context-end Hot key=null", f"07-01 15:00:10 {OFF}"],
+    "EXTEND": ["07-01 14:00:00 context-start Hot key=null", f"07-01 14:00:00 {ON}",
+               "07-01 15:00:10 context-end Hot key=null", f"07-01 15:00:10 {OFF}"],
 }
 
 
