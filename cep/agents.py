@@ -14,6 +14,7 @@ from cep import ast
 from cep.adapters.topics import compile_template
 from cep.checks.catalog import RuleInfo
 from cep.checks.patterns import declared_tags
+from cep.checks.rules import select_name
 from cep.contexts import ContextInstance
 from cep.events import Event
 from cep.expressions import ExpressionCompiler, Fn
@@ -102,29 +103,14 @@ class Agent:
                          "retain": action.retain})
 
 
-class SelectAgent(Agent):
-    """SELECT rules (with or without INSERT INTO): results are complex events."""
+class SourcedAgent(Agent):
+    """An agent fed by a source (stream or pattern), with an optional WHERE."""
 
     def __init__(self, info: RuleInfo, engine: "Engine", source: "Source") -> None:
         super().__init__(info, engine)
-        rule = info.rule
-        assert isinstance(rule, ast.SelectRule)
         self.source = source
-        self.output_type = info.output_type
-        self.inserts = info.inserts
-        compiler = source.compiler
-        self.where = compiler.compile(rule.where) if rule.where is not None else None
-        if rule.select is None:
-            self.select: Optional[list[tuple[str, Fn]]] = None
-        else:
-            from cep.checks.rules import select_name
-
-            self.select = [(select_name(item), compiler.compile(item.expr))  # type: ignore[misc]
-                           for item in rule.select]
-        result_names = frozenset(info.schema)
-        self.actions = self._compile_actions(
-            ExpressionCompiler(frozenset(), result_names, self.position_of))
-        self.schema = info.schema
+        where = info.rule.where
+        self.where = source.compiler.compile(where) if where is not None else None
 
     def start(self, instance: ContextInstance) -> None:
         self.source.start(self, instance)
@@ -137,6 +123,27 @@ class SelectAgent(Agent):
 
     def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
         return self.source.partial_matches(instance)
+
+
+class SelectAgent(SourcedAgent):
+    """SELECT rules (with or without INSERT INTO): results are complex events."""
+
+    def __init__(self, info: RuleInfo, engine: "Engine", source: "Source") -> None:
+        super().__init__(info, engine, source)
+        rule = info.rule
+        assert isinstance(rule, ast.SelectRule)
+        self.output_type = info.output_type
+        self.inserts = info.inserts
+        if rule.select is None:
+            self.select: Optional[list[tuple[str, Fn]]] = None
+        else:
+            compile_expr = source.compiler.compile
+            self.select = [(select_name(item), compile_expr(item.expr))  # type: ignore[misc]
+                           for item in rule.select]
+        result_names = frozenset(info.schema)
+        self.actions = self._compile_actions(
+            ExpressionCompiler(frozenset(), result_names, self.position_of))
+        self.schema = info.schema
 
     def result(self, attrs: Optional[dict], match: Match, ctx: ContextInstance) -> None:
         """A match of the source: apply WHERE, build the result, emit it."""
@@ -159,29 +166,13 @@ class SelectAgent(Agent):
             self._publish(self.actions, values, values, {}, ctx)
 
 
-class OnAgent(Agent):
+class OnAgent(SourcedAgent):
     """ON event / ON PATTERN rules: each match carries out the actions."""
 
     def __init__(self, info: RuleInfo, engine: "Engine", source: "Source") -> None:
-        super().__init__(info, engine)
-        rule = info.rule
-        assert isinstance(rule, ast.OnRule)
-        self.source = source
-        compiler = source.compiler
-        self.where = compiler.compile(rule.where) if rule.where is not None else None
-        self.actions = self._compile_actions(compiler)
-
-    def start(self, instance: ContextInstance) -> None:
-        self.source.start(self, instance)
-
-    def stop(self, instance: ContextInstance) -> None:
-        self.source.stop(instance)
-
-    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
-        self.source.on_event(event, instances)
-
-    def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
-        return self.source.partial_matches(instance)
+        super().__init__(info, engine, source)
+        assert isinstance(info.rule, ast.OnRule)
+        self.actions = self._compile_actions(source.compiler)
 
     def result(self, attrs: Optional[dict], match: Match, ctx: ContextInstance) -> None:
         if self.where is not None and not self.where(attrs, match, ctx):

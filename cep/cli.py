@@ -74,21 +74,28 @@ def _error(message: str) -> None:
     print(f"cep: error: {message}", file=sys.stderr)
 
 
-def run_check(args: argparse.Namespace) -> int:
+def _load(rule_paths: list[str]):  # noqa: ANN202 - LoadedRules, or an exit status
+    """Read, parse and check rule files and folders; usage problems give EXIT_USAGE."""
     from cep.loader import expand_paths, load_paths
 
-    paths = expand_paths(args.rules)
+    paths = expand_paths(rule_paths)
     if not paths:
         _error("no rule files found (folders are searched for *.epl)")
         return EXIT_USAGE
     try:
-        loaded = load_paths(paths)
+        return load_paths(paths)
     except OSError as exc:
         _error(f"cannot read {exc.filename}: {exc.strerror}")
-        return EXIT_USAGE
     except UnicodeDecodeError as exc:
         _error(f"a rule file is not UTF-8 text: {exc}")
-        return EXIT_USAGE
+    return EXIT_USAGE
+
+
+def run_check(args: argparse.Namespace) -> int:
+    loaded = _load(args.rules)
+    if isinstance(loaded, int):
+        return loaded
+    files = len(loaded.files)
     if args.stage:
         print_stage(args.stage, loaded)
     diagnostics = loaded.diagnostics.sorted()
@@ -100,25 +107,17 @@ def run_check(args: argparse.Namespace) -> int:
     errors = sum(1 for d in diagnostics if d.is_error)
     warnings = len(diagnostics) - errors
     rules = len(loaded.catalog.rules)
-    print(f"{len(paths)} file{'s' if len(paths) != 1 else ''}, {rules} rule"
+    print(f"{files} file{'s' if files != 1 else ''}, {rules} rule"
           f"{'s' if rules != 1 else ''}: {errors} error{'s' if errors != 1 else ''}, "
           f"{warnings} warning{'s' if warnings != 1 else ''}", file=sys.stderr)
     return EXIT_PROBLEM if errors else EXIT_OK
 
 
 def _load_or_report(rule_paths: list[str]):  # noqa: ANN202 - LoadedRules | int
-    """Load and check rules; on problems print them and return the exit status."""
-    from cep.loader import expand_paths, load_paths
-
-    paths = expand_paths(rule_paths)
-    if not paths:
-        _error("no rule files found (folders are searched for *.epl)")
-        return EXIT_USAGE
-    try:
-        loaded = load_paths(paths)
-    except (OSError, UnicodeDecodeError) as exc:
-        _error(f"cannot read rules: {exc}")
-        return EXIT_USAGE
+    """Load and check rules; on errors print them and return the exit status."""
+    loaded = _load(rule_paths)
+    if isinstance(loaded, int):
+        return loaded
     for diagnostic in loaded.diagnostics.sorted():
         if diagnostic.is_error:
             print(diagnostic.render(loaded.sources), file=sys.stderr)

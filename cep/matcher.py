@@ -612,13 +612,17 @@ def collect(base: Match, rounds: list[Match], tags: tuple[str, ...]) -> Match:
 
 
 class Node:
-    """A compiled pattern operator; `create` makes a fresh (unstarted) state."""
+    """A compiled pattern operator; `create` makes a fresh (unstarted) state of `state_class`."""
+
+    state_class: type
 
     def create(self, parent: Parent, run: PatternRun) -> State:
-        raise NotImplementedError
+        return self.state_class(self, parent, run)
 
 
 class AtomNode(Node):
+    state_class = AtomState
+
     def __init__(self, type: str, tag: Optional[str], filter: Optional[Filter],
                  under_not: bool) -> None:
         self.type = type
@@ -626,69 +630,61 @@ class AtomNode(Node):
         self.filter = filter
         self.under_not = under_not
 
-    def create(self, parent: Parent, run: PatternRun) -> State:
-        return AtomState(self, parent, run)
-
 
 class IntervalNode(Node):
+    state_class = IntervalState
+
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def create(self, parent: Parent, run: PatternRun) -> State:
-        return IntervalState(self, parent, run)
-
 
 class FollowedByNode(Node):
+    state_class = FollowedByState
+
     def __init__(self, steps: list[Node]) -> None:
         self.steps = steps
 
-    def create(self, parent: Parent, run: PatternRun) -> State:
-        return FollowedByState(self, parent, run)
-
 
 class EveryNode(Node):
+    state_class = EveryState
+
     def __init__(self, body: Node) -> None:
         self.body = body
-
-    def create(self, parent: Parent, run: PatternRun) -> State:
-        return EveryState(self, parent, run)
 
 
 class OrNode(Node):
+    state_class = OrState
+
     def __init__(self, items: list[Node]) -> None:
         self.items = items
-
-    def create(self, parent: Parent, run: PatternRun) -> State:
-        return OrState(self, parent, run)
 
 
 class AndNode(Node):
+    state_class = AndState
+
     def __init__(self, items: list[Node]) -> None:
         self.items = items
 
-    def create(self, parent: Parent, run: PatternRun) -> State:
-        return AndState(self, parent, run)
-
 
 class NotNode(Node):
+    state_class = NotState
+
     def __init__(self, body: Node) -> None:
         self.body = body
 
-    def create(self, parent: Parent, run: PatternRun) -> State:
-        return NotState(self, parent, run)
-
 
 class RepeatNode(Node):
+    state_class = RepeatState
+
     def __init__(self, count: int, body: Node, tags: tuple[str, ...]) -> None:
         self.count = count
         self.body = body
         self.tags = tags
 
-    def create(self, parent: Parent, run: PatternRun) -> State:
-        return RepeatState(self, parent, run)
-
 
 class UntilNode(Node):
+    state_class = UntilState
+
     def __init__(self, body: Node, stop: Node, count: Optional[int],
                  tags: tuple[str, ...]) -> None:
         self.body = body
@@ -696,14 +692,10 @@ class UntilNode(Node):
         self.count = count
         self.tags = tags
 
-    def create(self, parent: Parent, run: PatternRun) -> State:
-        return UntilState(self, parent, run)
-
 
 class WithinNode(Node):
+    state_class = WithinState
+
     def __init__(self, body: Node, seconds: float) -> None:
         self.body = body
         self.seconds = seconds
-
-    def create(self, parent: Parent, run: PatternRun) -> State:
-        return WithinState(self, parent, run)

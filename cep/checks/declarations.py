@@ -46,6 +46,17 @@ def check_template(template: ast.Text, diagnostics: Diagnostics, publish: bool) 
                                   text_span(template, offset))
 
 
+def is_duplicate(stmt: ast.CreateEvent | ast.CreateLocation | ast.CreateContext, kind: str,
+                 known: dict, diagnostics: Diagnostics) -> bool:
+    """Report a second declaration of a name (the first one stays)."""
+    if stmt.name not in known:
+        return False
+    first = known[stmt.name].span
+    diagnostics.error(f"{kind} {stmt.name} is already declared at {first.file}:{first.line}",
+                      stmt.name_span)
+    return True
+
+
 # ------------------------------------------------------------------ SET TIMEZONE
 
 
@@ -72,10 +83,7 @@ def check_timezone(stmt: ast.SetTimezone, catalog: Catalog, diagnostics: Diagnos
 
 def check_create_event(stmt: ast.CreateEvent, catalog: Catalog,
                        diagnostics: Diagnostics) -> None:
-    if stmt.name in catalog.events:
-        first = catalog.events[stmt.name].span
-        diagnostics.error(f"event type {stmt.name} is already declared at "
-                          f"{first.file}:{first.line}", stmt.name_span)
+    if is_duplicate(stmt, "event type", catalog.events, diagnostics):
         return
     attrs: dict[str, str] = {}
     for attr in stmt.attrs:
@@ -140,10 +148,7 @@ def check_create_event(stmt: ast.CreateEvent, catalog: Catalog,
 
 def check_create_location(stmt: ast.CreateLocation, catalog: Catalog,
                           diagnostics: Diagnostics) -> None:
-    if stmt.name in catalog.locations:
-        first = catalog.locations[stmt.name].span
-        diagnostics.error(f"location {stmt.name} is already declared at "
-                          f"{first.file}:{first.line}", stmt.name_span)
+    if is_duplicate(stmt, "location", catalog.locations, diagnostics):
         return
     catalog.locations[stmt.name] = stmt
     shape = stmt.shape
@@ -201,10 +206,7 @@ def check_policy(policy: ast.Policy | None, diagnostics: Diagnostics) -> None:
 def register_context(stmt: ast.CreateContext, catalog: Catalog,
                      diagnostics: Diagnostics) -> None:
     """Register a context and check what needs no other declaration."""
-    if stmt.name in catalog.contexts:
-        first = catalog.contexts[stmt.name].span
-        diagnostics.error(f"context {stmt.name} is already declared at "
-                          f"{first.file}:{first.line}", stmt.name_span)
+    if is_duplicate(stmt, "context", catalog.contexts, diagnostics):
         return
     catalog.contexts[stmt.name] = stmt
     spec = stmt.spec
