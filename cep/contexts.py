@@ -84,6 +84,15 @@ class ContextRuntime:
         self.name = name
         self.host = host
         self.open: list[ContextInstance] = []
+        self._routed_event: Optional[Event] = None
+        self._routed: list[ContextInstance] = []
+
+    def instances_for(self, event: Event) -> list[ContextInstance]:
+        """`route(event)`, computed once per event however many rules and composites ask."""
+        if event is not self._routed_event:
+            self._routed = self.route(event)
+            self._routed_event = event
+        return self._routed
 
     def begin(self, ts: float) -> None:
         """The engine's clock starts at `ts`."""
@@ -250,7 +259,7 @@ class PartitionRuntime(ContextRuntime):
                               if all(a in info.attrs for a in self.attrs))
 
     def observe(self, event: Event) -> None:
-        self.route(event)
+        self.instances_for(event)
 
     def route(self, event: Event) -> list[ContextInstance]:
         attrs = event.attrs
@@ -451,10 +460,10 @@ class CompositeRuntime(ContextRuntime):
         self.observes = tuple(catalog.events)
 
     def observe(self, event: Event) -> None:
-        self.route(event)
+        self.instances_for(event)
 
     def route(self, event: Event) -> list[ContextInstance]:
-        routes = [part.route(event) for part in self.parts]
+        routes = [part.instances_for(event) for part in self.parts]
         if not all(routes):
             return []
         return [self._instance(combo) for combo in product(*routes)]

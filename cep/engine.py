@@ -189,16 +189,13 @@ class Engine(EngineServices):
         subscribers = self.subscribers.get(event.type)
         if not subscribers:
             return
-        routes: dict[str, list[ContextInstance]] = {}
         for agent in subscribers:
             context = agent.context
             try:
                 if context is None:
                     agent.on_event(event, self.global_instances)
                     continue
-                instances = routes.get(context)
-                if instances is None:
-                    instances = routes[context] = list(self.contexts[context].route(event))
+                instances = self.contexts[context].instances_for(event)
                 if instances:
                     agent.on_event(event, instances)
             except Exception as exc:  # noqa: BLE001 - one rule's failure must not stop the rest

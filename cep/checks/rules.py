@@ -6,7 +6,7 @@ SELECT list), which INSERT INTO turns into a derived event type.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 from cep import ast
 from cep.checks.catalog import ANY, EVENT, EVENTS, LIST, NULL, Catalog, RuleInfo
@@ -231,9 +231,6 @@ def _same_schema(a: dict[str, str], b: dict[str, str]) -> bool:
 
 def _schema_text(schema: dict[str, str]) -> str:
     return ", ".join(f"{name} {t}" for name, t in schema.items()) or "nothing"
-
-
-RuleCheck = Callable[[RuleInfo, Catalog, Diagnostics], None]
 
 
 def check_rule(info: RuleInfo, catalog: Catalog, diagnostics: Diagnostics) -> None:
