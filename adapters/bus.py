@@ -18,7 +18,8 @@ from cep.events import Event
 
 from .badmessages import BadMessageReporter
 from .convert import TYPES, BadValue, converter
-from .payload import BadMessage, MappingError, PayloadDecoder, convert_attrs, parse_payload
+from .payload import (UNPARSED, BadMessage, MappingError, PayloadDecoder, body_of,
+                      convert_attrs, parse_payload)
 from .topics import TopicTemplate, compile_template, merge_subscriptions
 
 __all__ = ["BusMapping", "BadMessage", "MappingError", "BadMessageReporter"]
@@ -26,7 +27,6 @@ __all__ = ["BusMapping", "BadMessage", "MappingError", "BadMessageReporter"]
 # (decoder, converted topic-bound attributes, reason when they do not convert)
 Route = tuple[PayloadDecoder, dict[str, Any], Optional[str]]
 
-_UNPARSED: Any = object()
 _NO_ROUTES: tuple[Route, ...] = ()
 
 
@@ -50,7 +50,9 @@ class BusMapping:
             if template.exact and template.template not in exact:
                 exact[template.template] = self._match(template.template, bus)
         self._exact = exact
-        self._cache: dict[str, tuple[Route, ...]] = {}
+        # Every topic seen so far -> its routes: the exact ones, and wildcard matches as
+        # they come (one lookup per message either way).
+        self._cache: dict[str, tuple[Route, ...]] = dict(exact)
         self._derived: dict[str, dict[str, Callable[[Any], Any]]] = {}
 
     @classmethod
@@ -91,29 +93,30 @@ class BusMapping:
         """MQTT filters to subscribe to: one per template, duplicates and covered ones merged."""
         return list(self._filters)
 
-    def decode(self, topic: str, payload: bytes, arrival_ts: float) -> list[Event]:
+    def decode(self, topic: str, payload: Any, arrival_ts: float,
+               value: Any = UNPARSED) -> list[Event]:
         """One event per declared type whose template matches, in declaration order.
 
         [] when no template matches.  Raises BadMessage when any matching type
-        cannot read the message (the whole message is then bad).
+        cannot read the message (the whole message is then bad).  `payload` is the
+        body as bytes; a caller that already holds the payload's JSON value (a
+        trace line) passes it as `value`, and may then pass as `payload` an object
+        whose `.payload` makes the bytes on demand (see `payload.body_of`).
         """
-        routes = self._exact.get(topic)
-        if routes is None:
-            routes = self._cache.get(topic)
-            if routes is None:
-                routes = self._match(topic, self._wild)
-                if len(self._cache) >= self.CACHE_LIMIT:
-                    self._cache.clear()
-                self._cache[topic] = routes
+        routes = self._cache.get(topic)
+        if routes is None:  # not an exact topic: match the wildcard templates, once
+            routes = self._match(topic, self._wild)
+            if len(self._cache) >= self.CACHE_LIMIT + len(self._exact):
+                self._cache = dict(self._exact)
+            self._cache[topic] = routes
         if not routes:
             return []
-        value = _UNPARSED
         events: list[Event] = []
         for decoder, bound, error in routes:
             if error is not None:
                 raise BadMessage(error)
-            if value is _UNPARSED and decoder.needs_object:
-                value = parse_payload(payload)
+            if value is UNPARSED and decoder.needs_object:
+                value = parse_payload(body_of(payload))
             events.append(decoder.decode(payload, value, bound, arrival_ts))
         return events
 

@@ -26,7 +26,7 @@ from .topics import TemplateError, compile_template
 
 __all__ = [
     "BadMessage", "MappingError", "PayloadDecoder", "Path", "compile_path", "path_problems",
-    "lookup", "parse_payload", "INVALID",
+    "lookup", "parse_payload", "INVALID", "UNPARSED", "body_of",
 ]
 
 Path = tuple[tuple[str, Optional[int]], ...]
@@ -55,6 +55,9 @@ class _Invalid:
 
 
 INVALID: Any = _Invalid()
+
+UNPARSED: Any = object()
+"""A payload whose JSON value has not been parsed (yet): not the same as INVALID or null."""
 
 
 def parse_payload(payload: bytes) -> Any:
@@ -101,11 +104,22 @@ def lookup(value: Any, path: Path) -> Any:
     return value
 
 
-def _payload_text(payload: bytes) -> str:
-    return bytes(payload).decode("utf-8", errors="replace")
+def body_of(payload: Any) -> bytes:
+    """A payload's bytes: `payload` itself, or a message whose `.payload` gives them.
+
+    A trace message makes its bytes only when asked, so decoders ask only when
+    they need them (`PAYLOAD AS`, error messages).
+    """
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        return payload
+    return payload.payload
 
 
-def _not_object_reason(value: Any, payload: bytes, type_name: str) -> str:
+def _payload_text(payload: Any) -> str:
+    return bytes(body_of(payload)).decode("utf-8", errors="replace")
+
+
+def _not_object_reason(value: Any, payload: Any, type_name: str) -> str:
     if value is INVALID:
         return (f"payload {show(_payload_text(payload), 40)} is not valid JSON "
                 f"({type_name} expects a JSON object)")
@@ -115,11 +129,16 @@ def _not_object_reason(value: Any, payload: bytes, type_name: str) -> str:
     return f"payload is {kind}, not a JSON object ({type_name} expects one)"
 
 
+# Declared types whose converter returns a value of exactly this Python type unchanged
+# (`type(True) is bool`, so a boolean never passes for an INT).
+_NATIVE: dict[str, type] = {"STRING": str, "INT": int}
+
+
 class PayloadDecoder:
     """One event type's schema and how to read it from a message.  Build: `from_event`."""
 
     __slots__ = ("name", "types", "converters", "topic_names", "fields", "raw_attr",
-                 "ts_path", "ts_text", "needs_object", "_to_ts")
+                 "ts_path", "ts_text", "needs_object", "_to_ts", "_fields")
 
     def __init__(self, name: str, types: dict[str, str], converters: dict[str, Converter],
                  topic_names: tuple[str, ...],
@@ -136,6 +155,10 @@ class PayloadDecoder:
         self.ts_path = compile_path(ts_text) if ts_text is not None else None
         self.needs_object = bool(fields) or self.ts_path is not None
         self._to_ts = make_to_timestamp(tz)
+        # Per field, the Python type a value already has when it needs no conversion
+        # (a JSON string for STRING, a JSON integer for INT): most values skip the call.
+        self._fields = tuple((attr, key, path, convert, _NATIVE.get(types[attr]))
+                             for attr, key, path, convert in fields)
 
     @classmethod
     def from_event(cls, event: ast.CreateEvent, tz: tzinfo) -> "PayloadDecoder":
@@ -198,31 +221,37 @@ class PayloadDecoder:
                 raise BadMessage(f"{self.name}.{attr} (from the topic): {exc.reason}") from None
         return out
 
-    def decode(self, payload: bytes, value: Any, bound: dict[str, Any],
+    def decode(self, payload: Any, value: Any, bound: dict[str, Any],
                arrival_ts: float) -> Event:
         """The event for a message whose template matched.
 
-        `value` is the parsed payload (INVALID if it is not JSON) when `needs_object`,
-        anything otherwise; `bound` holds the converted topic values (copied here).
+        `payload` is the body (see `body_of`); `value` is the parsed payload (INVALID
+        if it is not JSON) when `needs_object`, anything otherwise; `bound` holds the
+        converted topic values (copied here).
         """
         attrs = dict(bound) if bound else {}
         if self.needs_object and type(value) is not dict:
             raise BadMessage(_not_object_reason(value, payload, self.name))
-        for attr, key, path, convert in self.fields:
+        for attr, key, path, convert, native in self._fields:
             item = value.get(key) if path is None else lookup(value, path)
-            if item is not None:
-                try:
-                    attrs[attr] = convert(item)
-                except BadValue as exc:
-                    raise BadMessage(f"{self.name}.{attr}: {exc.reason}") from None
+            if item is None:
+                continue
+            if type(item) is native:
+                attrs[attr] = item
+                continue
+            try:
+                attrs[attr] = convert(item)
+            except BadValue as exc:
+                raise BadMessage(f"{self.name}.{attr}: {exc.reason}") from None
         if self.raw_attr is not None:
             attr, convert = self.raw_attr
+            body = body_of(payload)
             try:
-                text = bytes(payload).decode("utf-8")
+                text = bytes(body).decode("utf-8")
             except UnicodeDecodeError:
                 raise BadMessage(f"{self.name}.{attr}: the payload is not UTF-8 text") from None
             if text[:1] == '"':  # a JSON string payload: its content, not its quotes
-                unquoted = parse_payload(payload)
+                unquoted = parse_payload(body)
                 if type(unquoted) is str:
                     text = unquoted
             try:

@@ -18,7 +18,7 @@ from cep.checks.rules import select_name
 from cep.contexts import ContextInstance
 from cep.events import Event
 from cep.expressions import ExpressionCompiler, Fn
-from cep.matcher import Match, PatternRun
+from cep.matcher import Interest, Match, PatternRun
 from cep.pattern_compiler import PatternCompiler
 
 if TYPE_CHECKING:
@@ -81,6 +81,16 @@ class Agent:
         """Deliver an event to the given (open) instances of the agent's context."""
         raise NotImplementedError
 
+    def receiver(self) -> Callable[[Event, list[ContextInstance]], None]:
+        """What the engine calls to deliver an event: `on_event`, or something it forwards
+        to directly (one call less per event)."""
+        return self.on_event
+
+    def wants(self) -> Optional[Callable[[Event], bool]]:
+        """A test the engine applies before routing an event to the agent's context
+        instances: False means the event cannot matter to the agent.  None: no test."""
+        return None
+
     def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
         return 0
 
@@ -120,6 +130,13 @@ class SourcedAgent(Agent):
 
     def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
         self.source.on_event(event, instances)
+
+    def receiver(self) -> Callable[[Event, list[ContextInstance]], None]:
+        return self.source.on_event
+
+    def wants(self) -> Optional[Callable[[Event], bool]]:
+        interest = getattr(self.source, "interest", None)
+        return interest.wants if interest is not None else None
 
     def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
         return self.source.partial_matches(instance)
@@ -242,6 +259,7 @@ class PatternSource(Source):
         self.tags = tuple(declared_tags(source.pattern))
         self.compiler = ExpressionCompiler(frozenset(self.tags), None, position_of)
         self.runs: dict[ContextInstance, PatternRun] = {}
+        self.interest = Interest(self.node)  # which events any of the runs could use
         self.engine: Any = None
 
     def start(self, agent: Any, instance: ContextInstance) -> None:
@@ -256,6 +274,7 @@ class PatternSource(Source):
             run.stop()
 
     def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
+        """(The engine has already dropped events `interest` does not want.)"""
         runs = self.runs
         for instance in instances:
             run = runs.get(instance)

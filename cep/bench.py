@@ -1,14 +1,20 @@
-"""Benchmark: `python -m cep.bench [--events N] [--repeat R]`.
+"""Benchmark: `python -m cep.bench [engine|ab|memory] [--events N] [--repeat R]`.
 
-Generates traces in a temporary folder and, for each workload, reports
-events per second for a full replay (decode + engine + output formatting)
-and the ratio to the cost of only reading and decoding the same trace.
+`engine` (the default) generates traces in a temporary folder and, for each
+workload, reports events per second for a full replay (decode + engine + output
+formatting) and the ratio to the cost of only reading and decoding the same trace.
 Numbers, not pass/fail: see docs/performance.md for recorded results.
 
 Workloads:
   filter     one stream rule with a filter, over one event type
   sequence   a 3-step followed-by pattern with `every`
   network    20 rules (filters and patterns) over 10 event types
+
+`ab` runs the side-by-side comparison with Siddhi (`bench/ab.epl`, 1M events by
+default; Siddhi is set up in ~/.cache/cep-bench when Java is there, else cep runs
+alone): whole-process wall times, peak RSS, match counts (see cep/bench_ab.py).
+`memory` replays `--hours` of that workload in one process and prints RSS and live
+state every simulated hour.
 """
 
 from __future__ import annotations
@@ -94,7 +100,7 @@ def decode_only(catalog, path: str) -> float:  # noqa: ANN001 - Catalog
     started = time.perf_counter()
     for record in TraceReader(path, timezone.utc, report=lambda m: None):
         if isinstance(record, TraceMessage):
-            bus.decode(record.topic, record.payload, record.ts)
+            bus.decode(record.topic, record, record.ts, record.value)
     return time.perf_counter() - started
 
 
@@ -109,26 +115,44 @@ def full_replay(catalog, path: str) -> tuple[float, int]:  # noqa: ANN001
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cep.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=200_000, help="events per workload")
+    parser.add_argument("mode", nargs="?", choices=["engine", "ab", "memory"], default="engine",
+                        help="engine workloads (default), the side-by-side AB comparison, "
+                             "or memory over a simulated day")
+    parser.add_argument("--events", type=int, default=None,
+                        help="events per workload (engine: 200,000; ab: 1,000,000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--only", choices=[w.name for w in WORKLOADS], help="one workload")
+    parser.add_argument("--no-siddhi", action="store_true", help="ab: run cep alone")
+    parser.add_argument("--hours", type=float, default=24.0, help="memory: simulated hours")
     args = parser.parse_args(argv)
+    if args.mode == "ab":
+        from cep.bench_ab import compare
+
+        return compare(args.events or 1_000_000, args.repeat, not args.no_siddhi)
+    if args.mode == "memory":
+        from cep.bench_ab import memory_day
+
+        return memory_day(args.hours)
+    return engine_workloads(args.events or 200_000, args.repeat, args.only)
+
+
+def engine_workloads(events: int, repeat: int, only: str | None) -> int:
     print(f"{'workload':<10} {'events':>9} {'outputs':>8} {'decode ev/s':>12} "
           f"{'replay ev/s':>12} {'ratio':>6}")
     with tempfile.TemporaryDirectory() as folder:
         for workload in WORKLOADS:
-            if args.only and workload.name != args.only:
+            if only and workload.name != only:
                 continue
             path = os.path.join(folder, f"{workload.name}.jsonl")
-            write_trace(path, workload, args.events)
+            write_trace(path, workload, events)
             loaded = load_texts([(f"{workload.name}.epl", workload.rules)])
             loaded.raise_for_errors()
             decode = statistics.median(decode_only(loaded.catalog, path)
-                                       for _ in range(args.repeat))
-            runs = [full_replay(loaded.catalog, path) for _ in range(args.repeat)]
+                                       for _ in range(repeat))
+            runs = [full_replay(loaded.catalog, path) for _ in range(repeat)]
             seconds = statistics.median(r[0] for r in runs)
-            print(f"{workload.name:<10} {args.events:>9} {runs[0][1]:>8} "
-                  f"{args.events / decode:>12,.0f} {args.events / seconds:>12,.0f} "
+            print(f"{workload.name:<10} {events:>9} {runs[0][1]:>8} "
+                  f"{events / decode:>12,.0f} {events / seconds:>12,.0f} "
                   f"{seconds / decode:>6.2f}")
     return 0
 

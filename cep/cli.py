@@ -54,7 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", metavar="FILE", help="write output lines to FILE")
     replay.add_argument("--contexts", action="store_true",
                         help="also write context-start / context-end lines")
+    replay.add_argument("--view", action="store_true",
+                        help="show a live terminal view (contexts, rules, fired events, input) "
+                             "on stderr or the terminal; with --view, output lines go only "
+                             "to --out and nothing is written to stdout")
     replay.set_defaults(handler=run_replay)
+
+    from cep.cli_live import add_live_commands
+
+    add_live_commands(commands)
+
+    from cep.cli_tools import add_tool_commands
+
+    add_tool_commands(commands)
     return parser
 
 
@@ -165,12 +177,24 @@ def run_replay(args: argparse.Namespace) -> int:
     if not os.path.isfile(trace) and trace != "/dev/stdin":
         _error(f"cannot read trace {args.trace}: no such file")
         return EXIT_USAGE
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+    view = None
+    if getattr(args, "view", False):
+        from cep.view import ReplayView
+
+        view = ReplayView(args.trace, trace, args.speed)
+        if not view.available:
+            _error("--view needs a terminal (stderr or /dev/tty)")
+            return EXIT_USAGE
+    out = open(args.out, "w", encoding="utf-8") if args.out else \
+        (None if view is not None else sys.stdout)  # the view owns the terminal
     try:
-        writer = OutputWriter(out, tz, flush=args.speed is not None)
-        stats = replay(loaded.catalog, trace, writer, tz,
+        writer = OutputWriter(out, tz, flush=args.speed is not None) if out else None
+        if view is not None:
+            view.start()
+        stats = replay(loaded.catalog, trace, view.tee(writer) if view else writer, tz,
                        report=lambda message: print(message, file=sys.stderr),
-                       until=until, speed=args.speed, show_contexts=args.contexts)
+                       until=until, speed=args.speed, show_contexts=args.contexts,
+                       tick=view.replay_tick if view is not None else None)
     except EngineError as exc:
         _error(str(exc))
         return EXIT_PROBLEM
@@ -179,8 +203,18 @@ def run_replay(args: argparse.Namespace) -> int:
     except OSError as exc:
         _error(f"cannot read trace {args.trace}: {exc.strerror or exc}")
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C while watching: the last frame stays, no traceback
+        if view is None:
+            raise
+        view.stop()
+        _error("interrupted")
+        return 130
     finally:
-        if out is not sys.stdout:
+        if view is not None:
+            view.stop()
+        if out is None:
+            pass
+        elif out is not sys.stdout:
             out.close()
         else:
             out.flush()

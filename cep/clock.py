@@ -18,19 +18,24 @@ from typing import Callable, Optional
 class Timer:
     """A scheduled callback; `cancel()` makes it a no-op (removed lazily from the heap)."""
 
-    __slots__ = ("deadline", "priority", "seq", "callback", "cancelled")
+    __slots__ = ("deadline", "priority", "seq", "callback", "cancelled", "queue")
 
     def __init__(self, deadline: float, seq: int, callback: Callable[[float], None],
-                 priority: int = 1) -> None:
+                 priority: int = 1, queue: Optional["TimerQueue"] = None) -> None:
         self.deadline = deadline
         self.priority = priority
         self.seq = seq
         self.callback = callback
         self.cancelled = False
+        self.queue = queue
 
     def cancel(self) -> None:
+        if self.cancelled:
+            return
         self.cancelled = True
         self.callback = _noop  # drop references to engine state at once
+        if self.queue is not None:
+            self.queue._cancelled_one()
 
     def __lt__(self, other: "Timer") -> bool:
         return (self.deadline, self.priority, self.seq) < \
@@ -41,39 +46,72 @@ def _noop(_: float) -> None:
     return None
 
 
+# A heap entry: (deadline, priority, seq, timer).  Tuples compare in C, which is
+# most of the cost of a heap push or pop; seq is unique, so the timer is never compared.
+_Entry = tuple[float, int, int, Timer]
+
+
 class TimerQueue:
+    """Timers by (deadline, priority, set order).
+
+    A cancelled timer stays in the heap until it reaches the top, so cancelling is
+    O(1); when cancelled entries outnumber live ones the heap is rebuilt without
+    them, so memory follows live timers even when long timers are mostly cancelled.
+    """
+
+    COMPACT_ABOVE = 1024  # cancelled entries tolerated before a rebuild is considered
+
     def __init__(self) -> None:
-        self._heap: list[Timer] = []
+        self._heap: list[_Entry] = []
         self._seq = itertools.count()
+        self._cancelled = 0  # cancelled entries still in the heap
 
     def schedule(self, deadline: float, callback: Callable[[float], None],
                   priority: int = 1) -> Timer:
         """Timers due at the same instant fire by priority (lower first), then in set order."""
-        timer = Timer(deadline, next(self._seq), callback, priority)
-        heapq.heappush(self._heap, timer)
+        seq = next(self._seq)
+        timer = Timer(deadline, seq, callback, priority, self)
+        heapq.heappush(self._heap, (deadline, priority, seq, timer))
         return timer
 
-    def next_deadline(self) -> Optional[float]:
+    def _cancelled_one(self) -> None:
+        self._cancelled += 1
         heap = self._heap
-        while heap and heap[0].cancelled:
+        if self._cancelled > self.COMPACT_ABOVE and 2 * self._cancelled > len(heap):
+            heap[:] = [entry for entry in heap if not entry[3].cancelled]
+            heapq.heapify(heap)
+            self._cancelled = 0
+
+    def _drop_cancelled_top(self) -> None:
+        heap = self._heap
+        while heap and heap[0][3].cancelled:
             heapq.heappop(heap)
-        return heap[0].deadline if heap else None
+            self._cancelled -= 1
+
+    def next_deadline(self) -> Optional[float]:
+        self._drop_cancelled_top()
+        heap = self._heap
+        return heap[0][0] if heap else None
+
+    def due(self, now: float) -> bool:
+        """Whether some entry (perhaps a cancelled one) is due at or before `now`: a cheap
+        test before `pop_due`."""
+        heap = self._heap
+        return bool(heap) and heap[0][0] <= now
 
     def pop_due(self, now: float) -> Optional[Timer]:
         """The earliest live timer due at or before `now`, removed from the queue."""
+        self._drop_cancelled_top()
         heap = self._heap
-        while heap:
-            if heap[0].cancelled:
-                heapq.heappop(heap)
-                continue
-            if heap[0].deadline <= now:
-                return heapq.heappop(heap)
-            return None
+        if heap and heap[0][0] <= now:
+            timer = heapq.heappop(heap)[3]
+            timer.queue = None  # fired: a later cancel() is not counted
+            return timer
         return None
 
     def pending(self) -> int:
         """Timers not yet fired or cancelled (for statistics and tests)."""
-        return sum(1 for t in self._heap if not t.cancelled)
+        return len(self._heap) - self._cancelled
 
 
 class VirtualClock:

@@ -248,34 +248,47 @@ class PartitionRuntime(ContextRuntime):
 
     Every event type carrying the key attributes is observed, so an instance (and
     its ON START) appears on the key's first event even if no rule reads that type.
+    Routing an event is one dictionary lookup: `by_key` maps the key (the value
+    itself with one attribute, the tuple of values with several) to the list
+    `[instance]` that `route` returns.
     """
 
     def __init__(self, name: str, host: ContextHost, spec: ast.Partition,
                  catalog: Catalog) -> None:
         super().__init__(name, host)
         self.attrs = tuple(a.name for a in spec.attrs)
-        self.by_key: dict[tuple, ContextInstance] = {}
+        self.single = self.attrs[0] if len(self.attrs) == 1 else None
+        self.by_key: dict[Any, list[ContextInstance]] = {}
         self.observes = tuple(type_name for type_name, info in catalog.events.items()
                               if all(a in info.attrs for a in self.attrs))
 
-    def observe(self, event: Event) -> None:
-        self.instances_for(event)
+    # Observing is routing (a new key opens its instance before rules run); the route is
+    # kept for the rules that ask next.
+    observe = ContextRuntime.instances_for
 
     def route(self, event: Event) -> list[ContextInstance]:
         attrs = event.attrs
-        values = tuple(attrs.get(a) for a in self.attrs)
-        if None in values:
-            return []
+        if self.single is not None:
+            key = attrs.get(self.single)
+            if key is None:
+                return []
+        else:
+            key = tuple(attrs.get(a) for a in self.attrs)
+            if None in key:
+                return []
         try:
-            instance = self.by_key.get(values)
+            routed = self.by_key.get(key)
         except TypeError:  # a value that cannot be a key (the checker refuses event values)
             return []
-        if instance is None:
-            key = values[0] if len(values) == 1 else list(values)
-            instance = ContextInstance(self.name, key, self.host.now, dict(zip(self.attrs, values)))
-            self.by_key[values] = instance
-            self.open_instance(instance)
-        return [instance]
+        return routed if routed is not None else self._open_key(key)
+
+    def _open_key(self, key: Any) -> list[ContextInstance]:
+        values = (key,) if self.single is not None else key
+        instance = ContextInstance(self.name, key if self.single is not None else list(values),
+                                   self.host.now, dict(zip(self.attrs, values)))
+        routed = self.by_key[key] = [instance]
+        self.open_instance(instance)
+        return routed
 
 
 # ====================================================================== spatial

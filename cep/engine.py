@@ -30,6 +30,9 @@ from cep.timezones import get_zone
 
 MAX_DERIVED_PER_CAUSE = 10_000
 
+Route = tuple[Agent, Optional[ContextRuntime], Optional[Callable[[Event], bool]],
+              Callable[[Event, list[ContextInstance]], None]]
+
 
 class EngineError(Exception):
     """The rule set cannot run (as opposed to a bad event, which is only counted)."""
@@ -65,6 +68,13 @@ class Engine(EngineServices):
         self.global_instance = ContextInstance(None, None, 0.0)
         self.global_instances = [self.global_instance]
         self._index_contexts()
+        # Per event type, what delivering an event means: (agent, its context's runtime
+        # or None, the agent's test of events or None, the agent's receiver), worked out
+        # once instead of per event.
+        self.routes: dict[str, list[Route]] = {
+            type_name: [(agent, self.contexts[agent.context] if agent.context else None,
+                         agent.wants(), agent.receiver()) for agent in agents]
+            for type_name, agents in self.subscribers.items()}
 
     def _index_contexts(self) -> None:
         """Who acts when an instance opens/closes, and which contexts watch which types."""
@@ -152,13 +162,17 @@ class Engine(EngineServices):
         """Deliver one input event (timers due up to its time fire first)."""
         if not self.started:
             self.start(event.ts)
-        if event.ts < self.now:
+        ts = event.ts
+        if ts < self.now:
             self.stats["late"] += 1  # the clock never goes back: take it as happening now
+        elif self.timers.due(ts):
+            self.advance(ts)
         else:
-            self.advance(event.ts)
+            self.now = ts
         self.stats["events"] += 1
         self._deliver(event)
-        self._drain()
+        if self.derived:
+            self._drain()
 
     def advance(self, to: float) -> None:
         """Move the clock to `to`, firing every timer due at or before it."""
@@ -186,18 +200,19 @@ class Engine(EngineServices):
         if watchers:
             for watcher in watchers:
                 watcher.observe(event)  # type: ignore[attr-defined]
-        subscribers = self.subscribers.get(event.type)
-        if not subscribers:
+        routes = self.routes.get(event.type)
+        if not routes:
             return
-        for agent in subscribers:
-            context = agent.context
+        for agent, runtime, wants, receive in routes:
+            if wants is not None and not wants(event):
+                continue  # before routing: an event no state of the rule can use
             try:
-                if context is None:
-                    agent.on_event(event, self.global_instances)
+                if runtime is None:
+                    receive(event, self.global_instances)
                     continue
-                instances = self.contexts[context].instances_for(event)
+                instances = runtime.instances_for(event)
                 if instances:
-                    agent.on_event(event, instances)
+                    receive(event, instances)
             except Exception as exc:  # noqa: BLE001 - one rule's failure must not stop the rest
                 self.stats["rule_errors"] += 1
                 self.warn(f"rule '{agent.name}' failed on a {event.type} event at "

@@ -58,6 +58,44 @@ class ExpressionCompiler:
     def compile_condition(self, expr: Optional[ast.Expr]) -> Optional[Callable[..., bool]]:
         return None if expr is None else self.compile(expr)
 
+    def split_equality(self, expr: ast.Expr) -> tuple[Optional[tuple[str, Any]],
+                                                       Optional[ast.Expr]]:
+        """A filter as (`(attr, constant)` of its first `attr = constant` conjunct, the rest).
+
+        An event passes the filter exactly when its `attr` equals `constant` (as a
+        dictionary key: equal hashable values are the same key) and it passes the
+        rest (None: nothing left).  Filters are pure, so dropping a conjunct that is
+        known to hold changes nothing.  ((None, expr) when there is no such conjunct.)
+        """
+        conjuncts = _conjuncts(expr)
+        for position, item in enumerate(conjuncts):
+            key = self._equality(item)
+            if key is not None:
+                rest = conjuncts[:position] + conjuncts[position + 1:]
+                combined: Optional[ast.Expr] = None
+                for other in rest:
+                    combined = other if combined is None else \
+                        ast.Binary(span=other.span, op="and", left=combined, right=other)
+                return key, combined
+        return None, expr
+
+    def _equality(self, expr: ast.Expr) -> Optional[tuple[str, Any]]:
+        if not isinstance(expr, ast.Binary) or expr.op != "=":
+            return None
+        for name, literal in ((expr.left, expr.right), (expr.right, expr.left)):
+            if isinstance(name, ast.Name) and isinstance(literal, ast.Literal) \
+                    and literal.value is not None and not self._is_tag(name.name):
+                try:
+                    hash(literal.value)
+                except TypeError:
+                    return None
+                return name.name, literal.value
+        return None
+
+    def _is_tag(self, name: str) -> bool:
+        """A bare name is a tag when it names one and no attribute (attributes win)."""
+        return name in self.tags and (self.attrs is None or name not in self.attrs)
+
     # -------------------------------------------------------------- leaves
     def _Literal(self, expr: ast.Literal) -> Fn:
         value = expr.value
@@ -65,7 +103,7 @@ class ExpressionCompiler:
 
     def _Name(self, expr: ast.Name) -> Fn:
         name = expr.name
-        if name in self.tags and (self.attrs is None or name not in self.attrs):
+        if self._is_tag(name):
             return lambda a, m, c: m.get(name)
         return lambda a, m, c: a.get(name) if a is not None else None
 
@@ -119,8 +157,7 @@ class ExpressionCompiler:
         compare = _COMPARE[expr.op]
         # The common filter shape `attr OP constant`: one closure, no inner calls.
         if isinstance(expr.left, ast.Name) and isinstance(expr.right, ast.Literal) \
-                and not (expr.left.name in self.tags and
-                         (self.attrs is None or expr.left.name not in self.attrs)):
+                and not self._is_tag(expr.left.name):
             name, constant = expr.left.name, expr.right.value
             if constant is None:
                 return lambda a, m, c: False
@@ -259,6 +296,13 @@ class ExpressionCompiler:
                 return None
             return distance_m(px, py)
         return distance
+
+
+def _conjuncts(expr: ast.Expr) -> list[ast.Expr]:
+    """`a and b and c` as [a, b, c] (any other expression as [expr])."""
+    if isinstance(expr, ast.Binary) and expr.op == "and":
+        return _conjuncts(expr.left) + _conjuncts(expr.right)
+    return [expr]
 
 
 def _divide(x: float, y: float) -> Optional[float]:

@@ -5,7 +5,8 @@ rule).  Running it creates *states*: each live sub-pattern instance is a state
 object with a parent.  A state tells its parent when it turned true (with the
 tags it bound, and whether it is finished: `quitted`) or permanently false.
 
-- Atoms (`A(filter)`) register in the run's index by event type; an atom
+- Atoms (`A(filter)`) register in the run's index by event type (and by the
+  constant of an `attr = constant` in their filter, see `AtomIndex`); an atom
   matches once and quits.  A state started by an event E never sees E: it
   records the engine's event sequence number at birth and is skipped for it.
 - `every` restarts its sub-pattern when that turns true or permanently false.
@@ -32,27 +33,150 @@ Filter = Callable[[Optional[dict], dict, Any], Any]
 # ====================================================================== the run
 
 
+class AtomIndex:
+    """The live atoms of one event type in one run, found by their filters' equality keys.
+
+    An atom whose filter has an `attr = constant` conjunct (its node's `key`) is
+    filed under that attribute and constant, so an event is offered only to the
+    atoms whose constant its attribute equals, plus the atoms without a key: with
+    `every a=Ev(etype = 'A') -> b=Ev(etype = 'B')`, an `X` event costs one lookup
+    instead of one filter call per waiting atom.  Candidates come out in the order
+    the atoms registered, as if every atom had been asked in turn.
+    """
+
+    __slots__ = ("plain", "keyed", "size")
+
+    def __init__(self) -> None:
+        self.plain: dict[AtomState, None] = {}
+        self.keyed: dict[str, dict[Any, dict[AtomState, None]]] = {}  # attr -> constant -> atoms
+        self.size = 0
+
+    def add(self, state: "AtomState") -> None:
+        key = state.node.key
+        if key is None:
+            self.plain[state] = None
+        else:
+            attr, constant = key
+            by_constant = self.keyed.get(attr)
+            if by_constant is None:
+                by_constant = self.keyed[attr] = {}
+            states = by_constant.get(constant)
+            if states is None:
+                states = by_constant[constant] = {}
+            states[state] = None
+        self.size += 1
+
+    def remove(self, state: "AtomState") -> None:
+        key = state.node.key
+        if key is None:
+            if self.plain.pop(state, _ABSENT) is _ABSENT:
+                return
+        else:
+            attr, constant = key
+            by_constant = self.keyed.get(attr)
+            states = by_constant.get(constant) if by_constant is not None else None
+            if states is None or states.pop(state, _ABSENT) is _ABSENT:
+                return
+            if not states:  # keep the index as small as the live atoms
+                del by_constant[constant]  # type: ignore[union-attr]
+                if not by_constant:
+                    del self.keyed[attr]
+        self.size -= 1
+
+    def candidates(self, attrs: dict) -> list["AtomState"]:
+        """The atoms whose key the event's attributes satisfy, in registration order."""
+        if not self.plain and len(self.keyed) == 1:  # the usual case: one keyed attribute
+            for attr, by_constant in self.keyed.items():
+                try:
+                    states = by_constant.get(attrs.get(attr))
+                except TypeError:  # an unhashable value equals no constant
+                    return []
+                return list(states) if states else []
+        found = list(self.plain)
+        groups = 1 if found else 0
+        for attr, by_constant in self.keyed.items():
+            try:
+                states = by_constant.get(attrs.get(attr))
+            except TypeError:  # an unhashable value equals no constant
+                continue
+            if states:
+                found.extend(states)
+                groups += 1
+        if groups > 1:
+            found.sort(key=_registration_order)
+        return found
+
+
+_ABSENT: Any = object()
+
+
+class Interest:
+    """Which events some atom of a pattern could ever match: its atoms' event types,
+    with their `attr = constant` keys (see `AtomIndex`).  Fixed when the rule is built.
+
+    A rule runs one pattern per context instance (per device, say); an event that no
+    atom of the pattern can match is dropped before it is handed to any instance's
+    run.  With `every a=Ev(etype = 'A') -> b=Ev(etype = 'B')`, the `X` events (most
+    of them) stop here.
+    """
+
+    __slots__ = ("plain", "keyed")
+
+    def __init__(self, root: "Node") -> None:
+        self.plain: set[str] = set()  # types with an atom that has no key
+        self.keyed: dict[str, dict[str, set[Any]]] = {}  # type -> attr -> constants
+        for atom in atom_nodes(root):
+            if atom.key is None:
+                self.plain.add(atom.type)
+            else:
+                attr, constant = atom.key
+                self.keyed.setdefault(atom.type, {}).setdefault(attr, set()).add(constant)
+        for type_name in self.plain:  # a plain atom of a type wants all its events
+            self.keyed.pop(type_name, None)
+
+    def wants(self, event: Event) -> bool:
+        type_name = event.type
+        if type_name in self.plain:
+            return True
+        by_attr = self.keyed.get(type_name)
+        if by_attr is None:
+            return False
+        attrs = event.attrs
+        for attr, constants in by_attr.items():
+            try:
+                if attrs.get(attr) in constants:
+                    return True
+            except TypeError:  # an unhashable value equals no constant
+                continue
+        return False
+
+
+def _registration_order(state: "AtomState") -> int:
+    return state.order
+
+
 class PatternRun:
     """One running instance of a rule's pattern (per context instance).
 
-    Holds the index of live atoms by event type, and hands matches of the
-    root to `on_match(match)`.
+    Holds the index of live atoms by event type (`AtomIndex`), and hands matches of
+    the root to `on_match(match)`.
     """
 
     __slots__ = ("engine", "ctx", "on_match", "index", "priority_index", "root", "finished",
-                 "timers", "born")
+                 "timers", "born", "registered")
 
     def __init__(self, engine: "EngineServices", ctx: Any,
                  on_match: Callable[[Match], None]) -> None:
         self.engine = engine
         self.ctx = ctx
         self.on_match = on_match
-        self.index: dict[str, dict["AtomState", None]] = {}
-        self.priority_index: dict[str, dict["AtomState", None]] = {}
+        self.index: dict[str, AtomIndex] = {}
+        self.priority_index: dict[str, AtomIndex] = {}
         self.timers: dict["TimedState", None] = {}
         self.root: Optional[RootState] = None
         self.finished = False
         self.born: Optional[int] = None  # while starting: the sequence number atoms take
+        self.registered = 0  # atoms registered so far: each atom's `order`
 
     def start(self, node: "Node") -> None:
         """Start the pattern; it sees the event being delivered now, if any.
@@ -70,14 +194,20 @@ class PatternRun:
             self.born = None
 
     def dispatch(self, event: Event) -> None:
-        """Offer an event to every live atom of its type (under-`not` atoms first)."""
+        """Offer an event to the live atoms it can match (under-`not` atoms first)."""
         seq = self.engine.event_seq
-        for index in (self.priority_index, self.index):
-            bucket = index.get(event.type)
-            if bucket:
-                for state in list(bucket):
+        type_name = event.type
+        if self.priority_index:
+            atoms = self.priority_index.get(type_name)
+            if atoms is not None:
+                for state in atoms.candidates(event.attrs):
                     if state.active and state.born < seq:
                         state.on_event(event)
+        atoms = self.index.get(type_name)
+        if atoms is not None:
+            for state in atoms.candidates(event.attrs):
+                if state.active and state.born < seq:
+                    state.on_event(event)
 
     def stop(self) -> None:
         """Drop all state silently (the context instance closed)."""
@@ -87,24 +217,28 @@ class PatternRun:
 
     def live_states(self) -> int:
         """Live atoms and timers: the partial matches waiting for something."""
-        return sum(len(b) for b in self.index.values()) + \
-            sum(len(b) for b in self.priority_index.values()) + len(self.timers)
+        return sum(atoms.size for atoms in self.index.values()) + \
+            sum(atoms.size for atoms in self.priority_index.values()) + len(self.timers)
 
     # -------------------------------------------------------------- atom registry
     def add_atom(self, state: "AtomState") -> None:
-        index = self.priority_index if state.node.under_not else self.index
-        bucket = index.get(state.node.type)
-        if bucket is None:
-            bucket = index[state.node.type] = {}
-        bucket[state] = None
+        node = state.node
+        index = self.priority_index if node.under_not else self.index
+        atoms = index.get(node.type)
+        if atoms is None:
+            atoms = index[node.type] = AtomIndex()
+        self.registered += 1
+        state.order = self.registered
+        atoms.add(state)
 
     def remove_atom(self, state: "AtomState") -> None:
-        index = self.priority_index if state.node.under_not else self.index
-        bucket = index.get(state.node.type)
-        if bucket is not None:
-            bucket.pop(state, None)
-            if not bucket:
-                del index[state.node.type]
+        node = state.node
+        index = self.priority_index if node.under_not else self.index
+        atoms = index.get(node.type)
+        if atoms is not None:
+            atoms.remove(state)
+            if not atoms.size:
+                del index[node.type]
 
 
 class EngineServices:
@@ -164,7 +298,7 @@ class RootState(Parent):
 
 
 class AtomState(State):
-    __slots__ = ("node", "match", "born")
+    __slots__ = ("node", "match", "born", "order")
 
     def __init__(self, node: "AtomNode", parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
@@ -274,7 +408,10 @@ class FollowedByState(State, Parent):
 def only_negations(children: dict) -> bool:
     """True when no child but `not`s is left: a `not` that is true never quits by itself,
     so a parent whose other children are done is done, and stops the `not`s (as in Esper)."""
-    return all(isinstance(child, NotState) for child in children)
+    for child in children:  # a plain loop: this runs on every match
+        if type(child) is not NotState:
+            return False
+    return True
 
 
 class EveryState(State, Parent):
@@ -619,16 +756,33 @@ class Node:
     def create(self, parent: Parent, run: PatternRun) -> State:
         return self.state_class(self, parent, run)
 
+    def children(self) -> tuple["Node", ...]:
+        """The operands (for walking the compiled tree)."""
+        body = getattr(self, "body", None)
+        return (body,) if body is not None else ()
+
+
+def atom_nodes(node: Node) -> list["AtomNode"]:
+    """Every atom of a compiled pattern, in tree order."""
+    if isinstance(node, AtomNode):
+        return [node]
+    return [atom for child in node.children() for atom in atom_nodes(child)]
+
 
 class AtomNode(Node):
+    """`tag=Type(filter)`.  `key` is `(attr, constant)` when the filter requires
+    `attr = constant` (its atoms are indexed by it, see `AtomIndex`); `filter` is
+    then the rest of the filter (None when nothing is left)."""
+
     state_class = AtomState
 
     def __init__(self, type: str, tag: Optional[str], filter: Optional[Filter],
-                 under_not: bool) -> None:
+                 under_not: bool, key: Optional[tuple[str, Any]] = None) -> None:
         self.type = type
         self.tag = tag
         self.filter = filter
         self.under_not = under_not
+        self.key = key
 
 
 class IntervalNode(Node):
@@ -644,6 +798,9 @@ class FollowedByNode(Node):
     def __init__(self, steps: list[Node]) -> None:
         self.steps = steps
 
+    def children(self) -> tuple[Node, ...]:
+        return tuple(self.steps)
+
 
 class EveryNode(Node):
     state_class = EveryState
@@ -658,12 +815,18 @@ class OrNode(Node):
     def __init__(self, items: list[Node]) -> None:
         self.items = items
 
+    def children(self) -> tuple[Node, ...]:
+        return tuple(self.items)
+
 
 class AndNode(Node):
     state_class = AndState
 
     def __init__(self, items: list[Node]) -> None:
         self.items = items
+
+    def children(self) -> tuple[Node, ...]:
+        return tuple(self.items)
 
 
 class NotNode(Node):
@@ -691,6 +854,9 @@ class UntilNode(Node):
         self.stop = stop
         self.count = count
         self.tags = tags
+
+    def children(self) -> tuple[Node, ...]:
+        return (self.body, self.stop)
 
 
 class WithinNode(Node):

@@ -32,9 +32,14 @@ class JsonValues:
     def attrs(self, values: dict[str, Any], types: Optional[dict[str, str]]) -> dict[str, Any]:
         out = {}
         for name, value in values.items():
-            if types is not None and types.get(name) == TIMESTAMP and \
+            kind = type(value)
+            if kind is str or kind is bool or value is None:  # the usual values, as they are
+                out[name] = value
+            elif types is not None and types.get(name) == TIMESTAMP and \
                     isinstance(value, (int, float)) and not isinstance(value, bool):
                 out[name] = format_ts(value, self.tz)
+            elif kind is int or kind is float:
+                out[name] = value
             else:
                 out[name] = self.value(value)
         return out
@@ -49,6 +54,10 @@ class JsonValues:
         return value
 
 
+# json.dumps(value, ensure_ascii=False) builds an encoder per call; one is enough.
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
 class OutputWriter:
     """Writes output records as JSON Lines (flushing after each, so tails see them live)."""
 
@@ -61,7 +70,7 @@ class OutputWriter:
     def __call__(self, record: Output) -> None:
         line = dict(record)
         line["ts"] = format_ts(record["ts"], self.tz)
-        self.out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self.out.write(_ENCODER.encode(line) + "\n")
         if self.flush:
             self.out.flush()
         self.count += 1

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from cep import ast
 from cep.checks.patterns import declared_tags
 from cep.expressions import ExpressionCompiler, PositionOf, _no_position
-from cep.matcher import (AndNode, AtomNode, EveryNode, FollowedByNode, IntervalNode, Node,
-                         NotNode, OrNode, RepeatNode, UntilNode, WithinNode)
+from cep.matcher import (AndNode, AtomNode, EveryNode, Filter, FollowedByNode, IntervalNode,
+                         Node, NotNode, OrNode, RepeatNode, UntilNode, WithinNode)
 
 
 class PatternCompiler:
@@ -24,7 +24,8 @@ class PatternCompiler:
 
     def _node(self, p: ast.Pattern, under_not: bool) -> Node:
         if isinstance(p, ast.EventAtom):
-            return AtomNode(p.type, p.tag, self._filter(p), under_not)
+            key, rest = self._split(p)
+            return AtomNode(p.type, p.tag, rest, under_not, key)
         if isinstance(p, ast.TimerInterval):
             return IntervalNode(p.duration.seconds)
         if isinstance(p, ast.FollowedBy):
@@ -47,8 +48,13 @@ class PatternCompiler:
             return WithinNode(self._node(p.body, under_not), p.duration.seconds)
         raise TypeError(f"unknown pattern node {type(p).__name__}")
 
-    def _filter(self, atom: ast.EventAtom) -> Optional[object]:
+    def _split(self, atom: ast.EventAtom) -> tuple[Optional[tuple[str, Any]], Optional[Filter]]:
+        """An atom's filter as its index key (`attr = constant`, see `split_equality`) and
+        the compiled rest: atoms are then found by the key's value, and only the rest is
+        evaluated per event."""
         if atom.filter is None:
-            return None
+            return None, None
         attrs = frozenset(self.event_attrs.get(atom.type) or ())
-        return ExpressionCompiler(self.tags, attrs, self.position_of).compile(atom.filter)
+        compiler = ExpressionCompiler(self.tags, attrs, self.position_of)
+        key, rest = compiler.split_equality(atom.filter)
+        return key, compiler.compile(rest) if rest is not None else None

@@ -21,6 +21,11 @@ from cep.engine import Engine
 from cep.output import Sink
 
 Report = Callable[[str], None]
+# A replay's progress hook: tick(engine, stats, final), called every TICK_EVERY records
+# (and while --speed waits) with `stats` brought up to date, and once at the end with
+# final=True.  It runs in the replay loop: it must be cheap unless it decides to act.
+Tick = Callable[[Engine, "ReplayStats", bool], None]
+TICK_EVERY = 256
 
 
 @dataclass
@@ -33,6 +38,10 @@ class ReplayStats:
     outputs: int = 0
     seconds: float = 0.0      # wall time of the replay
     unmatched_topics: dict[str, int] = field(default_factory=dict)
+    # kept up to date only for a tick hook (cep replay --view):
+    events_by_type: dict[str, int] = field(default_factory=dict)
+    position: Optional[int] = None  # bytes of the trace read
+    clock: Optional[float] = None   # the trace's time as played (paced with --speed)
 
     def summary(self, trace_name: str) -> str:
         rate = self.events / self.seconds if self.seconds > 0 else 0.0
@@ -56,8 +65,17 @@ class Pacer:
         self.sleep = sleep
         self.now = now
         self.origin: Optional[tuple[float, float]] = None  # (event time, wall time)
+        self.target: Optional[float] = None  # the event time being waited for
+
+    def virtual_now(self) -> Optional[float]:
+        """The event time the wall clock stands for now (never past the awaited time)."""
+        if self.origin is None:
+            return None
+        at = self.origin[0] + (self.now() - self.origin[1]) * self.speed
+        return min(at, self.target) if self.target is not None else at
 
     def wait_until(self, event_ts: float) -> None:
+        self.target = event_ts
         if self.origin is None:
             self.origin = (event_ts, self.now())
             return
@@ -69,7 +87,7 @@ class Pacer:
 
 def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Report,
            until: Optional[float] = None, speed: Optional[float] = None,
-           show_contexts: bool = False) -> ReplayStats:
+           show_contexts: bool = False, tick: Optional[Tick] = None) -> ReplayStats:
     stats = ReplayStats()
     derived = {name: info.attrs for name, info in catalog.events.items()
                if info.declaration is None}
@@ -80,15 +98,20 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
     reporter = BadMessageReporter(lambda message: report(f"{where[0]}: {message}"))
     pacer = Pacer(speed) if speed else None
     started = time.perf_counter()
+    if tick is not None:
+        tick_now = _tick_hook(tick, engine, stats, reader, pacer)
     for record in reader:
         stats.lines += 1
+        if tick is not None and not stats.lines % TICK_EVERY:
+            tick_now()
         if pacer is not None:
             _paced_advance(engine, pacer, record.ts)
         try:
             if isinstance(record, TraceEvent):
                 events = [bus.make_event(record.type, record.ts, record.attrs)]
             else:
-                events = bus.decode(record.topic, record.payload, record.ts)
+                # the record as payload: its bytes are made only if a decoder needs them
+                events = bus.decode(record.topic, record, record.ts, record.value)
                 if not events:
                     stats.unmatched += 1
                     stats.unmatched_topics[record.topic] = \
@@ -110,7 +133,50 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
     stats.seconds = time.perf_counter() - started
     stats.bad_lines = reader.skipped
     stats.outputs = engine.stats["outputs"]
+    if tick is not None:
+        stats.clock = engine.now
+        tick(engine, stats, True)
     return stats
+
+
+def _tick_hook(tick: Tick, engine: Engine, stats: ReplayStats, reader: TraceReader,
+               pacer: Optional[Pacer]) -> Callable[[], None]:
+    """Prepare a replay for its tick hook; return the call that brings stats up to date.
+
+    Events are counted per type by wrapping this engine's `process` (no cost without a
+    hook); with --speed, the pacer's waits are cut into slices with a tick after each.
+    """
+    by_type = stats.events_by_type
+    process = engine.process
+
+    def process_counted(event):  # noqa: ANN001, ANN202
+        by_type[event.type] = by_type.get(event.type, 0) + 1
+        process(event)
+
+    engine.process = process_counted  # type: ignore[method-assign]
+
+    def tick_now() -> None:
+        stats.position = reader.position
+        stats.bad_lines = reader.skipped
+        stats.outputs = engine.stats["outputs"]
+        played = pacer.virtual_now() if pacer is not None else None
+        stats.clock = engine.now if played is None or played < engine.now else played
+        tick(engine, stats, False)
+
+    if pacer is not None:
+        sleep, wall = pacer.sleep, pacer.now
+
+        def sleep_ticking(delay: float) -> None:
+            end = wall() + delay
+            while True:
+                left = end - wall()
+                if left <= 0:
+                    return
+                sleep(min(left, 0.05))
+                tick_now()
+
+        pacer.sleep = sleep_ticking
+    return tick_now
 
 
 def _paced_advance(engine: Engine, pacer: Pacer, ts: float) -> None:

@@ -1,12 +1,14 @@
 """End-to-end golden tests of `cep replay`: rules + trace -> exact output lines.
 
-Each folder under tests/golden/replay/ (and each bundled scenario under
-scenarios/) holds its rules (every *.epl in it, or a `rules` file naming rule
-files relative to the folder), `trace.jsonl`, `expected.jsonl` (stdout) and
-optionally `expected-stderr.txt` (stderr lines, the timing summary left out),
-`until` and `tz` (the --until and --tz arguments) and `args` (more arguments,
-one per line).
-`CEP_UPDATE_GOLDEN=1 pytest tests/test_replay_golden.py` rewrites the expected files.
+Each folder under tests/golden/replay/ holds its rules (every *.epl in it, or a `rules`
+file naming rule files relative to the folder), `trace.jsonl`, `expected.jsonl` (stdout)
+and optionally `expected-stderr.txt` (stderr lines, the timing summary left out), `until`
+and `tz` (the --until and --tz arguments) and `args` (more arguments, one per line).
+`CEP_UPDATE_GOLDEN=1 pytest tests/test_replay_golden.py` rewrites those expected files.
+
+Each bundled scenario (scenarios/**/*.toml with an `expected` file, see docs/scenarios.md)
+is also replayed with `cep replay` and the options the scenario names, and its stdout must
+be byte for byte the scenario's expected file: `cep test` and `cep replay` agree.
 """
 
 import os
@@ -16,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from cep.cli import main
+from cep.testing.scenario import find_scenarios, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = sorted([p for p in (ROOT / "tests" / "golden" / "replay").iterdir() if p.is_dir()] +
-               [p for p in (ROOT / "scenarios").iterdir()
-                if p.is_dir() and (p / "expected.jsonl").exists()])
+CASES = sorted(p for p in (ROOT / "tests" / "golden" / "replay").iterdir() if p.is_dir())
+SCENARIOS = find_scenarios([str(ROOT / "scenarios")])
 UPDATE = os.environ.get("CEP_UPDATE_GOLDEN") == "1"
 TIMING = re.compile(r" in \d+\.\d+ s \([\d,]+ events/s\)$")
 
@@ -53,3 +55,23 @@ def test_replay_matches_golden(case, capsys, monkeypatch):
         expected_err.write_text("\n".join(stderr) + "\n")
     assert out == expected_out.read_text()
     assert stderr == expected_err.read_text().splitlines()
+
+
+@pytest.mark.parametrize("path", SCENARIOS,
+                         ids=[str(p.relative_to(ROOT / "scenarios")) for p in SCENARIOS])
+def test_replay_of_scenario_matches_its_expected_file(path, capsys):
+    scenario = load_scenario(path)
+    if scenario.expected_file is None:
+        pytest.skip("expected output is inline")
+    args = ["replay", *map(str, scenario.rules), "--trace", str(scenario.trace)]
+    if scenario.tz:
+        args += ["--tz", scenario.tz]
+    if scenario.until is not None:
+        args += ["--until", str(scenario.until)]
+    if scenario.contexts:
+        args.append("--contexts")
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert captured.out == scenario.expected_file.read_text(encoding="utf-8")
+    assert f"{scenario.bad_lines} bad lines, {scenario.bad_messages} bad messages" \
+        in captured.err.splitlines()[-1]

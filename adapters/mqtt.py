@@ -1,0 +1,274 @@
+"""The MQTT connection shared by `cep run` and `cep record` (paho-mqtt 2.x).
+
+`BrokerSettings` is everything about *where and how* to connect (URL, TLS,
+client id, keepalive, session, reconnect backoff, status topic), checked once
+before anything connects.  `MqttConnection` owns one paho client whose network
+loop runs on paho's own thread: it (re)subscribes on every connect, keeps a
+retained availability topic (`online` while connected, `offline` as the last
+will and on a clean close), sets TCP_NODELAY on every socket it opens, and
+hands each received message to a callback *on paho's thread* — the caller
+queues it for its own single engine thread.
+
+Reconnection is paho's: after a lost connection it retries with exponential
+backoff between `reconnect_min` and `reconnect_max` seconds, forever; the
+first connection is retried the same way, so a service started before its
+broker comes up once the broker does.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Callable, Optional
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+__all__ = ["BrokerSettings", "MqttConnection", "SettingsError", "ReceivedMessage",
+           "PASSWORD_ENV"]
+
+PASSWORD_ENV = "CEP_MQTT_PASSWORD"  # read when the URL names a user but no password
+DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
+
+
+class SettingsError(ValueError):
+    """A broker URL or option that cannot work (bad usage: exit status 2)."""
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    arrival: float  # the clock's time when paho handed it over
+
+
+@dataclass
+class BrokerSettings:
+    host: str
+    port: int
+    tls: bool = False
+    username: Optional[str] = None
+    password: Optional[str] = None
+    ca_file: Optional[str] = None
+    cert_file: Optional[str] = None
+    key_file: Optional[str] = None
+    insecure: bool = False              # TLS without checking the server's host name
+    client_id: str = ""
+    keepalive: int = 60
+    persistent: bool = False            # keep the session (subscriptions, queued QoS>0) across
+    subscribe_qos: int = 1
+    status_topic: Optional[str] = "cep/status"
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+
+    @classmethod
+    def from_url(cls, url: str, *, tls: bool = False, ca_file: Optional[str] = None,
+                 cert_file: Optional[str] = None, key_file: Optional[str] = None,
+                 insecure: bool = False, client_id: Optional[str] = None,
+                 keepalive: int = 60, persistent: bool = False, subscribe_qos: int = 1,
+                 status_topic: Optional[str] = "cep/status",
+                 reconnect_min: float = 1.0, reconnect_max: float = 60.0,
+                 default_client_id: str = "cep") -> "BrokerSettings":
+        """Read `mqtt://[user[:pass]@]host[:port]` or `mqtts://...` and check the options."""
+        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+        scheme = parts.scheme.lower()
+        if scheme not in DEFAULT_PORTS:
+            raise SettingsError(f"broker URL {url!r}: the scheme must be mqtt:// or mqtts://")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise SettingsError(f"broker URL {url!r}: a broker URL has no path or query")
+        try:
+            port = parts.port
+        except ValueError:
+            raise SettingsError(f"broker URL {url!r}: the port is not a number from 1 to 65535"
+                                ) from None
+        host = parts.hostname
+        if not host:
+            raise SettingsError(f"broker URL {url!r} names no host")
+        use_tls = tls or scheme == "mqtts"
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password is not None else None
+        if username is not None and password is None:
+            password = os.environ.get(PASSWORD_ENV)
+        for option, path in (("--ca-file", ca_file), ("--cert", cert_file), ("--key", key_file)):
+            if path is not None and not os.path.isfile(path):
+                raise SettingsError(f"{option} {path}: no such file")
+        if key_file and not cert_file:
+            raise SettingsError("--key needs --cert (the client certificate it belongs to)")
+        if (ca_file or cert_file or insecure) and not use_tls:
+            raise SettingsError("TLS options need --tls or an mqtts:// URL")
+        if keepalive < 1:
+            raise SettingsError("--keepalive must be at least 1 second")
+        if subscribe_qos not in (0, 1, 2):
+            raise SettingsError("the subscription QoS must be 0, 1 or 2")
+        if not 0 < reconnect_min <= reconnect_max:
+            raise SettingsError("the reconnect delays must satisfy 0 < MIN <= MAX")
+        if status_topic is not None and (not status_topic or "+" in status_topic
+                                         or "#" in status_topic):
+            raise SettingsError(f"status topic {status_topic!r} must be a plain topic name")
+        if persistent and not client_id:
+            # A persistent session is found again by its client id, so it must not vary.
+            client_id = f"{default_client_id}-{socket.gethostname()}"
+        return cls(host=host, port=port or DEFAULT_PORTS["mqtts" if use_tls else "mqtt"],
+                   tls=use_tls, username=username, password=password, ca_file=ca_file,
+                   cert_file=cert_file, key_file=key_file, insecure=insecure,
+                   client_id=client_id or f"{default_client_id}-{socket.gethostname()}-"
+                                          f"{os.getpid()}",
+                   keepalive=keepalive, persistent=persistent, subscribe_qos=subscribe_qos,
+                   status_topic=status_topic, reconnect_min=reconnect_min,
+                   reconnect_max=reconnect_max)
+
+    @property
+    def display(self) -> str:
+        """The URL without the password, for messages and the view."""
+        user = f"{self.username}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+class MqttConnection:
+    """One paho client on its own network thread; see the module docstring."""
+
+    def __init__(self, settings: BrokerSettings, filters: list[str],
+                 on_message: Callable[[ReceivedMessage], None],
+                 report: Callable[[str], None], clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self.filters = list(filters)
+        self._on_message = on_message
+        self._report = report
+        self._clock = clock
+        self.connected = threading.Event()
+        self.state = "connecting"
+        self.connects = 0           # successful CONNACKs
+        self.disconnects = 0        # connections lost (not counting our own close)
+        self.publish_failures = 0   # actions paho refused (QoS 0 while disconnected)
+        self._closing = False
+        self._last_failure: Optional[str] = None
+        self.client = self._make_client()
+
+    # ------------------------------------------------------------------ setup
+    def _make_client(self) -> paho.Client:
+        s = self.settings
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
+                             clean_session=not s.persistent, protocol=paho.MQTTv311)
+        if s.username is not None:
+            client.username_pw_set(s.username, s.password)
+        if s.tls:
+            client.tls_set(ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file,
+                           cert_reqs=ssl.CERT_REQUIRED)
+            if s.insecure:
+                client.tls_insecure_set(True)
+        if s.status_topic:
+            client.will_set(s.status_topic, b"offline", qos=1, retain=True)
+        client.reconnect_delay_set(s.reconnect_min, s.reconnect_max)  # type: ignore[arg-type]
+        client.max_queued_messages_set(0)  # QoS>0 actions wait for the broker, unbounded
+        client.on_socket_open = self._socket_opened
+        client.on_connect = self._connected
+        client.on_connect_fail = self._connect_failed
+        client.on_disconnect = self._disconnected
+        client.on_subscribe = self._subscribed
+        client.on_message = self._received
+        return client
+
+    def start(self) -> None:
+        """Connect in the background (retried with backoff until it works)."""
+        s = self.settings
+        self.client.connect_async(s.host, s.port, keepalive=s.keepalive)
+        self.client.loop_start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    # ------------------------------------------------------------------ paho callbacks
+    @staticmethod
+    def _socket_opened(client: paho.Client, userdata: object, sock: object) -> None:
+        # Small packets go out at once instead of waiting for Nagle's algorithm.
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
+        except (OSError, AttributeError):
+            pass
+
+    def _connected(self, client: paho.Client, userdata: object, flags: object,
+                   reason: paho.ReasonCode, properties: object) -> None:
+        if reason.is_failure:
+            self._failure(f"the broker refused the connection: {reason}")
+            return
+        self.connects += 1
+        self.state = "connected"
+        self._last_failure = None
+        again = "reconnected to" if self.connects > 1 else "connected to"
+        resumed = " (session resumed)" if getattr(flags, "session_present", False) else ""
+        self._report(f"{again} {self.settings.display}{resumed}")
+        if self.filters:
+            client.subscribe([(f, self.settings.subscribe_qos) for f in self.filters])
+        else:
+            self._ready(client)
+
+    def _subscribed(self, client: paho.Client, userdata: object, mid: int,
+                    reasons: list[paho.ReasonCode], properties: object) -> None:
+        refused = [f for f, r in zip(self.filters, reasons) if r.is_failure]
+        if refused:
+            self._report(f"the broker refused the subscription to {', '.join(refused)}")
+        self._ready(client)
+
+    def _ready(self, client: paho.Client) -> None:
+        """Subscribed: from here on no message is missed, so say `online`."""
+        if self.settings.status_topic:
+            client.publish(self.settings.status_topic, b"online", qos=1, retain=True)
+        self._report(f"listening on {', '.join(self.filters) or 'nothing'}")
+        self.connected.set()
+
+    def _connect_failed(self, client: paho.Client, userdata: object) -> None:
+        self._failure(f"cannot connect to {self.settings.display}; retrying")
+
+    def _disconnected(self, client: paho.Client, userdata: object, flags: object,
+                      reason: paho.ReasonCode, properties: object) -> None:
+        self.connected.clear()
+        if self._closing:
+            self.state = "closed"
+            return
+        was_connected = self.state == "connected"
+        self.state = "reconnecting"
+        if was_connected:
+            self.disconnects += 1
+            self._report(f"connection to {self.settings.display} lost ({reason}); "
+                         f"reconnecting")
+
+    def _failure(self, message: str) -> None:
+        self.state = "reconnecting" if self.connects else "connecting"
+        if message != self._last_failure:  # the backoff repeats it; say it once per cause
+            self._report(message)
+            self._last_failure = message
+
+    def _received(self, client: paho.Client, userdata: object,
+                  message: paho.MQTTMessage) -> None:
+        self._on_message(ReceivedMessage(message.topic, message.payload, message.qos,
+                                         bool(message.retain), self._clock()))
+
+    # ------------------------------------------------------------------ use
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+        """Send (or, for QoS 1/2 while disconnected, queue); False when paho refused it."""
+        rc = self.client.publish(topic, payload, qos=qos, retain=retain).rc
+        if rc == paho.MQTT_ERR_SUCCESS or (qos > 0 and rc == paho.MQTT_ERR_NO_CONN):
+            return True
+        self.publish_failures += 1
+        return False
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Set the status offline (retained), let queued publishes go, disconnect."""
+        self._closing = True
+        if self.connected.is_set():
+            if self.settings.status_topic:
+                info = self.client.publish(self.settings.status_topic, b"offline", qos=1,
+                                           retain=True)
+                try:
+                    info.wait_for_publish(timeout)
+                except (RuntimeError, ValueError):
+                    pass
+            self.client.disconnect()
+        self.client.loop_stop()
+        self.state = "closed"
