@@ -8,12 +8,18 @@ still parsed and checked, and every error is reported.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import sys
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Iterator, Optional
 
+import lark
 from lark import Lark, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
@@ -29,15 +35,59 @@ def grammar_text() -> str:
     return resources.files("cep").joinpath("grammar", GRAMMAR_FILE).read_text(encoding="utf-8")
 
 
+LARK_OPTIONS = dict(parser="lalr", lexer="contextual", propagate_positions=True,
+                    maybe_placeholders=True)
+
+
 @lru_cache(maxsize=1)
 def lark_parser() -> Lark:
-    return Lark(
-        grammar_text(),
-        parser="lalr",
-        lexer="contextual",
-        propagate_positions=True,
-        maybe_placeholders=True,
-    )
+    """The LALR parser, loaded from the user's cache when the grammar is unchanged.
+
+    Building the LALR tables takes about 0.2 s, most of a short command's start-up;
+    loading them takes a few milliseconds.
+    """
+    text = grammar_text()
+    cache = parser_cache_file(text)
+    if cache is not None:
+        try:
+            with cache.open("rb") as stream:
+                return Lark.load(stream)
+        except Exception:  # noqa: BLE001 - missing, damaged or from an older Lark: rebuild it
+            pass
+    parser = Lark(text, **LARK_OPTIONS)
+    if cache is not None:
+        save_parser(parser, cache)
+    return parser
+
+
+def parser_cache_file(grammar: str) -> Optional[Path]:
+    """`$CEP_CACHE_DIR` (empty: no cache) or `~/.cache/cep`, named after everything the
+    tables depend on: the grammar, the options, Lark's and Python's versions."""
+    setting = os.environ.get("CEP_CACHE_DIR")
+    if setting == "":
+        return None
+    folder = Path(setting) if setting else Path.home() / ".cache" / "cep"
+    key = "\n".join([grammar, repr(sorted(LARK_OPTIONS.items())), lark.__version__,
+                     sys.version])
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+    return folder / f"parser-{digest}.lark"
+
+
+def save_parser(parser: Lark, path: Path) -> None:
+    """Write atomically (temporary file, then rename) so that a concurrent `cep` never
+    reads half a file; a cache that cannot be written is simply not used."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".parser-")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                parser.save(stream)
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise
+    except OSError:
+        pass
 
 
 # ------------------------------------------------------------------ statement splitting
