@@ -2,6 +2,7 @@
 FILE:LINE and skipped, time order, zones; the shared dataset files when present."""
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -96,11 +97,12 @@ def test_a_file_with_no_good_line_is_refused(tmp_path, capsys):
     assert err[-1] == f"cep: error: no line of {path} is in the casas format"
 
 
-def test_the_casas_scenario_trace_is_the_import_of_its_sample(capsys):
-    folder = ROOT / "scenarios" / "casas"
-    status, lines, _ = run_import(capsys, "casas", folder / "home.txt",
-                                  "--tz", "America/Los_Angeles")
-    assert status == 0
+@pytest.mark.parametrize("name,zone", [("casas", "America/Los_Angeles"),
+                                       ("ordonez", "Europe/Madrid")])
+def test_a_dataset_scenario_trace_is_the_import_of_its_sample(name, zone, capsys):
+    folder = ROOT / "scenarios" / name
+    status, lines, err = run_import(capsys, name, folder / "home.txt", "--tz", zone)
+    assert status == 0 and " 0 bad lines" in err[-1]
     expected = [json.loads(line) for line in (folder / "trace.jsonl").read_text().splitlines()]
     assert lines == expected
 
@@ -256,3 +258,49 @@ def test_shared_ordonez_files_import_and_replay_without_a_bad_line(home, rows, t
                      "@name('bed') SELECT state FROM Sensor(location = 'Bed');\n")
     summary = replay_summary(capsys, trace, rules, tz="Europe/Madrid")
     assert f"{2 * rows} lines, {2 * rows} events, 0 bad lines, 0 bad messages" in summary
+
+
+def ordonez_labels(home: str, activity: str) -> list[tuple[datetime, datetime]]:
+    """The labelled intervals of one activity (the last non-empty field is the label)."""
+    rows = (ORDONEZ_DIR / f"Ordonez{home}_ADLs.txt").read_text().splitlines()[2:]
+    spans = []
+    for row in rows:
+        fields = [field.strip() for field in row.split("\t") if field.strip()]
+        if fields[-1] == activity:
+            spans.append((datetime.fromisoformat(fields[0]), datetime.fromisoformat(fields[1])))
+    return spans
+
+
+@pytest.mark.skipif(not ORDONEZ_DIR.exists(), reason="shared Ordóñez files not present")
+@pytest.mark.parametrize("home,found,inside,night", [
+    # home A: every one of the 14 labelled absences, nothing else; one wake-up before 08:00
+    ("A", 14, 14, ["2011-12-12T07:22:21 ordonez_up_at_night"]),
+    # home B: 36 of 38 (the two missed last 3 and 8 minutes), one door opening before a
+    # nap with no sensor on; seven times out of bed at night, twice for 20 minutes or more
+    ("B", 37, 36, ["2012-11-14T05:11:15 ordonez_up_at_night",
+                   "2012-11-15T00:39:00 ordonez_up_at_night",
+                   "2012-11-15T00:42:52 ordonez_up_at_night",
+                   "2012-11-15T01:02:52 ordonez_not_back_in_bed",
+                   "2012-11-15T07:44:47 ordonez_up_at_night",
+                   "2012-11-22T06:23:16 ordonez_up_at_night",
+                   "2012-11-22T06:43:16 ordonez_not_back_in_bed",
+                   "2012-11-29T00:58:22 ordonez_up_at_night",
+                   "2012-11-30T07:39:54 ordonez_up_at_night"]),
+])
+def test_ordonez_rules_on_the_shared_homes(home, found, inside, night, tmp_path, capsys):
+    """The worked example of docs/datasets.md: rules/ordonez.epl against the labels."""
+    trace = tmp_path / "ordonez.jsonl"
+    run_import(capsys, "ordonez", ORDONEZ_DIR / f"Ordonez{home}_Sensors.txt",
+               "--tz", "Europe/Madrid", "--out", trace)
+    assert main(["replay", str(ROOT / "rules" / "ordonez.epl"), "--trace", str(trace),
+                 "--tz", "Europe/Madrid"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    events = [event for event in events if event["kind"] == "event"]
+    away = [datetime.fromisoformat(e["ts"]).replace(tzinfo=None) for e in events
+            if e["rule"] == "ordonez_away"]
+    back = [e for e in events if e["rule"] == "ordonez_back_home"]
+    leaving = ordonez_labels(home, "Leaving")
+    assert len(away) == len(back) == found
+    assert sum(any(start <= at <= end for at in away) for start, end in leaving) == inside
+    assert [f"{e['ts'][:19]} {e['rule']}" for e in events
+            if e["rule"] not in ("ordonez_away", "ordonez_back_home")] == night
