@@ -11,6 +11,7 @@ import sys
 from typing import Optional, Sequence
 
 from cep import __version__
+from cep.output import OutputFailed, finish_output
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -75,11 +76,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except BrokenPipeError:  # `cep ... | head`: the reader has seen enough
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OutputFailed as exc:
+        if not exc.closed_pipe:
+            _error(f"cannot write output: {exc}")
+            return EXIT_USAGE
+        _quiet_stdout()
         return EXIT_OK
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_OK
+
+
+def _quiet_stdout() -> None:
+    """`cep ... | head`: the reader has seen enough. Later writes (and Python's flush at
+    exit) go nowhere instead of raising again."""
+    import os
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _error(message: str) -> None:
@@ -212,12 +225,7 @@ def run_replay(args: argparse.Namespace) -> int:
     finally:
         if view is not None:
             view.stop()
-        if out is None:
-            pass
-        elif out is not sys.stdout:
-            out.close()
-        else:
-            out.flush()
+        finish_output(out)
     print(stats.summary(args.trace), file=sys.stderr)
     return EXIT_OK
 

@@ -128,7 +128,7 @@ def run_live(args: argparse.Namespace) -> int:
     from cep.adapters.trace import TraceWriter
     from cep.engine import EngineError
     from cep.live import LiveRunner
-    from cep.output import OutputWriter
+    from cep.output import OutputWriter, finish_output
 
     loaded = _load_or_report(args.rules)
     if isinstance(loaded, int):
@@ -173,13 +173,16 @@ def run_live(args: argparse.Namespace) -> int:
     _report(f"running {len(loaded.catalog.rules)} rules on {settings.display}")
     try:
         stats = runner.run()
+    except BaseException:
+        if view is not None:
+            view.stop()  # the terminal back in order before the error is shown
+        raise
     finally:
-        if out is not None:
-            out.close()
-        else:
-            sys.stdout.flush()
-        if recorder is not None:
-            recorder.close()
+        try:
+            finish_output(out if out is not None else sys.stdout)
+        finally:
+            if recorder is not None:
+                recorder.close()
     summary = stats.summary(time.monotonic() - started)
     if view is not None and ticker is not None:
         ticker.finish(runner.engine, stats)

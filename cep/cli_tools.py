@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import IO, Callable
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -92,6 +93,9 @@ def run_test(args: argparse.Namespace) -> int:
     return EXIT_PROBLEM if failed else EXIT_OK
 
 
+SHOWN_WHEN_NOTHING_USABLE = 5
+
+
 def run_import(args: argparse.Namespace) -> int:
     import os
 
@@ -102,35 +106,74 @@ def run_import(args: argparse.Namespace) -> int:
     if tz is None:
         print(f"cep: error: unknown time zone {args.tz!r}", file=sys.stderr)
         return EXIT_USAGE
+    if os.path.isdir(args.file):
+        print(f"cep: error: cannot read {args.file}: it is a folder, not a file",
+              file=sys.stderr)
+        return EXIT_USAGE
     if not os.path.isfile(args.file):
         print(f"cep: error: cannot read {args.file}: no such file", file=sys.stderr)
         return EXIT_USAGE
     stats = ImportStats()
+    problems: list[str] = []  # held until we know whether the file is in the format at all
     try:
-        messages = list(read(args.format, args.file, tz, stats,
-                             lambda line: print(line, file=sys.stderr)))
+        messages = list(read(args.format, args.file, tz, stats, problems.append))
     except OSError as exc:
         print(f"cep: error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     except ImportRefused as exc:
         print(f"cep: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if not messages:
+        # Nothing to write: say why in a few lines, and leave any --out file as it was.
+        for problem in problems[:SHOWN_WHEN_NOTHING_USABLE]:
+            print(problem, file=sys.stderr)
+        if len(problems) > SHOWN_WHEN_NOTHING_USABLE:
+            print(f"... and {len(problems) - SHOWN_WHEN_NOTHING_USABLE} more bad lines",
+                  file=sys.stderr)
+        print(stats.summary(args.file), file=sys.stderr)
+        why = f"no line of {args.file} is in the {args.format} format" if stats.bad_lines \
+            else f"{args.file} has no data lines"
+        print(f"cep: error: {why}; nothing written", file=sys.stderr)
+        return EXIT_USAGE
+    for problem in problems:
+        print(problem, file=sys.stderr)
     try:
-        out = open(args.out, "w", encoding="utf-8", newline="\n") if args.out else sys.stdout
+        if args.out:
+            _write_replacing(args.out, lambda out: write_trace(messages, out, tz, stats))
+        else:
+            write_trace(messages, sys.stdout, tz, stats)
     except OSError as exc:
         print(f"cep: error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        write_trace(messages, out, tz, stats)
-    finally:
-        if out is not sys.stdout:
-            out.close()
     print(stats.summary(args.file), file=sys.stderr)
-    if stats.messages == 0 and stats.bad_lines:
-        print(f"cep: error: no line of {args.file} is in the {args.format} format",
-              file=sys.stderr)
-        return EXIT_USAGE
     return EXIT_OK
+
+
+def _write_replacing(path: str, write: Callable[[IO[str]], None]) -> None:
+    """Write a new file next to `path`, then rename it over `path`: a failed write (a full
+    disk) leaves the old file as it was, never half a trace."""
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".cep-import-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
+            write(out)
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def run_graph(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from cep.clock import Timer, TimerQueue
 from cep.contexts import CompositeRuntime, ContextInstance, ContextRuntime, build_runtimes
 from cep.events import Event
 from cep.matcher import EngineServices
-from cep.output import JsonValues, Output, Sink
+from cep.output import JsonValues, Output, OutputFailed, Sink, format_ts
 from cep.positions import position_resolver
 from cep.timezones import get_zone
 
@@ -187,9 +187,12 @@ class Engine(EngineServices):
                 self.now = timer.deadline
             try:
                 timer.callback(timer.deadline)
+            except OutputFailed:
+                raise
             except Exception as exc:  # noqa: BLE001 - a failing rule must not stop the engine
                 self.stats["rule_errors"] += 1
-                self.warn(f"a timer at {timer.deadline} failed: {type(exc).__name__}: {exc}")
+                self.warn(f"a timer at {self.show_time(timer.deadline)} failed: "
+                          f"{type(exc).__name__}: {exc}")
             self._drain()
         if to > self.now:
             self.now = to
@@ -213,10 +216,12 @@ class Engine(EngineServices):
                 instances = runtime.instances_for(event)
                 if instances:
                     receive(event, instances)
+            except OutputFailed:
+                raise
             except Exception as exc:  # noqa: BLE001 - one rule's failure must not stop the rest
                 self.stats["rule_errors"] += 1
                 self.warn(f"rule '{agent.name}' failed on a {event.type} event at "
-                          f"{self.now}: {type(exc).__name__}: {exc}")
+                          f"{self.show_time(self.now)}: {type(exc).__name__}: {exc}")
 
     def _drain(self) -> None:
         derived = self.derived
@@ -226,12 +231,16 @@ class Engine(EngineServices):
             if count > self.max_derived:
                 self.stats["runaway"] += 1
                 self.warn(f"more than {self.max_derived} derived events from one cause at "
-                          f"{self.now}: dropping the rest ({len(derived)} queued)")
+                          f"{self.show_time(self.now)}: dropping the rest ({len(derived)} queued)")
                 derived.clear()
                 return
             event = derived.popleft()
             self.stats["derived"] += 1
             self._deliver(event)
+
+    def show_time(self, ts: float) -> str:
+        """A time for people: ISO-8601 in the rules' zone, as in output lines."""
+        return format_ts(ts, self.tz)
 
     # -------------------------------------------------------------- introspection
     def partial_matches(self) -> dict[str, int]:

@@ -155,9 +155,11 @@ class LiveRunner:
             try:
                 self._loop()
             finally:
-                self._drain_waiting()
-                self.connection.close()
-                self._tick()
+                try:
+                    self._drain_waiting()
+                finally:  # even when output cannot be written: offline, disconnected
+                    self.connection.close()
+                    self._tick()
         return stats
 
     def _loop(self) -> None:

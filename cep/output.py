@@ -7,6 +7,7 @@ them into lines with ISO-8601 timestamps in the rules' time zone.
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, tzinfo
 from typing import IO, Any, Callable, Optional
 
@@ -58,6 +59,32 @@ class JsonValues:
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
+class OutputFailed(Exception):
+    """Output lines could not be written (a closed pipe, a full disk).
+
+    The fault is where the output goes, not a rule's: the engine lets it through, the run
+    stops, and the command says so (quietly for a reader that closed the pipe, `| head`).
+    """
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(cause.strerror or str(cause))
+        self.closed_pipe = isinstance(cause, BrokenPipeError)
+
+
+def finish_output(out: Optional[IO[str]]) -> None:
+    """Close an output file, or flush standard output, raising OutputFailed when the last
+    lines cannot be written (buffered lines meet a full disk only here)."""
+    if out is None:
+        return
+    try:
+        if out is sys.stdout:
+            out.flush()
+        else:
+            out.close()
+    except OSError as exc:
+        raise OutputFailed(exc) from exc
+
+
 class OutputWriter:
     """Writes output records as JSON Lines (flushing after each, so tails see them live)."""
 
@@ -70,7 +97,10 @@ class OutputWriter:
     def __call__(self, record: Output) -> None:
         line = dict(record)
         line["ts"] = format_ts(record["ts"], self.tz)
-        self.out.write(_ENCODER.encode(line) + "\n")
-        if self.flush:
-            self.out.flush()
+        try:
+            self.out.write(_ENCODER.encode(line) + "\n")
+            if self.flush:
+                self.out.flush()
+        except OSError as exc:
+            raise OutputFailed(exc) from exc
         self.count += 1

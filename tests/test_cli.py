@@ -122,3 +122,48 @@ def test_replay_contexts_flag_writes_lifecycle_lines(tmp_path, capsys):
     assert main(["replay", rules, "--trace", trace, "--until", "2026-01-01T08:00:00Z"]) == 0
     kinds = [json.loads(line)["kind"] for line in capsys.readouterr().out.splitlines()]
     assert kinds == ["event"]
+
+
+# ---------------------------------------------------------------- output that cannot be written
+
+TRACE = "".join(f'{{"ts": {t}, "topic": "a", "payload": {{"x": {t}}}}}\n' for t in range(2, 40))
+
+
+class ClosedPipe:
+    """Standard output whose reader has gone (`cep replay ... | head -1`)."""
+
+    def __init__(self, spare) -> None:
+        self.spare = spare  # a real descriptor, for cep to point at /dev/null
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self) -> int:
+        return self.spare.fileno()
+
+
+def test_replay_into_a_closed_pipe_stops_quietly(tmp_path, capsys, monkeypatch):
+    rules, trace = write(tmp_path, "r.epl", GOOD), write(tmp_path, "t.jsonl", TRACE)
+    with open(tmp_path / "spare", "w") as spare:
+        monkeypatch.setattr("sys.stdout", ClosedPipe(spare))
+        assert main(["replay", rules, "--trace", trace]) == 0
+    err = capsys.readouterr().err
+    assert "failed" not in err and "Broken pipe" not in err
+
+
+def test_replay_into_a_full_disk_says_so(tmp_path, capsys):
+    import os
+
+    import pytest
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    rules, trace = write(tmp_path, "r.epl", GOOD), write(tmp_path, "t.jsonl", TRACE)
+    for speed in ([], ["--speed", "1e9"]):  # buffered (fails at close) or flushed per line
+        assert main(["replay", rules, "--trace", trace, "--out", "/dev/full", *speed]) == 2
+        err = capsys.readouterr().err
+        assert err.strip().splitlines()[-1] == "cep: error: cannot write output: No space left on device"
+        assert "rule 'r' failed" not in err

@@ -94,7 +94,50 @@ def test_a_file_with_no_good_line_is_refused(tmp_path, capsys):
     path.write_text("this is not\na CASAS file\n")
     status, lines, err = run_import(capsys, "casas", path)
     assert (status, lines) == (2, [])
-    assert err[-1] == f"cep: error: no line of {path} is in the casas format"
+    assert err[-1] == f"cep: error: no line of {path} is in the casas format; nothing written"
+
+
+def test_a_file_in_another_format_shows_a_few_lines_and_keeps_the_old_out(tmp_path, capsys):
+    path, out = tmp_path / "home.txt", tmp_path / "trace.jsonl"
+    path.write_text("".join(f"2016-07-12 00:00:{n:02d} M001 ON\n" for n in range(12)))
+    out.write_text("the previous trace\n")
+    status, _, err = run_import(capsys, "ordonez", path, "--out", out)
+    assert status == 2
+    assert [line.split(": ")[0] for line in err[:5]] == [f"{path}:{n}" for n in range(1, 6)]
+    assert err[5:] == ["... and 7 more bad lines",
+                       f"{path}: 12 lines, 0 messages, 12 bad lines",
+                       f"cep: error: no line of {path} is in the ordonez format; nothing written"]
+    assert out.read_text() == "the previous trace\n"
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n\n"])
+def test_a_file_without_data_lines_is_refused(text, tmp_path, capsys):
+    path, out = tmp_path / "home.txt", tmp_path / "trace.jsonl"
+    path.write_text(text)
+    status, _, err = run_import(capsys, "casas", path, "--out", out)
+    assert status == 2
+    assert err[-1] == f"cep: error: {path} has no data lines; nothing written"
+    assert not out.exists()
+
+
+def test_a_folder_is_not_a_file(tmp_path, capsys):
+    status, _, err = run_import(capsys, "casas", tmp_path)
+    assert (status, err) == (2, [f"cep: error: cannot read {tmp_path}: it is a folder, not a file"])
+
+
+def test_out_is_replaced_whole_with_the_usual_permissions(tmp_path, capsys):
+    import os
+    import stat
+
+    path, out = tmp_path / "home.txt", tmp_path / "trace.jsonl"
+    path.write_text("2016-07-12 00:00:30 D001 OPEN\n")
+    out.write_text("an older, longer trace\n" * 10)
+    assert run_import(capsys, "casas", path, "--out", out)[0] == 0
+    assert out.read_text().count("\n") == 1
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home.txt", "trace.jsonl"]
 
 
 @pytest.mark.parametrize("name,zone", [("casas", "America/Los_Angeles"),
