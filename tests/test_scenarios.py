@@ -206,8 +206,66 @@ def test_rule_errors_fail_the_scenario(tmp_path, capsys):
     (tmp_path / "rules.epl").write_text(RULES.replace("state = 'ON'", "stat = 'ON'"))
     status, out, _ = run_test(capsys, path)
     assert status == 1
-    assert any("unknown name `stat`" in line for line in out)
-    assert out[-1] == "  the rules have 1 error(s); nothing was run"
+    assert out[0] == f"FAIL {path}: the rules have 1 error(s); nothing was run"
+    assert any("unknown name `stat`" in line for line in out[1:])
+    assert not any("nothing was run" in line for line in out[1:])
+
+
+EMITS_TWO = RULES + "@name('closed') SELECT state FROM Door(state = 'OFF');\n"
+OPENED = ('{"ts": "2026-01-01T10:00:00.000+00:00", "kind": "event", "rule": "opened", '
+          '"type": "opened", "context": null, "key": null, "attrs": {"state": "ON"}}')
+CLOSED = ('{"ts": "2026-01-01T10:00:05.000+00:00", "kind": "event", "rule": "closed", '
+          '"type": "closed", "context": null, "key": null, "attrs": {"state": "OFF"}}')
+
+
+def test_a_line_in_the_wrong_place_is_one_moved_line(tmp_path, capsys):
+    path = write_case(tmp_path, f"rules = 'rules.epl'\ntrace = 'trace.jsonl'\nbad_lines = 1\n"
+                                f"expected_output = \'\'\'\n{CLOSED}\n{OPENED}\n\'\'\'\n")
+    (tmp_path / "rules.epl").write_text(EMITS_TWO)
+    status, out, _ = run_test(capsys, path)
+    assert status == 1
+    assert out[0] == f"FAIL {path}: 1 difference (2 lines expected, 2 produced)"
+    assert out[1].startswith("  moved       2026-01-01T10:00:00.000+00:00  event opened")
+    assert out[1].endswith(f"[{path}:6] produced as output line 1")
+    assert len(out) == 2
+
+
+def test_update_creates_the_expected_file_only_when_it_can_fill_it(tmp_path, capsys):
+    path = write_case(tmp_path, "rules = 'rules.epl'\ntrace = 'trace.jsonl'\n"
+                                "expected = 'out/expected.jsonl'\nbad_lines = 2\n")
+    expected = tmp_path / "out" / "expected.jsonl"
+    status, out, err = run_test(capsys, "--update", path)
+    assert status == 1 and not expected.exists() and not expected.parent.exists()
+    assert f"{path}: not updated: only differing output lines are written" in err
+    assert out[0] == f"FAIL {path}: 1 difference (0 lines expected, 1 produced); 1 problem"
+    assert out[2] == "  the trace gave 1 bad line, the scenario expects 2"
+    path.write_text(path.read_text().replace("bad_lines = 2", "bad_lines = 1"))
+    status, out, _ = run_test(capsys, "--update", path)
+    assert (status, out) == (0, [f"UPDATED {path} (1 line)"])
+    assert expected.read_text() == OPENED + "\n"
+
+
+LATER = ('{"ts": "2026-01-01T10:01:05.000+00:00", "kind": "event", "rule": "later", '
+         '"type": "later", "context": null, "key": null, "attrs": {"s": "a minute after"}}')
+
+
+@pytest.mark.parametrize("until", ["2026-01-01T10:01:05Z", "2026-01-01T10:01:05+00:00",
+                                   "'2026-01-01T10:01:05Z'", "1767261665", "'1767261665'",
+                                   "2026-01-01T10:01:05"])
+def test_until_as_toml_datetime_number_or_text(until, tmp_path, capsys):
+    """The clock is moved on to `until` (after the trace's last line at 10:00:05), so the
+    timer due at 10:01:05 fires, whichever way `until` is written."""
+    path = write_case(tmp_path, f"rules = 'rules.epl'\ntrace = 'trace.jsonl'\nuntil = {until}\n"
+                                f"tz = 'UTC'\nbad_lines = 1\n"
+                                f"expected_output = \'\'\'\n{OPENED}\n{LATER}\n\'\'\'\n")
+    (tmp_path / "rules.epl").write_text(
+        RULES + "@name('later') SELECT 'a minute after' AS s\n"
+                "FROM PATTERN [ Door(state = 'OFF') -> timer:interval(1 min) ];\n")
+    status, out, _ = run_test(capsys, path)
+    assert (status, out) == (0, [f"PASS {path} (2 lines)"])
+    early = path.read_text().replace("10:01:05", "10:01:04").replace("1767261665", "1767261664")
+    path.write_text(early)
+    assert run_test(capsys, path)[0] == 1
 
 
 BAD_FILES = {

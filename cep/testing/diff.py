@@ -2,8 +2,9 @@
 
 Lines are compared as JSON values with their types (`12` and `12.0` differ; key order
 does not matter). The difference lists, in time order, lines that are *missing* (expected,
-not produced), *unexpected* (produced, not expected) and *different* (the same kind of
-line from the same rule, changed: each changed field with both values).
+not produced), *unexpected* (produced, not expected), *different* (the same kind of
+line from the same rule, changed: each changed field with both values) and *moved* (an
+expected line produced exactly, but elsewhere in the order).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-MISSING, UNEXPECTED, DIFFERENT = "missing", "unexpected", "different"
+MISSING, UNEXPECTED, DIFFERENT, MOVED = "missing", "unexpected", "different", "moved"
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,29 @@ def compare(expected: list[dict[str, Any]], produced: list[dict[str, Any]],
         if op == "equal":
             continue
         found.extend(_pair_block(expected, produced, where, range(i1, i2), range(j1, j2)))
-    return found
+    return _moved(found)
+
+
+def _moved(found: list[Difference]) -> list[Difference]:
+    """A missing line that was produced exactly elsewhere is one moved line, not two."""
+    unexpected: dict[str, list[int]] = {}
+    for index, d in enumerate(found):
+        if d.kind == UNEXPECTED:
+            unexpected.setdefault(canonical(d.produced), []).append(index)
+    if not unexpected:
+        return found
+    replaced: dict[int, Difference] = {}
+    dropped: set[int] = set()
+    for index, d in enumerate(found):
+        if d.kind != MISSING:
+            continue
+        twins = unexpected.get(canonical(d.expected))
+        if twins:
+            twin = twins.pop(0)
+            dropped.add(twin)
+            replaced[index] = Difference(MOVED, d.expected, found[twin].produced, d.where,
+                                         found[twin].position)
+    return [replaced.get(i, d) for i, d in enumerate(found) if i not in dropped]
 
 
 def _pair_block(expected: list[dict[str, Any]], produced: list[dict[str, Any]],
@@ -146,6 +169,9 @@ def render(differences: list[Difference]) -> list[str]:
                            f"got {show_value(got)}")
         elif d.kind == MISSING:
             out.append(f"  {label}  {summarize(d.line)}   [{d.where}]")
+        elif d.kind == MOVED:
+            out.append(f"  {label}  {summarize(d.line)}   [{d.where}] produced as output "
+                       f"line {d.position + 1}")
         else:
             out.append(f"  {label}  {summarize(d.line)}")
     return out

@@ -98,16 +98,29 @@ def report(outcome: Outcome) -> list[str]:
     s = outcome.scenario
     if outcome.passed:
         return [f"PASS {s.name} ({_lines(len(outcome.produced))})"]
-    count = len(outcome.differences) + len(outcome.problems)
-    lines = [f"FAIL {s.name}: {count} difference{'s' if count != 1 else ''} "
-             f"({_lines(len(s.expected))} expected, {len(outcome.produced)} produced)"]
+    parts = []
+    if outcome.differences or not outcome.problems:
+        count = len(outcome.differences)
+        parts.append(f"{count} difference{'s' if count != 1 else ''} "
+                     f"({_lines(len(s.expected))} expected, {len(outcome.produced)} produced)")
+    if outcome.problems:
+        parts.append(_problems(outcome.problems))
+    lines = [f"FAIL {s.name}: {'; '.join(parts)}"]
     lines.extend(render(outcome.differences))
     for problem in outcome.problems:
-        lines.extend("  " + part for part in problem.splitlines())
+        if problem not in parts:  # the header already says it
+            lines.extend("  " + part for part in problem.splitlines())
     if outcome.problems and outcome.reports:
         lines.append("  the replay said:")
         lines.extend("    " + message for message in outcome.reports)
     return lines
+
+
+def _problems(problems: list[str]) -> str:
+    rule_errors = [p for p in problems if p.startswith("the rules have ")]
+    if rule_errors:
+        return rule_errors[0]
+    return f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
 
 
 def _lines(count: int) -> str:
@@ -142,9 +155,16 @@ def _update(outcome: Outcome, err: Callable[[str], None]) -> bool:
     """Write the produced output as the scenario's expected file (only output differs)."""
     s = outcome.scenario
     if outcome.problems:
+        err(f"{s.name}: not updated: only differing output lines are written, and this "
+            "scenario has the problems below")
         return False
     if s.expected_file is None:
         err(f"{s.name}: cannot update inline `expected_output`; edit the file by hand")
         return False
-    s.expected_file.write_text(outcome.text, encoding="utf-8")
+    try:
+        s.expected_file.parent.mkdir(parents=True, exist_ok=True)
+        s.expected_file.write_text(outcome.text, encoding="utf-8")
+    except OSError as exc:
+        err(f"{s.name}: cannot write {s.expected_file}: {exc.strerror or exc}")
+        return False
     return True

@@ -10,6 +10,7 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
@@ -47,8 +48,21 @@ class Scenario:
 
 
 KEYS = {"description": str, "rules": (list, str), "trace": str, "expected": str,
-        "expected_output": str, "tz": str, "until": (str, int, float), "contexts": bool,
+        "expected_output": str, "tz": str, "until": (str, int, float, datetime), "contexts": bool,
         "bad_lines": int, "bad_messages": int}
+
+
+def _until(path: Path, value: Any) -> Optional[str | float]:
+    """`until` as the command line takes it: ISO text, Unix seconds (a number, or digits in
+    a string), or a TOML date-time with its offset."""
+    if isinstance(value, datetime):
+        return value.isoformat()  # without an offset it is read in the scenario's zone
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def find_scenarios(paths: list[str]) -> list[Path]:
@@ -100,11 +114,11 @@ def load_scenario(path: Path, missing_expected_ok: bool = False) -> Scenario:
     expected_file = None
     if has_file:
         expected_file = base / data["expected"]
-        if missing_expected_ok and not expected_file.exists():
-            expected_file.parent.mkdir(parents=True, exist_ok=True)
-            expected_file.write_text("", encoding="utf-8")
         try:
-            text = expected_file.read_text(encoding="utf-8")
+            if missing_expected_ok and not expected_file.exists():
+                text = ""  # `--update` writes it, once the run has something to write
+            else:
+                text = expected_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or exc
             raise ScenarioError(f"{path}: cannot read expected output {expected_file}: "
@@ -116,7 +130,7 @@ def load_scenario(path: Path, missing_expected_ok: bool = False) -> Scenario:
     return Scenario(path=path, description=data.get("description", ""),
                     rules=[base / r for r in rule_list], trace=base / data["trace"],
                     expected=expected, expected_file=expected_file, tz=data.get("tz"),
-                    until=data.get("until"), contexts=data.get("contexts", False),
+                    until=_until(path, data.get("until")), contexts=data.get("contexts", False),
                     bad_lines=data.get("bad_lines", 0),
                     bad_messages=data.get("bad_messages", 0))
 
