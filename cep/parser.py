@@ -135,7 +135,16 @@ def split_statements(text: str) -> tuple[list[Chunk], list[tuple[str, int, int]]
             j = i + 1
             while j < n and text[j] != ch and text[j] != "\n":
                 j += 2 if text[j] == "\\" else 1
-            advance(min(j + 1, n) if j < n and text[j] == ch else min(j, n))
+            if j < n and text[j] == ch:
+                advance(j + 1)
+            elif ";" in text[i:j]:
+                # Unterminated, and it swallowed the `;` meant to end the statement: end the
+                # statement with the line, so the next one is still parsed and checked.
+                advance(min(j, n))
+                chunks.append(Chunk(text[start:i], start_line, start_col))
+                start, start_line, start_col = i, line, col
+            else:
+                advance(min(j, n))
         elif text.startswith("--", i):
             end = text.find("\n", i)
             advance(n if end < 0 else end)

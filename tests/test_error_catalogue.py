@@ -238,3 +238,15 @@ def test_every_error_in_a_file_is_reported():
     lines = diagnostics_text(loaded)
     errors = [line for line in lines if ": error: " in line]
     assert [e.split(": error: ")[0] for e in errors] == ["1:38", "3:24", "4:26", "5:15"], lines
+
+
+@pytest.mark.parametrize("broken,next_error", [
+    # the string swallows the `;`: the statement ends with the line, the next is checked
+    ("SELECT x FROM A(x > 'y);\n", "3:8"),
+    ("SELECT x FROM A(x > \"y);\n", "3:8"),
+])
+def test_an_unterminated_string_does_not_hide_the_next_statement(broken, next_error):
+    loaded = load("CREATE EVENT A (x INT) FROM TOPIC 'a';\n" + broken + "SELECT z FROM A;\n")
+    errors = [line for line in diagnostics_text(loaded) if ": error: " in line]
+    assert [e.split(": error: ")[0] for e in errors] == ["2:21", next_error], errors
+    assert "unterminated string" in errors[0] and "unknown name `z`" in errors[1]
