@@ -100,6 +100,7 @@ class BrokerSettings:
                 raise SettingsError(f"{option} {path}: no such file")
         if key_file and not cert_file:
             raise SettingsError("--key needs --cert (the client certificate it belongs to)")
+        _check_tls_files(ca_file, cert_file, key_file)
         if (ca_file or cert_file or insecure) and not use_tls:
             raise SettingsError("TLS options need --tls or an mqtts:// URL")
         if keepalive < 1:
@@ -128,6 +129,30 @@ class BrokerSettings:
         """The URL without the password, for messages and the view."""
         user = f"{self.username}@" if self.username else ""
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+def _check_tls_files(ca_file: Optional[str], cert_file: Optional[str],
+                     key_file: Optional[str]) -> None:
+    """Load the certificates once up front, so a wrong file is a usage error that names the
+    option, not an SSL traceback from inside the MQTT client."""
+    context = ssl.create_default_context()
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise SettingsError(f"--ca-file {ca_file}: not a PEM certificate file "
+                                f"({_ssl_reason(exc)})") from None
+    if cert_file:
+        try:
+            context.load_cert_chain(cert_file, key_file)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            what = f"--cert {cert_file}" + (f" with --key {key_file}" if key_file else "")
+            raise SettingsError(f"{what}: not a PEM certificate and its private key "
+                                f"({_ssl_reason(exc)})") from None
+
+
+def _ssl_reason(exc: Exception) -> str:
+    return getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
 
 
 class MqttConnection:

@@ -183,13 +183,15 @@ class TraceReader:
         self.skipped = 0
         self.records = 0
         self._handle: Optional[IO[bytes]] = None
+        self._read_to: Optional[int] = None  # where reading ended, once it has
 
     @property
     def position(self) -> Optional[int]:
-        """Bytes of the file read so far (None before reading, or for a pipe)."""
+        """Bytes of the file read so far (None before reading, or for a pipe); once read
+        to the end, where it ended (while replay runs on to `--until`)."""
         handle = self._handle
         if handle is None:
-            return None
+            return self._read_to
         try:
             return handle.tell()
         except (OSError, ValueError):
@@ -204,8 +206,10 @@ class TraceReader:
         self.skipped = self.records = 0
         with open(self.path, "rb") as handle:
             self._handle = handle
+            self._read_to = None
             try:
                 yield from self.read_lines(handle)
+                self._read_to = self.position
             finally:
                 self._handle = None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Optional, Sequence
 
@@ -69,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tool_commands(commands)
     return parser
+
+
+MIN_SPEED = 1e-3  # a thousandth of real time: slower than this is a pause, not a replay
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -176,8 +180,8 @@ def run_replay(args: argparse.Namespace) -> int:
     tz = _zone(args.tz, loaded)
     if tz is None:
         return EXIT_USAGE
-    if args.speed is not None and args.speed <= 0:
-        _error("--speed must be greater than 0")
+    if args.speed is not None and not MIN_SPEED <= args.speed < math.inf:
+        _error(f"--speed must be a number from {MIN_SPEED:g} up (times real time)")
         return EXIT_USAGE
     until = None
     if args.until is not None:

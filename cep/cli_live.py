@@ -128,7 +128,7 @@ def run_live(args: argparse.Namespace) -> int:
     from cep.adapters.trace import TraceWriter
     from cep.engine import EngineError
     from cep.live import LiveRunner
-    from cep.output import OutputWriter, finish_output
+    from cep.output import OutputWriter, finish_output, format_ts
 
     loaded = _load_or_report(args.rules)
     if isinstance(loaded, int):
@@ -191,6 +191,10 @@ def run_live(args: argparse.Namespace) -> int:
         print(summary, file=sys.stderr)
     if runner.reporter.total:
         print(f"cep: {runner.reporter.summary()}", file=sys.stderr)
+    if args.record:
+        # The trace holds messages only; the run's last instant must be given to replay.
+        print(f"cep: replay the recording with --trace {args.record} --until "
+              f"{format_ts(runner.engine.now, tz)}", file=sys.stderr)
     return EXIT_OK
 
 

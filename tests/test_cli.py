@@ -167,3 +167,10 @@ def test_replay_into_a_full_disk_says_so(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.strip().splitlines()[-1] == "cep: error: cannot write output: No space left on device"
         assert "rule 'r' failed" not in err
+
+
+def test_replay_speed_must_be_a_usable_number(tmp_path, capsys):
+    rules, trace = write(tmp_path, "r.epl", GOOD), write(tmp_path, "t.jsonl", TRACE)
+    for speed in ("0", "-2", "1e-9", "nan", "inf"):
+        assert main(["replay", rules, "--trace", trace, "--speed", speed]) == 2
+        assert "--speed must be a number from 0.001 up" in capsys.readouterr().err

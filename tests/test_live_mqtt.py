@@ -237,6 +237,43 @@ def replay(tmp_path: Path, rules: Path, trace: Path) -> list[dict]:
     return outputs(done.stdout.splitlines())
 
 
+def replay_args(tmp_path: Path, rules: Path, trace: Path, *extra: str) -> list[dict]:
+    done = subprocess.run([sys.executable, "-m", "cep", "replay", str(rules), "--trace",
+                           str(trace), *extra], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return outputs(done.stdout.splitlines())
+
+
+QUIET_RULES = """CREATE EVENT Button (action STRING) FROM TOPIC 'zigbee2mqtt/button' PAYLOAD AS action;
+
+@name('quiet')
+SELECT b.action AS last
+FROM PATTERN [ every b=Button -> (timer:interval(1 sec) and not Button) ]
+PUBLISH 'home/quiet' PAYLOAD {"after": last} QOS 1;
+"""
+
+
+def test_run_record_replays_with_the_until_it_prints(tmp_path, broker, bus):
+    """A timer that fired after the last message: replaying the recording needs the run's
+    last instant, which cep prints at exit."""
+    rules = tmp_path / "quiet.epl"
+    rules.write_text(QUIET_RULES)
+    seen = tmp_path / "seen.jsonl"
+    cep = start_cep(tmp_path, rules, broker, "--record", str(seen))
+    try:
+        bus.publish("zigbee2mqtt/button", "single")
+        bus.wait_topic("home/quiet", b'{"after":"single"}')
+    finally:
+        assert cep.stop() == 0
+    live = outputs(cep.stdout)
+    assert [o["kind"] for o in live] == ["event", "publish"]
+    hint = cep.wait_stderr("replay the recording with")
+    until = hint.split("--until ")[1]
+    assert replay_args(tmp_path, rules, seen, "--until", until) == live
+    assert replay_args(tmp_path, rules, seen) == []  # the clock stops at the last message
+
+
 def test_record_then_replay_gives_the_live_outputs(tmp_path, broker, bus):
     rules = tmp_path / "lab.epl"
     rules.write_text(STAMPED_RULES)

@@ -90,3 +90,23 @@ def wait_until(condition, timeout: float = WAIT) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         time.sleep(0.01)
+
+
+def test_the_engine_clock_follows_the_runner_clock_while_the_bus_is_quiet(broker):
+    """Event time is wall time live: with nothing arriving, the engine's clock (which the
+    view shows, with 'closes in' and 'ago') still moves on."""
+    loaded = load_texts([("idle.epl", RULES)])
+    clock = TestClock(1_800_000_000.0)
+    settings = BrokerSettings.from_url(broker.url, status_topic="test/cep")
+    runner = LiveRunner(loaded.catalog, settings, lambda record: None, timezone.utc,
+                        report=lambda message: None, clock=clock, idle_wake=0.02)
+    thread = threading.Thread(target=runner.run, kwargs={"install_signals": False})
+    thread.start()
+    try:
+        wait_until(lambda: runner.engine.started)
+        clock.now += 42.5
+        wait_until(lambda: runner.engine.now == clock.now)
+    finally:
+        runner.stop()
+        thread.join(WAIT)
+    assert runner.stats.events == 0

@@ -97,6 +97,11 @@ def test_action_payload_bytes(value, sent):
     (["record", "--topic", "a/#/b", "--out", "OUT"], "'#' must be a whole level"),
     (["record", "--topic", "a", "--out", "OUT", "--duration", "later"], "not a duration"),
     (["record", "--topic", "a", "--out", "OUT", "--tz", "Mars/Olympus"], "unknown time zone"),
+    (["run", "RULES", "--tls", "--ca-file", "RULES"], "not a PEM certificate file"),
+    (["record", "--topic", "a", "--out", "OUT", "--tls", "--ca-file", "RULES"],
+     "not a PEM certificate file"),
+    (["run", "RULES", "--broker", "mqtts://h", "--cert", "RULES", "--key", "RULES"],
+     "not a PEM certificate and its private key"),
 ])
 def test_usage_errors_exit_2_before_connecting(tmp_path, argv, message):
     rules = tmp_path / "r.epl"

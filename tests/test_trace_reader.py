@@ -213,3 +213,16 @@ def test_trace_reading_works_without_orjson(tmp_path):
         "t:3: not valid UTF-8",
         f"TraceEvent(line=4, ts={T0 + 1!r}, type='E', attrs={{'n': 12345678901234567890}})",
     ]
+
+
+def test_position_is_bytes_read_then_where_reading_ended(tmp_path):
+    """The view's progress bar: bytes read while reading, and the end once the file is
+    read (replay may run on to --until); nothing before reading starts."""
+    lines = [f'{{"ts": {t}, "topic": "a", "payload": "{t}"}}\n' for t in range(1, 4)]
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(lines))
+    reader = TraceReader(str(path), timezone.utc)
+    assert reader.position is None
+    seen = [reader.position for _ in reader]
+    assert all(0 < p <= path.stat().st_size for p in seen)
+    assert reader.position == path.stat().st_size
