@@ -21,6 +21,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 from urllib.parse import unquote, urlsplit
@@ -171,6 +172,12 @@ class MqttConnection:
         self.connects = 0           # successful CONNACKs
         self.disconnects = 0        # connections lost (not counting our own close)
         self.publish_failures = 0   # actions paho refused (QoS 0 while disconnected)
+        # QoS 1/2 actions the broker has not acknowledged yet, by message id (paho sends the
+        # ones queued while disconnected after reconnecting, and reports each in on_publish).
+        self._unacknowledged: set[int] = set()
+        self._acknowledged_early: set[int] = set()  # PUBACK came before publish() returned
+        self._acknowledged = threading.Condition()
+        self.unsent = 0             # QoS 1/2 actions still queued when the connection closed
         self._closing = False
         self._last_failure: Optional[str] = None
         self.client = self._make_client()
@@ -197,6 +204,7 @@ class MqttConnection:
         client.on_disconnect = self._disconnected
         client.on_subscribe = self._subscribed
         client.on_message = self._received
+        client.on_publish = self._published
         return client
 
     def start(self) -> None:
@@ -269,6 +277,16 @@ class MqttConnection:
             self._report(message)
             self._last_failure = message
 
+    def _published(self, client: paho.Client, userdata: object, mid: int,
+                   reason_code: object = None, properties: object = None) -> None:
+        # Runs on paho's thread, possibly before publish() has returned the id to us.
+        with self._acknowledged:
+            if mid in self._unacknowledged:
+                self._unacknowledged.discard(mid)
+            else:
+                self._acknowledged_early.add(mid)  # (or the status topic's own message)
+            self._acknowledged.notify_all()
+
     def _received(self, client: paho.Client, userdata: object,
                   message: paho.MQTTMessage) -> None:
         self._on_message(ReceivedMessage(message.topic, message.payload, message.qos,
@@ -277,8 +295,15 @@ class MqttConnection:
     # ------------------------------------------------------------------ use
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         """Send (or, for QoS 1/2 while disconnected, queue); False when paho refused it."""
-        rc = self.client.publish(topic, payload, qos=qos, retain=retain).rc
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        rc = info.rc
         if rc == paho.MQTT_ERR_SUCCESS or (qos > 0 and rc == paho.MQTT_ERR_NO_CONN):
+            if qos > 0:
+                with self._acknowledged:
+                    if info.mid in self._acknowledged_early:
+                        self._acknowledged_early.discard(info.mid)
+                    else:
+                        self._unacknowledged.add(info.mid)
             return True
         self.publish_failures += 1
         return False
@@ -294,6 +319,13 @@ class MqttConnection:
                     info.wait_for_publish(timeout)
                 except (RuntimeError, ValueError):
                     pass
+            deadline = time.monotonic() + timeout
+            with self._acknowledged:  # actions still on their way: give them the time
+                self._acknowledged.wait_for(lambda: not self._unacknowledged,
+                                            max(0.0, deadline - time.monotonic()))
+        with self._acknowledged:
+            self.unsent = len(self._unacknowledged)
+        if self.connected.is_set():
             self.client.disconnect()
         self.client.loop_stop()
         self.state = "closed"

@@ -64,6 +64,7 @@ class LiveStats:
     outputs: int = 0
     actions: int = 0            # PUBLISH actions handed to the broker
     action_failures: int = 0    # QoS 0 actions dropped while disconnected
+    actions_unsent: int = 0     # QoS 1/2 actions still queued when the run ended (lost)
     reconnects: int = 0
     started: float = 0.0
     events_by_type: dict[str, int] = field(default_factory=dict)
@@ -73,9 +74,11 @@ class LiveStats:
         rate = self.messages / elapsed if elapsed > 0 else 0.0
         return (f"live: {self.messages} messages ({rate:,.1f}/s), {self.events} events, "
                 f"{self.retained_ignored} retained ignored, {self.bad_messages} bad messages, "
-                f"{self.unmatched} unmatched, {self.outputs} outputs, {self.actions} actions "
-                f"published ({self.action_failures} dropped), {self.reconnects} reconnects, "
-                f"in {elapsed:.1f} s")
+                f"{self.unmatched} unmatched, {self.outputs} outputs, "
+                f"{self.actions - self.actions_unsent} actions published "
+                f"({self.action_failures} dropped"
+                + (f", {self.actions_unsent} never sent" if self.actions_unsent else "")
+                + f"), {self.reconnects} reconnects, in {elapsed:.1f} s")
 
 
 def payload_bytes(payload: Any) -> bytes:
@@ -159,6 +162,7 @@ class LiveRunner:
                     self._drain_waiting()
                 finally:  # even when output cannot be written: offline, disconnected
                     self.connection.close()
+                    self.stats.actions_unsent = self.connection.unsent
                     self._tick()
         return stats
 

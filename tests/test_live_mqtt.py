@@ -274,6 +274,35 @@ def test_run_record_replays_with_the_until_it_prints(tmp_path, broker, bus):
     assert replay_args(tmp_path, rules, seen) == []  # the clock stops at the last message
 
 
+@pytest.mark.parametrize("broker_back", [False, True], ids=["broker-gone", "broker-back"])
+def test_a_qos1_action_raised_while_disconnected(broker_back, tmp_path, broker, bus):
+    """Sent after reconnecting when the broker comes back; counted as never sent when
+    cep stops first."""
+    rules = tmp_path / "quiet.epl"
+    rules.write_text(QUIET_RULES.replace("1 sec", "3 sec")
+                     + "@name('pressed') SELECT action FROM Button;\n")
+    cep = start_cep(tmp_path, rules, broker)
+    try:
+        bus.publish("zigbee2mqtt/button", "single")
+        cep.wait_stdout('"rule": "pressed"')  # the button reached the engine
+        broker.stop()
+        cep.wait_stderr("lost")
+        cep.wait_stdout('"kind": "publish"')  # the timer fired while the broker was down
+        if broker_back:
+            broker.start()
+            watcher = BusClient(broker)
+            try:
+                watcher.wait_topic("home/quiet", b'{"after":"single"}')
+            finally:
+                watcher.close()
+    finally:
+        assert cep.stop() == 0, "\n".join(cep.stderr)
+    summary = cep.wait_stderr("live: ")
+    expected = "1 actions published (0 dropped)" if broker_back else \
+        "0 actions published (0 dropped, 1 never sent)"
+    assert expected in summary, summary
+
+
 def test_record_then_replay_gives_the_live_outputs(tmp_path, broker, bus):
     rules = tmp_path / "lab.epl"
     rules.write_text(STAMPED_RULES)
