@@ -175,7 +175,10 @@ class MqttConnection:
         # QoS 1/2 actions the broker has not acknowledged yet, by message id (paho sends the
         # ones queued while disconnected after reconnecting, and reports each in on_publish).
         self._unacknowledged: set[int] = set()
-        self._acknowledged_early: set[int] = set()  # PUBACK came before publish() returned
+        # Acknowledgements that came while publish() was still running (before it returned
+        # the message id); kept only for that call, so no stale id can match a later action.
+        self._publishing = False
+        self._acknowledged_early: set[int] = set()
         self._acknowledged = threading.Condition()
         self.unsent = 0             # QoS 1/2 actions still queued when the connection closed
         self._closing = False
@@ -283,8 +286,8 @@ class MqttConnection:
         with self._acknowledged:
             if mid in self._unacknowledged:
                 self._unacknowledged.discard(mid)
-            else:
-                self._acknowledged_early.add(mid)  # (or the status topic's own message)
+            elif self._publishing:
+                self._acknowledged_early.add(mid)
             self._acknowledged.notify_all()
 
     def _received(self, client: paho.Client, userdata: object,
@@ -295,15 +298,22 @@ class MqttConnection:
     # ------------------------------------------------------------------ use
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         """Send (or, for QoS 1/2 while disconnected, queue); False when paho refused it."""
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        rc = info.rc
-        if rc == paho.MQTT_ERR_SUCCESS or (qos > 0 and rc == paho.MQTT_ERR_NO_CONN):
-            if qos > 0:
-                with self._acknowledged:
-                    if info.mid in self._acknowledged_early:
-                        self._acknowledged_early.discard(info.mid)
-                    else:
-                        self._unacknowledged.add(info.mid)
+        accepted = False
+        with self._acknowledged:
+            self._publishing = True
+        try:
+            info = self.client.publish(topic, payload, qos=qos, retain=retain)
+            accepted = info.rc == paho.MQTT_ERR_SUCCESS or \
+                (qos > 0 and info.rc == paho.MQTT_ERR_NO_CONN)
+        finally:
+            # One locked step, so that an acknowledgement is either seen here or finds the
+            # id registered.
+            with self._acknowledged:
+                self._publishing = False
+                early, self._acknowledged_early = self._acknowledged_early, set()
+                if accepted and qos > 0 and info.mid not in early:
+                    self._unacknowledged.add(info.mid)
+        if accepted:
             return True
         self.publish_failures += 1
         return False
