@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import IO, Callable
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -99,6 +98,7 @@ SHOWN_WHEN_NOTHING_USABLE = 5
 def run_import(args: argparse.Namespace) -> int:
     import os
 
+    from cep.files import replace_file
     from cep.importers import ImportRefused, ImportStats, read, write_trace
     from cep.timezones import get_zone
 
@@ -139,7 +139,7 @@ def run_import(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     try:
         if args.out:
-            _write_replacing(args.out, lambda out: write_trace(messages, out, tz, stats))
+            replace_file(args.out, lambda out: write_trace(messages, out, tz, stats))
         else:
             write_trace(messages, sys.stdout, tz, stats)
     except OSError as exc:
@@ -147,33 +147,6 @@ def run_import(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(stats.summary(args.file), file=sys.stderr)
     return EXIT_OK
-
-
-def _write_replacing(path: str, write: Callable[[IO[str]], None]) -> None:
-    """Write a new file next to `path`, then rename it over `path`: a failed write (a full
-    disk) leaves the old file as it was, never half a trace."""
-    import os
-    import tempfile
-
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".cep-import-")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as out:
-            write(out)
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def _umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def run_graph(args: argparse.Namespace) -> int:

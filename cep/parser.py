@@ -12,7 +12,6 @@ import hashlib
 import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -25,6 +24,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from cep import ast
 from cep.diagnostics import Diagnostics
+from cep.files import replace_file
 from cep.transformer import ToAst
 
 GRAMMAR_FILE = "cep.lark"
@@ -74,18 +74,12 @@ def parser_cache_file(grammar: str) -> Optional[Path]:
 
 
 def save_parser(parser: Lark, path: Path) -> None:
-    """Write atomically (temporary file, then rename) so that a concurrent `cep` never
-    reads half a file; a cache that cannot be written is simply not used."""
+    """Written whole or not at all, so that a concurrent `cep` never reads half a file,
+    in a folder only the user can read (loading unpickles it); a cache that cannot be
+    written is simply not used."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".parser-")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                parser.save(stream)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        replace_file(path, parser.save, binary=True, private=True)
     except OSError:
         pass
 
