@@ -23,12 +23,13 @@ class Outcome:
     produced: list[dict] = field(default_factory=list)
     differences: list[Difference] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # rule errors, bad-line counts
+    not_run: str = ""                                   # why nothing was replayed, if so
     reports: list[str] = field(default_factory=list)   # what the replay said on stderr
     text: str = ""                                      # the produced output, as written
 
     @property
     def passed(self) -> bool:
-        return not self.differences and not self.problems
+        return not self.differences and not self.problems and not self.not_run
 
 
 def run_scenario(scenario: Scenario) -> Outcome:
@@ -54,8 +55,8 @@ def run_scenario(scenario: Scenario) -> Outcome:
     if not loaded.ok:
         outcome.problems.extend(d.render(loaded.sources) for d in loaded.diagnostics.sorted()
                                 if d.is_error)
-        outcome.problems.append(f"the rules have {len(loaded.diagnostics.errors)} error(s); "
-                                "nothing was run")
+        outcome.not_run = (f"the rules have {len(loaded.diagnostics.errors)} error(s); "
+                           "nothing was run")
         return outcome
     zone_name = scenario.tz or loaded.catalog.timezone
     tz = get_zone(zone_name)
@@ -98,29 +99,29 @@ def report(outcome: Outcome) -> list[str]:
     s = outcome.scenario
     if outcome.passed:
         return [f"PASS {s.name} ({_lines(len(outcome.produced))})"]
-    parts = []
-    if outcome.differences or not outcome.problems:
-        count = len(outcome.differences)
-        parts.append(f"{count} difference{'s' if count != 1 else ''} "
-                     f"({_lines(len(s.expected))} expected, {len(outcome.produced)} produced)")
-    if outcome.problems:
-        parts.append(_problems(outcome.problems))
-    lines = [f"FAIL {s.name}: {'; '.join(parts)}"]
+    lines = [f"FAIL {s.name}: {_headline(outcome)}"]
     lines.extend(render(outcome.differences))
     for problem in outcome.problems:
-        if problem not in parts:  # the header already says it
-            lines.extend("  " + part for part in problem.splitlines())
+        lines.extend("  " + part for part in problem.splitlines())
     if outcome.problems and outcome.reports:
         lines.append("  the replay said:")
         lines.extend("    " + message for message in outcome.reports)
     return lines
 
 
-def _problems(problems: list[str]) -> str:
-    rule_errors = [p for p in problems if p.startswith("the rules have ")]
-    if rule_errors:
-        return rule_errors[0]
-    return f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+def _headline(outcome: Outcome) -> str:
+    """Why a scenario failed, in a few words: why nothing ran, or the counts."""
+    if outcome.not_run:
+        return outcome.not_run
+    count, problems = len(outcome.differences), len(outcome.problems)
+    parts = []
+    if count or not problems:
+        parts.append(f"{count} difference{'s' if count != 1 else ''} "
+                     f"({_lines(len(outcome.scenario.expected))} expected, "
+                     f"{len(outcome.produced)} produced)")
+    if problems:
+        parts.append(f"{problems} problem{'s' if problems != 1 else ''}")
+    return "; ".join(parts)
 
 
 def _lines(count: int) -> str:
@@ -154,7 +155,7 @@ def run_paths(paths: list[Path], out: Callable[[str], None], err: Callable[[str]
 def _update(outcome: Outcome, err: Callable[[str], None]) -> bool:
     """Write the produced output as the scenario's expected file (only output differs)."""
     s = outcome.scenario
-    if outcome.problems:
+    if outcome.problems or outcome.not_run:
         err(f"{s.name}: not updated: only differing output lines are written, and this "
             "scenario has the problems below")
         return False
