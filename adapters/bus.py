@@ -13,14 +13,14 @@ from __future__ import annotations
 from datetime import timezone, tzinfo
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from cep import ast
-from cep.events import Event
+from cep.language import ast
+from cep.runtime.events import Event
 
 from .badmessages import BadMessageReporter
 from .convert import TYPES, BadValue, converter
 from .payload import (UNPARSED, BadMessage, MappingError, PayloadDecoder, body_of,
                       convert_attrs, parse_payload)
-from .topics import TopicTemplate, compile_template, merge_subscriptions
+from cep.language.topics import TopicTemplate, compile_template, merge_subscriptions
 
 __all__ = ["BusMapping", "BadMessage", "MappingError", "BadMessageReporter"]
 

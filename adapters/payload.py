@@ -17,12 +17,12 @@ from __future__ import annotations
 from datetime import tzinfo
 from typing import Any, Callable, Mapping, Optional
 
-from cep import ast
-from cep.events import Event
+from cep.language import ast
+from cep.runtime.events import Event
 
 from .convert import TYPES, BadValue, converter, make_to_timestamp, show
 from .jsonlib import loads
-from .topics import TemplateError, compile_template
+from cep.language.topics import TemplateError, compile_template
 
 __all__ = [
     "BadMessage", "MappingError", "PayloadDecoder", "Path", "compile_path", "path_problems",

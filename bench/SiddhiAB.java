@@ -10,7 +10,7 @@ import java.time.ZoneOffset;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * The Siddhi side of `python -m cep.bench ab`: per device, every A followed by B within
+ * The Siddhi side of `python -m bench ab`: per device, every A followed by B within
  * 20 minutes, in event time (playback mode), over the CSV the bench generates
  * (device,etype,val,yyyy-MM-dd HH:mm:ss.SSS).  Compiled against the Siddhi 5.1 jars of
  * the PySiddhi wheel into the bench's cache folder; nothing of Siddhi is in this repository.

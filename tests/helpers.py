@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cep.loader import LoadedRules, load_texts
+from cep.checks.loader import LoadedRules, load_texts
 
 PRELUDE = """
 CREATE EVENT A (x INT, s STRING, f FLOAT, b BOOL, t TIMESTAMP) FROM TOPIC 'home/{s}/a';
@@ -47,8 +47,8 @@ def run_pattern(pattern: str, events: str, until: float | None = None, extra: st
 
     Each match is (seconds after T0, {tag: id or [ids]}).
     """
-    from cep.engine import Engine
-    from cep.events import Event
+    from cep.runtime.engine import Engine
+    from cep.runtime.events import Event
 
     loaded = load(PATTERN_TYPES + extra + f"@name('p') SELECT * FROM PATTERN [ {pattern} ];")
     assert loaded.ok, [d.headline() for d in loaded.diagnostics.errors]
@@ -86,9 +86,9 @@ def run_rules(text: str, lines: list[tuple[str, str, dict]], until: str | None =
 
     from cep.adapters.bus import BusMapping
     from cep.adapters.trace import parse_trace_ts
-    from cep.engine import Engine
-    from cep.replay import create_events
-    from cep.timezones import get_zone
+    from cep.runtime.engine import Engine
+    from cep.adapters.replay import create_events
+    from cep.language.timezones import get_zone
 
     loaded = load(text)
     assert loaded.ok, [d.headline() for d in loaded.diagnostics.errors]

@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cep import ast
+from cep.language import ast
 from cep.adapters.bus import BadMessage, BusMapping, MappingError
-from cep.diagnostics import Diagnostics
-from cep.events import Event
-from cep.parser import parse_text
+from cep.language.diagnostics import Diagnostics
+from cep.runtime.events import Event
+from cep.language.parser import parse_text
 
 ARRIVAL = 1_800_000_000.0
 

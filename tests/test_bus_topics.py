@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cep.adapters.topics import (TemplateError, compile_template, fill_template, filter_covers,
+from cep.language.topics import (TemplateError, compile_template, fill_template, filter_covers,
                                  merge_subscriptions, template_problems)
 
 # template, topic, expected bindings (None: no match)

@@ -173,8 +173,8 @@ DST = [
 def test_daylight_saving_days(zone, start, end, first, until, expected):
     from datetime import datetime
 
-    from cep.engine import Engine
-    from cep.timezones import get_zone
+    from cep.runtime.engine import Engine
+    from cep.language.timezones import get_zone
     from helpers import load
 
     loaded = load(night(zone, start, end))

@@ -2,9 +2,9 @@
 
 import pytest
 
-from cep.diagnostics import Diagnostics
-from cep.expressions import ExpressionCompiler
-from cep.parser import parse_text
+from cep.language.diagnostics import Diagnostics
+from cep.runtime.expressions import ExpressionCompiler
+from cep.language.parser import parse_text
 
 ATTRS = {"x": 7, "y": 2, "f": 2.5, "s": "kitchen", "n": None, "big": 1e307, "neg": -7}
 

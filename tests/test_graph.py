@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cep.cli import main
-from cep.graph.render import dot_text, mermaid_text
+from cep.tools.graph.render import dot_text, mermaid_text
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "graph"

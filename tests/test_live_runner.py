@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from cep.adapters.mqtt import BrokerSettings
-from cep.live import LiveRunner
-from cep.loader import load_texts
+from cep.adapters.live import LiveRunner
+from cep.checks.loader import load_texts
 from tests.broker import WAIT, Broker, BusClient, require_mosquitto
 
 RULES = """\

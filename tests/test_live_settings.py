@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from cep.adapters.mqtt import PASSWORD_ENV, BrokerSettings, SettingsError
-from cep.cli_live import _filter_problem, parse_duration
-from cep.live import payload_bytes
+from cep.cli.live import _filter_problem, parse_duration
+from cep.adapters.live import payload_bytes
 
 URLS = [
     ("mqtt://localhost", ("localhost", 1883, False, None, None)),

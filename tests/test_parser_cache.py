@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from cep import parser
-from cep.parser import lark_parser, parser_cache_file
+from cep.language import parser
+from cep.language.parser import lark_parser, parser_cache_file
 
 RULE = """
 CREATE EVENT PillowPressure (value FLOAT) FROM TOPIC 'home/bedroom/pillow';

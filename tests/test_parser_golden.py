@@ -1,5 +1,5 @@
 """Golden tests of the parser: tests/golden/parser/<kind>.epl is parsed and its AST,
-written with `cep.printer.dump_ast`, must equal tests/golden/parser/<kind>.ast.
+written with `cep.language.printer.dump_ast`, must equal tests/golden/parser/<kind>.ast.
 
 One input per statement kind (plus `language_example.epl`, the whole example of
 section 1 of the language contract), each with many variants: keywords in any
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from cep.diagnostics import Diagnostics
-from cep.parser import parse_text
-from cep.printer import dump_ast
+from cep.language.diagnostics import Diagnostics
+from cep.language.parser import parse_text
+from cep.language.printer import dump_ast
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "parser"
 UPDATE = os.environ.get("CEP_UPDATE_GOLDEN") == "1"

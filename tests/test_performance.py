@@ -7,7 +7,7 @@
 - A long replay with `within` windows keeps its live state, timer heap and traced
   memory flat after warm-up.
 
-No timings here: numbers are in docs/performance.md (`python -m cep.bench`).
+No timings here: numbers are in docs/performance.md (`python -m bench engine`).
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from datetime import timezone
 
 import pytest
 
-from cep.bench_ab import RULES, edge_pairs, write_ab
-from cep.clock import TimerQueue
-from cep.engine import Engine
-from cep.events import Event
-from cep.loader import load_texts
-from cep.output import OutputWriter
-from cep.replay import replay
+from bench.ab import RULES, edge_pairs, write_ab
+from cep.runtime.clock import TimerQueue
+from cep.runtime.engine import Engine
+from cep.runtime.events import Event
+from cep.checks.loader import load_texts
+from cep.runtime.output import OutputWriter
+from cep.adapters.replay import replay
 from helpers import T0, load, run_pattern
 
 # ------------------------------------------------------------------ the atom index

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cep.cli import main
-from cep.testing.scenario import find_scenarios, load_scenario
+from cep.tools.testing.scenario import find_scenarios, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = sorted(p for p in (ROOT / "tests" / "golden" / "replay").iterdir() if p.is_dir())

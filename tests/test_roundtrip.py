@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from cep import ast
-from cep.diagnostics import Diagnostics
-from cep.parser import parse_text
-from cep.printer import (dump_ast, format_expr, format_file, format_pattern, format_statement,
+from cep.language import ast
+from cep.language.diagnostics import Diagnostics
+from cep.language.parser import parse_text
+from cep.language.printer import (dump_ast, format_expr, format_file, format_pattern, format_statement,
                          quote)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cep.cli import main
-from cep.testing.scenario import find_scenarios, load_scenario
+from cep.tools.testing.scenario import find_scenarios, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 RULE_FILES = sorted((ROOT / "rules").glob("*.epl"))

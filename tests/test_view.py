@@ -11,11 +11,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from rich.console import Console
 
-from cep.view import (ContextRow, ContextsPanel, Dashboard, EventsPanel, InputPanel, InputStatus,
+from cep.tools.view import (ContextRow, ContextsPanel, Dashboard, EventsPanel, InputPanel, InputStatus,
                       OutputRow, ReplayView, RuleRow, RulesPanel, Snapshot, TeeSink,
                       TerminalView, take_snapshot)
-from cep.view.panels import fmt_duration, share_rows
-from cep.view.snapshot import FadeTracker
+from cep.tools.view.panels import fmt_duration, share_rows
+from cep.tools.view.snapshot import FadeTracker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NIGHT = os.path.join(ROOT, "scenarios", "night-context")
@@ -233,10 +233,10 @@ def test_fmt_duration():
 def night_engine(records: int):
     from cep.adapters.bus import BusMapping
     from cep.adapters.trace import TraceReader
-    from cep.engine import Engine
-    from cep.loader import load_paths
-    from cep.replay import create_events
-    from cep.timezones import get_zone
+    from cep.runtime.engine import Engine
+    from cep.checks.loader import load_paths
+    from cep.adapters.replay import create_events
+    from cep.language.timezones import get_zone
 
     loaded = load_paths([RULES])
     tz = get_zone(loaded.catalog.timezone)
@@ -399,9 +399,9 @@ def test_view_rate_from_consecutive_frames():
 
 
 def replay_night(tick=None, speed=None, sink=None):
-    from cep.loader import load_paths
-    from cep.replay import replay
-    from cep.timezones import get_zone
+    from cep.checks.loader import load_paths
+    from cep.adapters.replay import replay
+    from cep.language.timezones import get_zone
 
     loaded = load_paths([RULES])
     tz = get_zone(loaded.catalog.timezone)
@@ -413,9 +413,9 @@ def replay_night(tick=None, speed=None, sink=None):
 
 
 def test_replay_tick_hook_counts_and_ends_with_a_final_call(monkeypatch):
-    import cep.replay
+    import cep.adapters.replay
 
-    monkeypatch.setattr(cep.replay, "TICK_EVERY", 10)
+    monkeypatch.setattr(cep.adapters.replay, "TICK_EVERY", 10)
     calls = []
 
     def tick(engine, stats, final):
@@ -436,20 +436,20 @@ def test_replay_tick_hook_counts_and_ends_with_a_final_call(monkeypatch):
 
 def test_paced_replay_ticks_while_waiting(monkeypatch):
     """With --speed, waits are sliced and ticked; the played clock moves between events."""
-    import cep.replay
+    import cep.adapters.replay
 
     wall = [0.0]
-    monkeypatch.setattr(cep.replay.time, "monotonic", lambda: wall[0])
+    monkeypatch.setattr(cep.adapters.replay.time, "monotonic", lambda: wall[0])
 
     def fake_sleep(seconds):
         wall[0] += seconds
 
-    original = cep.replay.Pacer.__init__
+    original = cep.adapters.replay.Pacer.__init__
 
     def init(self, speed, sleep=fake_sleep, now=lambda: wall[0]):
         original(self, speed, fake_sleep, now)
 
-    monkeypatch.setattr(cep.replay.Pacer, "__init__", init)
+    monkeypatch.setattr(cep.adapters.replay.Pacer, "__init__", init)
     clocks = []
     stats, outputs = replay_night(lambda engine, stats, final: clocks.append(stats.clock),
                                   speed=3600.0)
@@ -464,11 +464,11 @@ def test_paced_replay_ticks_while_waiting(monkeypatch):
 
 
 def test_cli_replay_view_writes_only_to_out(tmp_path, monkeypatch, capsys):
-    import cep.view.app
+    import cep.tools.view.app
     from cep.cli import main
 
     screen = Console(file=io.StringIO(), width=80, height=24, color_system=None)
-    monkeypatch.setattr(cep.view.app, "terminal_console", lambda: screen)
+    monkeypatch.setattr(cep.tools.view.app, "terminal_console", lambda: screen)
     out = tmp_path / "out.jsonl"
     code = main(["replay", RULES, "--trace", os.path.join(NIGHT, "trace.jsonl"), "--contexts",
                  "--until", "2026-11-22T08:00:00+08:00", "--view", "--out", str(out)])
@@ -483,21 +483,21 @@ def test_cli_replay_view_writes_only_to_out(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_replay_view_without_out_writes_nothing_to_stdout(monkeypatch, capsys):
-    import cep.view.app
+    import cep.tools.view.app
     from cep.cli import main
 
     screen = Console(file=io.StringIO(), width=100, height=30, color_system=None)
-    monkeypatch.setattr(cep.view.app, "terminal_console", lambda: screen)
+    monkeypatch.setattr(cep.tools.view.app, "terminal_console", lambda: screen)
     assert main(["replay", RULES, "--trace", os.path.join(NIGHT, "trace.jsonl"), "--view"]) == 0
     assert capsys.readouterr().out == ""
     assert "LeftBed" in screen.file.getvalue()
 
 
 def test_cli_replay_view_needs_a_terminal(monkeypatch, capsys):
-    import cep.view.app
+    import cep.tools.view.app
     from cep.cli import main
 
-    monkeypatch.setattr(cep.view.app, "terminal_console", lambda: None)
+    monkeypatch.setattr(cep.tools.view.app, "terminal_console", lambda: None)
     assert main(["replay", RULES, "--trace", os.path.join(NIGHT, "trace.jsonl"), "--view"]) == 2
     assert "--view needs a terminal" in capsys.readouterr().err
 
@@ -512,7 +512,7 @@ def test_replay_help_says_where_output_goes(capsys):
 
 
 def test_replay_view_status_from_stats():
-    from cep.replay import ReplayStats
+    from cep.adapters.replay import ReplayStats
 
     view = ReplayView("t.jsonl", os.path.join(NIGHT, "trace.jsonl"), 60.0,
                       console=Console(file=io.StringIO()))

@@ -7,15 +7,15 @@ only when there is no error.
 
 from __future__ import annotations
 
-from cep import ast
-from cep.checks.catalog import Catalog, EventTypeInfo, RuleInfo
+from cep.language import ast
+from cep.language.catalog import Catalog, EventTypeInfo, RuleInfo
 from cep.checks.contexts import check_contexts
 from cep.checks.declarations import (check_create_event, check_create_location, check_timezone,
                                      register_context)
 from cep.checks.network import check_cycles, check_order
 from cep.checks.rules import KNOWN_ANNOTATIONS, check_rule
 from cep.checks.unused import warn_unused
-from cep.diagnostics import Diagnostics
+from cep.language.diagnostics import Diagnostics
 
 __all__ = ["check", "Catalog", "RuleInfo", "EventTypeInfo"]
 

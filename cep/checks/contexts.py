@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from cep import ast
-from cep.checks.catalog import EVENT, EVENTS, Catalog
-from cep.checks.context_info import partition_attrs
+from cep.language import ast
+from cep.language.catalog import EVENT, EVENTS, Catalog
+from cep.language.context_info import partition_attrs
 from cep.checks.expressions import ExpressionChecker
 from cep.checks.patterns import PatternChecker
 from cep.checks.rules import event_attrs
 from cep.checks.scope import Scope, TagInfo, suggestion
-from cep.diagnostics import Diagnostics
+from cep.language.diagnostics import Diagnostics
 
 
 class ContextChecker:

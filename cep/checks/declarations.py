@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 
-from cep import ast
-from cep.checks.catalog import ATTRIBUTE_TYPES, NUMERIC, STRING, Catalog, EventTypeInfo
+from cep.language import ast
+from cep.language.catalog import ATTRIBUTE_TYPES, NUMERIC, STRING, Catalog, EventTypeInfo
 from cep.checks.scope import suggestion
-from cep.diagnostics import Diagnostics
-from cep.timezones import get_zone
+from cep.language.diagnostics import Diagnostics
+from cep.language.timezones import get_zone
 
 DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 DAY_NAMES = {**{d: d for d in DAYS}, "MONDAY": "MON", "TUESDAY": "TUE", "WEDNESDAY": "WED",
@@ -34,7 +34,7 @@ def template_names(template: ast.Text) -> list[tuple[str, int]]:
 
 def check_template(template: ast.Text, diagnostics: Diagnostics, publish: bool) -> None:
     """Structural problems of a topic template (empty levels, bad wildcards, braces)."""
-    from cep.adapters.topics import template_problems
+    from cep.language.topics import template_problems
 
     for message, offset in template_problems(template.value):
         diagnostics.error(f"topic '{template.value}': {message}", text_span(template, offset))
@@ -173,7 +173,7 @@ def check_positive_distance(distance: ast.Distance, diagnostics: Diagnostics) ->
 
 
 def check_duration(duration: ast.Duration, diagnostics: Diagnostics) -> None:
-    from cep.transformer import TIME_UNITS
+    from cep.language.transformer import TIME_UNITS
 
     canonical = {unit for unit, _ in TIME_UNITS.values()}
     if all(unit in canonical for _, unit in duration.parts) and duration.seconds <= 0:

@@ -1,6 +1,6 @@
 """Type checking of expressions: every reference resolved, every operator's operands checked.
 
-`infer` returns the static type of an expression (see cep.checks.catalog for
+`infer` returns the static type of an expression (see cep.language.catalog for
 the type names) and reports what is wrong; after an error it returns ANY so
 one mistake is reported once, not again by every enclosing operator.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from cep import ast
-from cep.checks.catalog import (ANY, BOOL, EVENT, EVENTS, FLOAT, INT, LIST, NULL, NUMERIC,
+from cep.language import ast
+from cep.language.catalog import (ANY, BOOL, EVENT, EVENTS, FLOAT, INT, LIST, NULL, NUMERIC,
                                 STRING, TIMESTAMP)
 from cep.checks.scope import Scope, suggestion
-from cep.diagnostics import Diagnostics
+from cep.language.diagnostics import Diagnostics
 
 FUNCTIONS = ("abs", "round", "min", "max", "lower", "upper", "coalesce", "distance")
 _ORDERED = (INT, FLOAT, STRING, TIMESTAMP)

@@ -7,10 +7,10 @@ which could make derived events feed themselves forever.
 
 from __future__ import annotations
 
-from cep import ast
-from cep.checks.catalog import Catalog, RuleInfo
+from cep.language import ast
+from cep.language.catalog import Catalog, RuleInfo
 from cep.checks.patterns import event_types
-from cep.diagnostics import Diagnostics
+from cep.language.diagnostics import Diagnostics
 
 
 def reads(info: RuleInfo) -> list[str]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from cep import ast
+from cep.language import ast
 from cep.checks.declarations import check_duration
 from cep.checks.scope import Scope, TagInfo, suggestion
 from cep.checks.expressions import ExpressionChecker
-from cep.diagnostics import Diagnostics
+from cep.language.diagnostics import Diagnostics
 
 Tags = dict[str, TagInfo]
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Optional
 
-from cep import ast
-from cep.checks.catalog import ANY, EVENT, EVENTS, LIST, NULL, Catalog, RuleInfo
-from cep.checks.context_info import attr_type_anywhere, lifecycle_attrs, partition_attrs
+from cep.language import ast
+from cep.language.catalog import ANY, EVENT, EVENTS, LIST, NULL, Catalog, RuleInfo
+from cep.language.context_info import attr_type_anywhere, lifecycle_attrs, partition_attrs
 from cep.checks.declarations import check_template, template_names, text_span
 from cep.checks.expressions import ExpressionChecker, comparable, describe
 from cep.checks.patterns import PatternChecker, event_types, has_every
 from cep.checks.scope import Scope, TagInfo, suggestion
-from cep.diagnostics import Diagnostics
+from cep.language.diagnostics import Diagnostics
 
 KNOWN_ANNOTATIONS = ("name", "description")
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from cep import ast
-from cep.checks.catalog import Catalog
+from cep.language import ast
+from cep.language.catalog import Catalog
 from cep.checks.network import reads
 from cep.checks.patterns import event_types
-from cep.diagnostics import Diagnostics
+from cep.language.diagnostics import Diagnostics
 
 
 def _context_reads(stmt: ast.CreateContext) -> list[str]:

@@ -1,0 +1,291 @@
+"""Running rules live against an MQTT broker (`cep run`) and recording bus traffic (`cep record`).
+
+Threads: paho's network thread only stamps each received message with the
+clock and puts it on a queue; one engine thread (the caller's) takes messages
+off the queue in arrival order, decodes them through the same bus mapping as
+replay, and runs the engine.  So the engine stays single-threaded and, for a
+given arrival order, deterministic.  While no message comes, the engine thread
+sleeps until the next timer is due and then advances the engine to it: timers
+fire on the real clock.
+
+The clock is passed in (real time by default; tests may give their own): the
+engine itself never reads it.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Any, Callable, Iterator, Optional, Protocol
+
+from cep.adapters.badmessages import BadMessageReporter
+from cep.adapters.bus import BadMessage, BusMapping
+from cep.adapters.jsonlib import dumps_compact
+from cep.adapters.mqtt import BrokerSettings, MqttConnection, ReceivedMessage
+from cep.adapters.trace import TraceWriter
+from cep.language.catalog import Catalog
+from cep.runtime.engine import Engine
+from cep.runtime.output import Output, Sink
+from cep.adapters.replay import create_events
+
+Report = Callable[[str], None]
+Clock = Callable[[], float]
+
+IDLE_WAKE = 0.5  # seconds: the engine thread looks at stop requests and the view this often
+
+
+class _Stop:
+    """Put on the queue to end the run (from a signal handler: SimpleQueue.put is reentrant)."""
+
+
+STOP = _Stop()
+
+
+class LiveTicker(Protocol):
+    """What the engine thread calls after each batch of work (the terminal view)."""
+
+    def tick(self, engine: Engine, status: "LiveStats") -> None: ...
+
+
+@dataclass
+class LiveStats:
+    broker: str = ""
+    state: str = "connecting"
+    messages: int = 0           # messages received (retained ones included)
+    retained_ignored: int = 0
+    events: int = 0
+    bad_messages: int = 0
+    unmatched: int = 0
+    outputs: int = 0
+    actions: int = 0            # PUBLISH actions handed to the broker
+    action_failures: int = 0    # QoS 0 actions dropped while disconnected
+    actions_unsent: int = 0     # QoS 1/2 actions still queued when the run ended (lost)
+    reconnects: int = 0
+    started: float = 0.0
+    events_by_type: dict[str, int] = field(default_factory=dict)
+    unmatched_topics: dict[str, int] = field(default_factory=dict)
+
+    def summary(self, elapsed: float) -> str:
+        rate = self.messages / elapsed if elapsed > 0 else 0.0
+        return (f"live: {self.messages} messages ({rate:,.1f}/s), {self.events} events, "
+                f"{self.retained_ignored} retained ignored, {self.bad_messages} bad messages, "
+                f"{self.unmatched} unmatched, {self.outputs} outputs, "
+                f"{self.actions - self.actions_unsent} actions published "
+                f"({self.action_failures} dropped"
+                + (f", {self.actions_unsent} never sent" if self.actions_unsent else "")
+                + f"), {self.reconnects} reconnects, in {elapsed:.1f} s")
+
+
+def payload_bytes(payload: Any) -> bytes:
+    """An action's payload as sent: a string as its UTF-8 text, anything else as JSON."""
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    return dumps_compact(payload)
+
+
+@contextmanager
+def stop_on_signals(inbox: "queue.SimpleQueue[object]") -> Iterator[None]:
+    """SIGINT and SIGTERM end the run cleanly (from the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def handler(signum: int, frame: object) -> None:
+        inbox.put(STOP)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class LiveRunner:
+    """The rules against a broker: see the module docstring."""
+
+    def __init__(self, catalog: Catalog, settings: BrokerSettings, sink: Sink, tz: tzinfo,
+                 report: Report, clock: Clock = time.time, take_retained: bool = False,
+                 show_contexts: bool = False, record: Optional[TraceWriter] = None,
+                 ticker: Optional[LiveTicker] = None, idle_wake: float = IDLE_WAKE) -> None:
+        self.report = report
+        self.idle_wake = idle_wake
+        self.clock = clock
+        self.take_retained = take_retained
+        self.record = record
+        self.ticker = ticker
+        self.inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        derived = {name: info.attrs for name, info in catalog.events.items()
+                   if info.declaration is None}
+        self.bus = BusMapping.from_events(create_events(catalog), tz, derived)
+        self.stats = LiveStats(broker=settings.display)
+        self.connection = MqttConnection(settings, self.bus.subscriptions(), self.inbox.put,
+                                         report, clock)
+        self._sink = sink
+        self.engine = Engine(catalog, self._emit, tz, warn=report, show_contexts=show_contexts)
+        self.reporter = BadMessageReporter(report)
+
+    def _emit(self, record: Output) -> None:
+        if record["kind"] == "publish":
+            sent = self.connection.publish(record["topic"], payload_bytes(record["payload"]),
+                                           record["qos"], record["retain"])
+            if sent:
+                self.stats.actions += 1
+            else:
+                self.stats.action_failures += 1
+        self.stats.outputs += 1
+        self._sink(record)
+
+    def stop(self) -> None:
+        """Ask the run to end (from any thread)."""
+        self.inbox.put(STOP)
+
+    def run(self, install_signals: bool = True) -> LiveStats:
+        """Connect, run until stopped (SIGINT/SIGTERM or `stop()`), then close cleanly."""
+        stats = self.stats
+        stats.started = self.clock()
+        self.engine.start(stats.started)
+        self.connection.start()
+        guard = stop_on_signals(self.inbox) if install_signals else _no_guard()
+        with guard:
+            try:
+                self._loop()
+            finally:
+                try:
+                    self._drain_waiting()
+                finally:  # even when output cannot be written: offline, disconnected
+                    self.connection.close()
+                    self.stats.actions_unsent = self.connection.unsent
+                    self._tick()
+        return stats
+
+    def _loop(self) -> None:
+        inbox, engine, clock, idle = self.inbox, self.engine, self.clock, self.idle_wake
+        while True:
+            deadline = engine.timers.next_deadline()
+            wait = idle if deadline is None else min(idle, max(0.0, deadline - clock()))
+            try:
+                item = inbox.get(timeout=wait)
+            except queue.Empty:
+                # Quiet bus: event time is wall time, so the engine's clock moves on with it,
+                # firing what is due (and the view's times keep moving).
+                engine.advance(clock())
+                self._tick()
+                continue
+            if item is STOP:
+                return
+            self._take(item)  # type: ignore[arg-type]
+            if self.ticker is not None:
+                self._tick()  # cheap: the view draws only when a frame is due
+
+    def _drain_waiting(self) -> None:
+        """Messages that arrived before the stop are still processed."""
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if not isinstance(item, _Stop):
+                self._take(item)  # type: ignore[arg-type]
+
+    def _tick(self) -> None:
+        stats, connection = self.stats, self.connection
+        stats.state = connection.state
+        stats.reconnects = max(0, connection.connects - 1)
+        if self.ticker is not None:
+            self.ticker.tick(self.engine, stats)
+
+    def _take(self, message: ReceivedMessage) -> None:
+        stats = self.stats
+        stats.messages += 1
+        if message.retain and not self.take_retained:
+            stats.retained_ignored += 1  # device state from before we subscribed, not an event
+            return
+        # Stamped on paho's thread: never earlier than what the engine has already seen.
+        ts = max(message.arrival, self.engine.now)
+        if self.record is not None:
+            self.record.message(ts, message.topic, message.payload)
+        try:
+            events = self.bus.decode(message.topic, message.payload, ts)
+        except BadMessage as exc:
+            stats.bad_messages += 1
+            self.reporter.bad(message.topic, exc.reason, ts)
+            return
+        if not events:
+            stats.unmatched += 1
+            stats.unmatched_topics[message.topic] = \
+                stats.unmatched_topics.get(message.topic, 0) + 1
+            return
+        by_type = stats.events_by_type
+        for event in events:
+            stats.events += 1
+            by_type[event.type] = by_type.get(event.type, 0) + 1
+            self.engine.process(event)
+
+
+@contextmanager
+def _no_guard() -> Iterator[None]:
+    yield
+
+
+# ---------------------------------------------------------------------- recording
+
+
+@dataclass
+class RecordStats:
+    messages: int = 0
+    retained_ignored: int = 0
+
+    def summary(self, path: str, elapsed: float) -> str:
+        return (f"{path}: recorded {self.messages} messages in {elapsed:.1f} s "
+                f"({self.retained_ignored} retained ignored)")
+
+
+def record(settings: BrokerSettings, filters: list[str], writer: TraceWriter, report: Report,
+           duration: Optional[float] = None, clock: Clock = time.time,
+           take_retained: bool = False, install_signals: bool = True,
+           on_ready: Optional[Callable[[MqttConnection], None]] = None) -> RecordStats:
+    """Write every message on `filters` to `writer` until the duration ends or a stop signal.
+
+    Lines are flushed one by one, so a killed recorder loses at most the line it was writing.
+    """
+    inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+    connection = MqttConnection(settings, filters, inbox.put, report, clock)
+    stats = RecordStats()
+    started = clock()
+    end = started + duration if duration is not None else None
+    last_ts = started
+    connection.start()
+    if on_ready is not None:
+        on_ready(connection)
+    guard = stop_on_signals(inbox) if install_signals else _no_guard()
+    with guard:
+        try:
+            while True:
+                wait = IDLE_WAKE if end is None else min(IDLE_WAKE, max(0.0, end - clock()))
+                try:
+                    item = inbox.get(timeout=wait)
+                except queue.Empty:
+                    if end is not None and clock() >= end:
+                        return stats
+                    continue
+                if isinstance(item, _Stop):
+                    return stats
+                message: ReceivedMessage = item  # type: ignore[assignment]
+                if end is not None and message.arrival > end:
+                    return stats
+                if message.retain and not take_retained:
+                    stats.retained_ignored += 1
+                    continue
+                last_ts = max(last_ts, message.arrival)  # a trace never goes back in time
+                writer.message(last_ts, message.topic, message.payload)
+                stats.messages += 1
+        finally:
+            connection.close()

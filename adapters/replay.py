@@ -1,0 +1,190 @@
+"""Replaying a recorded trace through a rule set, in event time.
+
+Bus-message lines go through the same topic and payload mapping as live MQTT
+(cep.adapters.bus); engine-event lines are converted to their declared types.
+Bad lines and bad messages are reported on stderr and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Callable, Optional
+
+from cep.language import ast
+from cep.adapters.badmessages import BadMessageReporter
+from cep.adapters.bus import BadMessage, BusMapping
+from cep.adapters.trace import TraceEvent, TraceReader
+from cep.language.catalog import Catalog
+from cep.runtime.engine import Engine
+from cep.runtime.output import Sink
+
+Report = Callable[[str], None]
+# A replay's progress hook: tick(engine, stats, final), called every TICK_EVERY records
+# (and while --speed waits) with `stats` brought up to date, and once at the end with
+# final=True.  It runs in the replay loop: it must be cheap unless it decides to act.
+Tick = Callable[[Engine, "ReplayStats", bool], None]
+TICK_EVERY = 256
+
+
+@dataclass
+class ReplayStats:
+    lines: int = 0            # trace records read (good lines)
+    events: int = 0           # engine events made from them
+    bad_lines: int = 0
+    bad_messages: int = 0
+    unmatched: int = 0        # bus messages whose topic no CREATE EVENT declares
+    outputs: int = 0
+    seconds: float = 0.0      # wall time of the replay
+    unmatched_topics: dict[str, int] = field(default_factory=dict)
+    # kept up to date only for a tick hook (cep replay --view):
+    events_by_type: dict[str, int] = field(default_factory=dict)
+    position: Optional[int] = None  # bytes of the trace read
+    clock: Optional[float] = None   # the trace's time as played (paced with --speed)
+
+    def summary(self, trace_name: str) -> str:
+        rate = self.events / self.seconds if self.seconds > 0 else 0.0
+        return (f"{trace_name}: {self.lines} lines, {self.events} events, "
+                f"{self.bad_lines} bad lines, {self.bad_messages} bad messages, "
+                f"{self.unmatched} unmatched, {self.outputs} outputs in {self.seconds:.3f} s "
+                f"({rate:,.0f} events/s)")
+
+
+def create_events(catalog: Catalog) -> list[ast.CreateEvent]:
+    return [info.declaration for info in catalog.events.values()
+            if info.declaration is not None]
+
+
+class Pacer:
+    """Plays event time at `speed` times real time (wall clock, for watching a replay)."""
+
+    def __init__(self, speed: float, sleep: Callable[[float], None] = time.sleep,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        self.speed = speed
+        self.sleep = sleep
+        self.now = now
+        self.origin: Optional[tuple[float, float]] = None  # (event time, wall time)
+        self.target: Optional[float] = None  # the event time being waited for
+
+    def virtual_now(self) -> Optional[float]:
+        """The event time the wall clock stands for now (never past the awaited time)."""
+        if self.origin is None:
+            return None
+        at = self.origin[0] + (self.now() - self.origin[1]) * self.speed
+        return min(at, self.target) if self.target is not None else at
+
+    def wait_until(self, event_ts: float) -> None:
+        self.target = event_ts
+        if self.origin is None:
+            self.origin = (event_ts, self.now())
+            return
+        due = self.origin[1] + (event_ts - self.origin[0]) / self.speed
+        delay = due - self.now()
+        if delay > 0:
+            self.sleep(delay)
+
+
+def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Report,
+           until: Optional[float] = None, speed: Optional[float] = None,
+           show_contexts: bool = False, tick: Optional[Tick] = None) -> ReplayStats:
+    stats = ReplayStats()
+    derived = {name: info.attrs for name, info in catalog.events.items()
+               if info.declaration is None}
+    bus = BusMapping.from_events(create_events(catalog), tz, derived)
+    engine = Engine(catalog, sink, tz, warn=report, show_contexts=show_contexts)
+    reader = TraceReader(trace_path, tz, report=report)
+    where = [""]  # FILE:LINE of the message being decoded, for the rate-limited reporter
+    reporter = BadMessageReporter(lambda message: report(f"{where[0]}: {message}"))
+    pacer = Pacer(speed) if speed else None
+    started = time.perf_counter()
+    if tick is not None:
+        tick_now = _tick_hook(tick, engine, stats, reader, pacer)
+    for record in reader:
+        stats.lines += 1
+        if tick is not None and not stats.lines % TICK_EVERY:
+            tick_now()
+        if pacer is not None:
+            _paced_advance(engine, pacer, record.ts)
+        try:
+            if isinstance(record, TraceEvent):
+                events = [bus.make_event(record.type, record.ts, record.attrs)]
+            else:
+                # the record as payload: its bytes are made only if a decoder needs them
+                events = bus.decode(record.topic, record, record.ts, record.value)
+                if not events:
+                    stats.unmatched += 1
+                    stats.unmatched_topics[record.topic] = \
+                        stats.unmatched_topics.get(record.topic, 0) + 1
+                    continue
+        except BadMessage as exc:
+            stats.bad_messages += 1
+            where[0] = f"{reader.name}:{record.line}"
+            topic = record.type if isinstance(record, TraceEvent) else record.topic
+            reporter.bad(topic, exc.reason, record.ts)
+            continue
+        for event in events:
+            stats.events += 1
+            engine.process(event)
+    if until is not None:
+        if pacer is not None:
+            _paced_advance(engine, pacer, until)
+        engine.advance(until)
+    stats.seconds = time.perf_counter() - started
+    stats.bad_lines = reader.skipped
+    stats.outputs = engine.stats["outputs"]
+    if tick is not None:
+        stats.clock = engine.now
+        tick(engine, stats, True)
+    return stats
+
+
+def _tick_hook(tick: Tick, engine: Engine, stats: ReplayStats, reader: TraceReader,
+               pacer: Optional[Pacer]) -> Callable[[], None]:
+    """Prepare a replay for its tick hook; return the call that brings stats up to date.
+
+    Events are counted per type by wrapping this engine's `process` (no cost without a
+    hook); with --speed, the pacer's waits are cut into slices with a tick after each.
+    """
+    by_type = stats.events_by_type
+    process = engine.process
+
+    def process_counted(event):  # noqa: ANN001, ANN202
+        by_type[event.type] = by_type.get(event.type, 0) + 1
+        process(event)
+
+    engine.process = process_counted  # type: ignore[method-assign]
+
+    def tick_now() -> None:
+        stats.position = reader.position
+        stats.bad_lines = reader.skipped
+        stats.outputs = engine.stats["outputs"]
+        played = pacer.virtual_now() if pacer is not None else None
+        stats.clock = engine.now if played is None or played < engine.now else played
+        tick(engine, stats, False)
+
+    if pacer is not None:
+        sleep, wall = pacer.sleep, pacer.now
+
+        def sleep_ticking(delay: float) -> None:
+            end = wall() + delay
+            while True:
+                left = end - wall()
+                if left <= 0:
+                    return
+                sleep(min(left, 0.05))
+                tick_now()
+
+        pacer.sleep = sleep_ticking
+    return tick_now
+
+
+def _paced_advance(engine: Engine, pacer: Pacer, ts: float) -> None:
+    """With --speed, let timers fire at their own (paced) time before the next event."""
+    while engine.started:
+        deadline = engine.timers.next_deadline()
+        if deadline is None or deadline > ts:
+            break
+        pacer.wait_until(deadline)
+        engine.advance(deadline)
+    pacer.wait_until(ts)

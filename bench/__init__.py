@@ -1,0 +1,10 @@
+"""Benchmarks, run from a checkout (they are not part of the installed package).
+
+    python -m bench engine   engine workloads: events per second, ratio to decoding
+    python -m bench ab       side by side with Siddhi on the A→B workload
+    python -m bench memory   the A→B workload over a simulated day: RSS and live state
+    python -m bench mqtt     live latency and throughput against a real broker
+    python -m bench view     what the terminal view costs a replay
+
+Numbers, never pass/fail: docs/performance.md and docs/live.md keep recorded results.
+"""

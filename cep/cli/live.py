@@ -1,0 +1,276 @@
+"""`cep run` and `cep record`: the live commands' options and handlers (see docs/live.md)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from typing import Optional
+
+from cep.adapters.mqtt import PASSWORD_ENV
+from cep.cli.app import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, _error, _load_or_report, _zone
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `15m`, `2h`, `1d`, `250ms` → seconds; ValueError otherwise."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration: use a number with s, m, h or d "
+                         f"(e.g. 90s, 15m, 2h)")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"{text!r}: a duration must be greater than 0")
+    return seconds
+
+
+def _add_broker_options(parser: argparse.ArgumentParser, default_status: Optional[str]) -> None:
+    broker = parser.add_argument_group("broker connection")
+    broker.add_argument("--broker", default="mqtt://localhost:1883", metavar="URL",
+                        help="mqtt://[user[:pass]@]host[:port] or mqtts://... (default "
+                             f"mqtt://localhost:1883); a user without a password reads it "
+                             f"from ${PASSWORD_ENV}")
+    broker.add_argument("--tls", action="store_true", help="use TLS (implied by mqtts://)")
+    broker.add_argument("--ca-file", metavar="FILE",
+                        help="CA certificates to check the broker with (default: the system's)")
+    broker.add_argument("--cert", metavar="FILE", help="client certificate (PEM)")
+    broker.add_argument("--key", metavar="FILE", help="client certificate's private key (PEM)")
+    broker.add_argument("--insecure", action="store_true",
+                        help="TLS without checking the broker's host name (testing only)")
+    broker.add_argument("--client-id", metavar="ID",
+                        help="MQTT client id (default cep-HOST-PID; cep-HOST with --persistent)")
+    broker.add_argument("--keepalive", type=int, default=60, metavar="S",
+                        help="keepalive interval in seconds (default 60)")
+    broker.add_argument("--persistent", action="store_true",
+                        help="keep the broker session across disconnections (clean session "
+                             "off): QoS 1/2 messages sent while cep was away are delivered "
+                             "when it reconnects")
+    broker.add_argument("--sub-qos", type=int, choices=(0, 1, 2), default=1,
+                        help="QoS of the subscriptions (default 1)")
+    broker.add_argument("--reconnect-min", type=float, default=1.0, metavar="S",
+                        help="first reconnect delay in seconds, doubled per failure (default 1)")
+    broker.add_argument("--reconnect-max", type=float, default=60.0, metavar="S",
+                        help="longest reconnect delay in seconds (default 60)")
+    if default_status is not None:
+        broker.add_argument("--status-topic", default=default_status, metavar="TOPIC",
+                            help=f"retained availability topic: online while connected, "
+                                 f"offline as last will and on exit (default {default_status})")
+        broker.add_argument("--no-status", action="store_true",
+                            help="publish no availability topic")
+    broker.add_argument("--retained", action="store_true",
+                        help="take retained messages delivered on subscribe as events "
+                             "(default: ignored, they are device state, not new events)")
+
+
+def add_live_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    run = commands.add_parser(
+        "run", help="run the rules live against an MQTT broker",
+        description="Run the rules live: subscribe to every topic the rules declare, publish "
+                    "every action back to the broker, and write the output lines (fired "
+                    "complex events and actions) to stdout or --out as they happen. Events are "
+                    "timestamped on arrival (or TIMESTAMP FROM); timers fire on the real "
+                    "clock. Reconnects with backoff after a lost connection. SIGINT or SIGTERM "
+                    "stops cleanly (exit 0). Connection news and the summary go to stderr.")
+    run.add_argument("rules", nargs="+", metavar="RULES", help="rule files or folders")
+    _add_broker_options(run, default_status="cep/status")
+    run.add_argument("--tz", metavar="ZONE",
+                     help="time zone for clock times and output timestamps (overrides "
+                          "SET TIMEZONE)")
+    run.add_argument("--out", metavar="FILE",
+                     help="write output lines to FILE (default stdout; with --view, output "
+                          "lines go only to --out)")
+    run.add_argument("--contexts", action="store_true",
+                     help="also write context-start / context-end lines")
+    run.add_argument("--record", metavar="FILE",
+                     help="also write every message the engine takes to a trace FILE, with "
+                          "the timestamps it used: replaying it gives the same outputs")
+    run.add_argument("--view", action="store_true",
+                     help="show the live terminal view (on the terminal; output lines then go "
+                          "only to --out)")
+    run.set_defaults(handler=run_live)
+
+    rec = commands.add_parser(
+        "record", help="record bus traffic into a trace file",
+        description="Record the messages on one or more topic filters into a trace file that "
+                    "`cep replay` reads, each line flushed as it is written. Stops after "
+                    "--duration, or on SIGINT/SIGTERM (exit 0).")
+    rec.add_argument("--topic", action="append", required=True, metavar="FILTER",
+                     help="MQTT topic filter to record (+ and # allowed); repeat for several")
+    rec.add_argument("--out", required=True, metavar="FILE", help="the trace file to write")
+    rec.add_argument("--duration", metavar="D",
+                     help="stop after D (e.g. 90s, 15m, 2h, 1d; a bare number is seconds)")
+    rec.add_argument("--tz", metavar="ZONE", default="UTC",
+                     help="time zone of the timestamps written (default UTC)")
+    _add_broker_options(rec, default_status=None)
+    rec.set_defaults(handler=run_record)
+
+
+def _report(message: str) -> None:
+    print(f"cep: {message}", file=sys.stderr, flush=True)
+
+
+def _settings(args: argparse.Namespace, status_topic: Optional[str], client_prefix: str):
+    from cep.adapters.mqtt import BrokerSettings
+
+    return BrokerSettings.from_url(
+        args.broker, tls=args.tls, ca_file=args.ca_file, cert_file=args.cert,
+        key_file=args.key, insecure=args.insecure, client_id=args.client_id,
+        keepalive=args.keepalive, persistent=args.persistent, subscribe_qos=args.sub_qos,
+        status_topic=status_topic, reconnect_min=args.reconnect_min,
+        reconnect_max=args.reconnect_max, default_client_id=client_prefix)
+
+
+def run_live(args: argparse.Namespace) -> int:
+    from cep.adapters.mqtt import SettingsError
+    from cep.adapters.trace import TraceWriter
+    from cep.runtime.engine import EngineError
+    from cep.adapters.live import LiveRunner
+    from cep.runtime.output import OutputWriter, finish_output, format_ts
+
+    loaded = _load_or_report(args.rules)
+    if isinstance(loaded, int):
+        return loaded
+    tz = _zone(args.tz, loaded)
+    if tz is None:
+        return EXIT_USAGE
+    try:
+        settings = _settings(args, None if args.no_status else args.status_topic, "cep")
+    except SettingsError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    view = None
+    if args.view:
+        from cep.tools.view import TerminalView
+
+        view = TerminalView(mode="live", source=settings.display)
+        if not view.available:
+            _error("--view needs a terminal (stderr is not one and there is no /dev/tty)")
+            return EXIT_USAGE
+    try:
+        out = open(args.out, "w", encoding="utf-8") if args.out else None
+        recorder = TraceWriter.open(args.record, tz) if args.record else None
+    except OSError as exc:
+        _error(f"cannot write {exc.filename}: {exc.strerror}")
+        return EXIT_USAGE
+    # With --view the terminal is the view's: output lines go to --out only.
+    sink_file = out if out is not None else (None if view is not None else sys.stdout)
+    writer = OutputWriter(sink_file, tz, flush=True) if sink_file is not None else None
+    sink = view.tee(writer) if view is not None else writer
+    ticker = LiveViewTicker(view) if view is not None else None
+    try:
+        runner = LiveRunner(loaded.catalog, settings, sink, tz, report=_report,
+                            take_retained=args.retained, show_contexts=args.contexts,
+                            record=recorder, ticker=ticker)
+    except EngineError as exc:
+        _error(str(exc))
+        return EXIT_PROBLEM
+    started = time.monotonic()
+    if view is not None:
+        view.start()
+    _report(f"running {len(loaded.catalog.rules)} rules on {settings.display}")
+    try:
+        stats = runner.run()
+    except BaseException:
+        if view is not None:
+            view.stop()  # the terminal back in order before the error is shown
+        raise
+    finally:
+        try:
+            finish_output(out if out is not None else sys.stdout)
+        finally:
+            if recorder is not None:
+                recorder.close()
+    summary = stats.summary(time.monotonic() - started)
+    if view is not None and ticker is not None:
+        ticker.finish(runner.engine, stats)
+        view.stop(summary)
+    else:
+        print(summary, file=sys.stderr)
+    if runner.reporter.total:
+        print(f"cep: {runner.reporter.summary()}", file=sys.stderr)
+    if args.record:
+        # The trace holds messages only; the run's last instant must be given to replay.
+        print(f"cep: replay the recording with --trace {args.record} --until "
+              f"{format_ts(runner.engine.now, tz)}", file=sys.stderr)
+    return EXIT_OK
+
+
+class LiveViewTicker:
+    """Feeds the terminal view from the live runner: LiveStats → the view's InputStatus."""
+
+    def __init__(self, view) -> None:  # noqa: ANN001 - cep.tools.view.TerminalView
+        self.view = view
+
+    def status(self, stats, finished: bool = False):  # noqa: ANN001, ANN201
+        from cep.tools.view import InputStatus
+
+        return InputStatus(
+            mode="live", source=stats.broker, connection=stats.state,
+            reconnects=stats.reconnects, messages=stats.messages, events=stats.events,
+            events_by_type=tuple(sorted(stats.events_by_type.items())),
+            bad_messages=stats.bad_messages, unmatched=stats.unmatched,
+            unmatched_topics=tuple(sorted(stats.unmatched_topics.items())), finished=finished)
+
+    def tick(self, engine, stats) -> None:  # noqa: ANN001
+        self.view.tick(engine, lambda: self.status(stats))
+
+    def finish(self, engine, stats) -> None:  # noqa: ANN001
+        self.view.tick(engine, self.status(stats, finished=True), force=True)
+
+
+def run_record(args: argparse.Namespace) -> int:
+    from cep.adapters.mqtt import SettingsError
+    from cep.adapters.trace import TraceWriter
+    from cep.adapters.live import record
+    from cep.language.timezones import get_zone
+
+    tz = get_zone(args.tz)
+    if tz is None:
+        _error(f"unknown time zone {args.tz!r}")
+        return EXIT_USAGE
+    duration = None
+    if args.duration is not None:
+        try:
+            duration = parse_duration(args.duration)
+        except ValueError as exc:
+            _error(f"--duration: {exc}")
+            return EXIT_USAGE
+    for topic in args.topic:
+        problem = _filter_problem(topic)
+        if problem:
+            _error(f"--topic {topic!r}: {problem}")
+            return EXIT_USAGE
+    try:
+        settings = _settings(args, None, "cep-record")
+    except SettingsError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    try:
+        writer = TraceWriter.open(args.out, tz)
+    except OSError as exc:
+        _error(f"cannot write {exc.filename}: {exc.strerror}")
+        return EXIT_USAGE
+    started = time.monotonic()
+    _report(f"recording {', '.join(args.topic)} from {settings.display} into {args.out}"
+            + (f" for {args.duration}" if duration else ""))
+    with writer:
+        stats = record(settings, args.topic, writer, _report, duration=duration,
+                       take_retained=args.retained)
+    print(stats.summary(args.out, time.monotonic() - started), file=sys.stderr)
+    return EXIT_OK
+
+
+def _filter_problem(topic: str) -> Optional[str]:
+    """Why an MQTT topic filter is invalid (None when it is fine)."""
+    if not topic:
+        return "an empty topic filter"
+    levels = topic.split("/")
+    for index, level in enumerate(levels):
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            return "'#' must be a whole level, and the last one"
+        if "+" in level and level != "+":
+            return "'+' must be a whole level"
+    return None

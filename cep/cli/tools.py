@@ -1,0 +1,177 @@
+"""`cep test`, `cep import` and `cep graph`: options and handlers for rule authors.
+
+The work is done in cep.tools.testing, cep.tools.importers and cep.tools.graph; this module only reads
+the command line and sets the exit status (0 ok, 1 problem found, 2 bad usage or
+unreadable input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+def add_tool_commands(commands: argparse._SubParsersAction) -> None:
+    test = commands.add_parser(
+        "test", help="run scenarios (rules + trace + expected output) and show what differs",
+        description="Run scenario files (TOML, see docs/scenarios.md): replay each one's trace "
+                    "through its rules and compare the output with the expected lines. "
+                    "Differences are listed as missing, unexpected or different lines, with "
+                    "their times. Exit 1 if any scenario fails, 2 if one cannot be read.")
+    test.add_argument("scenarios", nargs="+", metavar="SCENARIO",
+                      help="scenario files, or folders (every *.toml inside, recursively)")
+    test.add_argument("--update", action="store_true",
+                      help="write the produced output into each failing scenario's expected "
+                           "file instead of failing (then check the new lines by hand!)")
+    test.add_argument("-q", "--quiet", action="store_true",
+                      help="print only failures and the summary")
+    test.set_defaults(handler=run_test)
+
+    dataset = commands.add_parser(
+        "import", help="turn a public smart-home dataset file into a trace",
+        description="Turn a dataset file into a trace (JSON Lines, see docs/datasets.md). "
+                    "casas: WSU CASAS event files (`date time sensor value [annotation]`), "
+                    "each line a message on casas/<sensor> with the raw value as payload. "
+                    "ordonez: the UCI ADL binary-sensor interval files (*_Sensors.txt), each "
+                    "interval ON at its start and OFF at its end on ordonez/<Location>. "
+                    "Messages are written in time order; bad lines are reported as "
+                    "FILE:LINE on stderr and skipped.")
+    dataset.add_argument("format", choices=("casas", "ordonez"), metavar="FORMAT",
+                         help="casas or ordonez")
+    dataset.add_argument("file", metavar="FILE", help="the dataset file")
+    dataset.add_argument("--tz", default="UTC", metavar="ZONE",
+                         help="the zone the file's times are local to (default UTC); the "
+                              "trace is written with its offsets")
+    dataset.add_argument("--out", metavar="FILE", help="write the trace to FILE, not stdout")
+    dataset.set_defaults(handler=run_import)
+
+    graph = commands.add_parser(
+        "graph", help="draw the event processing network and each rule's state machine",
+        description="Draw what the rules compile to: the event processing network (producers "
+                    "= bus topics, channels = event types, agents = rules, consumers = "
+                    "published topics, with the contexts that gate rules) and each rule's "
+                    "pattern as a state machine. Mermaid output is Markdown with one "
+                    "```mermaid block per diagram; DOT output is one digraph per diagram "
+                    "(`dot -Tsvg -O` draws them all).")
+    graph.add_argument("rules", nargs="+", metavar="RULES", help="rule files or folders")
+    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid",
+                       help="mermaid (default) or dot")
+    graph.add_argument("--part", choices=("all", "network", "rules"), default="all",
+                       help="the network, the rules' state machines, or both (default)")
+    graph.add_argument("--rule", action="append", default=[], metavar="NAME",
+                       help="only this rule's state machine (repeatable)")
+    graph.add_argument("--out", metavar="FILE", help="write to FILE, not stdout")
+    graph.set_defaults(handler=run_graph)
+
+
+def run_test(args: argparse.Namespace) -> int:
+    from cep.tools.testing.runner import run_paths
+    from cep.tools.testing.scenario import find_scenarios
+
+    paths = find_scenarios(args.scenarios)
+    if not paths:
+        print("cep: error: no scenario files found (folders are searched for *.toml)",
+              file=sys.stderr)
+        return EXIT_USAGE
+
+    def out(line: str) -> None:
+        if not (args.quiet and line.startswith("PASS ")):
+            print(line)
+
+    passed, failed, unusable = run_paths(paths, out, lambda line: print(line, file=sys.stderr),
+                                         update=args.update)
+    total = passed + failed + unusable
+    summary = f"{total} scenario{'s' if total != 1 else ''}: {passed} passed, {failed} failed"
+    if unusable:
+        summary += f", {unusable} could not be run"
+    print(summary, file=sys.stderr)
+    if unusable:
+        return EXIT_USAGE
+    return EXIT_PROBLEM if failed else EXIT_OK
+
+
+SHOWN_WHEN_NOTHING_USABLE = 5
+
+
+def run_import(args: argparse.Namespace) -> int:
+    import os
+
+    from cep.language.files import replace_file
+    from cep.tools.importers import ImportRefused, ImportStats, read, write_trace
+    from cep.language.timezones import get_zone
+
+    tz = get_zone(args.tz)
+    if tz is None:
+        print(f"cep: error: unknown time zone {args.tz!r}", file=sys.stderr)
+        return EXIT_USAGE
+    if os.path.isdir(args.file):
+        print(f"cep: error: cannot read {args.file}: it is a folder, not a file",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if not os.path.isfile(args.file):
+        print(f"cep: error: cannot read {args.file}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    stats = ImportStats()
+    problems: list[str] = []  # held until we know whether the file is in the format at all
+    try:
+        messages = list(read(args.format, args.file, tz, stats, problems.append))
+    except OSError as exc:
+        print(f"cep: error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImportRefused as exc:
+        print(f"cep: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not messages:
+        # Nothing to write: say why in a few lines, and leave any --out file as it was.
+        for problem in problems[:SHOWN_WHEN_NOTHING_USABLE]:
+            print(problem, file=sys.stderr)
+        if len(problems) > SHOWN_WHEN_NOTHING_USABLE:
+            print(f"... and {len(problems) - SHOWN_WHEN_NOTHING_USABLE} more bad lines",
+                  file=sys.stderr)
+        print(stats.summary(args.file), file=sys.stderr)
+        why = f"no line of {args.file} is in the {args.format} format" if stats.bad_lines \
+            else f"{args.file} has no data lines"
+        print(f"cep: error: {why}; nothing written", file=sys.stderr)
+        return EXIT_USAGE
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    try:
+        if args.out:
+            replace_file(args.out, lambda out: write_trace(messages, out, tz, stats))
+        else:
+            write_trace(messages, sys.stdout, tz, stats)
+    except OSError as exc:
+        print(f"cep: error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(stats.summary(args.file), file=sys.stderr)
+    return EXIT_OK
+
+
+def run_graph(args: argparse.Namespace) -> int:
+    from cep.cli.app import _load_or_report
+    from cep.tools.graph import render
+
+    loaded = _load_or_report(args.rules)
+    if isinstance(loaded, int):
+        return loaded
+    names = {info.name for info in loaded.catalog.rules}
+    unknown = [name for name in args.rule if name not in names]
+    if unknown:
+        known = ", ".join(sorted(names)) or "none"
+        print(f"cep: error: no rule named {', '.join(map(repr, unknown))} (rules: {known})",
+              file=sys.stderr)
+        return EXIT_USAGE
+    text = render(loaded.catalog, args.format, args.part, tuple(args.rule))
+    if args.out:
+        try:
+            with open(args.out, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            print(f"cep: error: cannot write {args.out}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK

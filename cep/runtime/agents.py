@@ -1,0 +1,348 @@
+"""Rules compiled into event processing agents.
+
+An agent reads the channels of the event types it subscribes to, runs its
+pattern (or stream filter) per context instance, and for each result builds
+the SELECT result, emits the fired complex event, inserts the derived event
+and carries out its PUBLISH actions.  ON rules only act.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from cep.language import ast
+from cep.language.topics import compile_template
+from cep.language.catalog import RuleInfo
+from cep.checks.patterns import declared_tags
+from cep.checks.rules import select_name
+from cep.runtime.contexts import ContextInstance
+from cep.runtime.events import Event
+from cep.runtime.expressions import ExpressionCompiler, Fn
+from cep.runtime.matcher import Interest, Match, PatternRun
+from cep.runtime.pattern_compiler import PatternCompiler
+
+if TYPE_CHECKING:
+    from cep.runtime.engine import Engine
+
+
+# ====================================================================== actions
+
+
+class CompiledAction:
+    """A PUBLISH: its topic template and payload builder, compiled once."""
+
+    def __init__(self, action: ast.Action, compiler: ExpressionCompiler) -> None:
+        self.template = compile_template(action.topic.value, publish=True)
+        self.topic_text = action.topic.value
+        self.qos = action.qos or 0
+        self.retain = action.retain
+        self.payload = _json_builder(action.payload, compiler) if action.payload is not None \
+            else None
+
+    def topic(self, names: Optional[dict]) -> str:
+        if not self.template.names:
+            return self.topic_text
+        return self.template.fill(names or {})
+
+
+def _json_builder(value: ast.JsonValue, compiler: ExpressionCompiler) -> Fn:
+    if isinstance(value, ast.JsonObject):
+        members = [(key, _json_builder(v, compiler)) for key, v in value.members]
+        return lambda a, m, c: {key: build(a, m, c) for key, build in members}
+    if isinstance(value, ast.JsonArray):
+        items = [_json_builder(v, compiler) for v in value.items]
+        return lambda a, m, c: [build(a, m, c) for build in items]
+    return compiler.compile(value)
+
+
+# ====================================================================== agents
+
+
+class Agent:
+    """Common parts: name, context, actions and how results leave the agent."""
+
+    def __init__(self, info: RuleInfo, engine: "Engine") -> None:
+        self.info = info
+        self.name = info.name
+        self.engine = engine
+        self.context = info.context
+        self.inputs = list(info.inputs)
+        self.matches = 0
+        self.last_fired: Optional[float] = None
+        self.position_of = engine.position_of
+
+    def start(self, instance: ContextInstance) -> None:
+        raise NotImplementedError
+
+    def stop(self, instance: ContextInstance) -> None:
+        raise NotImplementedError
+
+    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
+        """Deliver an event to the given (open) instances of the agent's context."""
+        raise NotImplementedError
+
+    def receiver(self) -> Callable[[Event, list[ContextInstance]], None]:
+        """What the engine calls to deliver an event: `on_event`, or something it forwards
+        to directly (one call less per event)."""
+        return self.on_event
+
+    def wants(self) -> Optional[Callable[[Event], bool]]:
+        """A test the engine applies before routing an event to the agent's context
+        instances: False means the event cannot matter to the agent.  None: no test."""
+        return None
+
+    def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
+        return 0
+
+    def _compile_actions(self, compiler: ExpressionCompiler) -> list[CompiledAction]:
+        return [CompiledAction(a, compiler) for a in self.info.rule.actions]
+
+    def _publish(self, actions: list[CompiledAction], names: Optional[dict], attrs: Any,
+                 match: Match, ctx: ContextInstance) -> None:
+        engine = self.engine
+        for action in actions:
+            try:
+                topic = action.topic(names)
+            except ValueError as exc:
+                engine.report_action_error(self.name, f"cannot fill topic "
+                                           f"'{action.topic_text}': {exc}")
+                continue
+            payload = action.payload(attrs, match, ctx) if action.payload is not None else ""
+            engine.emit({"ts": engine.now, "kind": "publish", "rule": self.name, "topic": topic,
+                         "payload": engine.json.value(payload), "qos": action.qos,
+                         "retain": action.retain})
+
+
+class SourcedAgent(Agent):
+    """An agent fed by a source (stream or pattern), with an optional WHERE."""
+
+    def __init__(self, info: RuleInfo, engine: "Engine", source: "Source") -> None:
+        super().__init__(info, engine)
+        self.source = source
+        where = info.rule.where
+        self.where = source.compiler.compile(where) if where is not None else None
+
+    def start(self, instance: ContextInstance) -> None:
+        self.source.start(self, instance)
+
+    def stop(self, instance: ContextInstance) -> None:
+        self.source.stop(instance)
+
+    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
+        self.source.on_event(event, instances)
+
+    def receiver(self) -> Callable[[Event, list[ContextInstance]], None]:
+        return self.source.on_event
+
+    def wants(self) -> Optional[Callable[[Event], bool]]:
+        interest = getattr(self.source, "interest", None)
+        return interest.wants if interest is not None else None
+
+    def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
+        return self.source.partial_matches(instance)
+
+
+class SelectAgent(SourcedAgent):
+    """SELECT rules (with or without INSERT INTO): results are complex events."""
+
+    def __init__(self, info: RuleInfo, engine: "Engine", source: "Source") -> None:
+        super().__init__(info, engine, source)
+        rule = info.rule
+        assert isinstance(rule, ast.SelectRule)
+        self.output_type = info.output_type
+        self.inserts = info.inserts
+        if rule.select is None:
+            self.select: Optional[list[tuple[str, Fn]]] = None
+        else:
+            compile_expr = source.compiler.compile
+            self.select = [(select_name(item), compile_expr(item.expr))  # type: ignore[misc]
+                           for item in rule.select]
+        result_names = frozenset(info.schema)
+        self.actions = self._compile_actions(
+            ExpressionCompiler(frozenset(), result_names, self.position_of))
+        self.schema = info.schema
+
+    def result(self, attrs: Optional[dict], match: Match, ctx: ContextInstance) -> None:
+        """A match of the source: apply WHERE, build the result, emit it."""
+        if self.where is not None and not self.where(attrs, match, ctx):
+            return
+        if self.select is None:
+            values = dict(attrs) if self.source.is_stream else {
+                tag: match.get(tag) for tag in self.source.tags}
+        else:
+            values = {name: fn(attrs, match, ctx) for name, fn in self.select}
+        engine = self.engine
+        self.matches += 1
+        self.last_fired = engine.now
+        engine.emit({"ts": engine.now, "kind": "event", "rule": self.name,
+                     "type": self.output_type, "context": ctx.name, "key": ctx.key,
+                     "attrs": engine.json.attrs(values, self.schema)})
+        if self.inserts:
+            engine.insert(Event(self.output_type, engine.now, values))
+        if self.actions:
+            self._publish(self.actions, values, values, {}, ctx)
+
+
+class OnAgent(SourcedAgent):
+    """ON event / ON PATTERN rules: each match carries out the actions."""
+
+    def __init__(self, info: RuleInfo, engine: "Engine", source: "Source") -> None:
+        super().__init__(info, engine, source)
+        assert isinstance(info.rule, ast.OnRule)
+        self.actions = self._compile_actions(source.compiler)
+
+    def result(self, attrs: Optional[dict], match: Match, ctx: ContextInstance) -> None:
+        if self.where is not None and not self.where(attrs, match, ctx):
+            return
+        self.matches += 1
+        self.last_fired = self.engine.now
+        self._publish(self.actions, attrs, attrs, match, ctx)
+
+
+# ====================================================================== sources
+
+
+class Source:
+    """Where an agent's matches come from: a stream filter or a pattern."""
+
+    compiler: ExpressionCompiler
+    is_stream: bool
+    tags: tuple[str, ...]
+
+    def start(self, agent: Any, instance: ContextInstance) -> None:
+        raise NotImplementedError
+
+    def stop(self, instance: ContextInstance) -> None:
+        raise NotImplementedError
+
+    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
+        raise NotImplementedError
+
+    def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
+        return 0
+
+
+class StreamSource(Source):
+    """`FROM Type(filter) AS alias`: every matching event is a result."""
+
+    is_stream = True
+
+    def __init__(self, source: ast.StreamSource, attrs: frozenset[str], position_of: Any) -> None:
+        self.alias = source.alias or source.type
+        self.tags = (self.alias,)
+        self.compiler = ExpressionCompiler(frozenset(self.tags), attrs, position_of)
+        self.filter = self.compiler.compile(source.filter) if source.filter is not None else None
+        self.agent: Any = None
+
+    def start(self, agent: Any, instance: ContextInstance) -> None:
+        self.agent = agent  # a stream rule keeps no state per instance
+
+    def stop(self, instance: ContextInstance) -> None:
+        pass
+
+    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
+        attrs = event.attrs
+        match = {self.alias: event}
+        for instance in instances:
+            if self.filter is None or self.filter(attrs, match, instance):
+                self.agent.result(attrs, match, instance)
+
+
+class PatternSource(Source):
+    """`PATTERN [...]`: one pattern run per context instance."""
+
+    is_stream = False
+
+    def __init__(self, source: ast.PatternSource, compiler: PatternCompiler,
+                 position_of: Any) -> None:
+        self.node = compiler.compile(source.pattern)
+        self.tags = tuple(declared_tags(source.pattern))
+        self.compiler = ExpressionCompiler(frozenset(self.tags), None, position_of)
+        self.runs: dict[ContextInstance, PatternRun] = {}
+        self.interest = Interest(self.node)  # which events any of the runs could use
+        self.engine: Any = None
+
+    def start(self, agent: Any, instance: ContextInstance) -> None:
+        self.engine = agent.engine
+        run = PatternRun(agent.engine, instance, _on_match(agent, instance))
+        self.runs[instance] = run
+        run.start(self.node)
+
+    def stop(self, instance: ContextInstance) -> None:
+        run = self.runs.pop(instance, None)
+        if run is not None:
+            run.stop()
+
+    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
+        """(The engine has already dropped events `interest` does not want.)"""
+        runs = self.runs
+        for instance in instances:
+            run = runs.get(instance)
+            if run is not None and not run.finished:
+                run.dispatch(event)
+
+    def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
+        if instance is not None:
+            run = self.runs.get(instance)
+            return run.live_states() if run is not None and not run.finished else 0
+        return sum(run.live_states() for run in self.runs.values() if not run.finished)
+
+
+def _on_match(agent: Any, instance: ContextInstance) -> Callable[[Match], None]:
+    def on_match(match: Match) -> None:
+        agent.result(None, match, instance)
+    return on_match
+
+
+# ====================================================================== building
+
+
+class LifecycleAgent(Agent):
+    """`CONTEXT C ON START | ON END ... PUBLISH`: acts when an instance of C opens or closes.
+
+    Its names are the instance's partition key attributes and initiating event's attributes.
+    """
+
+    def __init__(self, info: RuleInfo, engine: "Engine", kind: str) -> None:
+        super().__init__(info, engine)
+        self.kind = kind
+        self.inputs = []
+        names = frozenset(engine.lifecycle_names(info.context or ""))
+        compiler = ExpressionCompiler(frozenset(), names, self.position_of)
+        rule = info.rule
+        self.where = compiler.compile(rule.where) if rule.where is not None else None
+        self.actions = self._compile_actions(compiler)
+
+    def start(self, instance: ContextInstance) -> None:
+        pass
+
+    def stop(self, instance: ContextInstance) -> None:
+        pass
+
+    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
+        pass
+
+    def lifecycle(self, instance: ContextInstance) -> None:
+        attrs = instance.attrs
+        if self.where is not None and not self.where(attrs, {}, instance):
+            return
+        self.matches += 1
+        self.last_fired = self.engine.now
+        self._publish(self.actions, attrs, attrs, {}, instance)
+
+
+def build_agent(info: RuleInfo, engine: "Engine",
+                event_attrs: dict[str, dict[str, str]]) -> Agent:
+    rule = info.rule
+    source_ast = rule.source if isinstance(rule, ast.SelectRule) else rule.trigger
+    if isinstance(source_ast, ast.LifecycleTrigger):
+        return LifecycleAgent(info, engine, source_ast.kind)
+    if isinstance(source_ast, ast.StreamSource):
+        attrs = frozenset(event_attrs.get(source_ast.type) or ())
+        source: Source = StreamSource(source_ast, attrs, engine.position_of)
+    else:
+        source = PatternSource(source_ast, PatternCompiler(event_attrs, engine.position_of),
+                               engine.position_of)
+    if isinstance(rule, ast.SelectRule):
+        return SelectAgent(info, engine, source)
+    return OnAgent(info, engine, source)

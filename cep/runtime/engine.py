@@ -1,0 +1,259 @@
+"""The engine: an event processing network run in event time, deterministically.
+
+Each rule is an agent subscribed to the channels (event types) it reads; an
+index by event type finds the subscribers of an event without asking every
+rule.  Before an event at time t is delivered, every timer due at or before t
+fires, in deadline order.  Derived events (INSERT INTO) are queued at match
+time and delivered, in order, before the next input event or timer.
+
+Output order within one instant: by cause (timers by deadline, then the
+event, then the derived events it caused), then by rule order in the files.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from datetime import tzinfo
+from typing import Callable, Optional
+
+from cep.runtime.agents import Agent, LifecycleAgent, build_agent
+from cep.language.catalog import Catalog
+from cep.language.context_info import lifecycle_attrs
+from cep.runtime.clock import Timer, TimerQueue
+from cep.runtime.contexts import CompositeRuntime, ContextInstance, ContextRuntime, build_runtimes
+from cep.runtime.events import Event
+from cep.runtime.matcher import EngineServices
+from cep.runtime.output import JsonValues, Output, OutputFailed, Sink, format_ts
+from cep.runtime.positions import position_resolver
+from cep.language.timezones import get_zone
+
+MAX_DERIVED_PER_CAUSE = 10_000
+
+Route = tuple[Agent, Optional[ContextRuntime], Optional[Callable[[Event], bool]],
+              Callable[[Event, list[ContextInstance]], None]]
+
+
+class EngineError(Exception):
+    """The rule set cannot run (as opposed to a bad event, which is only counted)."""
+
+
+class Engine(EngineServices):
+    def __init__(self, catalog: Catalog, sink: Sink, tz: Optional[tzinfo] = None,
+                 warn: Callable[[str], None] = lambda m: print(f"cep: {m}", file=sys.stderr),
+                 max_derived: int = MAX_DERIVED_PER_CAUSE, show_contexts: bool = False) -> None:
+        self.catalog = catalog
+        self.show_contexts = show_contexts
+        self.tz = tz or get_zone(catalog.timezone)
+        self.sink = sink
+        self.warn = warn
+        self.max_derived = max_derived
+        self.timers = TimerQueue()
+        self.now: float = 0.0
+        self.event_seq = 0
+        self.started = False
+        self.position_of = position_resolver(catalog)
+        self.json = JsonValues(catalog, self.tz)
+        self.derived: deque[Event] = deque()
+        self.stats = {"events": 0, "derived": 0, "outputs": 0, "late": 0, "action_errors": 0,
+                      "runaway": 0, "rule_errors": 0}
+        self.contexts, self.entities = build_runtimes(catalog, self, self.tz, self.position_of)
+        event_attrs = {name: info.attrs for name, info in catalog.events.items()}
+        self.agents: list[Agent] = [build_agent(info, self, event_attrs)
+                                    for info in catalog.rules]
+        self.subscribers: dict[str, list[Agent]] = {}
+        for agent in self.agents:
+            for type_name in agent.inputs:
+                self.subscribers.setdefault(type_name, []).append(agent)
+        self.global_instance = ContextInstance(None, None, 0.0)
+        self.global_instances = [self.global_instance]
+        self._index_contexts()
+        # Per event type, what delivering an event means: (agent, its context's runtime
+        # or None, the agent's test of events or None, the agent's receiver), worked out
+        # once instead of per event.
+        self.routes: dict[str, list[Route]] = {
+            type_name: [(agent, self.contexts[agent.context] if agent.context else None,
+                         agent.wants(), agent.receiver()) for agent in agents]
+            for type_name, agents in self.subscribers.items()}
+
+    def _index_contexts(self) -> None:
+        """Who acts when an instance opens/closes, and which contexts watch which types."""
+        self.rules_in: dict[str, list[Agent]] = {name: [] for name in self.contexts}
+        self.on_start: dict[str, list[LifecycleAgent]] = {name: [] for name in self.contexts}
+        self.on_end: dict[str, list[LifecycleAgent]] = {name: [] for name in self.contexts}
+        for agent in self.agents:
+            if agent.context is None:
+                continue
+            if isinstance(agent, LifecycleAgent):
+                (self.on_start if agent.kind == "start" else self.on_end)[agent.context].append(
+                    agent)
+            else:
+                self.rules_in[agent.context].append(agent)
+        self.composites_of: dict[str, list[CompositeRuntime]] = {}
+        for runtime in self.contexts.values():
+            if isinstance(runtime, CompositeRuntime):
+                for part in runtime.parts:
+                    self.composites_of.setdefault(part.name, []).append(runtime)
+        self.observers: dict[str, list[object]] = {}
+        for watcher in [self.entities, *self.contexts.values()]:
+            for type_name in watcher.observes:
+                self.observers.setdefault(type_name, []).append(watcher)
+
+    # -------------------------------------------------------------- services for states
+    def schedule(self, deadline: float, callback: Callable[[float], None],
+                 priority: int = 1) -> Timer:
+        return self.timers.schedule(deadline, callback, priority)
+
+    def lifecycle_names(self, context: str) -> dict[str, str]:
+        return lifecycle_attrs(context, self.catalog)
+
+    # -------------------------------------------------------------- context lifecycle
+    def context_opened(self, runtime: ContextRuntime, instance: ContextInstance) -> None:
+        """Lifecycle line, ON START actions, then the context's rules start in the instance."""
+        if self.show_contexts:
+            self.emit({"ts": self.now, "kind": "context-start", "context": instance.name,
+                       "key": instance.key})
+        for agent in self.on_start[runtime.name]:
+            agent.lifecycle(instance)
+        for agent in self.rules_in[runtime.name]:
+            agent.start(instance)
+        for composite in self.composites_of.get(runtime.name, ()):
+            composite.part_opened()
+
+    def context_closed(self, runtime: ContextRuntime, instance: ContextInstance) -> None:
+        """Composites built on it close first; then state is dropped and ON END runs."""
+        for composite in self.composites_of.get(runtime.name, ()):
+            composite.part_closed(instance)
+        for agent in self.rules_in[runtime.name]:
+            agent.stop(instance)
+        if self.show_contexts:
+            self.emit({"ts": self.now, "kind": "context-end", "context": instance.name,
+                       "key": instance.key})
+        for agent in self.on_end[runtime.name]:
+            agent.lifecycle(instance)
+
+    def emit(self, record: Output) -> None:
+        self.stats["outputs"] += 1
+        self.sink(record)
+
+    def insert(self, event: Event) -> None:
+        self.derived.append(event)
+
+    def report_action_error(self, rule: str, message: str) -> None:
+        self.stats["action_errors"] += 1
+        self.warn(f"rule '{rule}': {message}")
+
+    # -------------------------------------------------------------- time and input
+    def start(self, ts: float) -> None:
+        """Start the clock and every rule (with its pattern) at `ts`."""
+        if self.started:
+            return
+        self.started = True
+        self.now = ts
+        self.global_instance.opened_at = ts
+        for agent in self.agents:
+            if agent.context is None:
+                agent.start(self.global_instance)
+        for runtime in self.contexts.values():
+            runtime.begin(ts)
+        self._drain()
+
+    def process(self, event: Event) -> None:
+        """Deliver one input event (timers due up to its time fire first)."""
+        if not self.started:
+            self.start(event.ts)
+        ts = event.ts
+        if ts < self.now:
+            self.stats["late"] += 1  # the clock never goes back: take it as happening now
+        elif self.timers.due(ts):
+            self.advance(ts)
+        else:
+            self.now = ts
+        self.stats["events"] += 1
+        self._deliver(event)
+        if self.derived:
+            self._drain()
+
+    def advance(self, to: float) -> None:
+        """Move the clock to `to`, firing every timer due at or before it."""
+        if not self.started:
+            self.start(to)
+        timers = self.timers
+        while True:
+            timer = timers.pop_due(to)
+            if timer is None:
+                break
+            if timer.deadline > self.now:
+                self.now = timer.deadline
+            try:
+                timer.callback(timer.deadline)
+            except OutputFailed:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failing rule must not stop the engine
+                self.stats["rule_errors"] += 1
+                self.warn(f"a timer at {self.show_time(timer.deadline)} failed: "
+                          f"{type(exc).__name__}: {exc}")
+            self._drain()
+        if to > self.now:
+            self.now = to
+
+    def _deliver(self, event: Event) -> None:
+        self.event_seq += 1
+        watchers = self.observers.get(event.type)
+        if watchers:
+            for watcher in watchers:
+                watcher.observe(event)  # type: ignore[attr-defined]
+        routes = self.routes.get(event.type)
+        if not routes:
+            return
+        for agent, runtime, wants, receive in routes:
+            if wants is not None and not wants(event):
+                continue  # before routing: an event no state of the rule can use
+            try:
+                if runtime is None:
+                    receive(event, self.global_instances)
+                    continue
+                instances = runtime.instances_for(event)
+                if instances:
+                    receive(event, instances)
+            except OutputFailed:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one rule's failure must not stop the rest
+                self.stats["rule_errors"] += 1
+                self.warn(f"rule '{agent.name}' failed on a {event.type} event at "
+                          f"{self.show_time(self.now)}: {type(exc).__name__}: {exc}")
+
+    def _drain(self) -> None:
+        derived = self.derived
+        count = 0
+        while derived:
+            count += 1
+            if count > self.max_derived:
+                self.stats["runaway"] += 1
+                self.warn(f"more than {self.max_derived} derived events from one cause at "
+                          f"{self.show_time(self.now)}: dropping the rest ({len(derived)} queued)")
+                derived.clear()
+                return
+            event = derived.popleft()
+            self.stats["derived"] += 1
+            self._deliver(event)
+
+    def show_time(self, ts: float) -> str:
+        """A time for people: ISO-8601 in the rules' zone, as in output lines."""
+        return format_ts(ts, self.tz)
+
+    # -------------------------------------------------------------- introspection
+    def partial_matches(self) -> dict[str, int]:
+        return {agent.name: agent.partial_matches() for agent in self.agents}
+
+    def open_instances(self) -> list[dict]:
+        """Every open context instance as plain values (for views and tests)."""
+        found = []
+        for name, runtime in self.contexts.items():
+            for instance in runtime.open:
+                found.append({"context": name, "key": instance.key,
+                              "opened_at": instance.opened_at, "closes_at": instance.closes_at,
+                              "policy": instance.policy,
+                              "partial_matches": sum(a.partial_matches(instance)
+                                                     for a in self.rules_in[name])})
+        return found

@@ -1,0 +1,369 @@
+"""Expressions compiled once into Python closures (never eval, exec or format).
+
+A compiled expression is `f(attrs, match, ctx)`:
+- `attrs`: the attribute dict of the current event (in a filter or a stream
+  rule) or of the rule's result (in an action); may be None;
+- `match`: tag -> Event (or list of Events for a repeated tag);
+- `ctx`: the context instance (`.name`, `.key`) or None.
+
+Null semantics follow the contract: a comparison with null is false,
+arithmetic with null is null, a tag that is not bound (and any attribute of it)
+is null.  Division by zero is null, not a crash.  The checker refuses type
+errors it can see; values it cannot see (derived attributes of unknown type)
+that still do not fit make a comparison false and arithmetic or a function null.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from functools import lru_cache
+from typing import Any, Callable, Optional
+
+from cep.language import ast
+from cep.runtime.events import Event
+from cep.runtime.geometry import Position, distance_m
+
+Fn = Callable[[Optional[dict], dict, Any], Any]
+PositionOf = Callable[[Event], Optional[Position]]
+
+_VALUE_ERRORS = (TypeError, ValueError, OverflowError, ZeroDivisionError)
+
+_COMPARE = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+            ">": operator.gt, ">=": operator.ge}
+
+
+def _no_position(_: Event) -> None:
+    return None
+
+
+class ExpressionCompiler:
+    """Compiles expressions of one place in a rule.
+
+    `tags`: names that are tags there (a bare tag name is the tagged event);
+    `attrs`: bare names that are attributes there (they win over tags).
+    """
+
+    def __init__(self, tags: frozenset[str] = frozenset(),
+                 attrs: Optional[frozenset[str]] = None,
+                 position_of: PositionOf = _no_position) -> None:
+        self.tags = tags
+        self.attrs = attrs
+        self.position_of = position_of
+
+    def compile(self, expr: ast.Expr) -> Fn:
+        return getattr(self, "_" + type(expr).__name__)(expr)
+
+    def compile_condition(self, expr: Optional[ast.Expr]) -> Optional[Callable[..., bool]]:
+        return None if expr is None else self.compile(expr)
+
+    def split_equality(self, expr: ast.Expr) -> tuple[Optional[tuple[str, Any]],
+                                                       Optional[ast.Expr]]:
+        """A filter as (`(attr, constant)` of its first `attr = constant` conjunct, the rest).
+
+        An event passes the filter exactly when its `attr` equals `constant` (as a
+        dictionary key: equal hashable values are the same key) and it passes the
+        rest (None: nothing left).  Filters are pure, so dropping a conjunct that is
+        known to hold changes nothing.  ((None, expr) when there is no such conjunct.)
+        """
+        conjuncts = _conjuncts(expr)
+        for position, item in enumerate(conjuncts):
+            key = self._equality(item)
+            if key is not None:
+                rest = conjuncts[:position] + conjuncts[position + 1:]
+                combined: Optional[ast.Expr] = None
+                for other in rest:
+                    combined = other if combined is None else \
+                        ast.Binary(span=other.span, op="and", left=combined, right=other)
+                return key, combined
+        return None, expr
+
+    def _equality(self, expr: ast.Expr) -> Optional[tuple[str, Any]]:
+        if not isinstance(expr, ast.Binary) or expr.op != "=":
+            return None
+        for name, literal in ((expr.left, expr.right), (expr.right, expr.left)):
+            if isinstance(name, ast.Name) and isinstance(literal, ast.Literal) \
+                    and literal.value is not None and not self._is_tag(name.name):
+                try:
+                    hash(literal.value)
+                except TypeError:
+                    return None
+                return name.name, literal.value
+        return None
+
+    def _is_tag(self, name: str) -> bool:
+        """A bare name is a tag when it names one and no attribute (attributes win)."""
+        return name in self.tags and (self.attrs is None or name not in self.attrs)
+
+    # -------------------------------------------------------------- leaves
+    def _Literal(self, expr: ast.Literal) -> Fn:
+        value = expr.value
+        return lambda a, m, c: value
+
+    def _Name(self, expr: ast.Name) -> Fn:
+        name = expr.name
+        if self._is_tag(name):
+            return lambda a, m, c: m.get(name)
+        return lambda a, m, c: a.get(name) if a is not None else None
+
+    def _Attribute(self, expr: ast.Attribute) -> Fn:
+        tag, attr, index = expr.tag, expr.attr, expr.index
+        if index is None:
+            def attribute(a: Any, m: dict, c: Any) -> Any:
+                event = m.get(tag)
+                return event.attrs.get(attr) if event is not None else None
+            return attribute
+
+        def indexed(a: Any, m: dict, c: Any) -> Any:
+            events = m.get(tag)
+            if events is None or index >= len(events):
+                return None
+            return events[index].attrs.get(attr)
+        return indexed
+
+    def _ContextField(self, expr: ast.ContextField) -> Fn:
+        if expr.field == "name":
+            return lambda a, m, c: c.name if c is not None else None
+        return lambda a, m, c: c.key if c is not None else None
+
+    # -------------------------------------------------------------- operators
+    def _Unary(self, expr: ast.Unary) -> Fn:
+        operand = self.compile(expr.operand)
+        if expr.op == "not":
+            def negation(a: Any, m: dict, c: Any) -> bool:
+                value = operand(a, m, c)
+                return False if value is None else not value
+            return negation
+
+        def minus(a: Any, m: dict, c: Any) -> Any:
+            value = operand(a, m, c)
+            return None if value is None else -value
+        return minus
+
+    def _Binary(self, expr: ast.Binary) -> Fn:
+        op = expr.op
+        if op == "and":
+            left, right = self.compile(expr.left), self.compile(expr.right)
+            return lambda a, m, c: bool(left(a, m, c)) and bool(right(a, m, c))
+        if op == "or":
+            left, right = self.compile(expr.left), self.compile(expr.right)
+            return lambda a, m, c: bool(left(a, m, c)) or bool(right(a, m, c))
+        if op in _COMPARE:
+            return self._comparison(expr)
+        return self._arithmetic(expr)
+
+    def _comparison(self, expr: ast.Binary) -> Fn:
+        compare = _COMPARE[expr.op]
+        # The common filter shape `attr OP constant`: one closure, no inner calls.
+        if isinstance(expr.left, ast.Name) and isinstance(expr.right, ast.Literal) \
+                and not self._is_tag(expr.left.name):
+            name, constant = expr.left.name, expr.right.value
+            if constant is None:
+                return lambda a, m, c: False
+
+            def attr_vs_constant(a: Any, m: dict, c: Any) -> bool:
+                value = a.get(name) if a is not None else None
+                try:
+                    return value is not None and compare(value, constant)
+                except TypeError:
+                    return False
+            return attr_vs_constant
+        left, right = self.compile(expr.left), self.compile(expr.right)
+
+        def comparison(a: Any, m: dict, c: Any) -> bool:
+            x = left(a, m, c)
+            if x is None:
+                return False
+            y = right(a, m, c)
+            try:
+                return y is not None and compare(x, y)
+            except TypeError:
+                return False
+        return comparison
+
+    def _arithmetic(self, expr: ast.Binary) -> Fn:
+        left, right = self.compile(expr.left), self.compile(expr.right)
+        function = _ARITHMETIC[expr.op]
+
+        def arithmetic(a: Any, m: dict, c: Any) -> Any:
+            x = left(a, m, c)
+            if x is None:
+                return None
+            y = right(a, m, c)
+            if y is None:
+                return None
+            try:
+                return function(x, y)
+            except _VALUE_ERRORS:
+                return None
+        return arithmetic
+
+    def _InList(self, expr: ast.InList) -> Fn:
+        operand = self.compile(expr.operand)
+        negated = expr.negated
+        if all(isinstance(i, ast.Literal) for i in expr.items):
+            constants = frozenset(i.value for i in expr.items if i.value is not None)
+
+            def in_constants(a: Any, m: dict, c: Any) -> bool:
+                value = operand(a, m, c)
+                return value is not None and ((value in constants) != negated)
+            return in_constants
+        items = [self.compile(i) for i in expr.items]
+
+        def in_values(a: Any, m: dict, c: Any) -> bool:
+            value = operand(a, m, c)
+            if value is None:
+                return False
+            found = any(value == item(a, m, c) for item in items)  # == never raises
+            return found != negated
+        return in_values
+
+    def _Between(self, expr: ast.Between) -> Fn:
+        operand, low, high = (self.compile(e) for e in (expr.operand, expr.low, expr.high))
+        negated = expr.negated
+
+        def between(a: Any, m: dict, c: Any) -> bool:
+            value, lo, hi = operand(a, m, c), low(a, m, c), high(a, m, c)
+            if value is None or lo is None or hi is None:
+                return False
+            try:
+                return (lo <= value <= hi) != negated
+            except TypeError:
+                return False
+        return between
+
+    def _Like(self, expr: ast.Like) -> Fn:
+        operand = self.compile(expr.operand)
+        negated = expr.negated
+        if isinstance(expr.pattern, ast.Literal) and isinstance(expr.pattern.value, str):
+            regex = like_regex(expr.pattern.value)
+
+            def like_constant(a: Any, m: dict, c: Any) -> bool:
+                value = operand(a, m, c)
+                return isinstance(value, str) and (regex.fullmatch(value) is not None) != negated
+            return like_constant
+        pattern = self.compile(expr.pattern)
+
+        def like(a: Any, m: dict, c: Any) -> bool:
+            value, text = operand(a, m, c), pattern(a, m, c)
+            if not isinstance(value, str) or not isinstance(text, str):
+                return False
+            return (like_regex(text).fullmatch(value) is not None) != negated
+        return like
+
+    def _IsNull(self, expr: ast.IsNull) -> Fn:
+        operand = self.compile(expr.operand)
+        if expr.negated:
+            return lambda a, m, c: operand(a, m, c) is not None
+        return lambda a, m, c: operand(a, m, c) is None
+
+    # -------------------------------------------------------------- functions
+    def _Call(self, expr: ast.Call) -> Fn:
+        if expr.name == "distance":
+            return self._distance(expr)
+        args = [self.compile(a) for a in expr.args]
+        if expr.name == "coalesce":
+            def coalesce(a: Any, m: dict, c: Any) -> Any:
+                for arg in args:
+                    value = arg(a, m, c)
+                    if value is not None:
+                        return value
+                return None
+            return coalesce
+        function = _FUNCTIONS[expr.name]
+
+        def call(a: Any, m: dict, c: Any) -> Any:
+            values = [arg(a, m, c) for arg in args]
+            if any(v is None for v in values):
+                return None
+            try:
+                return function(*values)
+            except _VALUE_ERRORS:
+                return None
+        return call
+
+    def _distance(self, expr: ast.Call) -> Fn:
+        first, second = (arg.name for arg in expr.args)  # type: ignore[union-attr]
+        position_of = self.position_of
+
+        def distance(a: Any, m: dict, c: Any) -> Optional[float]:
+            x, y = m.get(first), m.get(second)
+            if x is None or y is None:
+                return None
+            px, py = position_of(x), position_of(y)
+            if px is None or py is None:
+                return None
+            return distance_m(px, py)
+        return distance
+
+
+def _conjuncts(expr: ast.Expr) -> list[ast.Expr]:
+    """`a and b and c` as [a, b, c] (any other expression as [expr])."""
+    if isinstance(expr, ast.Binary) and expr.op == "and":
+        return _conjuncts(expr.left) + _conjuncts(expr.right)
+    return [expr]
+
+
+def _divide(x: float, y: float) -> Optional[float]:
+    return None if y == 0 else x / y
+
+
+def _modulo(x: float, y: float) -> Optional[float]:
+    """Remainder with the sign of the dividend (as in SQL and Esper), null for % 0."""
+    if y == 0:
+        return None
+    if isinstance(x, int) and isinstance(y, int):
+        r = abs(x) % abs(y)
+        return -r if x < 0 else r
+    return math.fmod(x, y)
+
+
+def _concat_or_add(x: Any, y: Any) -> Any:
+    if isinstance(x, str):
+        return x + (y if isinstance(y, str) else str(y))
+    return x + y
+
+
+_ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
+    "+": _concat_or_add, "-": operator.sub, "*": operator.mul, "/": _divide, "%": _modulo}
+
+
+def round_half_away(value: float, digits: int = 0) -> Optional[float]:
+    """Rounding as people expect it (2.5 -> 3, -2.5 -> -3), not banker's rounding.
+
+    Values too large to scale are returned as they are (they have no fraction left).
+    """
+    if not -300 <= digits <= 300 or not math.isfinite(value * 10.0 ** digits):
+        return value if digits >= 0 else None
+    factor = 10.0 ** digits
+    if factor == 0:
+        return None
+    scaled = abs(value) * factor
+    rounded = math.floor(scaled + 0.5) / factor
+    rounded = math.copysign(rounded, value)
+    return int(rounded) if digits == 0 else rounded
+
+
+_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "abs": abs,
+    "round": round_half_away,
+    "min": min,
+    "max": max,
+    "lower": str.lower,
+    "upper": str.upper,
+}
+
+
+@lru_cache(maxsize=256)
+def like_regex(pattern: str) -> "re.Pattern[str]":
+    """SQL LIKE: `%` any run of characters, `_` one character, everything else literal."""
+    parts = []
+    for ch in pattern:
+        if ch == "%":
+            parts.append(".*")
+        elif ch == "_":
+            parts.append(".")
+        else:
+            parts.append(re.escape(ch))
+    return re.compile("".join(parts), re.S)

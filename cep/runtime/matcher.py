@@ -1,0 +1,867 @@
+"""Patterns as state machines, with Esper's semantics.
+
+A compiled pattern is a tree of *nodes* (one per operator, built once per
+rule).  Running it creates *states*: each live sub-pattern instance is a state
+object with a parent.  A state tells its parent when it turned true (with the
+tags it bound, and whether it is finished: `quitted`) or permanently false.
+
+- Atoms (`A(filter)`) register in the run's index by event type (and by the
+  constant of an `attr = constant` in their filter, see `AtomIndex`); an atom
+  matches once and quits.  A state started by an event E never sees E: it
+  records the engine's event sequence number at birth and is skipped for it.
+- `every` restarts its sub-pattern when that turns true or permanently false.
+- Atoms under a `not` are dispatched first, so when one event both makes a
+  `not` false and would complete the other side of its `and`, the `not` wins.
+- Stopped states unregister their atoms and cancel their timers at once, so
+  memory follows live state only.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from cep.runtime.events import Event
+
+if TYPE_CHECKING:
+    from cep.runtime.clock import Timer
+
+Match = dict  # tag -> Event, or list[Event] for a repeated tag
+Filter = Callable[[Optional[dict], dict, Any], Any]
+
+
+# ====================================================================== the run
+
+
+class AtomIndex:
+    """The live atoms of one event type in one run, found by their filters' equality keys.
+
+    An atom whose filter has an `attr = constant` conjunct (its node's `key`) is
+    filed under that attribute and constant, so an event is offered only to the
+    atoms whose constant its attribute equals, plus the atoms without a key: with
+    `every a=Ev(etype = 'A') -> b=Ev(etype = 'B')`, an `X` event costs one lookup
+    instead of one filter call per waiting atom.  Candidates come out in the order
+    the atoms registered, as if every atom had been asked in turn.
+    """
+
+    __slots__ = ("plain", "keyed", "size")
+
+    def __init__(self) -> None:
+        self.plain: dict[AtomState, None] = {}
+        self.keyed: dict[str, dict[Any, dict[AtomState, None]]] = {}  # attr -> constant -> atoms
+        self.size = 0
+
+    def add(self, state: "AtomState") -> None:
+        key = state.node.key
+        if key is None:
+            self.plain[state] = None
+        else:
+            attr, constant = key
+            by_constant = self.keyed.get(attr)
+            if by_constant is None:
+                by_constant = self.keyed[attr] = {}
+            states = by_constant.get(constant)
+            if states is None:
+                states = by_constant[constant] = {}
+            states[state] = None
+        self.size += 1
+
+    def remove(self, state: "AtomState") -> None:
+        key = state.node.key
+        if key is None:
+            if self.plain.pop(state, _ABSENT) is _ABSENT:
+                return
+        else:
+            attr, constant = key
+            by_constant = self.keyed.get(attr)
+            states = by_constant.get(constant) if by_constant is not None else None
+            if states is None or states.pop(state, _ABSENT) is _ABSENT:
+                return
+            if not states:  # keep the index as small as the live atoms
+                del by_constant[constant]  # type: ignore[union-attr]
+                if not by_constant:
+                    del self.keyed[attr]
+        self.size -= 1
+
+    def candidates(self, attrs: dict) -> list["AtomState"]:
+        """The atoms whose key the event's attributes satisfy, in registration order."""
+        if not self.plain and len(self.keyed) == 1:  # the usual case: one keyed attribute
+            for attr, by_constant in self.keyed.items():
+                try:
+                    states = by_constant.get(attrs.get(attr))
+                except TypeError:  # an unhashable value equals no constant
+                    return []
+                return list(states) if states else []
+        found = list(self.plain)
+        groups = 1 if found else 0
+        for attr, by_constant in self.keyed.items():
+            try:
+                states = by_constant.get(attrs.get(attr))
+            except TypeError:  # an unhashable value equals no constant
+                continue
+            if states:
+                found.extend(states)
+                groups += 1
+        if groups > 1:
+            found.sort(key=_registration_order)
+        return found
+
+
+_ABSENT: Any = object()
+
+
+class Interest:
+    """Which events some atom of a pattern could ever match: its atoms' event types,
+    with their `attr = constant` keys (see `AtomIndex`).  Fixed when the rule is built.
+
+    A rule runs one pattern per context instance (per device, say); an event that no
+    atom of the pattern can match is dropped before it is handed to any instance's
+    run.  With `every a=Ev(etype = 'A') -> b=Ev(etype = 'B')`, the `X` events (most
+    of them) stop here.
+    """
+
+    __slots__ = ("plain", "keyed")
+
+    def __init__(self, root: "Node") -> None:
+        self.plain: set[str] = set()  # types with an atom that has no key
+        self.keyed: dict[str, dict[str, set[Any]]] = {}  # type -> attr -> constants
+        for atom in atom_nodes(root):
+            if atom.key is None:
+                self.plain.add(atom.type)
+            else:
+                attr, constant = atom.key
+                self.keyed.setdefault(atom.type, {}).setdefault(attr, set()).add(constant)
+        for type_name in self.plain:  # a plain atom of a type wants all its events
+            self.keyed.pop(type_name, None)
+
+    def wants(self, event: Event) -> bool:
+        type_name = event.type
+        if type_name in self.plain:
+            return True
+        by_attr = self.keyed.get(type_name)
+        if by_attr is None:
+            return False
+        attrs = event.attrs
+        for attr, constants in by_attr.items():
+            try:
+                if attrs.get(attr) in constants:
+                    return True
+            except TypeError:  # an unhashable value equals no constant
+                continue
+        return False
+
+
+def _registration_order(state: "AtomState") -> int:
+    return state.order
+
+
+class PatternRun:
+    """One running instance of a rule's pattern (per context instance).
+
+    Holds the index of live atoms by event type (`AtomIndex`), and hands matches of
+    the root to `on_match(match)`.
+    """
+
+    __slots__ = ("engine", "ctx", "on_match", "index", "priority_index", "root", "finished",
+                 "timers", "born", "registered")
+
+    def __init__(self, engine: "EngineServices", ctx: Any,
+                 on_match: Callable[[Match], None]) -> None:
+        self.engine = engine
+        self.ctx = ctx
+        self.on_match = on_match
+        self.index: dict[str, AtomIndex] = {}
+        self.priority_index: dict[str, AtomIndex] = {}
+        self.timers: dict["TimedState", None] = {}
+        self.root: Optional[RootState] = None
+        self.finished = False
+        self.born: Optional[int] = None  # while starting: the sequence number atoms take
+        self.registered = 0  # atoms registered so far: each atom's `order`
+
+    def start(self, node: "Node") -> None:
+        """Start the pattern; it sees the event being delivered now, if any.
+
+        A context instance opened by an event E (an initiator, a partition's first
+        event) owns E, so its rules' atoms must be offered E as well.
+        """
+        self.root = RootState(self)
+        child = node.create(self.root, self)
+        self.root.child = child
+        self.born = self.engine.event_seq - 1
+        try:
+            child.start({})
+        finally:
+            self.born = None
+
+    def dispatch(self, event: Event) -> None:
+        """Offer an event to the live atoms it can match (under-`not` atoms first)."""
+        seq = self.engine.event_seq
+        type_name = event.type
+        if self.priority_index:
+            atoms = self.priority_index.get(type_name)
+            if atoms is not None:
+                for state in atoms.candidates(event.attrs):
+                    if state.active and state.born < seq:
+                        state.on_event(event)
+        atoms = self.index.get(type_name)
+        if atoms is not None:
+            for state in atoms.candidates(event.attrs):
+                if state.active and state.born < seq:
+                    state.on_event(event)
+
+    def stop(self) -> None:
+        """Drop all state silently (the context instance closed)."""
+        if self.root is not None and self.root.child is not None:
+            self.root.child.stop()
+        self.finished = True
+
+    def live_states(self) -> int:
+        """Live atoms and timers: the partial matches waiting for something."""
+        return sum(atoms.size for atoms in self.index.values()) + \
+            sum(atoms.size for atoms in self.priority_index.values()) + len(self.timers)
+
+    # -------------------------------------------------------------- atom registry
+    def add_atom(self, state: "AtomState") -> None:
+        node = state.node
+        index = self.priority_index if node.under_not else self.index
+        atoms = index.get(node.type)
+        if atoms is None:
+            atoms = index[node.type] = AtomIndex()
+        self.registered += 1
+        state.order = self.registered
+        atoms.add(state)
+
+    def remove_atom(self, state: "AtomState") -> None:
+        node = state.node
+        index = self.priority_index if node.under_not else self.index
+        atoms = index.get(node.type)
+        if atoms is not None:
+            atoms.remove(state)
+            if not atoms.size:
+                del index[node.type]
+
+
+class EngineServices:
+    """What pattern states need from the engine: the time, timers, the event sequence."""
+
+    event_seq: int
+    now: float
+
+    def schedule(self, deadline: float, callback: Callable[[float], None]) -> "Timer":
+        raise NotImplementedError
+
+
+# ====================================================================== states
+
+
+class State:
+    __slots__ = ("parent", "run", "active")
+
+    def __init__(self, parent: "Parent", run: PatternRun) -> None:
+        self.parent = parent
+        self.run = run
+        self.active = True
+
+    def start(self, match: Match) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.active = False
+
+
+class Parent:
+    """The interface a state uses to report to its parent."""
+
+    __slots__ = ()
+
+    def child_true(self, child: State, match: Match, quitted: bool) -> None:
+        raise NotImplementedError
+
+    def child_false(self, child: State) -> None:
+        raise NotImplementedError
+
+
+class RootState(Parent):
+    __slots__ = ("run", "child")
+
+    def __init__(self, run: PatternRun) -> None:
+        self.run = run
+        self.child: Optional[State] = None
+
+    def child_true(self, child: State, match: Match, quitted: bool) -> None:
+        if quitted:
+            self.run.finished = True
+        self.run.on_match(match)
+
+    def child_false(self, child: State) -> None:
+        self.run.finished = True
+
+
+class AtomState(State):
+    __slots__ = ("node", "match", "born", "order")
+
+    def __init__(self, node: "AtomNode", parent: Parent, run: PatternRun) -> None:
+        super().__init__(parent, run)
+        self.node = node
+
+    def start(self, match: Match) -> None:
+        self.match = match
+        run = self.run
+        self.born = run.engine.event_seq if run.born is None else run.born
+        run.add_atom(self)
+
+    def on_event(self, event: Event) -> None:
+        node = self.node
+        if node.filter is not None and not node.filter(event.attrs, self.match, self.run.ctx):
+            return
+        self.stop()
+        match = self.match
+        if node.tag is not None:
+            match = {**match, node.tag: event}
+        self.parent.child_true(self, match, True)
+
+    def stop(self) -> None:
+        if self.active:
+            self.active = False
+            self.run.remove_atom(self)
+
+
+class TimedState(State):
+    """A state owning one timer (timer:interval, within)."""
+
+    __slots__ = ("timer",)
+
+    def set_timer(self, seconds: float, callback: Callable[[float], None]) -> None:
+        engine = self.run.engine
+        self.timer = engine.schedule(engine.now + seconds, callback)
+        self.run.timers[self] = None
+
+    def clear_timer(self) -> None:
+        self.timer.cancel()
+        self.run.timers.pop(self, None)
+
+
+class IntervalState(TimedState):
+    __slots__ = ("match", "seconds")
+
+    def __init__(self, node: "IntervalNode", parent: Parent, run: PatternRun) -> None:
+        super().__init__(parent, run)
+        self.seconds = node.seconds
+
+    def start(self, match: Match) -> None:
+        self.match = match
+        self.set_timer(self.seconds, self.fire)
+
+    def fire(self, _: float) -> None:
+        if self.active:
+            self.active = False
+            self.run.timers.pop(self, None)
+            self.parent.child_true(self, self.match, True)
+
+    def stop(self) -> None:
+        if self.active:
+            self.active = False
+            self.clear_timer()
+
+
+class FollowedByState(State, Parent):
+    __slots__ = ("node", "children")
+
+    def __init__(self, node: "FollowedByNode", parent: Parent, run: PatternRun) -> None:
+        super().__init__(parent, run)
+        self.node = node
+        self.children: dict[State, int] = {}
+
+    def start(self, match: Match) -> None:
+        self._start_step(0, match)
+
+    def _start_step(self, step: int, match: Match) -> None:
+        child = self.node.steps[step].create(self, self.run)
+        self.children[child] = step
+        child.start(match)
+
+    def child_true(self, child: State, match: Match, quitted: bool) -> None:
+        if not self.active:
+            return
+        step = self.children[child] if not quitted else self.children.pop(child)
+        if step + 1 < len(self.node.steps):
+            self._start_step(step + 1, match)
+            return
+        finished = only_negations(self.children)
+        if finished:
+            self.stop()
+        self.parent.child_true(self, match, finished)
+
+    def child_false(self, child: State) -> None:
+        self.children.pop(child, None)
+        if self.active and not self.children:
+            self.active = False
+            self.parent.child_false(self)
+
+    def stop(self) -> None:
+        self.active = False
+        for child in list(self.children):
+            child.stop()
+        self.children.clear()
+
+
+def only_negations(children: dict) -> bool:
+    """True when no child but `not`s is left: a `not` that is true never quits by itself,
+    so a parent whose other children are done is done, and stops the `not`s (as in Esper)."""
+    for child in children:  # a plain loop: this runs on every match
+        if type(child) is not NotState:
+            return False
+    return True
+
+
+class EveryState(State, Parent):
+    __slots__ = ("node", "match", "children", "starting")
+
+    def __init__(self, node: "EveryNode", parent: Parent, run: PatternRun) -> None:
+        super().__init__(parent, run)
+        self.node = node
+        self.children: dict[State, None] = {}
+        self.starting: Optional[State] = None
+
+    def start(self, match: Match) -> None:
+        self.match = match
+        self._spawn()
+
+    def _spawn(self) -> None:
+        child = self.node.body.create(self, self.run)
+        self.children[child] = None
+        self.starting = child
+        child.start(self.match)
+        self.starting = None
+
+    def child_true(self, child: State, match: Match, quitted: bool) -> None:
+        if not self.active:
+            return
+        if quitted:
+            self.children.pop(child, None)
+        self.parent.child_true(self, match, False)
+        # A result during the child's own start would restart it forever (`every not A`).
+        if self.active and child is not self.starting:
+            self._spawn()
+
+    def child_false(self, child: State) -> None:
+        self.children.pop(child, None)
+        if not self.active:
+            return
+        if child is self.starting:  # false at once: restarting would loop
+            if not self.children:
+                self.active = False
+                self.parent.child_false(self)
+            return
+        self._spawn()
+
+    def stop(self) -> None:
+        self.active = False
+        for child in list(self.children):
+            child.stop()
+        self.children.clear()
+
+
+class OrState(State, Parent):
+    __slots__ = ("node", "children")
+
+    def __init__(self, node: "OrNode", parent: Parent, run: PatternRun) -> None:
+        super().__init__(parent, run)
+        self.node = node
+        self.children: dict[State, None] = {}
+
+    def start(self, match: Match) -> None:
+        created = [item.create(self, self.run) for item in self.node.items]
+        for child in created:
+            self.children[child] = None
+        for child in created:
+            if self.active and child in self.children:
+                child.start(match)
+
+    def child_true(self, child: State, match: Match, quitted: bool) -> None:
+        if not self.active:
+            return
+        if quitted:  # one side is done: the `or` is done
+            self.children.pop(child, None)
+            self.stop()
+        self.parent.child_true(self, match, quitted)
+
+    def child_false(self, child: State) -> None:
+        self.children.pop(child, None)
+        if self.active and not self.children:
+            self.active = False
+            self.parent.child_false(self)
+
+    def stop(self) -> None:
+        self.active = False
+        for child in list(self.children):
+            child.stop()
+        self.children.clear()
+
+
+class AndState(State, Parent):
+    __slots__ = ("node", "children", "results")
+
+    def __init__(self, node: "AndNode", parent: Parent, run: PatternRun) -> None:
+        super().__init__(parent, run)
+        self.node = node
+        self.children: dict[State, int] = {}
+        self.results: list[list[Match]] = [[] for _ in node.items]
+
+    def start(self, match: Match) -> None:
+        created = [item.create(self, self.run) for item in self.node.items]
+        for position, child in enumerate(created):
+            self.children[child] = position
+        for child in created:
+            if self.active and child in self.children:
+                child.start(match)
+
+    def child_true(self, child: State, match: Match, quitted: bool) -> None:
+        if not self.active:
+            return
+        position = self.children.pop(child) if quitted else self.children[child]
+        others = [r for i, r in enumerate(self.results) if i != position]
+        self.results[position].append(match)
+        if not all(others):
+            return
+        combined = []
+        for combination in product(*others):
+            merged = dict(match)
+            for other in combination:
+                for tag, value in other.items():
+                    merged.setdefault(tag, value)
+            combined.append(merged)
+        finished = only_negations(self.children)
+        if finished:
+            self.stop()
+        for i, merged in enumerate(combined):
+            self.parent.child_true(self, merged, finished and i == len(combined) - 1)
+
+    def child_false(self, child: State) -> None:
+        if not self.active:
+            return
+        self.children.pop(child, None)
+        self.stop()
+        self.parent.child_false(self)
+
+    def stop(self) -> None:
+        self.active = False
+        for child in list(self.children):
+            child.stop()
+        self.children.clear()
+        self.results = []
+
+
+class NotState(State, Parent):
+    __slots__ = ("node", "child")
+
+    def __init__(self, node: "NotNode", parent: Parent, run: PatternRun) -> None:
+        super().__init__(parent, run)
+        self.node = node
+        self.child: Optional[State] = None
+
+    def start(self, match: Match) -> None:
+        self.child = self.node.body.create(self, self.run)
+        self.child.start(match)
+        if self.active:
+            self.parent.child_true(self, match, False)  # true from the start
+
+    def child_true(self, child: State, match: Match, quitted: bool) -> None:
+        if self.active:
+            child.stop()
+            self.child = None
+            self.active = False
+            self.parent.child_false(self)
+
+    def child_false(self, child: State) -> None:
+        self.child = None  # the negated pattern can never happen: stay true
+
+    def stop(self) -> None:
+        self.active = False
+        if self.child is not None:
+            self.child.stop()
+            self.child = None
+
+
+class RepeatState(State, Parent):
+    """`[n] p`: p, then p again started after that, n times; tags become lists."""
+
+    __slots__ = ("node", "begin", "children")
+
+    def __init__(self, node: "RepeatNode", parent: Parent, run: PatternRun) -> None:
+        super().__init__(parent, run)
+        self.node = node
+        self.children: dict[State, list[Match]] = {}
+
+    def start(self, match: Match) -> None:
+        self.begin = match
+        self._start_round([])
+
+    def _start_round(self, rounds: list[Match]) -> None:
+        child = self.node.body.create(self, self.run)
+        self.children[child] = rounds
+        child.start(self.begin)
+
+    def child_true(self, child: State, match: Match, quitted: bool) -> None:
+        if not self.active:
+            return
+        rounds = (self.children.pop(child) if quitted else self.children[child]) + [match]
+        if len(rounds) < self.node.count:
+            self._start_round(rounds)
+            return
+        finished = not self.children
+        if finished:
+            self.active = False
+        self.parent.child_true(self, collect(self.begin, rounds, self.node.tags), finished)
+
+    def child_false(self, child: State) -> None:
+        self.children.pop(child, None)
+        if self.active and not self.children:
+            self.active = False
+            self.parent.child_false(self)
+
+    def stop(self) -> None:
+        self.active = False
+        for child in list(self.children):
+            child.stop()
+        self.children.clear()
+
+
+class UntilState(State, Parent):
+    """`p until q` (and `[n] p until q`): p repeatedly, until q; p's tags become lists."""
+
+    __slots__ = ("node", "begin", "body", "stop_child", "rounds")
+
+    def __init__(self, node: "UntilNode", parent: Parent, run: PatternRun) -> None:
+        super().__init__(parent, run)
+        self.node = node
+        self.body: Optional[State] = None
+        self.stop_child: Optional[State] = None
+        self.rounds: list[Match] = []
+
+    def start(self, match: Match) -> None:
+        self.begin = match
+        self.stop_child = self.node.stop.create(self, self.run)
+        self.stop_child.start(match)  # first, so the until event wins over the repeated one
+        if self.active:
+            self._start_body()
+
+    def _start_body(self) -> None:
+        self.body = self.node.body.create(self, self.run)
+        self.body.start(self.begin)
+
+    def child_true(self, child: State, match: Match, quitted: bool) -> None:
+        if not self.active:
+            return
+        if child is self.stop_child:
+            if self.node.count is not None:  # q before n p's: never completes
+                self._finish_false()
+                return
+            result = collect(match, self.rounds, self.node.tags)
+            self.stop()
+            self.parent.child_true(self, result, True)
+            return
+        self.rounds.append(match)
+        if self.node.count is not None and len(self.rounds) >= self.node.count:
+            result = collect(self.begin, self.rounds, self.node.tags)
+            self.stop()
+            self.parent.child_true(self, result, True)
+            return
+        if quitted:
+            self._start_body()
+
+    def child_false(self, child: State) -> None:
+        if not self.active:
+            return
+        if child is self.stop_child or self.node.count is not None:
+            self._finish_false()
+        else:
+            self.body = None  # no more repetitions; still waiting for q
+
+    def _finish_false(self) -> None:
+        self.stop()
+        self.parent.child_false(self)
+
+    def stop(self) -> None:
+        self.active = False
+        for child in (self.body, self.stop_child):
+            if child is not None:
+                child.stop()
+        self.body = self.stop_child = None
+
+
+class WithinState(TimedState, Parent):
+    __slots__ = ("node", "child")
+
+    def __init__(self, node: "WithinNode", parent: Parent, run: PatternRun) -> None:
+        super().__init__(parent, run)
+        self.node = node
+        self.child: Optional[State] = None
+
+    def start(self, match: Match) -> None:
+        self.set_timer(self.node.seconds, self.expire)
+        self.child = self.node.body.create(self, self.run)
+        self.child.start(match)
+
+    def expire(self, _: float) -> None:
+        if self.active:
+            self.run.timers.pop(self, None)
+            self.active = False
+            if self.child is not None:
+                self.child.stop()
+                self.child = None
+            self.parent.child_false(self)
+
+    def child_true(self, child: State, match: Match, quitted: bool) -> None:
+        if not self.active:
+            return
+        if quitted:
+            self.active = False
+            self.child = None
+            self.clear_timer()
+        self.parent.child_true(self, match, quitted)
+
+    def child_false(self, child: State) -> None:
+        if self.active:
+            self.active = False
+            self.child = None
+            self.clear_timer()
+            self.parent.child_false(self)
+
+    def stop(self) -> None:
+        if self.active:
+            self.active = False
+            self.clear_timer()
+            if self.child is not None:
+                self.child.stop()
+                self.child = None
+
+
+def collect(base: Match, rounds: list[Match], tags: tuple[str, ...]) -> Match:
+    """`base` plus, for each repeated tag, the list of its events over the rounds."""
+    result = dict(base)
+    for tag in tags:
+        result[tag] = [r[tag] for r in rounds if tag in r]
+    return result
+
+
+# ====================================================================== nodes
+
+
+class Node:
+    """A compiled pattern operator; `create` makes a fresh (unstarted) state of `state_class`."""
+
+    state_class: type
+
+    def create(self, parent: Parent, run: PatternRun) -> State:
+        return self.state_class(self, parent, run)
+
+    def children(self) -> tuple["Node", ...]:
+        """The operands (for walking the compiled tree)."""
+        body = getattr(self, "body", None)
+        return (body,) if body is not None else ()
+
+
+def atom_nodes(node: Node) -> list["AtomNode"]:
+    """Every atom of a compiled pattern, in tree order."""
+    if isinstance(node, AtomNode):
+        return [node]
+    return [atom for child in node.children() for atom in atom_nodes(child)]
+
+
+class AtomNode(Node):
+    """`tag=Type(filter)`.  `key` is `(attr, constant)` when the filter requires
+    `attr = constant` (its atoms are indexed by it, see `AtomIndex`); `filter` is
+    then the rest of the filter (None when nothing is left)."""
+
+    state_class = AtomState
+
+    def __init__(self, type: str, tag: Optional[str], filter: Optional[Filter],
+                 under_not: bool, key: Optional[tuple[str, Any]] = None) -> None:
+        self.type = type
+        self.tag = tag
+        self.filter = filter
+        self.under_not = under_not
+        self.key = key
+
+
+class IntervalNode(Node):
+    state_class = IntervalState
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+
+class FollowedByNode(Node):
+    state_class = FollowedByState
+
+    def __init__(self, steps: list[Node]) -> None:
+        self.steps = steps
+
+    def children(self) -> tuple[Node, ...]:
+        return tuple(self.steps)
+
+
+class EveryNode(Node):
+    state_class = EveryState
+
+    def __init__(self, body: Node) -> None:
+        self.body = body
+
+
+class OrNode(Node):
+    state_class = OrState
+
+    def __init__(self, items: list[Node]) -> None:
+        self.items = items
+
+    def children(self) -> tuple[Node, ...]:
+        return tuple(self.items)
+
+
+class AndNode(Node):
+    state_class = AndState
+
+    def __init__(self, items: list[Node]) -> None:
+        self.items = items
+
+    def children(self) -> tuple[Node, ...]:
+        return tuple(self.items)
+
+
+class NotNode(Node):
+    state_class = NotState
+
+    def __init__(self, body: Node) -> None:
+        self.body = body
+
+
+class RepeatNode(Node):
+    state_class = RepeatState
+
+    def __init__(self, count: int, body: Node, tags: tuple[str, ...]) -> None:
+        self.count = count
+        self.body = body
+        self.tags = tags
+
+
+class UntilNode(Node):
+    state_class = UntilState
+
+    def __init__(self, body: Node, stop: Node, count: Optional[int],
+                 tags: tuple[str, ...]) -> None:
+        self.body = body
+        self.stop = stop
+        self.count = count
+        self.tags = tags
+
+    def children(self) -> tuple[Node, ...]:
+        return (self.body, self.stop)
+
+
+class WithinNode(Node):
+    state_class = WithinState
+
+    def __init__(self, body: Node, seconds: float) -> None:
+        self.body = body
+        self.seconds = seconds

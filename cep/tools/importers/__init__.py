@@ -1,0 +1,27 @@
+"""Public smart-home datasets turned into traces (`cep import`; see docs/datasets.md).
+
+Each importer reads its format line by line and yields bus messages; bad lines are
+reported as FILE:LINE and counted, never fatal. `write_trace` puts the messages in time
+order and writes them in the trace format of ../shared/spec/cli.md.
+"""
+
+from __future__ import annotations
+
+from cep.tools.importers.common import ImportRefused, ImportStats, Message, write_trace
+
+FORMATS = ("casas", "ordonez")
+
+__all__ = ["FORMATS", "ImportRefused", "ImportStats", "Message", "read", "write_trace"]
+
+
+def read(fmt: str, path: str, tz, stats: ImportStats, report):  # noqa: ANN001, ANN201
+    """The messages of a dataset file in format `fmt` (casas or ordonez)."""
+    if fmt == "casas":
+        from cep.tools.importers.casas import read_casas
+
+        return read_casas(path, tz, stats, report)
+    if fmt == "ordonez":
+        from cep.tools.importers.ordonez import read_ordonez
+
+        return read_ordonez(path, tz, stats, report)
+    raise ValueError(f"unknown dataset format {fmt!r}")

@@ -1,0 +1,171 @@
+"""Running scenarios: replay each one's trace through its rules and compare the output.
+
+Nothing here touches the wall clock except the replay's own timing statistic.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from cep.tools.testing.diff import Difference, compare, render
+from cep.tools.testing.scenario import Scenario, ScenarioError, load_scenario
+
+
+@dataclass
+class Outcome:
+    """What running one scenario gave."""
+
+    scenario: Scenario
+    produced: list[dict] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # rule errors, bad-line counts
+    not_run: str = ""                                   # why nothing was replayed, if so
+    reports: list[str] = field(default_factory=list)   # what the replay said on stderr
+    text: str = ""                                      # the produced output, as written
+
+    @property
+    def passed(self) -> bool:
+        return not self.differences and not self.problems and not self.not_run
+
+
+def run_scenario(scenario: Scenario) -> Outcome:
+    """Replay the scenario; raises ScenarioError when its files cannot be used."""
+    from cep.adapters.trace import BadLine, parse_trace_ts
+    from cep.runtime.engine import EngineError
+    from cep.checks.loader import expand_paths, load_paths
+    from cep.runtime.output import OutputWriter
+    from cep.adapters.replay import replay
+    from cep.language.timezones import get_zone
+
+    outcome = Outcome(scenario)
+    paths = expand_paths([str(p) for p in scenario.rules])
+    if not paths:
+        raise ScenarioError(f"{scenario.path}: `rules` names no rule files")
+    try:
+        loaded = load_paths(paths)
+    except OSError as exc:
+        raise ScenarioError(f"{scenario.path}: cannot read rules {exc.filename}: "
+                            f"{exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{scenario.path}: a rule file is not UTF-8 text") from None
+    if not loaded.ok:
+        outcome.problems.extend(d.render(loaded.sources) for d in loaded.diagnostics.sorted()
+                                if d.is_error)
+        outcome.not_run = (f"the rules have {len(loaded.diagnostics.errors)} error(s); "
+                           "nothing was run")
+        return outcome
+    zone_name = scenario.tz or loaded.catalog.timezone
+    tz = get_zone(zone_name)
+    if tz is None:
+        raise ScenarioError(f"{scenario.path}: unknown time zone {zone_name!r}")
+    until: Optional[float] = None
+    if scenario.until is not None:
+        try:
+            until = parse_trace_ts(scenario.until, tz)
+        except BadLine as exc:
+            raise ScenarioError(f"{scenario.path}: `until`: {exc}") from None
+    if not scenario.trace.is_file():
+        raise ScenarioError(f"{scenario.path}: cannot read trace {scenario.trace}: "
+                            "no such file")
+    buffer = io.StringIO()
+    try:
+        stats = replay(loaded.catalog, str(scenario.trace), OutputWriter(buffer, tz, False), tz,
+                       report=outcome.reports.append, until=until,
+                       show_contexts=scenario.contexts)
+    except EngineError as exc:
+        outcome.problems.append(f"the engine refused the rules: {exc}")
+        return outcome
+    except OSError as exc:
+        raise ScenarioError(f"{scenario.path}: cannot read trace {scenario.trace}: "
+                            f"{exc.strerror or exc}") from None
+    outcome.text = buffer.getvalue()
+    outcome.produced = [json.loads(line) for line in outcome.text.splitlines()]
+    outcome.differences = compare([e.value for e in scenario.expected], outcome.produced,
+                                  [e.where for e in scenario.expected])
+    for what, got, want in (("bad lines", stats.bad_lines, scenario.bad_lines),
+                            ("bad messages", stats.bad_messages, scenario.bad_messages)):
+        if got != want:
+            noun = what if got != 1 else what[:-1]
+            outcome.problems.append(f"the trace gave {got} {noun}, the scenario expects {want}")
+    return outcome
+
+
+def report(outcome: Outcome) -> list[str]:
+    """The lines printed for one scenario."""
+    s = outcome.scenario
+    if outcome.passed:
+        return [f"PASS {s.name} ({_lines(len(outcome.produced))})"]
+    lines = [f"FAIL {s.name}: {_headline(outcome)}"]
+    lines.extend(render(outcome.differences))
+    for problem in outcome.problems:
+        lines.extend("  " + part for part in problem.splitlines())
+    if outcome.problems and outcome.reports:
+        lines.append("  the replay said:")
+        lines.extend("    " + message for message in outcome.reports)
+    return lines
+
+
+def _headline(outcome: Outcome) -> str:
+    """Why a scenario failed, in a few words: why nothing ran, or the counts."""
+    if outcome.not_run:
+        return outcome.not_run
+    count, problems = len(outcome.differences), len(outcome.problems)
+    parts = []
+    if count or not problems:
+        parts.append(f"{count} difference{'s' if count != 1 else ''} "
+                     f"({_lines(len(outcome.scenario.expected))} expected, "
+                     f"{len(outcome.produced)} produced)")
+    if problems:
+        parts.append(f"{problems} problem{'s' if problems != 1 else ''}")
+    return "; ".join(parts)
+
+
+def _lines(count: int) -> str:
+    return f"{count} line{'s' if count != 1 else ''}"
+
+
+def run_paths(paths: list[Path], out: Callable[[str], None], err: Callable[[str], None],
+              update: bool = False) -> tuple[int, int, int]:
+    """Run every scenario; returns (passed, failed, unusable)."""
+    passed = failed = unusable = 0
+    for path in paths:
+        try:
+            outcome = run_scenario(load_scenario(path, missing_expected_ok=update))
+        except ScenarioError as exc:
+            unusable += 1
+            err(f"ERROR {exc}")
+            continue
+        if update and not outcome.passed and _update(outcome, err):
+            out(f"UPDATED {outcome.scenario.name} ({_lines(len(outcome.produced))})")
+            passed += 1
+            continue
+        for line in report(outcome):
+            out(line)
+        if outcome.passed:
+            passed += 1
+        else:
+            failed += 1
+    return passed, failed, unusable
+
+
+def _update(outcome: Outcome, err: Callable[[str], None]) -> bool:
+    """Write the produced output as the scenario's expected file (only output differs)."""
+    s = outcome.scenario
+    if outcome.problems or outcome.not_run:
+        err(f"{s.name}: not updated: only differing output lines are written, and this "
+            "scenario has the problems below")
+        return False
+    if s.expected_file is None:
+        err(f"{s.name}: cannot update inline `expected_output`; edit the file by hand")
+        return False
+    try:
+        s.expected_file.parent.mkdir(parents=True, exist_ok=True)
+        s.expected_file.write_text(outcome.text, encoding="utf-8")
+    except OSError as exc:
+        err(f"{s.name}: cannot write {s.expected_file}: {exc.strerror or exc}")
+        return False
+    return True

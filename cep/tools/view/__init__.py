@@ -1,0 +1,48 @@
+"""The terminal view (`--view`): active contexts, rules, fired events and input, live.
+
+Layers, each testable alone:
+- `cep.tools.view.snapshot`: frozen dataclasses of plain values (`InputStatus`, `Snapshot`, rows)
+  and `take_snapshot(engine, status, recorder)`, which copies what the view shows out
+  of the engine (public attributes only) when a frame is due; `TeeSink`, the sink
+  wrapper that remembers the last fired events and actions.
+- `cep.tools.view.panels`: one rich renderable per panel (`InputPanel`, `ContextsPanel`,
+  `RulesPanel`, `EventsPanel`) and `Dashboard`, which lays them out for the terminal size.
+- `cep.tools.view.app`: `TerminalView`, the driver (rich.live.Live, a monotonic wall clock for
+  refresh decisions only), and `ReplayView` for `cep replay --view`.
+
+Driver API (for `cep run --view`; everything is called from the engine's thread):
+
+    from cep.tools.view import InputStatus, TerminalView
+
+    view = TerminalView(mode="live", source="mqtt://broker:1883")
+    if not view.available:           # no terminal (stderr is not a tty and no /dev/tty)
+        ...                          # refuse --view, or run without it
+    sink = view.tee(writer_or_None)  # give `sink` to Engine(...): it remembers recent outputs
+    view.start()                     # takes over the terminal (stderr, or /dev/tty)
+    ...
+    view.tick(engine, status)        # after each message / batch, and at least about once a
+                                     # second while idle (countdowns); cheap unless a frame
+                                     # is due (every 0.25 s, later if drawing is slow)
+    ...
+    view.stop("summary line")        # leaves the last frame on screen, prints the line
+
+`status` is an `InputStatus` or a zero-argument callable returning one (called only
+when a frame is due), e.g. for a live run::
+
+    InputStatus(mode="live", source=url, connection="connected", reconnects=0,
+                messages=n, events=m, events_by_type=(("Temp", 10),), bad_messages=0,
+                unmatched=0, unmatched_topics=())
+
+Pass `view.tick(engine, status, force=True)` once at the end (with `finished=True` in
+the status) so the last frame shows the final counts.  While the view is on, output lines
+must not go to stdout (the view owns the terminal): write them to --out only.
+"""
+
+from cep.tools.view.app import ReplayView, TerminalView, terminal_console
+from cep.tools.view.panels import ContextsPanel, Dashboard, EventsPanel, InputPanel, RulesPanel
+from cep.tools.view.snapshot import (ContextRow, InputStatus, OutputRow, RuleRow, Snapshot, TeeSink,
+                               take_snapshot)
+
+__all__ = ["TerminalView", "ReplayView", "terminal_console", "InputStatus", "Snapshot",
+           "ContextRow", "RuleRow", "OutputRow", "TeeSink", "take_snapshot", "InputPanel",
+           "ContextsPanel", "RulesPanel", "EventsPanel", "Dashboard"]

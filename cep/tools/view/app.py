@@ -1,0 +1,181 @@
+"""The live display driver: draws a Dashboard with rich.live.Live when a frame is due.
+
+See `cep/view/__init__.py` for the driver API.  Refresh decisions use a
+monotonic wall clock here only; the engine never reads the wall clock.  A frame
+is due `interval` seconds after the previous one, or later when drawing is slow:
+the view spends at most about `max_share` of the wall time drawing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from typing import Any, Callable, Optional, Union
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from cep.runtime.output import Sink
+from cep.tools.view.panels import Dashboard
+from cep.tools.view.snapshot import FadeTracker, InputStatus, Snapshot, TeeSink, take_snapshot
+
+RATE_WINDOW = 5.0    # seconds of wall time the message rate is averaged over
+StatusArg = Union[InputStatus, Callable[[], InputStatus]]
+
+
+def terminal_console() -> Optional[Console]:
+    """A console on stderr when it is a terminal, else on /dev/tty; None without a terminal."""
+    if sys.stderr.isatty():
+        return Console(file=sys.stderr)
+    try:
+        handle = open("/dev/tty", "w", encoding="utf-8")  # noqa: SIM115 - lives with the view
+    except OSError:
+        return None
+    if not handle.isatty():
+        handle.close()
+        return None
+    return Console(file=handle)
+
+
+class TerminalView:
+    """Watch an engine in a terminal: `start()`, `tick(engine, status)` often, `stop(summary)`."""
+
+    def __init__(self, mode: str = "replay", source: str = "", console: Optional[Console] = None,
+                 interval: float = 0.25, max_share: float = 0.05, fade_seconds: float = 3.0,
+                 clock: Callable[[], float] = time.monotonic, title: str = "") -> None:
+        self.mode = mode
+        self.source = source
+        self.console = console if console is not None else terminal_console()
+        self.interval = interval
+        self.max_share = max_share
+        self.clock = clock
+        self.title = title
+        self.recorder = TeeSink()
+        self.fades = FadeTracker(fade_seconds)
+        self.live: Optional[Live] = None
+        self.started_at: Optional[float] = None
+        self.due = 0.0
+        self.frames = 0
+        self.drawing = 0.0           # wall seconds spent building and drawing frames
+        self.last: Optional[Snapshot] = None
+        self._marks: deque[tuple[float, int]] = deque()
+        self._rate = 0.0
+
+    @property
+    def available(self) -> bool:
+        return self.console is not None
+
+    # ------------------------------------------------------------------ sinks
+    def tee(self, sink: Optional[Sink]) -> TeeSink:
+        """The sink to give the engine: remembers recent outputs, passes them on to `sink`."""
+        self.recorder.sink = sink
+        return self.recorder
+
+    # ------------------------------------------------------------------ driving
+    def start(self) -> None:
+        if self.live is not None or self.console is None:
+            return
+        self.started_at = self.clock()
+        self.due = self.started_at
+        redirect = self.console.file is sys.stderr
+        self.live = Live(Text("cep: starting…"), console=self.console, auto_refresh=False,
+                         transient=False, redirect_stdout=False, redirect_stderr=redirect,
+                         vertical_overflow="crop")
+        self.live.start(refresh=True)
+
+    def tick(self, engine: Any, status: StatusArg, force: bool = False) -> bool:
+        """Draw a frame if one is due (or `force`); cheap otherwise. True when it drew."""
+        now = self.clock()
+        if not force and now < self.due:
+            return False
+        if self.live is None:
+            return False
+        resolved = status() if callable(status) else status
+        snapshot = self.snapshot(engine, resolved, now)
+        self.live.update(Dashboard(snapshot), refresh=True)
+        done = self.clock()
+        cost = done - now
+        self.drawing += cost
+        self.frames += 1
+        self.due = now + max(self.interval, cost / self.max_share if self.max_share else 0.0)
+        return True
+
+    def snapshot(self, engine: Any, status: InputStatus, now: Optional[float] = None) -> Snapshot:
+        """A snapshot of `engine` with the view's own parts: fading instances, rate, elapsed."""
+        from dataclasses import replace
+
+        now = self.clock() if now is None else now
+        started = self.started_at if self.started_at is not None else now
+        snapshot = take_snapshot(engine, status, self.recorder, self.title)
+        messages = status.lines if status.mode == "replay" else status.messages
+        if status.finished and now > started:
+            rate = messages / (now - started)
+        else:
+            rate = self._rate_over_window(now, messages)
+        snapshot = replace(snapshot, closed=self.fades.update(snapshot, now), rate=rate,
+                           elapsed=now - started)
+        self.last = snapshot
+        return snapshot
+
+    def _rate_over_window(self, now: float, messages: int) -> float:
+        """Messages per second over the last RATE_WINDOW seconds of wall time."""
+        marks = self._marks
+        marks.append((now, messages))
+        while len(marks) > 2 and now - marks[1][0] >= RATE_WINDOW:
+            marks.popleft()
+        span = now - marks[0][0]
+        if span < 0.2:
+            return self._rate
+        self._rate = (messages - marks[0][1]) / span
+        return self._rate
+
+    def stop(self, summary: Optional[str] = None) -> None:
+        """Leave the last frame on screen, then print `summary` under it (if given)."""
+        live, self.live = self.live, None
+        if live is not None:
+            live.stop()
+        if summary and self.console is not None:
+            self.console.print(summary, markup=False, highlight=False, soft_wrap=True)
+        if self.console is not None and self.console.file not in (sys.stderr, sys.stdout):
+            try:
+                self.console.file.flush()
+            except (OSError, ValueError):
+                pass
+
+    @property
+    def overhead(self) -> float:
+        """Wall seconds spent building and drawing frames so far."""
+        return self.drawing
+
+
+class ReplayView(TerminalView):
+    """A TerminalView fed by `cep.adapters.replay.replay(..., tick=view.replay_tick)`."""
+
+    def __init__(self, trace_name: str, trace_path: Optional[str], speed: Optional[float],
+                 console: Optional[Console] = None, **options: Any) -> None:
+        super().__init__("replay", trace_name, console, **options)
+        self.speed = speed
+        self.total: Optional[int] = None
+        if trace_path is not None:
+            try:
+                if os.path.isfile(trace_path):
+                    self.total = os.path.getsize(trace_path)
+            except OSError:
+                self.total = None
+
+    def replay_tick(self, engine: Any, stats: Any, final: bool = False) -> None:
+        self.tick(engine, lambda: self.status(stats, final), force=final)
+
+    def status(self, stats: Any, final: bool = False) -> InputStatus:
+        """InputStatus from a cep.adapters.replay.ReplayStats (read at tick time)."""
+        return InputStatus(
+            mode="replay", source=self.source, clock=getattr(stats, "clock", None),
+            position=getattr(stats, "position", None), total=self.total, speed=self.speed,
+            lines=stats.lines, messages=stats.lines, events=stats.events,
+            events_by_type=tuple(getattr(stats, "events_by_type", {}).items()),
+            bad_lines=stats.bad_lines, bad_messages=stats.bad_messages,
+            unmatched=stats.unmatched, unmatched_topics=tuple(stats.unmatched_topics.items()),
+            finished=final)

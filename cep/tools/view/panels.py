@@ -1,0 +1,390 @@
+"""The view's panels: each a small rich renderable built from a Snapshot (plain values).
+
+`InputPanel`, `ContextsPanel`, `RulesPanel` and `EventsPanel` render one part of
+the screen; `Dashboard` arranges them to fill a terminal (one column up to 159
+columns, two from 160 on).  A panel given `rows` shows at most that many data
+rows (the last one saying how many more there are) and is exactly `rows + 3`
+lines tall (borders and header); without `rows` it shows everything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import Any, Iterable, Optional
+
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from cep.tools.view.snapshot import ContextRow, OutputRow, RuleRow, Snapshot
+
+WIDE = 160            # from this width on, two columns
+INPUT_LINES = 3       # content lines of the input panel
+PANEL_CHROME = 3      # top border, header row, bottom border
+DASH = "—"
+
+
+# ---------------------------------------------------------------------- formatting
+
+def _local(ts: float, tz: tzinfo) -> datetime:
+    return datetime.fromtimestamp(ts, tz)
+
+
+def fmt_clock(ts: Optional[float], tz: tzinfo, ref: Optional[float] = None) -> str:
+    """`23:40:05`, or `20 Nov 23:40` when `ts` is not on the same day as `ref`."""
+    if ts is None:
+        return DASH
+    when = _local(ts, tz)
+    if ref is not None and _local(ref, tz).date() != when.date():
+        return when.strftime("%d %b %H:%M")
+    return when.strftime("%H:%M:%S")
+
+
+def fmt_datetime(ts: Optional[float], tz: tzinfo) -> str:
+    if ts is None:
+        return DASH
+    when = _local(ts, tz)
+    offset = when.strftime("%z")
+    offset = f"{offset[:3]}:{offset[3:]}" if len(offset) == 5 else offset
+    return when.strftime("%a %Y-%m-%d %H:%M:%S") + (f" {offset}" if offset else "")
+
+
+def fmt_duration(seconds: float) -> str:
+    """`45s`, `4m05s`, `1h20m`, `2d03h` (rounded down)."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def fmt_count(n: float) -> str:
+    return f"{n:,.0f}"
+
+
+def fmt_key(key: Any) -> str:
+    if key is None:
+        return DASH
+    if isinstance(key, (tuple, list)):
+        return ",".join(str(k) for k in key)
+    return str(key)
+
+
+def fmt_speed(speed: Optional[float]) -> str:
+    if speed is None:
+        return "max speed"
+    return f"×{speed:g}"
+
+
+def _fade_style(fade: float) -> str:
+    return "dim" if fade < 0.5 else "dim strike"
+
+
+def _table(*columns: tuple[str, dict]) -> Table:
+    table = Table(box=None, expand=True, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0),
+                  header_style="bold")
+    for header, options in columns:
+        table.add_column(header, no_wrap=True, overflow="ellipsis", **options)
+    return table
+
+
+def _panel(body: Any, title: str, rows: Optional[int], style: str = "") -> Panel:
+    height = rows + PANEL_CHROME if rows is not None else None
+    return Panel(body, title=title, title_align="left", box=box.ROUNDED, padding=(0, 1),
+                 height=height, border_style=style)
+
+
+def _or_note(table: Table, empty: bool, note: str) -> Any:
+    """The table, or its header and a note across the whole width when it has no rows."""
+    if not empty:
+        return table
+    return Group(table, Text(note, style="dim", no_wrap=True, overflow="ellipsis"))
+
+
+def _limit(items: list, rows: Optional[int]) -> tuple[list, int]:
+    """At most `rows` items; when some are left out, the last row says how many."""
+    if rows is None or len(items) <= rows:
+        return items, 0
+    keep = max(0, rows - 1)
+    return items[:keep], len(items) - keep
+
+
+# ---------------------------------------------------------------------- panels
+
+class InputPanel:
+    """Where input comes from: trace progress or broker state, rates, counts, problems."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        snap = self.snapshot
+        status = snap.input
+        inner = max(10, options.max_width - 4)
+        lines = [self._first_line(inner), self._rates_line(), self._problems_line()]
+        for line in lines:
+            line.no_wrap = True
+            line.overflow = "ellipsis"
+        yield Panel(Group(*lines), title=self._title(inner - 2), title_align="left", box=box.ROUNDED,
+                    padding=(0, 1), height=INPUT_LINES + 2,
+                    border_style="green" if status.finished else "blue")
+
+    def _title(self, width: int) -> str:
+        """Command, source and state; a long source is cut from the left so the state stays."""
+        snap = self.snapshot
+        status = snap.input
+        head = "cep run" if status.mode == "live" else "cep replay"
+        tail = "".join(f" · {part}" for part in (snap.title, "finished" if status.finished else "")
+                       if part)
+        if not status.source:
+            return head + tail
+        room = width - len(head) - len(tail) - len(" · ")
+        source = status.source
+        if len(source) > room:
+            source = "…" + source[len(source) - max(room - 1, 8):]
+        return f"{head} · {source}{tail}"
+
+    def _first_line(self, width: int) -> Text:
+        snap = self.snapshot
+        status = snap.input
+        clock = fmt_datetime(snap.now, snap.tz) if snap.started else "not started"
+        line = Text()
+        if status.mode == "live":
+            state = status.connection or "?"
+            style = "green" if state == "connected" else "yellow"
+            line.append(state, style=style)
+            line.append(f" · reconnects {status.reconnects} · ")
+            line.append(clock, style="bold")
+            return line
+        tail = f"  {clock}  {fmt_speed(status.speed)}"
+        progress = status.progress
+        if progress is None:
+            line.append("reading", style="cyan")
+            line.append(tail)
+            return line
+        percent = f" {progress * 100:3.0f}%"
+        bar_width = max(8, min(40, width - len(tail) - len(percent)))
+        done = int(round(progress * bar_width))
+        line.append("█" * done, style="green" if status.finished else "cyan")
+        line.append("░" * (bar_width - done), style="bright_black")
+        line.append(percent)
+        line.append("  ")
+        line.append(clock, style="bold")
+        line.append(f"  {fmt_speed(status.speed)}")
+        return line
+
+    def _rates_line(self) -> Text:
+        snap = self.snapshot
+        status = snap.input
+        line = Text()
+        rate = f"{snap.rate:.1f}" if 0 < snap.rate < 10 else fmt_count(snap.rate)
+        line.append(f"{rate} msg/s", style="bold")
+        noun = "lines" if status.mode == "replay" else "messages"
+        count = status.lines if status.mode == "replay" else status.messages
+        line.append(f" · {fmt_count(count)} {noun} · {fmt_count(status.events)} events")
+        if status.events_by_type:
+            ordered = sorted(status.events_by_type, key=lambda item: (-item[1], item[0]))
+            line.append(": " + ", ".join(f"{name} {fmt_count(n)}" for name, n in ordered))
+        return line
+
+    def _problems_line(self) -> Text:
+        status = self.snapshot.input
+        line = Text()
+        bad_style = "red" if status.bad_lines or status.bad_messages else ""
+        if status.mode == "replay":
+            line.append(f"bad lines {fmt_count(status.bad_lines)} · ", style=bad_style)
+        line.append(f"bad messages {fmt_count(status.bad_messages)}", style=bad_style)
+        line.append(" · ")
+        line.append(f"unmatched {fmt_count(status.unmatched)}",
+                    style="yellow" if status.unmatched else "")
+        if status.unmatched_topics:
+            ordered = sorted(status.unmatched_topics, key=lambda item: (-item[1], item[0]))
+            line.append(" (" + ", ".join(f"{topic} {fmt_count(n)}" for topic, n in ordered) + ")")
+        line.append(f" · outputs {fmt_count(self.snapshot.outputs_total)}")
+        return line
+
+
+class ContextsPanel:
+    """Open context instances (newest first), then the ones that just closed, fading."""
+
+    def __init__(self, snapshot: Snapshot, rows: Optional[int] = None) -> None:
+        self.snapshot = snapshot
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        snap = self.snapshot
+        wide = options.max_width >= 100
+        columns: list[tuple[str, dict]] = [
+            ("context", {"ratio": 1, "min_width": 7}), ("key", {"ratio": 1, "min_width": 3}),
+            ("opened", {"width": 12}), ("closes", {"width": 12}), ("in", {"width": 6}),
+            ("policy", {"width": 7})]
+        if wide:
+            columns.append(("kind", {"width": 9}))
+        columns.append(("partial", {"justify": "right", "width": 7}))
+        table = _table(*columns)
+        items: list[ContextRow] = list(snap.contexts) + list(snap.closed)
+        hidden_open = snap.contexts_open - len(snap.contexts)
+        shown, more = _limit(items, self.rows)
+        if self.rows is not None and not more and hidden_open > 0 and len(shown) >= self.rows:
+            shown, more = shown[:-1], 1
+        more += max(0, hidden_open)
+        for row in shown:
+            table.add_row(*self._cells(row, wide), style=_fade_style(row.fade)
+                          if row.closed_at is not None else "")
+        if more:
+            table.add_row(Text(f"… {more} more", style="italic"))
+        title = f"Contexts · {snap.contexts_open} open"
+        yield _panel(_or_note(table, not items, "no open context instances"), title, self.rows,
+                     "magenta")
+
+    def _cells(self, row: ContextRow, wide: bool) -> list[Any]:
+        snap = self.snapshot
+        now, tz = snap.now, snap.tz
+        if row.closed_at is not None:
+            closes = fmt_clock(row.closed_at, tz, now)
+            left = "closed"
+        else:
+            closes = fmt_clock(row.closes_at, tz, now)
+            left = fmt_duration(row.closes_at - now) if row.closes_at is not None else DASH
+        cells: list[Any] = [row.context, fmt_key(row.key), fmt_clock(row.opened_at, tz, now),
+                            closes, left, row.policy or DASH]
+        if wide:
+            cells.append(row.kind)
+        cells.append(str(row.partial_matches) if row.closed_at is None else DASH)
+        return cells
+
+
+class RulesPanel:
+    """Each rule: its context, live partial matches, matches so far, when it last fired."""
+
+    def __init__(self, snapshot: Snapshot, rows: Optional[int] = None) -> None:
+        self.snapshot = snapshot
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        snap = self.snapshot
+        table = _table(("rule", {"ratio": 3, "min_width": 8}),
+                       ("context", {"ratio": 2, "min_width": 7}),
+                       ("partial", {"justify": "right", "width": 7}),
+                       ("matches", {"justify": "right", "width": 7}),
+                       ("last fired", {"width": 22}))
+        shown, more = _limit(list(snap.rules), self.rows)
+        for rule in shown:
+            table.add_row(*self._cells(rule))
+        if more:
+            table.add_row(Text(f"… {more} more", style="italic"))
+        yield _panel(_or_note(table, not snap.rules, "no rules"), f"Rules · {len(snap.rules)}",
+                     self.rows, "cyan")
+
+    def _cells(self, rule: RuleRow) -> list[Any]:
+        snap = self.snapshot
+        name = Text(rule.name, style="bold" if rule.matches else "")
+        if rule.kind.startswith("on "):
+            name.append(f" ({rule.kind})", style="dim")
+        if rule.last_fired is None:
+            last = Text(DASH, style="dim")
+        else:
+            ago = snap.now - rule.last_fired
+            last = Text(fmt_clock(rule.last_fired, snap.tz, snap.now))
+            last.append(f" {fmt_duration(ago)} ago" if ago >= 1 else " now",
+                        style="dim" if ago >= 1 else "green")
+        return [name, rule.context or DASH, str(rule.partial_matches), fmt_count(rule.matches),
+                last]
+
+
+class EventsPanel:
+    """The most recent fired complex events and actions, newest first."""
+
+    def __init__(self, snapshot: Snapshot, rows: Optional[int] = None) -> None:
+        self.snapshot = snapshot
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        snap = self.snapshot
+        table = _table(("time", {"width": 12}), ("rule", {"ratio": 2, "min_width": 8}),
+                       ("event / action", {"ratio": 3, "min_width": 10}),
+                       ("attributes / payload", {"ratio": 4, "min_width": 10}))
+        rows = list(snap.outputs)
+        limit = self.rows
+        if limit is not None and len(rows) > limit:
+            rows = rows[:limit]   # older ones are simply not shown: no "more" row
+        for output in rows:
+            table.add_row(*self._cells(output))
+        title = f"Fired events and actions · {fmt_count(snap.outputs_total)} outputs"
+        yield _panel(_or_note(table, not snap.outputs, "nothing fired yet"), title, self.rows,
+                     "yellow")
+
+    def _cells(self, output: OutputRow) -> list[Any]:
+        snap = self.snapshot
+        time = fmt_clock(output.ts, snap.tz, snap.now)
+        if output.kind == "publish":
+            return [time, output.rule, Text(f"→ {output.what}", style="cyan"),
+                    Text(output.detail, style="cyan")]
+        return [time, output.rule, Text(output.what, style="bold yellow"), output.detail]
+
+
+# ---------------------------------------------------------------------- layout
+
+def share_rows(available: int, needs: Iterable[int], minimum: Iterable[int],
+               rest: int = -1) -> list[int]:
+    """Split `available` rows among panels: each gets its minimum, then rows go one at a
+    time to the panel furthest below its need; whatever is left goes to panel `rest`."""
+    needs = list(needs)
+    rows = list(minimum)
+    left = available - sum(rows)
+    while left > 0:
+        wanting = [i for i, need in enumerate(needs) if rows[i] < need]
+        if not wanting:
+            rows[rest] += left
+            break
+        i = min(wanting, key=lambda j: (rows[j], j))
+        rows[i] += 1
+        left -= 1
+    return rows
+
+
+class Dashboard:
+    """The whole frame: input on top, then contexts, rules and fired events.
+
+    It is `height` lines tall (default: the console's height minus one, so the
+    summary line fits under the last frame).
+    """
+
+    def __init__(self, snapshot: Snapshot, height: Optional[int] = None) -> None:
+        self.snapshot = snapshot
+        self.height = height
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        snap = self.snapshot
+        height = self.height or max(12, (options.height or console.height) - 1)
+        width = options.max_width
+        body = height - (INPUT_LINES + 2)
+        context_need = max(1, len(snap.contexts) + len(snap.closed) +
+                           (1 if snap.contexts_open > len(snap.contexts) else 0))
+        rules_need = max(1, len(snap.rules))
+        events_need = max(1, len(snap.outputs))
+        yield InputPanel(snap)
+        if width >= WIDE:
+            left = share_rows(body - 2 * PANEL_CHROME, [context_need, rules_need], [1, 1],
+                              rest=0)
+            right = body - PANEL_CHROME
+            grid = Table.grid(expand=True, padding=(0, 1))
+            grid.add_column(ratio=1)
+            grid.add_column(ratio=1)
+            grid.add_row(Group(ContextsPanel(snap, left[0]), RulesPanel(snap, left[1])),
+                         EventsPanel(snap, max(1, right)))
+            yield grid
+            return
+        rows = share_rows(body - 3 * PANEL_CHROME, [context_need, rules_need, events_need],
+                          [1, 1, min(3, events_need)])
+        yield ContextsPanel(snap, rows[0])
+        yield RulesPanel(snap, rows[1])
+        yield EventsPanel(snap, rows[2])
