@@ -14,13 +14,20 @@ from datetime import timezone, tzinfo
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from cep.language import ast
+from cep.language.topics import TopicTemplate, compile_template, merge_subscriptions
 from cep.runtime.events import Event
 
 from .badmessages import BadMessageReporter
 from .convert import TYPES, BadValue, converter
-from .payload import (UNPARSED, BadMessage, MappingError, PayloadDecoder, body_of,
-                      convert_attrs, parse_payload)
-from cep.language.topics import TopicTemplate, compile_template, merge_subscriptions
+from .payload import (
+    UNPARSED,
+    BadMessage,
+    MappingError,
+    PayloadDecoder,
+    body_of,
+    convert_attrs,
+    parse_payload,
+)
 
 __all__ = ["BusMapping", "BadMessage", "MappingError", "BadMessageReporter"]
 

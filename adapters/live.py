@@ -27,11 +27,12 @@ from cep.adapters.badmessages import BadMessageReporter
 from cep.adapters.bus import BadMessage, BusMapping
 from cep.adapters.jsonlib import dumps_compact
 from cep.adapters.mqtt import BrokerSettings, MqttConnection, ReceivedMessage
+from cep.adapters.replay import create_events
 from cep.adapters.trace import TraceWriter
+
 from cep.language.catalog import Catalog
 from cep.runtime.engine import Engine
 from cep.runtime.output import Output, Sink
-from cep.adapters.replay import create_events
 
 Report = Callable[[str], None]
 Clock = Callable[[], float]

@@ -18,11 +18,11 @@ from datetime import tzinfo
 from typing import Any, Callable, Mapping, Optional
 
 from cep.language import ast
+from cep.language.topics import TemplateError, compile_template
 from cep.runtime.events import Event
 
 from .convert import TYPES, BadValue, converter, make_to_timestamp, show
 from .jsonlib import loads
-from cep.language.topics import TemplateError, compile_template
 
 __all__ = [
     "BadMessage", "MappingError", "PayloadDecoder", "Path", "compile_path", "path_problems",

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Callable, Optional
 
-from cep.language import ast
 from cep.adapters.badmessages import BadMessageReporter
 from cep.adapters.bus import BadMessage, BusMapping
 from cep.adapters.trace import TraceEvent, TraceReader
+
+from cep.language import ast
 from cep.language.catalog import Catalog
 from cep.runtime.engine import Engine
 from cep.runtime.output import Sink

@@ -282,10 +282,11 @@ def current_rss_mb() -> float:
 def memory_day(hours: float) -> int:
     """Replay `hours` of the AB stream in this process; RSS and live state every hour."""
     from cep.adapters.bus import BusMapping
-    from cep.adapters.trace import TraceReader
-    from cep.runtime.engine import Engine
-    from cep.checks.loader import load_paths
     from cep.adapters.replay import create_events
+    from cep.adapters.trace import TraceReader
+
+    from cep.checks.loader import load_paths
+    from cep.runtime.engine import Engine
 
     events = int(hours * 3600 * 1000 / STEP_MS)
     trace, _ = ab_data(events)

@@ -26,10 +26,11 @@ from datetime import timezone
 from typing import Callable
 
 from cep.adapters.bus import BusMapping
+from cep.adapters.replay import create_events, replay
 from cep.adapters.trace import TraceMessage, TraceReader
+
 from cep.checks.loader import load_texts
 from cep.runtime.output import OutputWriter
-from cep.adapters.replay import create_events, replay
 
 T0 = 1_700_000_000.0
 

@@ -17,12 +17,12 @@ import tempfile
 import time
 from datetime import timezone
 
+from cep.adapters.replay import replay
 from rich.console import Console
 
 from bench.engine import WORKLOADS, write_trace
 from cep.checks.loader import load_texts
 from cep.runtime.output import OutputWriter
-from cep.adapters.replay import replay
 from cep.tools.view.app import ReplayView
 
 

@@ -85,10 +85,11 @@ def run_rules(text: str, lines: list[tuple[str, str, dict]], until: str | None =
     from datetime import datetime
 
     from cep.adapters.bus import BusMapping
-    from cep.adapters.trace import parse_trace_ts
-    from cep.runtime.engine import Engine
     from cep.adapters.replay import create_events
+    from cep.adapters.trace import parse_trace_ts
+
     from cep.language.timezones import get_zone
+    from cep.runtime.engine import Engine
 
     loaded = load(text)
     assert loaded.ok, [d.headline() for d in loaded.diagnostics.errors]

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from cep.adapters.convert import BadValue, converter, iso_to_unix
 
 UTC = timezone.utc

@@ -6,12 +6,12 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from cep.adapters.bus import BadMessage, BusMapping, MappingError
 
 from cep.language import ast
-from cep.adapters.bus import BadMessage, BusMapping, MappingError
 from cep.language.diagnostics import Diagnostics
-from cep.runtime.events import Event
 from cep.language.parser import parse_text
+from cep.runtime.events import Event
 
 ARRIVAL = 1_800_000_000.0
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from cep.language.topics import (TemplateError, compile_template, fill_template, filter_covers,
-                                 merge_subscriptions, template_problems)
+from cep.language.topics import (
+    TemplateError,
+    compile_template,
+    fill_template,
+    filter_covers,
+    merge_subscriptions,
+    template_problems,
+)
 
 # template, topic, expected bindings (None: no match)
 MATCHES = [

@@ -4,7 +4,6 @@ Lines are compacted by helpers.run_rules as `MM-DD HH:MM:SS kind ...` in the rul
 """
 
 import pytest
-
 from helpers import run_rules
 
 # ---------------------------------------------------------------- the AC example, four policies
@@ -173,9 +172,10 @@ DST = [
 def test_daylight_saving_days(zone, start, end, first, until, expected):
     from datetime import datetime
 
-    from cep.runtime.engine import Engine
-    from cep.language.timezones import get_zone
     from helpers import load
+
+    from cep.language.timezones import get_zone
+    from cep.runtime.engine import Engine
 
     loaded = load(night(zone, start, end))
     outputs = []

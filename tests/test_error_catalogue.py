@@ -6,7 +6,6 @@ proves the file is refused (or, for warnings, accepted) as a whole.
 """
 
 import pytest
-
 from helpers import PRELUDE, diagnostics_text, load
 
 P = PRELUDE.count("\n")  # lines the prelude takes, for cases that use it

@@ -3,8 +3,8 @@
 import pytest
 
 from cep.language.diagnostics import Diagnostics
-from cep.runtime.expressions import ExpressionCompiler
 from cep.language.parser import parse_text
+from cep.runtime.expressions import ExpressionCompiler
 
 ATTRS = {"x": 7, "y": 2, "f": 2.5, "s": "kitchen", "n": None, "big": 1e307, "neg": -7}
 

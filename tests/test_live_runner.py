@@ -15,9 +15,9 @@ from datetime import timezone
 from pathlib import Path
 
 import pytest
-
-from cep.adapters.mqtt import BrokerSettings
 from cep.adapters.live import LiveRunner
+from cep.adapters.mqtt import BrokerSettings
+
 from cep.checks.loader import load_texts
 from tests.broker import WAIT, Broker, BusClient, require_mosquitto
 

@@ -6,7 +6,6 @@ or `A1@2.5` for an explicit time and `B2:v=7` for the attribute v.  A match is
 """
 
 import pytest
-
 from helpers import run_pattern
 
 CONTRACT = "A1 B1 C1 B2 A2 D1 A3 B3 E1 A4 F1 B4"

@@ -18,15 +18,15 @@ import tracemalloc
 from datetime import timezone
 
 import pytest
+from cep.adapters.replay import replay
+from helpers import T0, load, run_pattern
 
 from bench.ab import RULES, edge_pairs, write_ab
+from cep.checks.loader import load_texts
 from cep.runtime.clock import TimerQueue
 from cep.runtime.engine import Engine
 from cep.runtime.events import Event
-from cep.checks.loader import load_texts
 from cep.runtime.output import OutputWriter
-from cep.adapters.replay import replay
-from helpers import T0, load, run_pattern
 
 # ------------------------------------------------------------------ the atom index
 

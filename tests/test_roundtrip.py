@@ -20,8 +20,14 @@ import pytest
 from cep.language import ast
 from cep.language.diagnostics import Diagnostics
 from cep.language.parser import parse_text
-from cep.language.printer import (dump_ast, format_expr, format_file, format_pattern, format_statement,
-                         quote)
+from cep.language.printer import (
+    dump_ast,
+    format_expr,
+    format_file,
+    format_pattern,
+    format_statement,
+    quote,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,8 +10,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from cep.adapters.trace import TraceEvent, TraceMessage, TraceReader, parse_trace_ts, read_trace
+from cep.adapters.trace import (
+    TraceEvent,
+    TraceMessage,
+    TraceReader,
+    parse_trace_ts,
+    read_trace,
+)
 
 UTC = timezone.utc
 TAIPEI = ZoneInfo("Asia/Taipei")

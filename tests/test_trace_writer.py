@@ -8,8 +8,13 @@ from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from cep.adapters.trace import TraceEvent, TraceMessage, TraceReader, TraceWriter, format_ts
+from cep.adapters.trace import (
+    TraceEvent,
+    TraceMessage,
+    TraceReader,
+    TraceWriter,
+    format_ts,
+)
 
 UTC = timezone.utc
 TAIPEI = ZoneInfo("Asia/Taipei")

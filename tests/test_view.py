@@ -11,9 +11,22 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from rich.console import Console
 
-from cep.tools.view import (ContextRow, ContextsPanel, Dashboard, EventsPanel, InputPanel, InputStatus,
-                      OutputRow, ReplayView, RuleRow, RulesPanel, Snapshot, TeeSink,
-                      TerminalView, take_snapshot)
+from cep.tools.view import (
+    ContextRow,
+    ContextsPanel,
+    Dashboard,
+    EventsPanel,
+    InputPanel,
+    InputStatus,
+    OutputRow,
+    ReplayView,
+    RuleRow,
+    RulesPanel,
+    Snapshot,
+    TeeSink,
+    TerminalView,
+    take_snapshot,
+)
 from cep.tools.view.panels import fmt_duration, share_rows
 from cep.tools.view.snapshot import FadeTracker
 
@@ -232,11 +245,12 @@ def test_fmt_duration():
 
 def night_engine(records: int):
     from cep.adapters.bus import BusMapping
-    from cep.adapters.trace import TraceReader
-    from cep.runtime.engine import Engine
-    from cep.checks.loader import load_paths
     from cep.adapters.replay import create_events
+    from cep.adapters.trace import TraceReader
+
+    from cep.checks.loader import load_paths
     from cep.language.timezones import get_zone
+    from cep.runtime.engine import Engine
 
     loaded = load_paths([RULES])
     tz = get_zone(loaded.catalog.timezone)
@@ -399,8 +413,9 @@ def test_view_rate_from_consecutive_frames():
 
 
 def replay_night(tick=None, speed=None, sink=None):
-    from cep.checks.loader import load_paths
     from cep.adapters.replay import replay
+
+    from cep.checks.loader import load_paths
     from cep.language.timezones import get_zone
 
     loaded = load_paths([RULES])

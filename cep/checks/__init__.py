@@ -1,20 +1,25 @@
-"""Semantic checks of parsed rule files, run as a pipeline of small passes.
+"""Stage 2, the checks: semantic checks of parsed rule files, a pipeline of small passes.
 
 `check(files)` registers every declaration in a `Catalog` and reports every
 problem in a `Diagnostics` collector; the engine compiles from the catalog
-only when there is no error.
+only when there is no error. `loader` is the entry point the commands use: it
+reads rule files and folders, parses and checks them, and returns the lot.
 """
 
 from __future__ import annotations
 
-from cep.language import ast
-from cep.language.catalog import Catalog, EventTypeInfo, RuleInfo
 from cep.checks.contexts import check_contexts
-from cep.checks.declarations import (check_create_event, check_create_location, check_timezone,
-                                     register_context)
+from cep.checks.declarations import (
+    check_create_event,
+    check_create_location,
+    check_timezone,
+    register_context,
+)
 from cep.checks.network import check_cycles, check_order
 from cep.checks.rules import KNOWN_ANNOTATIONS, check_rule
 from cep.checks.unused import warn_unused
+from cep.language import ast
+from cep.language.catalog import Catalog, EventTypeInfo, RuleInfo
 from cep.language.diagnostics import Diagnostics
 
 __all__ = ["check", "Catalog", "RuleInfo", "EventTypeInfo"]

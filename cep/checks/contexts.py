@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from cep.language import ast
-from cep.language.catalog import EVENT, EVENTS, Catalog
-from cep.language.context_info import partition_attrs
 from cep.checks.expressions import ExpressionChecker
 from cep.checks.patterns import PatternChecker
 from cep.checks.rules import event_attrs
 from cep.checks.scope import Scope, TagInfo, suggestion
+from cep.language import ast
+from cep.language.catalog import EVENT, EVENTS, Catalog
+from cep.language.context_info import partition_attrs
 from cep.language.diagnostics import Diagnostics
 
 

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import re
 
-from cep.language import ast
-from cep.language.catalog import ATTRIBUTE_TYPES, NUMERIC, STRING, Catalog, EventTypeInfo
 from cep.checks.scope import suggestion
+from cep.language import ast
+from cep.language.catalog import (
+    ATTRIBUTE_TYPES,
+    NUMERIC,
+    STRING,
+    Catalog,
+    EventTypeInfo,
+)
 from cep.language.diagnostics import Diagnostics
 from cep.language.timezones import get_zone
 

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 from typing import Callable
 
-from cep.language import ast
-from cep.language.catalog import (ANY, BOOL, EVENT, EVENTS, FLOAT, INT, LIST, NULL, NUMERIC,
-                                STRING, TIMESTAMP)
 from cep.checks.scope import Scope, suggestion
+from cep.language import ast
+from cep.language.catalog import (
+    ANY,
+    BOOL,
+    EVENT,
+    EVENTS,
+    FLOAT,
+    INT,
+    LIST,
+    NULL,
+    NUMERIC,
+    STRING,
+    TIMESTAMP,
+)
 from cep.language.diagnostics import Diagnostics
 
 FUNCTIONS = ("abs", "round", "min", "max", "lower", "upper", "coalesce", "distance")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from cep.language import ast
 from cep.checks import Catalog, check
+from cep.language import ast
 from cep.language.diagnostics import Diagnostics, RuleError, SourceMap
 from cep.language.parser import parse_text
 

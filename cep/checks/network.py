@@ -9,25 +9,8 @@ from __future__ import annotations
 
 from cep.language import ast
 from cep.language.catalog import Catalog, RuleInfo
-from cep.checks.patterns import event_types
 from cep.language.diagnostics import Diagnostics
-
-
-def reads(info: RuleInfo) -> list[str]:
-    rule = info.rule
-    source = rule.source if isinstance(rule, ast.SelectRule) else rule.trigger
-    if isinstance(source, ast.StreamSource):
-        return [source.type]
-    if isinstance(source, ast.PatternSource):
-        return event_types(source.pattern)
-    return []
-
-
-def inserts(info: RuleInfo) -> str | None:
-    rule = info.rule
-    if isinstance(rule, ast.SelectRule) and rule.insert_into is not None:
-        return rule.insert_into.name
-    return None
+from cep.language.walk import inserts, reads
 
 
 def check_order(catalog: Catalog) -> list[RuleInfo]:

@@ -9,50 +9,24 @@ from __future__ import annotations
 
 from typing import Callable
 
-from cep.language import ast
 from cep.checks.declarations import check_duration
-from cep.checks.scope import Scope, TagInfo, suggestion
 from cep.checks.expressions import ExpressionChecker
+from cep.checks.scope import Scope, TagInfo, suggestion
+from cep.language import ast
 from cep.language.diagnostics import Diagnostics
+from cep.language.walk import declared_tags
 
 Tags = dict[str, TagInfo]
 
 
-def has_every(pattern: ast.Pattern) -> bool:
-    return any(isinstance(node, ast.Every) for node in walk(pattern))
 
 
-def walk(pattern: ast.Pattern):
-    """Every pattern node, depth first."""
-    yield pattern
-    for child in children(pattern):
-        yield from walk(child)
 
 
-def children(pattern: ast.Pattern) -> tuple[ast.Pattern, ...]:
-    if isinstance(pattern, ast.FollowedBy):
-        return pattern.steps
-    if isinstance(pattern, (ast.PatternAnd, ast.PatternOr)):
-        return pattern.items
-    if isinstance(pattern, (ast.Every, ast.PatternNot, ast.Repeat, ast.Within)):
-        return (pattern.body,)
-    if isinstance(pattern, ast.Until):
-        return (pattern.body, pattern.stop)
-    return ()
 
 
-def event_types(pattern: ast.Pattern) -> list[str]:
-    """The event types a pattern reads, in order of first appearance."""
-    seen: dict[str, None] = {}
-    for node in walk(pattern):
-        if isinstance(node, ast.EventAtom):
-            seen.setdefault(node.type)
-    return list(seen)
 
 
-def declared_tags(pattern: ast.Pattern) -> dict[str, ast.EventAtom]:
-    return {node.tag: node for node in walk(pattern)
-            if isinstance(node, ast.EventAtom) and node.tag}
 
 
 class PatternChecker:

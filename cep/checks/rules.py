@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from typing import Optional
 
-from cep.language import ast
-from cep.language.catalog import ANY, EVENT, EVENTS, LIST, NULL, Catalog, RuleInfo
-from cep.language.context_info import attr_type_anywhere, lifecycle_attrs, partition_attrs
 from cep.checks.declarations import check_template, template_names, text_span
 from cep.checks.expressions import ExpressionChecker, comparable, describe
-from cep.checks.patterns import PatternChecker, event_types, has_every
+from cep.checks.patterns import PatternChecker
 from cep.checks.scope import Scope, TagInfo, suggestion
+from cep.language import ast
+from cep.language.catalog import ANY, EVENT, EVENTS, LIST, NULL, Catalog, RuleInfo
+from cep.language.context_info import (
+    attr_type_anywhere,
+    lifecycle_attrs,
+    partition_attrs,
+)
 from cep.language.diagnostics import Diagnostics
+from cep.language.walk import event_types, has_every, select_name
 
 KNOWN_ANNOTATIONS = ("name", "description")
 
@@ -26,17 +31,6 @@ def event_attrs(catalog: Catalog) -> dict[str, Optional[dict[str, str]]]:
             for name, info in catalog.events.items()}
 
 
-def select_name(item: ast.SelectItem) -> Optional[str]:
-    """The result name of a SELECT item: its alias or the attribute it names."""
-    if item.alias is not None:
-        return item.alias
-    if isinstance(item.expr, ast.Name):
-        return item.expr.name
-    if isinstance(item.expr, ast.Attribute):
-        return item.expr.attr
-    if isinstance(item.expr, ast.ContextField):
-        return item.expr.field
-    return None
 
 
 class RuleChecker:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from cep.language import ast
 from cep.language.catalog import Catalog
-from cep.checks.network import reads
-from cep.checks.patterns import event_types
 from cep.language.diagnostics import Diagnostics
+from cep.language.walk import event_types, reads
 
 
 def _context_reads(stmt: ast.CreateContext) -> list[str]:

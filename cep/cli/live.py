@@ -9,7 +9,14 @@ import time
 from typing import Optional
 
 from cep.adapters.mqtt import PASSWORD_ENV
-from cep.cli.app import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, _error, _load_or_report, _zone
+from cep.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    CliError,
+    load_runnable_rules,
+    report,
+    time_zone,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -108,10 +115,6 @@ def add_live_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPar
     rec.set_defaults(handler=run_record)
 
 
-def _report(message: str) -> None:
-    print(f"cep: {message}", file=sys.stderr, flush=True)
-
-
 def _settings(args: argparse.Namespace, status_topic: Optional[str], client_prefix: str):
     from cep.adapters.mqtt import BrokerSettings
 
@@ -124,53 +127,45 @@ def _settings(args: argparse.Namespace, status_topic: Optional[str], client_pref
 
 
 def run_live(args: argparse.Namespace) -> int:
+    from cep.adapters.live import LiveRunner
     from cep.adapters.mqtt import SettingsError
     from cep.adapters.trace import TraceWriter
     from cep.runtime.engine import EngineError
-    from cep.adapters.live import LiveRunner
     from cep.runtime.output import OutputWriter, finish_output, format_ts
 
-    loaded = _load_or_report(args.rules)
-    if isinstance(loaded, int):
-        return loaded
-    tz = _zone(args.tz, loaded)
-    if tz is None:
-        return EXIT_USAGE
+    loaded = load_runnable_rules(args.rules)
+    tz = time_zone(args.tz, loaded)
     try:
         settings = _settings(args, None if args.no_status else args.status_topic, "cep")
     except SettingsError as exc:
-        _error(str(exc))
-        return EXIT_USAGE
+        raise CliError(str(exc))
     view = None
     if args.view:
         from cep.tools.view import TerminalView
 
         view = TerminalView(mode="live", source=settings.display)
         if not view.available:
-            _error("--view needs a terminal (stderr is not one and there is no /dev/tty)")
-            return EXIT_USAGE
+            raise CliError("--view needs a terminal (stderr is not one and there is no /dev/tty)")
     try:
         out = open(args.out, "w", encoding="utf-8") if args.out else None
         recorder = TraceWriter.open(args.record, tz) if args.record else None
     except OSError as exc:
-        _error(f"cannot write {exc.filename}: {exc.strerror}")
-        return EXIT_USAGE
+        raise CliError(f"cannot write {exc.filename}: {exc.strerror}")
     # With --view the terminal is the view's: output lines go to --out only.
     sink_file = out if out is not None else (None if view is not None else sys.stdout)
     writer = OutputWriter(sink_file, tz, flush=True) if sink_file is not None else None
     sink = view.tee(writer) if view is not None else writer
     ticker = LiveViewTicker(view) if view is not None else None
     try:
-        runner = LiveRunner(loaded.catalog, settings, sink, tz, report=_report,
+        runner = LiveRunner(loaded.catalog, settings, sink, tz, report=report,
                             take_retained=args.retained, show_contexts=args.contexts,
                             record=recorder, ticker=ticker)
     except EngineError as exc:
-        _error(str(exc))
-        return EXIT_PROBLEM
+        raise CliError(str(exc), EXIT_PROBLEM)
     started = time.monotonic()
     if view is not None:
         view.start()
-    _report(f"running {len(loaded.catalog.rules)} rules on {settings.display}")
+    report(f"running {len(loaded.catalog.rules)} rules on {settings.display}")
     try:
         stats = runner.run()
     except BaseException:
@@ -222,42 +217,34 @@ class LiveViewTicker:
 
 
 def run_record(args: argparse.Namespace) -> int:
+    from cep.adapters.live import record
     from cep.adapters.mqtt import SettingsError
     from cep.adapters.trace import TraceWriter
-    from cep.adapters.live import record
-    from cep.language.timezones import get_zone
 
-    tz = get_zone(args.tz)
-    if tz is None:
-        _error(f"unknown time zone {args.tz!r}")
-        return EXIT_USAGE
+    tz = time_zone(args.tz)
     duration = None
     if args.duration is not None:
         try:
             duration = parse_duration(args.duration)
         except ValueError as exc:
-            _error(f"--duration: {exc}")
-            return EXIT_USAGE
+            raise CliError(f"--duration: {exc}")
     for topic in args.topic:
         problem = _filter_problem(topic)
         if problem:
-            _error(f"--topic {topic!r}: {problem}")
-            return EXIT_USAGE
+            raise CliError(f"--topic {topic!r}: {problem}")
     try:
         settings = _settings(args, None, "cep-record")
     except SettingsError as exc:
-        _error(str(exc))
-        return EXIT_USAGE
+        raise CliError(str(exc))
     try:
         writer = TraceWriter.open(args.out, tz)
     except OSError as exc:
-        _error(f"cannot write {exc.filename}: {exc.strerror}")
-        return EXIT_USAGE
+        raise CliError(f"cannot write {exc.filename}: {exc.strerror}")
     started = time.monotonic()
-    _report(f"recording {', '.join(args.topic)} from {settings.display} into {args.out}"
+    report(f"recording {', '.join(args.topic)} from {settings.display} into {args.out}"
             + (f" for {args.duration}" if duration else ""))
     with writer:
-        stats = record(settings, args.topic, writer, _report, duration=duration,
+        stats = record(settings, args.topic, writer, report, duration=duration,
                        take_retained=args.retained)
     print(stats.summary(args.out, time.monotonic() - started), file=sys.stderr)
     return EXIT_OK

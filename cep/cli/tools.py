@@ -1,16 +1,24 @@
 """`cep test`, `cep import` and `cep graph`: options and handlers for rule authors.
 
-The work is done in cep.tools.testing, cep.tools.importers and cep.tools.graph; this module only reads
-the command line and sets the exit status (0 ok, 1 problem found, 2 bad usage or
-unreadable input).
+The work is done in cep.tools.testing, cep.tools.importers and cep.tools.graph; this
+module only reads the command line and sets the exit status.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+from cep.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    EXIT_USAGE,
+    CliError,
+    load_runnable_rules,
+    time_zone,
+)
+from cep.language.files import replace_file
 
 
 def add_tool_commands(commands: argparse._SubParsersAction) -> None:
@@ -72,9 +80,7 @@ def run_test(args: argparse.Namespace) -> int:
 
     paths = find_scenarios(args.scenarios)
     if not paths:
-        print("cep: error: no scenario files found (folders are searched for *.toml)",
-              file=sys.stderr)
-        return EXIT_USAGE
+        raise CliError("no scenario files found (folders are searched for *.toml)")
 
     def out(line: str) -> None:
         if not (args.quiet and line.startswith("PASS ")):
@@ -96,33 +102,21 @@ SHOWN_WHEN_NOTHING_USABLE = 5
 
 
 def run_import(args: argparse.Namespace) -> int:
-    import os
-
-    from cep.language.files import replace_file
     from cep.tools.importers import ImportRefused, ImportStats, read, write_trace
-    from cep.language.timezones import get_zone
 
-    tz = get_zone(args.tz)
-    if tz is None:
-        print(f"cep: error: unknown time zone {args.tz!r}", file=sys.stderr)
-        return EXIT_USAGE
+    tz = time_zone(args.tz)
     if os.path.isdir(args.file):
-        print(f"cep: error: cannot read {args.file}: it is a folder, not a file",
-              file=sys.stderr)
-        return EXIT_USAGE
+        raise CliError(f"cannot read {args.file}: it is a folder, not a file")
     if not os.path.isfile(args.file):
-        print(f"cep: error: cannot read {args.file}: no such file", file=sys.stderr)
-        return EXIT_USAGE
+        raise CliError(f"cannot read {args.file}: no such file")
     stats = ImportStats()
     problems: list[str] = []  # held until we know whether the file is in the format at all
     try:
         messages = list(read(args.format, args.file, tz, stats, problems.append))
     except OSError as exc:
-        print(f"cep: error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise CliError(f"cannot read {args.file}: {exc.strerror or exc}")
     except ImportRefused as exc:
-        print(f"cep: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise CliError(f"{exc}")
     if not messages:
         # Nothing to write: say why in a few lines, and leave any --out file as it was.
         for problem in problems[:SHOWN_WHEN_NOTHING_USABLE]:
@@ -133,8 +127,7 @@ def run_import(args: argparse.Namespace) -> int:
         print(stats.summary(args.file), file=sys.stderr)
         why = f"no line of {args.file} is in the {args.format} format" if stats.bad_lines \
             else f"{args.file} has no data lines"
-        print(f"cep: error: {why}; nothing written", file=sys.stderr)
-        return EXIT_USAGE
+        raise CliError(f"{why}; nothing written")
     for problem in problems:
         print(problem, file=sys.stderr)
     try:
@@ -143,35 +136,27 @@ def run_import(args: argparse.Namespace) -> int:
         else:
             write_trace(messages, sys.stdout, tz, stats)
     except OSError as exc:
-        print(f"cep: error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}")
     print(stats.summary(args.file), file=sys.stderr)
     return EXIT_OK
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    from cep.cli.app import _load_or_report
     from cep.tools.graph import render
 
-    loaded = _load_or_report(args.rules)
-    if isinstance(loaded, int):
-        return loaded
+    loaded = load_runnable_rules(args.rules)
     names = {info.name for info in loaded.catalog.rules}
     unknown = [name for name in args.rule if name not in names]
     if unknown:
         known = ", ".join(sorted(names)) or "none"
-        print(f"cep: error: no rule named {', '.join(map(repr, unknown))} (rules: {known})",
-              file=sys.stderr)
-        return EXIT_USAGE
+        raise CliError(f"no rule named {', '.join(map(repr, unknown))} (rules: {known})")
     text = render(loaded.catalog, args.format, args.part, tuple(args.rule))
     if args.out:
         try:
             with open(args.out, "w", encoding="utf-8") as handle:
                 handle.write(text)
         except OSError as exc:
-            print(f"cep: error: cannot write {args.out}: {exc.strerror or exc}",
-                  file=sys.stderr)
-            return EXIT_USAGE
+            raise CliError(f"cannot write {args.out}: {exc.strerror or exc}")
     else:
         sys.stdout.write(text)
     return EXIT_OK

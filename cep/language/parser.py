@@ -19,7 +19,13 @@ from typing import Iterator, Optional
 
 import lark
 from lark import Lark, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from cep.language import ast
 from cep.language.diagnostics import Diagnostics

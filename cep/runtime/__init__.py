@@ -1,0 +1,11 @@
+"""Stage 3, the runtime: a checked catalog compiled into an event processing network and
+run in event time, deterministically.
+
+`engine` owns the clock (`clock`: timers in deadline order), routes each event by type to
+the agents that read it and to the context runtimes (`contexts`, with `recurrence` for
+recurring times and `geometry`/`positions` for spatial contexts); `agents` are the
+compiled rules; `pattern_compiler` turns a pattern's AST into the state machines of
+`matcher`; `expressions` compiles expressions to closures once; `events` is the event
+record; `output` formats the output lines. Nothing here reads the wall clock or knows
+about MQTT: the adapters feed it.
+"""

@@ -8,21 +8,34 @@ and carries out its PUBLISH actions.  ON rules only act.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 from cep.language import ast
-from cep.language.topics import compile_template
 from cep.language.catalog import RuleInfo
-from cep.checks.patterns import declared_tags
-from cep.checks.rules import select_name
+from cep.language.topics import compile_template
+from cep.language.walk import declared_tags, select_name
 from cep.runtime.contexts import ContextInstance
 from cep.runtime.events import Event
 from cep.runtime.expressions import ExpressionCompiler, Fn
-from cep.runtime.matcher import Interest, Match, PatternRun
+from cep.runtime.geometry import Position
+from cep.runtime.matcher import EngineServices, Interest, Match, PatternRun
+from cep.runtime.output import JsonValues, Output
 from cep.runtime.pattern_compiler import PatternCompiler
 
-if TYPE_CHECKING:
-    from cep.runtime.engine import Engine
+
+class AgentHost(EngineServices, Protocol):
+    """What agents need from the engine that runs them (the engine is one)."""
+
+    json: JsonValues
+    position_of: Callable[[Event], Optional[Position]]
+
+    def emit(self, record: Output) -> None: ...
+
+    def insert(self, event: Event) -> None: ...
+
+    def report_action_error(self, rule: str, message: str) -> None: ...
+
+    def lifecycle_names(self, context: str) -> dict[str, str]: ...
 
 
 # ====================================================================== actions
@@ -61,7 +74,7 @@ def _json_builder(value: ast.JsonValue, compiler: ExpressionCompiler) -> Fn:
 class Agent:
     """Common parts: name, context, actions and how results leave the agent."""
 
-    def __init__(self, info: RuleInfo, engine: "Engine") -> None:
+    def __init__(self, info: RuleInfo, engine: AgentHost) -> None:
         self.info = info
         self.name = info.name
         self.engine = engine
@@ -116,7 +129,7 @@ class Agent:
 class SourcedAgent(Agent):
     """An agent fed by a source (stream or pattern), with an optional WHERE."""
 
-    def __init__(self, info: RuleInfo, engine: "Engine", source: "Source") -> None:
+    def __init__(self, info: RuleInfo, engine: AgentHost, source: "Source") -> None:
         super().__init__(info, engine)
         self.source = source
         where = info.rule.where
@@ -145,7 +158,7 @@ class SourcedAgent(Agent):
 class SelectAgent(SourcedAgent):
     """SELECT rules (with or without INSERT INTO): results are complex events."""
 
-    def __init__(self, info: RuleInfo, engine: "Engine", source: "Source") -> None:
+    def __init__(self, info: RuleInfo, engine: AgentHost, source: "Source") -> None:
         super().__init__(info, engine, source)
         rule = info.rule
         assert isinstance(rule, ast.SelectRule)
@@ -186,7 +199,7 @@ class SelectAgent(SourcedAgent):
 class OnAgent(SourcedAgent):
     """ON event / ON PATTERN rules: each match carries out the actions."""
 
-    def __init__(self, info: RuleInfo, engine: "Engine", source: "Source") -> None:
+    def __init__(self, info: RuleInfo, engine: AgentHost, source: "Source") -> None:
         super().__init__(info, engine, source)
         assert isinstance(info.rule, ast.OnRule)
         self.actions = self._compile_actions(source.compiler)
@@ -303,7 +316,7 @@ class LifecycleAgent(Agent):
     Its names are the instance's partition key attributes and initiating event's attributes.
     """
 
-    def __init__(self, info: RuleInfo, engine: "Engine", kind: str) -> None:
+    def __init__(self, info: RuleInfo, engine: AgentHost, kind: str) -> None:
         super().__init__(info, engine)
         self.kind = kind
         self.inputs = []
@@ -331,7 +344,7 @@ class LifecycleAgent(Agent):
         self._publish(self.actions, attrs, attrs, {}, instance)
 
 
-def build_agent(info: RuleInfo, engine: "Engine",
+def build_agent(info: RuleInfo, engine: AgentHost,
                 event_attrs: dict[str, dict[str, str]]) -> Agent:
     rule = info.rule
     source_ast = rule.source if isinstance(rule, ast.SelectRule) else rule.trigger

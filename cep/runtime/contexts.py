@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Optional, Protocol
 
 from cep.language import ast
 from cep.language.catalog import Catalog
-from cep.checks.patterns import event_types
+from cep.language.walk import event_types
 from cep.runtime.clock import Timer
 from cep.runtime.events import Event
 from cep.runtime.expressions import ExpressionCompiler, PositionOf

@@ -17,16 +17,20 @@ from collections import deque
 from datetime import tzinfo
 from typing import Callable, Optional
 
-from cep.runtime.agents import Agent, LifecycleAgent, build_agent
 from cep.language.catalog import Catalog
 from cep.language.context_info import lifecycle_attrs
+from cep.language.timezones import get_zone
+from cep.runtime.agents import Agent, LifecycleAgent, build_agent
 from cep.runtime.clock import Timer, TimerQueue
-from cep.runtime.contexts import CompositeRuntime, ContextInstance, ContextRuntime, build_runtimes
+from cep.runtime.contexts import (
+    CompositeRuntime,
+    ContextInstance,
+    ContextRuntime,
+    build_runtimes,
+)
 from cep.runtime.events import Event
-from cep.runtime.matcher import EngineServices
 from cep.runtime.output import JsonValues, Output, OutputFailed, Sink, format_ts
 from cep.runtime.positions import position_resolver
-from cep.language.timezones import get_zone
 
 MAX_DERIVED_PER_CAUSE = 10_000
 
@@ -38,7 +42,7 @@ class EngineError(Exception):
     """The rule set cannot run (as opposed to a bad event, which is only counted)."""
 
 
-class Engine(EngineServices):
+class Engine:
     def __init__(self, catalog: Catalog, sink: Sink, tz: Optional[tzinfo] = None,
                  warn: Callable[[str], None] = lambda m: print(f"cep: {m}", file=sys.stderr),
                  max_derived: int = MAX_DERIVED_PER_CAUSE, show_contexts: bool = False) -> None:

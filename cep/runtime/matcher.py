@@ -19,7 +19,7 @@ tags it bound, and whether it is finished: `quitted`) or permanently false.
 from __future__ import annotations
 
 from itertools import product
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 from cep.runtime.events import Event
 
@@ -241,14 +241,13 @@ class PatternRun:
                 del index[node.type]
 
 
-class EngineServices:
+class EngineServices(Protocol):
     """What pattern states need from the engine: the time, timers, the event sequence."""
 
     event_seq: int
     now: float
 
-    def schedule(self, deadline: float, callback: Callable[[float], None]) -> "Timer":
-        raise NotImplementedError
+    def schedule(self, deadline: float, callback: Callable[[float], None]) -> "Timer": ...
 
 
 # ====================================================================== states

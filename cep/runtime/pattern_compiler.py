@@ -5,10 +5,22 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from cep.language import ast
-from cep.checks.patterns import declared_tags
+from cep.language.walk import declared_tags
 from cep.runtime.expressions import ExpressionCompiler, PositionOf, _no_position
-from cep.runtime.matcher import (AndNode, AtomNode, EveryNode, Filter, FollowedByNode, IntervalNode,
-                         Node, NotNode, OrNode, RepeatNode, UntilNode, WithinNode)
+from cep.runtime.matcher import (
+    AndNode,
+    AtomNode,
+    EveryNode,
+    Filter,
+    FollowedByNode,
+    IntervalNode,
+    Node,
+    NotNode,
+    OrNode,
+    RepeatNode,
+    UntilNode,
+    WithinNode,
+)
 
 
 class PatternCompiler:

@@ -10,7 +10,11 @@ from __future__ import annotations
 from cep.language.catalog import Catalog
 from cep.tools.graph.machine import build_machine
 from cep.tools.graph.network import build_network
-from cep.tools.graph.render import render_dot, render_mermaid_flow, render_mermaid_states
+from cep.tools.graph.render import (
+    render_dot,
+    render_mermaid_flow,
+    render_mermaid_states,
+)
 
 FORMATS = ("mermaid", "dot")
 PARTS = ("all", "network", "rules")

@@ -18,8 +18,8 @@ from typing import Optional
 
 from cep.language import ast
 from cep.language.catalog import RuleInfo
-from cep.tools.graph.model import Graph
 from cep.language.printer import format_duration, format_pattern, format_source
+from cep.tools.graph.model import Graph
 
 UNROLL = 5   # `[n] p` with n up to this is drawn as n copies
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from cep.language import ast
 from cep.language.catalog import Catalog, RuleInfo
-from cep.checks.network import inserts, reads
-from cep.checks.patterns import event_types
-from cep.tools.graph.model import Graph
 from cep.language.printer import _context_spec
+from cep.language.walk import event_types, inserts, reads
+from cep.tools.graph.model import Graph
 
 
 def build_network(catalog: Catalog) -> Graph:

@@ -11,8 +11,16 @@ from __future__ import annotations
 from datetime import tzinfo
 from typing import Iterator
 
-from cep.tools.importers.common import (ImportStats, LineReporter, Message, OrderWatch, Report,
-                                  is_topic_level, numbered_lines, parse_local_time)
+from cep.tools.importers.common import (
+    ImportStats,
+    LineReporter,
+    Message,
+    OrderWatch,
+    Report,
+    is_topic_level,
+    numbered_lines,
+    parse_local_time,
+)
 
 TOPIC_PREFIX = "casas/"
 

@@ -15,8 +15,17 @@ import re
 from datetime import tzinfo
 from typing import Iterator
 
-from cep.tools.importers.common import (ImportRefused, ImportStats, LineReporter, Message, OrderWatch,
-                                  Report, is_topic_level, numbered_lines, parse_local_time)
+from cep.tools.importers.common import (
+    ImportRefused,
+    ImportStats,
+    LineReporter,
+    Message,
+    OrderWatch,
+    Report,
+    is_topic_level,
+    numbered_lines,
+    parse_local_time,
+)
 
 TOPIC_PREFIX = "ordonez/"
 _COLUMNS = re.compile(r"\t+|\s{2,}")

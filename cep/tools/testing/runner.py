@@ -34,12 +34,12 @@ class Outcome:
 
 def run_scenario(scenario: Scenario) -> Outcome:
     """Replay the scenario; raises ScenarioError when its files cannot be used."""
-    from cep.adapters.trace import BadLine, parse_trace_ts
-    from cep.runtime.engine import EngineError
-    from cep.checks.loader import expand_paths, load_paths
-    from cep.runtime.output import OutputWriter
     from cep.adapters.replay import replay
+    from cep.adapters.trace import BadLine, parse_trace_ts
+    from cep.checks.loader import expand_paths, load_paths
     from cep.language.timezones import get_zone
+    from cep.runtime.engine import EngineError
+    from cep.runtime.output import OutputWriter
 
     outcome = Outcome(scenario)
     paths = expand_paths([str(p) for p in scenario.rules])

@@ -39,9 +39,22 @@ must not go to stdout (the view owns the terminal): write them to --out only.
 """
 
 from cep.tools.view.app import ReplayView, TerminalView, terminal_console
-from cep.tools.view.panels import ContextsPanel, Dashboard, EventsPanel, InputPanel, RulesPanel
-from cep.tools.view.snapshot import (ContextRow, InputStatus, OutputRow, RuleRow, Snapshot, TeeSink,
-                               take_snapshot)
+from cep.tools.view.panels import (
+                               ContextsPanel,
+                               Dashboard,
+                               EventsPanel,
+                               InputPanel,
+                               RulesPanel,
+)
+from cep.tools.view.snapshot import (
+                               ContextRow,
+                               InputStatus,
+                               OutputRow,
+                               RuleRow,
+                               Snapshot,
+                               TeeSink,
+                               take_snapshot,
+)
 
 __all__ = ["TerminalView", "ReplayView", "terminal_console", "InputStatus", "Snapshot",
            "ContextRow", "RuleRow", "OutputRow", "TeeSink", "take_snapshot", "InputPanel",

@@ -20,7 +20,13 @@ from rich.text import Text
 
 from cep.runtime.output import Sink
 from cep.tools.view.panels import Dashboard
-from cep.tools.view.snapshot import FadeTracker, InputStatus, Snapshot, TeeSink, take_snapshot
+from cep.tools.view.snapshot import (
+    FadeTracker,
+    InputStatus,
+    Snapshot,
+    TeeSink,
+    take_snapshot,
+)
 
 RATE_WINDOW = 5.0    # seconds of wall time the message rate is averaged over
 StatusArg = Union[InputStatus, Callable[[], InputStatus]]

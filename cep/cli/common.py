@@ -1,0 +1,67 @@
+"""What the command groups share: exit statuses, the one error type, loading rules."""
+
+from __future__ import annotations
+
+import sys
+from datetime import tzinfo
+from typing import Optional
+
+from cep.checks.loader import LoadedRules, expand_paths, load_paths
+from cep.language.timezones import get_zone
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
+
+
+class CliError(Exception):
+    """A command cannot go on: `main` prints `cep: error: MESSAGE` and exits with `code`
+    (EXIT_USAGE for bad usage or unreadable input, EXIT_PROBLEM for a problem the
+    work found). The only way a command reports a failure of its own."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def print_error(message: str) -> None:
+    print(f"cep: error: {message}", file=sys.stderr)
+
+
+def report(message: str) -> None:
+    """Progress and connection news on stderr, as they happen."""
+    print(f"cep: {message}", file=sys.stderr, flush=True)
+
+
+def load_rules(rule_paths: list[str]) -> LoadedRules:
+    """Read, parse and check rule files and folders (errors stay in the result)."""
+    paths = expand_paths(rule_paths)
+    if not paths:
+        raise CliError("no rule files found (folders are searched for *.epl)")
+    try:
+        return load_paths(paths)
+    except OSError as exc:
+        raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"a rule file is not UTF-8 text: {exc}") from exc
+
+
+def load_runnable_rules(rule_paths: list[str]) -> LoadedRules:
+    """Rules to run: on any error, print the errors and stop with EXIT_PROBLEM."""
+    loaded = load_rules(rule_paths)
+    for diagnostic in loaded.diagnostics.sorted():
+        if diagnostic.is_error:
+            print(diagnostic.render(loaded.sources), file=sys.stderr)
+    if not loaded.ok:
+        raise CliError(f"the rules have {len(loaded.diagnostics.errors)} error(s); "
+                       f"nothing was run", EXIT_PROBLEM)
+    return loaded
+
+
+def time_zone(name: Optional[str], loaded: Optional[LoadedRules] = None) -> tzinfo:
+    """The zone named by an option, else the rules' SET TIMEZONE (else UTC)."""
+    zone_name = name or (loaded.catalog.timezone if loaded is not None else "UTC")
+    zone = get_zone(zone_name)
+    if zone is None:
+        raise CliError(f"unknown time zone {zone_name!r}")
+    return zone

@@ -1,0 +1,81 @@
+"""Walking the AST: the one place that knows which nodes a pattern node contains, and
+the small questions every stage asks of a rule (which types it reads, what it inserts,
+the names of its SELECT results)."""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+from cep.language import ast
+from cep.language.catalog import RuleInfo
+
+
+def children(pattern: ast.Pattern) -> tuple[ast.Pattern, ...]:
+    """The patterns directly inside `pattern`, in source order."""
+    if isinstance(pattern, ast.FollowedBy):
+        return pattern.steps
+    if isinstance(pattern, (ast.PatternAnd, ast.PatternOr)):
+        return pattern.items
+    if isinstance(pattern, (ast.Every, ast.PatternNot, ast.Repeat, ast.Within)):
+        return (pattern.body,)
+    if isinstance(pattern, ast.Until):
+        return (pattern.body, pattern.stop)
+    return ()
+
+
+def walk(pattern: ast.Pattern) -> Iterator[ast.Pattern]:
+    """Every pattern node, depth first, parents before children."""
+    yield pattern
+    for child in children(pattern):
+        yield from walk(child)
+
+
+def has_every(pattern: ast.Pattern) -> bool:
+    return any(isinstance(node, ast.Every) for node in walk(pattern))
+
+
+def event_types(pattern: ast.Pattern) -> list[str]:
+    """The event types a pattern reads, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for node in walk(pattern):
+        if isinstance(node, ast.EventAtom):
+            seen.setdefault(node.type)
+    return list(seen)
+
+
+def declared_tags(pattern: ast.Pattern) -> dict[str, ast.EventAtom]:
+    """Tag → the event atom that binds it (`a=Door(...)`)."""
+    return {node.tag: node for node in walk(pattern)
+            if isinstance(node, ast.EventAtom) and node.tag}
+
+
+def select_name(item: ast.SelectItem) -> Optional[str]:
+    """The result name of a SELECT item: its alias or the attribute it names."""
+    if item.alias is not None:
+        return item.alias
+    if isinstance(item.expr, ast.Name):
+        return item.expr.name
+    if isinstance(item.expr, ast.Attribute):
+        return item.expr.attr
+    if isinstance(item.expr, ast.ContextField):
+        return item.expr.field
+    return None
+
+
+def reads(info: RuleInfo) -> list[str]:
+    """The event types a rule reads (its stream, or its pattern's types)."""
+    rule = info.rule
+    source = rule.source if isinstance(rule, ast.SelectRule) else rule.trigger
+    if isinstance(source, ast.StreamSource):
+        return [source.type]
+    if isinstance(source, ast.PatternSource):
+        return event_types(source.pattern)
+    return []
+
+
+def inserts(info: RuleInfo) -> Optional[str]:
+    """The derived event type a rule inserts into, if any."""
+    rule = info.rule
+    if isinstance(rule, ast.SelectRule) and rule.insert_into is not None:
+        return rule.insert_into.name
+    return None
