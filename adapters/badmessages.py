@@ -6,7 +6,7 @@ report as a live run over that week would), never the wall clock.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["BadMessageReporter"]
 
@@ -14,7 +14,7 @@ __all__ = ["BadMessageReporter"]
 class BadMessageReporter:
     """Counts bad messages per topic; reports the first, then at most one per `interval`."""
 
-    __slots__ = ("_report", "_interval", "_topics", "total")
+    __slots__ = ("_interval", "_report", "_topics", "total")
 
     def __init__(self, report: Callable[[str], None], interval: float = 60.0) -> None:
         self._report = report

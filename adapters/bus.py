@@ -10,8 +10,9 @@ types share the topic.
 
 from __future__ import annotations
 
-from datetime import timezone, tzinfo
-from typing import Any, Callable, Iterable, Mapping, Optional
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, tzinfo
+from typing import Any
 
 from cep.language import ast
 from cep.language.topics import TopicTemplate, compile_template, merge_subscriptions
@@ -29,10 +30,10 @@ from .payload import (
     parse_payload,
 )
 
-__all__ = ["BusMapping", "BadMessage", "MappingError", "BadMessageReporter"]
+__all__ = ["BadMessage", "BadMessageReporter", "BusMapping", "MappingError"]
 
 # (decoder, converted topic-bound attributes, reason when they do not convert)
-Route = tuple[PayloadDecoder, dict[str, Any], Optional[str]]
+Route = tuple[PayloadDecoder, dict[str, Any], str | None]
 
 _NO_ROUTES: tuple[Route, ...] = ()
 
@@ -43,7 +44,7 @@ class BusMapping:
     CACHE_LIMIT = 65536  # distinct wildcard-matched topics remembered (then start afresh)
 
     def __init__(self, decoders: list[PayloadDecoder],
-                 templates: list[Optional[TopicTemplate]]) -> None:
+                 templates: list[TopicTemplate | None]) -> None:
         self._by_name: dict[str, PayloadDecoder] = {}
         for decoder in decoders:
             if decoder.name in self._by_name:
@@ -64,15 +65,15 @@ class BusMapping:
 
     @classmethod
     def from_events(cls, create_events: Iterable[ast.CreateEvent],
-                    tz: tzinfo = timezone.utc,
-                    derived: Optional[Mapping[str, Mapping[str, str]]] = None) -> "BusMapping":
+                    tz: tzinfo = UTC,
+                    derived: Mapping[str, Mapping[str, str]] | None = None) -> BusMapping:
         """`tz` is where offset-less ISO timestamps in payloads are read (the rules' zone).
 
         `derived` gives the schemas of INSERT INTO types, so trace lines naming them
         are converted like declared ones.
         """
         decoders: list[PayloadDecoder] = []
-        templates: list[Optional[TopicTemplate]] = []
+        templates: list[TopicTemplate | None] = []
         for event in create_events:
             decoders.append(PayloadDecoder.from_event(event, tz))
             templates.append(compile_template(event.topic.topic.value)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import datetime, tzinfo
-from typing import Any, Callable
+from typing import Any
 
 from dateutil.parser import isoparse
 
-__all__ = ["BadValue", "TYPES", "converter", "show", "iso_to_unix", "number_to_unix"]
+__all__ = ["TYPES", "BadValue", "converter", "iso_to_unix", "number_to_unix", "show"]
 
 TYPES = ("INT", "FLOAT", "STRING", "BOOL", "TIMESTAMP")
 

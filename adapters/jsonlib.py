@@ -7,9 +7,10 @@ through either is finite and a trace reads the same on every installation.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["loads", "dumps_compact", "HAVE_ORJSON"]
+__all__ = ["HAVE_ORJSON", "dumps_compact", "loads"]
 
 
 def _refuse_constant(name: str) -> Any:

@@ -18,10 +18,11 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Any, Callable, Iterator, Optional, Protocol
+from typing import Any, Protocol
 
 from cep.adapters.badmessages import BadMessageReporter
 from cep.adapters.bus import BadMessage, BusMapping
@@ -29,7 +30,6 @@ from cep.adapters.jsonlib import dumps_compact
 from cep.adapters.mqtt import BrokerSettings, MqttConnection, ReceivedMessage
 from cep.adapters.replay import create_events
 from cep.adapters.trace import TraceWriter
-
 from cep.language.catalog import Catalog
 from cep.runtime.engine import Engine
 from cep.runtime.output import Output, Sink
@@ -50,7 +50,7 @@ STOP = _Stop()
 class LiveTicker(Protocol):
     """What the engine thread calls after each batch of work (the terminal view)."""
 
-    def tick(self, engine: Engine, status: "LiveStats") -> None: ...
+    def tick(self, engine: Engine, status: LiveStats) -> None: ...
 
 
 @dataclass
@@ -90,7 +90,7 @@ def payload_bytes(payload: Any) -> bytes:
 
 
 @contextmanager
-def stop_on_signals(inbox: "queue.SimpleQueue[object]") -> Iterator[None]:
+def stop_on_signals(inbox: queue.SimpleQueue[object]) -> Iterator[None]:
     """SIGINT and SIGTERM end the run cleanly (from the main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -114,8 +114,8 @@ class LiveRunner:
 
     def __init__(self, catalog: Catalog, settings: BrokerSettings, sink: Sink, tz: tzinfo,
                  report: Report, clock: Clock = time.time, take_retained: bool = False,
-                 show_contexts: bool = False, record: Optional[TraceWriter] = None,
-                 ticker: Optional[LiveTicker] = None, idle_wake: float = IDLE_WAKE) -> None:
+                 show_contexts: bool = False, record: TraceWriter | None = None,
+                 ticker: LiveTicker | None = None, idle_wake: float = IDLE_WAKE) -> None:
         self.report = report
         self.idle_wake = idle_wake
         self.clock = clock
@@ -250,9 +250,9 @@ class RecordStats:
 
 
 def record(settings: BrokerSettings, filters: list[str], writer: TraceWriter, report: Report,
-           duration: Optional[float] = None, clock: Clock = time.time,
+           duration: float | None = None, clock: Clock = time.time,
            take_retained: bool = False, install_signals: bool = True,
-           on_ready: Optional[Callable[[MqttConnection], None]] = None) -> RecordStats:
+           on_ready: Callable[[MqttConnection], None] | None = None) -> RecordStats:
     """Write every message on `filters` to `writer` until the duration ends or a stop signal.
 
     Lines are flushed one by one, so a killed recorder loses at most the line it was writing.

@@ -22,15 +22,20 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-__all__ = ["BrokerSettings", "MqttConnection", "SettingsError", "ReceivedMessage",
-           "PASSWORD_ENV"]
+__all__ = [
+    "PASSWORD_ENV",
+    "BrokerSettings",
+    "MqttConnection",
+    "ReceivedMessage",
+    "SettingsError",
+]
 
 PASSWORD_ENV = "CEP_MQTT_PASSWORD"  # read when the URL names a user but no password
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -54,28 +59,28 @@ class BrokerSettings:
     host: str
     port: int
     tls: bool = False
-    username: Optional[str] = None
-    password: Optional[str] = None
-    ca_file: Optional[str] = None
-    cert_file: Optional[str] = None
-    key_file: Optional[str] = None
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
     insecure: bool = False              # TLS without checking the server's host name
     client_id: str = ""
     keepalive: int = 60
     persistent: bool = False            # keep the session (subscriptions, queued QoS>0) across
     subscribe_qos: int = 1
-    status_topic: Optional[str] = "cep/status"
+    status_topic: str | None = "cep/status"
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
 
     @classmethod
-    def from_url(cls, url: str, *, tls: bool = False, ca_file: Optional[str] = None,
-                 cert_file: Optional[str] = None, key_file: Optional[str] = None,
-                 insecure: bool = False, client_id: Optional[str] = None,
+    def from_url(cls, url: str, *, tls: bool = False, ca_file: str | None = None,
+                 cert_file: str | None = None, key_file: str | None = None,
+                 insecure: bool = False, client_id: str | None = None,
                  keepalive: int = 60, persistent: bool = False, subscribe_qos: int = 1,
-                 status_topic: Optional[str] = "cep/status",
+                 status_topic: str | None = "cep/status",
                  reconnect_min: float = 1.0, reconnect_max: float = 60.0,
-                 default_client_id: str = "cep") -> "BrokerSettings":
+                 default_client_id: str = "cep") -> BrokerSettings:
         """Read `mqtt://[user[:pass]@]host[:port]` or `mqtts://...` and check the options."""
         parts = urlsplit(url if "://" in url else f"mqtt://{url}")
         scheme = parts.scheme.lower()
@@ -132,8 +137,8 @@ class BrokerSettings:
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
 
-def _check_tls_files(ca_file: Optional[str], cert_file: Optional[str],
-                     key_file: Optional[str]) -> None:
+def _check_tls_files(ca_file: str | None, cert_file: str | None,
+                     key_file: str | None) -> None:
     """Load the certificates once up front, so a wrong file is a usage error that names the
     option, not an SSL traceback from inside the MQTT client."""
     context = ssl.create_default_context()
@@ -182,7 +187,7 @@ class MqttConnection:
         self._acknowledged = threading.Condition()
         self.unsent = 0             # QoS 1/2 actions still queued when the connection closed
         self._closing = False
-        self._last_failure: Optional[str] = None
+        self._last_failure: str | None = None
         self.client = self._make_client()
 
     # ------------------------------------------------------------------ setup

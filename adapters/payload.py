@@ -14,8 +14,9 @@ when the type needs one.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import tzinfo
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 from cep.language import ast
 from cep.language.topics import TemplateError, compile_template
@@ -25,11 +26,20 @@ from .convert import TYPES, BadValue, converter, make_to_timestamp, show
 from .jsonlib import loads
 
 __all__ = [
-    "BadMessage", "MappingError", "PayloadDecoder", "Path", "compile_path", "path_problems",
-    "lookup", "parse_payload", "INVALID", "UNPARSED", "body_of",
+    "INVALID",
+    "UNPARSED",
+    "BadMessage",
+    "MappingError",
+    "Path",
+    "PayloadDecoder",
+    "body_of",
+    "compile_path",
+    "lookup",
+    "parse_payload",
+    "path_problems",
 ]
 
-Path = tuple[tuple[str, Optional[int]], ...]
+Path = tuple[tuple[str, int | None], ...]
 Converter = Callable[[Any], Any]
 
 
@@ -137,13 +147,24 @@ _NATIVE: dict[str, type] = {"STRING": str, "INT": int}
 class PayloadDecoder:
     """One event type's schema and how to read it from a message.  Build: `from_event`."""
 
-    __slots__ = ("name", "types", "converters", "topic_names", "fields", "raw_attr",
-                 "ts_path", "ts_text", "needs_object", "_to_ts", "_fields")
+    __slots__ = (
+        "_fields",
+        "_to_ts",
+        "converters",
+        "fields",
+        "name",
+        "needs_object",
+        "raw_attr",
+        "topic_names",
+        "ts_path",
+        "ts_text",
+        "types",
+    )
 
     def __init__(self, name: str, types: dict[str, str], converters: dict[str, Converter],
                  topic_names: tuple[str, ...],
-                 fields: tuple[tuple[str, str, Optional[Path], Converter], ...],
-                 raw_attr: Optional[tuple[str, Converter]], ts_text: Optional[str],
+                 fields: tuple[tuple[str, str, Path | None, Converter], ...],
+                 raw_attr: tuple[str, Converter] | None, ts_text: str | None,
                  tz: tzinfo) -> None:
         self.name = name
         self.types = types
@@ -161,7 +182,7 @@ class PayloadDecoder:
                              for attr, key, path, convert in fields)
 
     @classmethod
-    def from_event(cls, event: ast.CreateEvent, tz: tzinfo) -> "PayloadDecoder":
+    def from_event(cls, event: ast.CreateEvent, tz: tzinfo) -> PayloadDecoder:
         """Precompute everything for `event`; raises MappingError when it is inconsistent."""
         name = event.name
         types: dict[str, str] = {}
@@ -174,7 +195,7 @@ class PayloadDecoder:
         converters = {attr: converter(kind, tz) for attr, kind in types.items()}
         binding = event.topic
         topic_names: tuple[str, ...] = ()
-        raw_attr: Optional[tuple[str, Converter]] = None
+        raw_attr: tuple[str, Converter] | None = None
         paths: dict[str, Path] = {}
         if binding is not None:
             try:
@@ -194,7 +215,7 @@ class PayloadDecoder:
                 if entry.attr in topic_names or entry.attr in paths:
                     raise MappingError(f"{name}: {entry.attr!r} gets its value twice")
                 paths[entry.attr] = compile_path(entry.path.value)
-        fields: list[tuple[str, str, Optional[Path], Converter]] = []
+        fields: list[tuple[str, str, Path | None, Converter]] = []
         if raw_attr is None:
             for attr in types:
                 if attr in topic_names:

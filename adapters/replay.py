@@ -8,14 +8,13 @@ Bad lines and bad messages are reported on stderr and counted, never fatal.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Callable, Optional
 
 from cep.adapters.badmessages import BadMessageReporter
 from cep.adapters.bus import BadMessage, BusMapping
 from cep.adapters.trace import TraceEvent, TraceReader
-
 from cep.language import ast
 from cep.language.catalog import Catalog
 from cep.runtime.engine import Engine
@@ -41,8 +40,8 @@ class ReplayStats:
     unmatched_topics: dict[str, int] = field(default_factory=dict)
     # kept up to date only for a tick hook (cep replay --view):
     events_by_type: dict[str, int] = field(default_factory=dict)
-    position: Optional[int] = None  # bytes of the trace read
-    clock: Optional[float] = None   # the trace's time as played (paced with --speed)
+    position: int | None = None  # bytes of the trace read
+    clock: float | None = None   # the trace's time as played (paced with --speed)
 
     def summary(self, trace_name: str) -> str:
         rate = self.events / self.seconds if self.seconds > 0 else 0.0
@@ -65,10 +64,10 @@ class Pacer:
         self.speed = speed
         self.sleep = sleep
         self.now = now
-        self.origin: Optional[tuple[float, float]] = None  # (event time, wall time)
-        self.target: Optional[float] = None  # the event time being waited for
+        self.origin: tuple[float, float] | None = None  # (event time, wall time)
+        self.target: float | None = None  # the event time being waited for
 
-    def virtual_now(self) -> Optional[float]:
+    def virtual_now(self) -> float | None:
         """The event time the wall clock stands for now (never past the awaited time)."""
         if self.origin is None:
             return None
@@ -87,8 +86,8 @@ class Pacer:
 
 
 def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Report,
-           until: Optional[float] = None, speed: Optional[float] = None,
-           show_contexts: bool = False, tick: Optional[Tick] = None) -> ReplayStats:
+           until: float | None = None, speed: float | None = None,
+           show_contexts: bool = False, tick: Tick | None = None) -> ReplayStats:
     stats = ReplayStats()
     derived = {name: info.attrs for name, info in catalog.events.items()
                if info.declaration is None}
@@ -141,7 +140,7 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
 
 
 def _tick_hook(tick: Tick, engine: Engine, stats: ReplayStats, reader: TraceReader,
-               pacer: Optional[Pacer]) -> Callable[[], None]:
+               pacer: Pacer | None) -> Callable[[], None]:
     """Prepare a replay for its tick hook; return the call that brings stats up to date.
 
     Events are counted per type by wrapping this engine's `process` (no cost without a
@@ -150,7 +149,7 @@ def _tick_hook(tick: Tick, engine: Engine, stats: ReplayStats, reader: TraceRead
     by_type = stats.events_by_type
     process = engine.process
 
-    def process_counted(event):  # noqa: ANN001, ANN202
+    def process_counted(event):
         by_type[event.type] = by_type.get(event.type, 0) + 1
         process(event)
 

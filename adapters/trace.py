@@ -14,16 +14,25 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
-from typing import IO, Any, Callable, Iterator, Mapping, Optional, Union
+from datetime import UTC, datetime, tzinfo
+from typing import IO, Any
 
 from .convert import iso_to_unix, show
 from .jsonlib import dumps_compact, loads
 from .payload import UNPARSED
 
-__all__ = ["TraceMessage", "TraceEvent", "TraceRecord", "TraceReader", "read_trace",
-           "TraceWriter", "parse_trace_ts", "format_ts"]
+__all__ = [
+    "TraceEvent",
+    "TraceMessage",
+    "TraceReader",
+    "TraceRecord",
+    "TraceWriter",
+    "format_ts",
+    "parse_trace_ts",
+    "read_trace",
+]
 
 
 class TraceMessage:
@@ -36,9 +45,9 @@ class TraceMessage:
     `value` is `UNPARSED`.
     """
 
-    __slots__ = ("line", "ts", "topic", "_payload", "value")
+    __slots__ = ("_payload", "line", "topic", "ts", "value")
 
-    def __init__(self, line: int, ts: float, topic: str, payload: Optional[bytes],
+    def __init__(self, line: int, ts: float, topic: str, payload: bytes | None,
                  value: Any = UNPARSED) -> None:
         if payload is None and value is UNPARSED:
             raise ValueError("a TraceMessage needs its payload bytes or its JSON value")
@@ -77,7 +86,7 @@ class TraceEvent:
     attrs: dict[str, Any]
 
 
-TraceRecord = Union[TraceMessage, TraceEvent]
+TraceRecord = TraceMessage | TraceEvent
 
 _BOM = b"\xef\xbb\xbf"
 _MISSING: Any = object()
@@ -103,7 +112,7 @@ def parse_trace_ts(value: Any, tz: tzinfo) -> float:
     raise BadLine(f'bad "ts" {show(value)}: expected ISO-8601 time or Unix seconds')
 
 
-def _common_message(number: int, data: Any) -> Optional[TraceMessage]:
+def _common_message(number: int, data: Any) -> TraceMessage | None:
     """The usual line, a bus message whose `ts` is ISO text with an offset or Unix
     seconds, as a record; None for anything else (then `_record` reads the line, and
     says what is wrong).
@@ -173,20 +182,20 @@ class TraceReader:
     iterating, `skipped` counts the bad lines and `records` the good ones.
     """
 
-    def __init__(self, path: Union[str, os.PathLike], tz: tzinfo = timezone.utc,
-                 report: Optional[Callable[[str], None]] = None,
-                 name: Optional[str] = None) -> None:
+    def __init__(self, path: str | os.PathLike, tz: tzinfo = UTC,
+                 report: Callable[[str], None] | None = None,
+                 name: str | None = None) -> None:
         self.path = path
         self.tz = tz
         self.name = name if name is not None else os.fspath(path)
         self._report = report
         self.skipped = 0
         self.records = 0
-        self._handle: Optional[IO[bytes]] = None
-        self._read_to: Optional[int] = None  # where reading ended, once it has
+        self._handle: IO[bytes] | None = None
+        self._read_to: int | None = None  # where reading ended, once it has
 
     @property
-    def position(self) -> Optional[int]:
+    def position(self) -> int | None:
         """Bytes of the file read so far (None before reading, or for a pipe); once read
         to the end, where it ended (while replay runs on to `--until`)."""
         handle = self._handle
@@ -257,8 +266,8 @@ def _json_problem(raw: bytes) -> str:
     return "not valid JSON"
 
 
-def read_trace(path: Union[str, os.PathLike], tz: tzinfo = timezone.utc,
-               report: Optional[Callable[[str], None]] = None) -> TraceReader:
+def read_trace(path: str | os.PathLike, tz: tzinfo = UTC,
+               report: Callable[[str], None] | None = None) -> TraceReader:
     """A TraceReader (iterate it; read `skipped` afterwards)."""
     return TraceReader(path, tz, report)
 
@@ -288,13 +297,13 @@ class TraceWriter:
     A payload that is not UTF-8 is written with U+FFFD replacing the bad bytes.
     """
 
-    def __init__(self, out: IO[str], tz: tzinfo = timezone.utc) -> None:
+    def __init__(self, out: IO[str], tz: tzinfo = UTC) -> None:
         self._out = out
         self._tz = tz
         self._owned = False
 
     @classmethod
-    def open(cls, path: Union[str, os.PathLike], tz: tzinfo = timezone.utc) -> "TraceWriter":
+    def open(cls, path: str | os.PathLike, tz: tzinfo = UTC) -> TraceWriter:
         writer = cls(open(path, "w", encoding="utf-8", newline="\n"), tz)
         writer._owned = True
         return writer
@@ -319,7 +328,7 @@ class TraceWriter:
         if self._owned:
             self._out.close()
 
-    def __enter__(self) -> "TraceWriter":
+    def __enter__(self) -> TraceWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -27,9 +27,8 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Optional
 
 BENCH_DIR = Path(__file__).resolve().parent
 RULES = BENCH_DIR / "ab.epl"
@@ -47,7 +46,7 @@ def cache_dir() -> Path:
 # ====================================================================== data
 
 
-def ab_events(n: int, seed: int = 42):  # noqa: ANN201 - an iterator of tuples
+def ab_events(n: int, seed: int = 42):
     """(device, etype, val, time) for the AB stream: the same stream for both engines."""
     rnd = random.Random(seed)
     for i in range(n):
@@ -110,7 +109,7 @@ class Run:
     stderr: str
 
 
-def run_process(command: list[str], cwd: Optional[Path] = None) -> Run:
+def run_process(command: list[str], cwd: Path | None = None) -> Run:
     """Run a command to its end: its wall time and the peak RSS of that process alone.
 
     The child is reaped with `os.wait4`, whose usage is the child's own (RUSAGE_CHILDREN
@@ -178,8 +177,8 @@ def siddhi_classpath() -> str:
                            check=True, capture_output=True)
         except (subprocess.CalledProcessError, OSError) as exc:
             detail = getattr(exc, "stderr", b"") or b""
-            raise SiddhiUnavailable(f"cannot install {PYSIDDHI}: "
-                                    f"{detail.decode(errors='replace').strip()[-300:] or exc}")
+            why = detail.decode(errors="replace").strip()[-300:] or exc
+            raise SiddhiUnavailable(f"cannot install {PYSIDDHI}: {why}") from exc
         libs = list(venv.glob("lib/python3*/site-packages/__PySiddhiProxy/target/lib"))
         if not libs:
             raise SiddhiUnavailable(f"{PYSIDDHI} carries no Siddhi jars")
@@ -284,7 +283,6 @@ def memory_day(hours: float) -> int:
     from cep.adapters.bus import BusMapping
     from cep.adapters.replay import create_events
     from cep.adapters.trace import TraceReader
-
     from cep.checks.loader import load_paths
     from cep.runtime.engine import Engine
 
@@ -297,13 +295,13 @@ def memory_day(hours: float) -> int:
     def count(_: dict) -> None:
         outputs[0] += 1
 
-    engine = Engine(loaded.catalog, count, timezone.utc)
-    bus = BusMapping.from_events(create_events(loaded.catalog), timezone.utc)
+    engine = Engine(loaded.catalog, count, UTC)
+    bus = BusMapping.from_events(create_events(loaded.catalog), UTC)
     print(f"{hours:g} hours of the AB workload ({events:,} events), sampled every hour")
     print(f"{'hour':>5} {'RSS MB':>8} {'instances':>10} {'waiting':>8} {'timers':>7} "
           f"{'outputs':>9}")
     next_hour, start = None, None
-    for record in TraceReader(trace, timezone.utc):
+    for record in TraceReader(trace, UTC):
         if start is None:
             start = next_hour = record.ts
         if record.ts >= next_hour:  # type: ignore[operator]
@@ -315,7 +313,7 @@ def memory_day(hours: float) -> int:
     return 0
 
 
-def _memory_line(engine, hour: float, outputs: int) -> None:  # noqa: ANN001 - Engine
+def _memory_line(engine, hour: float, outputs: int) -> None:
     waiting = sum(engine.partial_matches().values())
     instances = sum(len(runtime.open) for runtime in engine.contexts.values())
     print(f"{hour:>5.0f} {current_rss_mb():>8.1f} {instances:>10} {waiting:>8} "

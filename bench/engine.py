@@ -21,14 +21,13 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timezone
-from typing import Callable
+from datetime import UTC
 
 from cep.adapters.bus import BusMapping
 from cep.adapters.replay import create_events, replay
 from cep.adapters.trace import TraceMessage, TraceReader
-
 from cep.checks.loader import load_texts
 from cep.runtime.output import OutputWriter
 
@@ -89,21 +88,21 @@ def write_trace(path: str, workload: Workload, events: int, seed: int = 42) -> N
                       + "\n")
 
 
-def decode_only(catalog, path: str) -> float:  # noqa: ANN001 - Catalog
+def decode_only(catalog, path: str) -> float:
     """Seconds to read and decode the trace, without the engine."""
-    bus = BusMapping.from_events(create_events(catalog), timezone.utc)
+    bus = BusMapping.from_events(create_events(catalog), UTC)
     started = time.perf_counter()
-    for record in TraceReader(path, timezone.utc, report=lambda m: None):
+    for record in TraceReader(path, UTC, report=lambda m: None):
         if isinstance(record, TraceMessage):
             bus.decode(record.topic, record, record.ts, record.value)
     return time.perf_counter() - started
 
 
-def full_replay(catalog, path: str) -> tuple[float, int]:  # noqa: ANN001
+def full_replay(catalog, path: str) -> tuple[float, int]:
     """Seconds for a whole replay (output lines written to memory), and the output count."""
-    sink = OutputWriter(io.StringIO(), timezone.utc, flush=False)
+    sink = OutputWriter(io.StringIO(), UTC, flush=False)
     started = time.perf_counter()
-    stats = replay(catalog, path, sink, timezone.utc, report=lambda m: None)
+    stats = replay(catalog, path, sink, UTC, report=lambda m: None)
     return time.perf_counter() - started, stats.outputs
 
 

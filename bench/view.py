@@ -15,24 +15,24 @@ import os
 import statistics
 import tempfile
 import time
-from datetime import timezone
+from datetime import UTC
 
-from cep.adapters.replay import replay
 from rich.console import Console
 
 from bench.engine import WORKLOADS, write_trace
+from cep.adapters.replay import replay
 from cep.checks.loader import load_texts
 from cep.runtime.output import OutputWriter
 from cep.tools.view.app import ReplayView
 
 
-def run(catalog, path: str, view: bool, width: int,  # noqa: ANN001 - Catalog
+def run(catalog, path: str, view: bool, width: int,
         height: int) -> tuple[float, int, float]:
     """(seconds, frames, seconds spent on frames) for one replay."""
-    sink = OutputWriter(io.StringIO(), timezone.utc, flush=False)
+    sink = OutputWriter(io.StringIO(), UTC, flush=False)
     tick = None
     shown = None
-    devnull = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    devnull = open(os.devnull, "w", encoding="utf-8")
     try:
         if view:
             console = Console(file=devnull, force_terminal=True, width=width, height=height,
@@ -42,7 +42,7 @@ def run(catalog, path: str, view: bool, width: int,  # noqa: ANN001 - Catalog
             tick = shown.replay_tick
             shown.start()
         started = time.perf_counter()
-        replay(catalog, path, sink, timezone.utc, report=lambda m: None, tick=tick)
+        replay(catalog, path, sink, UTC, report=lambda m: None, tick=tick)
         seconds = time.perf_counter() - started
     finally:
         if shown is not None:

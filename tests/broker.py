@@ -16,8 +16,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import ClassVar
 
 import paho.mqtt.client as paho
 import pytest
@@ -47,7 +48,7 @@ def free_port() -> int:
 class Broker:
     """One mosquitto on 127.0.0.1:`port`, its state kept in `folder` across restarts."""
 
-    def __init__(self, folder: Path, extra_config: str = "", port: Optional[int] = None,
+    def __init__(self, folder: Path, extra_config: str = "", port: int | None = None,
                  tls: bool = False) -> None:
         self.binary = require_mosquitto()
         self.folder = folder
@@ -65,13 +66,13 @@ class Broker:
             + ("user root\n" if os.geteuid() == 0 else "")
             + ("allow_anonymous true\n" if "password_file" not in extra_config else "")
             + extra_config)
-        self.process: Optional[subprocess.Popen] = None
+        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
-    def start(self) -> "Broker":
+    def start(self) -> Broker:
         self.process = subprocess.Popen([self.binary, "-c", str(self.config)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + WAIT
@@ -101,9 +102,9 @@ class BusClient:
     """A test's own MQTT client: publishes sensor messages and collects what arrives."""
 
     def __init__(self, broker: Broker, topics: tuple[str, ...] = ("#",),
-                 client_id: str = "", ca_file: Optional[str] = None,
-                 username: Optional[str] = None, password: Optional[str] = None) -> None:
-        self.messages: "queue.Queue[paho.MQTTMessage]" = queue.Queue()
+                 client_id: str = "", ca_file: str | None = None,
+                 username: str | None = None, password: str | None = None) -> None:
+        self.messages: queue.Queue[paho.MQTTMessage] = queue.Queue()
         self.subscribed = threading.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         if ca_file is not None:
@@ -139,7 +140,7 @@ class BusClient:
                 return message
             seen.append(message)
 
-    def wait_topic(self, topic: str, payload: Optional[bytes] = None,
+    def wait_topic(self, topic: str, payload: bytes | None = None,
                    timeout: float = WAIT) -> paho.MQTTMessage:
         return self.wait_for(lambda m: m.topic == topic and
                              (payload is None or m.payload == payload), timeout)
@@ -152,7 +153,7 @@ class BusClient:
 class CepProcess:
     """`cep run` (or `cep record`) as a child process; stdout and stderr collected by threads."""
 
-    started: list["CepProcess"] = []  # every one, so a failed test leaves none running
+    started: ClassVar[list[CepProcess]] = []  # every one, so a failed test leaves none running
 
     def __init__(self, args: list[str], cwd: Path) -> None:
         CepProcess.started.append(self)
@@ -210,7 +211,7 @@ class CepProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"cep {failure}; stderr:\n" + "\n".join(self.stderr))
+            raise AssertionError(f"cep {failure}; stderr:\n" + "\n".join(self.stderr)) from None
         for reader in self._readers:
             reader.join(WAIT)
         return self.process.returncode

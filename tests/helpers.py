@@ -87,7 +87,6 @@ def run_rules(text: str, lines: list[tuple[str, str, dict]], until: str | None =
     from cep.adapters.bus import BusMapping
     from cep.adapters.replay import create_events
     from cep.adapters.trace import parse_trace_ts
-
     from cep.language.timezones import get_zone
     from cep.runtime.engine import Engine
 

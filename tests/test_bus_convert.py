@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from cep.adapters.convert import BadValue, converter, iso_to_unix
 
-UTC = timezone.utc
+UTC = UTC
 TAIPEI = ZoneInfo("Asia/Taipei")
 T0 = datetime(2026, 11, 20, 15, 10, tzinfo=UTC).timestamp()  # 23:10 in Taipei
 

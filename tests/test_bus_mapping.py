@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from cep.adapters.bus import BadMessage, BusMapping, MappingError
 
+from cep.adapters.bus import BadMessage, BusMapping, MappingError
 from cep.language import ast
 from cep.language.diagnostics import Diagnostics
 from cep.language.parser import parse_text
@@ -23,7 +23,7 @@ def create_events(text: str) -> list[ast.CreateEvent]:
     return [s for s in rule_file.statements if isinstance(s, ast.CreateEvent)]
 
 
-def mapping(text: str, tz=timezone.utc) -> BusMapping:
+def mapping(text: str, tz=UTC) -> BusMapping:
     return BusMapping.from_events(create_events(text), tz)
 
 
@@ -90,7 +90,7 @@ DECODED = [
      "climate/office",
      b'{"sensor": {"temperature": "22.5", "readings": [{"value": 1}, {"value": 45}]},'
      b' "list": [7, 8], "meta": {"time": "2027-01-15T08:00:00+01:00"}, "at": 1800000000123}',
-     [Event("Climate", datetime(2027, 1, 15, 7, tzinfo=timezone.utc).timestamp(),
+     [Event("Climate", datetime(2027, 1, 15, 7, tzinfo=UTC).timestamp(),
             {"room": "office", "temp": 22.5, "hum": 45.0, "first": 7, "at": 1800000000.123})]),
     ("nested paths that are missing, too short or through a scalar are absent",
      "climate/office",
@@ -225,18 +225,18 @@ def test_bus_offsetless_timestamps_use_the_zone():
     bus = mapping("CREATE EVENT S (v INT) FROM TOPIC 's' TIMESTAMP FROM 't';",
                   ZoneInfo("Asia/Taipei"))
     [event] = bus.decode("s", b'{"t": "2026-11-20T23:10:00"}', 0.0)
-    assert event.ts == datetime(2026, 11, 20, 15, 10, tzinfo=timezone.utc).timestamp()
+    assert event.ts == datetime(2026, 11, 20, 15, 10, tzinfo=UTC).timestamp()
 
 
 MADE = [
     ("PillowPressure", {"value": "120"}, {"value": 120.0}),
     ("PillowPressure", {"value": None}, {}),
     ("Internal", {"level": 3.0, "note": "x", "at": "2027-01-15T08:00:00Z"},
-     {"level": 3, "note": "x", "at": datetime(2027, 1, 15, 8, tzinfo=timezone.utc).timestamp()}),
+     {"level": 3, "note": "x", "at": datetime(2027, 1, 15, 8, tzinfo=UTC).timestamp()}),
     ("Temperature", {"room": "kitchen"}, {"room": "kitchen"}),
 ]
 
-DERIVED = BusMapping.from_events([], timezone.utc,
+DERIVED = BusMapping.from_events([], UTC,
                                  {"LeftBed": {"pressure": "FLOAT", "key": "LIST", "a": "EVENT"}})
 
 

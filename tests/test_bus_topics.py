@@ -106,7 +106,7 @@ def test_bus_template_problems(template, expected):
 
 def test_bus_template_problem_offsets_point_at_the_culprit():
     template = "home/kitchen/#/x"
-    [(message, offset)] = template_problems(template)
+    [(_message, offset)] = template_problems(template)
     assert template[offset] == "#"
 
 

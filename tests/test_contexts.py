@@ -142,7 +142,7 @@ def test_on_days_name_the_start_day():
     lines = run_rules(night("UTC", "22:00", "02:00", "FRI-SAT"),
                       [("2026-11-19T12:00:00", "ping", {"n": 0})],
                       until="2026-11-24T00:00:00")
-    assert [l for l in lines if "context" in l] == [
+    assert [line for line in lines if "context" in line] == [
         "11-20 22:00:00 context-start Night key=null", "11-21 02:00:00 context-end Night key=null",
         "11-21 22:00:00 context-start Night key=null", "11-22 02:00:00 context-end Night key=null"]
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 
 import pytest
+
 from cep.adapters.live import LiveRunner
 from cep.adapters.mqtt import BrokerSettings
-
 from cep.checks.loader import load_texts
 from tests.broker import WAIT, Broker, BusClient, require_mosquitto
 
@@ -55,7 +55,7 @@ def test_timers_fire_on_the_runner_clock_while_the_bus_is_quiet(broker):
     clock = TestClock(1_800_000_000.0)
     outputs: list[dict] = []
     settings = BrokerSettings.from_url(broker.url, status_topic="test/cep")
-    runner = LiveRunner(loaded.catalog, settings, outputs.append, timezone.utc,
+    runner = LiveRunner(loaded.catalog, settings, outputs.append, UTC,
                         report=lambda message: None, clock=clock, idle_wake=0.02)
     bus = BusClient(broker)
     thread = threading.Thread(target=runner.run, kwargs={"install_signals": False})
@@ -98,7 +98,7 @@ def test_the_engine_clock_follows_the_runner_clock_while_the_bus_is_quiet(broker
     loaded = load_texts([("idle.epl", RULES)])
     clock = TestClock(1_800_000_000.0)
     settings = BrokerSettings.from_url(broker.url, status_topic="test/cep")
-    runner = LiveRunner(loaded.catalog, settings, lambda record: None, timezone.utc,
+    runner = LiveRunner(loaded.catalog, settings, lambda record: None, UTC,
                         report=lambda message: None, clock=clock, idle_wake=0.02)
     thread = threading.Thread(target=runner.run, kwargs={"install_signals": False})
     thread.start()

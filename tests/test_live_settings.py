@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
+
 from cep.adapters.live import payload_bytes
 from cep.adapters.mqtt import PASSWORD_ENV, BrokerSettings, SettingsError
-
 from cep.cli.live import _filter_problem, parse_duration
 
 URLS = [

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import random
 import tracemalloc
-from datetime import timezone
+from datetime import UTC
 
 import pytest
-from cep.adapters.replay import replay
 from helpers import T0, load, run_pattern
 
 from bench.ab import RULES, edge_pairs, write_ab
+from cep.adapters.replay import replay
 from cep.checks.loader import load_texts
 from cep.runtime.clock import TimerQueue
 from cep.runtime.engine import Engine
@@ -110,7 +110,7 @@ def test_bench_generator_and_rules_give_siddhis_match_count(tmp_path):
     loaded = load_texts([(str(RULES), RULES.read_text())])
     loaded.raise_for_errors()
     lines: list[dict] = []
-    stats = replay(loaded.catalog, str(trace), lines.append, timezone.utc, report=print)
+    stats = replay(loaded.catalog, str(trace), lines.append, UTC, report=print)
     assert stats.events == 20_000 and stats.bad_lines == 0 and stats.bad_messages == 0
     assert sum(1 for line in lines if line["kind"] == "event") == 1_103
     assert edge_pairs(20_000) == 0  # no B exactly at a window's edge: no reason to differ
@@ -120,7 +120,7 @@ def test_output_lines_are_unchanged_by_the_cached_encoder(tmp_path):
     import io
 
     out = io.StringIO()
-    writer = OutputWriter(out, timezone.utc, flush=False)
+    writer = OutputWriter(out, UTC, flush=False)
     record = {"ts": 0.25, "kind": "event", "rule": "r", "attrs": {"s": "é", "n": None}}
     writer(record)
     assert out.getvalue() == json.dumps(
@@ -162,7 +162,7 @@ def test_a_day_of_windows_keeps_memory_flat():
     def count(_: dict) -> None:
         outputs[0] += 1
 
-    engine = Engine(loaded.catalog, count, timezone.utc)
+    engine = Engine(loaded.catalog, count, UTC)
     rnd = random.Random(7)
     samples = []
     tracemalloc.start()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from cep.adapters.trace import (
     TraceEvent,
     TraceMessage,
@@ -18,7 +19,7 @@ from cep.adapters.trace import (
     read_trace,
 )
 
-UTC = timezone.utc
+UTC = UTC
 TAIPEI = ZoneInfo("Asia/Taipei")
 T0 = datetime(2026, 11, 20, 15, 10, tzinfo=UTC).timestamp()  # 23:10 in Taipei
 
@@ -154,7 +155,7 @@ def test_trace_blank_lines_bom_and_crlf(tmp_path):
     text = (b'\xef\xbb\xbf{"ts": 1, "topic": "a", "payload": "x"}\r\n'
             b"\r\n   \n\t\n"
             b'{"ts": 2, "topic": "a", "payload": "y"}')  # no newline at the end
-    records, reports, reader = read(tmp_path, text)
+    records, reports, _reader = read(tmp_path, text)
     assert reports == []
     assert records == [TraceMessage(1, 1.0, "a", b"x"), TraceMessage(5, 2.0, "a", b"y")]
 
@@ -226,7 +227,7 @@ def test_position_is_bytes_read_then_where_reading_ended(tmp_path):
     lines = [f'{{"ts": {t}, "topic": "a", "payload": "{t}"}}\n' for t in range(1, 4)]
     path = tmp_path / "t.jsonl"
     path.write_text("".join(lines))
-    reader = TraceReader(str(path), timezone.utc)
+    reader = TraceReader(str(path), UTC)
     assert reader.position is None
     seen = [reader.position for _ in reader]
     assert all(0 < p <= path.stat().st_size for p in seen)

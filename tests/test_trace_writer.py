@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+
 from cep.adapters.trace import (
     TraceEvent,
     TraceMessage,
@@ -16,7 +17,7 @@ from cep.adapters.trace import (
     format_ts,
 )
 
-UTC = timezone.utc
+UTC = UTC
 TAIPEI = ZoneInfo("Asia/Taipei")
 T0 = datetime(2026, 11, 20, 15, 10, tzinfo=UTC).timestamp()
 

@@ -3,6 +3,7 @@ the refresh driver with a fake clock, the replay tick hook, and `cep replay --vi
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -44,28 +45,28 @@ NOW = t("2026-11-20T23:45:00")
 
 
 def snapshot(**changes) -> Snapshot:
-    values = dict(
-        now=NOW, tz=TZ,
-        input=InputStatus(source="night.jsonl", clock=NOW, position=1130, total=2260,
+    values = {
+        "now": NOW, "tz": TZ,
+        "input": InputStatus(source="night.jsonl", clock=NOW, position=1130, total=2260,
                           speed=600.0, lines=12, messages=12, events=11,
                           events_by_type=(("BathroomDoor", 3), ("PillowPressure", 8)),
                           bad_lines=1, unmatched=1, unmatched_topics=(("home/hall/motion", 1),)),
-        contexts=(ContextRow("NightContext", None, t("2026-11-20T22:00:00"),
+        "contexts": (ContextRow("NightContext", None, t("2026-11-20T22:00:00"),
                              t("2026-11-21T07:00:00"), None, "recurring", 2),
                   ContextRow("Hot", "kitchen", t("2026-11-20T23:30:00"),
                              t("2026-11-21T00:30:00"), "EXTEND", "interval", 0)),
-        contexts_open=2,
-        closed=(ContextRow("Hot", "bedroom", t("2026-11-20T22:10:00"), t("2026-11-20T23:10:00"),
+        "contexts_open": 2,
+        "closed": (ContextRow("Hot", "bedroom", t("2026-11-20T22:10:00"), t("2026-11-20T23:10:00"),
                            "EXTEND", "interval", 0, closed_at=t("2026-11-20T23:10:00"),
                            fade=0.2),),
-        rules=(RuleRow("night_lights", "NightContext", "select", 1, 2, t("2026-11-20T23:40:00")),
+        "rules": (RuleRow("night_lights", "NightContext", "select", 1, 2, t("2026-11-20T23:40:00")),
                RuleRow("bathroom_too_long", "NightContext", "select", 1, 0, None),
                RuleRow("ac_on", "Hot", "on start", 0, 3, t("2026-11-20T23:30:00"))),
-        outputs=(OutputRow(t("2026-11-20T23:40:00"), "publish", "night_lights",
+        "outputs": (OutputRow(t("2026-11-20T23:40:00"), "publish", "night_lights",
                            "home/bedroom/light/set", None, '{"state":"ON"}'),
                  OutputRow(t("2026-11-20T23:40:00"), "event", "night_lights", "LeftBed", None,
                            "pressure=12.0")),
-        outputs_total=2, rate=1234.4)
+        "outputs_total": 2, "rate": 1234.4}
     values.update(changes)
     return Snapshot(**values)
 
@@ -247,7 +248,6 @@ def night_engine(records: int):
     from cep.adapters.bus import BusMapping
     from cep.adapters.replay import create_events
     from cep.adapters.trace import TraceReader
-
     from cep.checks.loader import load_paths
     from cep.language.timezones import get_zone
     from cep.runtime.engine import Engine
@@ -284,7 +284,7 @@ def test_take_snapshot_copies_plain_values():
     assert snap.outputs[1] == OutputRow(snap.outputs[1].ts, "event", "bathroom_too_long",
                                         "BathroomAlert", None,
                                         "reason=not back in bed after 20 minutes")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         snap.now = 0  # frozen
     text = render(Dashboard(snap))
     assert "BathroomAlert" in text and "NightContext" in text
@@ -414,7 +414,6 @@ def test_view_rate_from_consecutive_frames():
 
 def replay_night(tick=None, speed=None, sink=None):
     from cep.adapters.replay import replay
-
     from cep.checks.loader import load_paths
     from cep.language.timezones import get_zone
 
@@ -466,12 +465,12 @@ def test_paced_replay_ticks_while_waiting(monkeypatch):
 
     monkeypatch.setattr(cep.adapters.replay.Pacer, "__init__", init)
     clocks = []
-    stats, outputs = replay_night(lambda engine, stats, final: clocks.append(stats.clock),
+    _stats, outputs = replay_night(lambda engine, stats, final: clocks.append(stats.clock),
                                   speed=3600.0)
     assert len(clocks) > 100
     assert clocks == sorted(clocks)
     assert clocks[-1] == t("2026-11-22T08:00")
-    plain_stats, plain_outputs = replay_night()
+    _plain_stats, plain_outputs = replay_night()
     assert outputs == plain_outputs
 
 

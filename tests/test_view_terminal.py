@@ -125,8 +125,7 @@ def test_replay_view_final_screen_in_tmux(tmp_path):
     shell_command = " ".join(f"'{part}'" for part in command(str(out)))
     env = environment()
     started = subprocess.run(
-        tmux + ["new-session", "-d", "-s", session, "-x", "80", "-y", "24",
-                f"cd '{ROOT}' && {shell_command}; echo EXIT=$?; sleep 600"],
+        [*tmux, "new-session", "-d", "-s", session, "-x", "80", "-y", "24", f"cd '{ROOT}' && {shell_command}; echo EXIT=$?; sleep 600"],
         env=env, capture_output=True, text=True, timeout=20)
     if started.returncode != 0:
         pytest.skip(f"tmux cannot start a session here: {started.stderr.strip()}")
@@ -134,7 +133,7 @@ def test_replay_view_final_screen_in_tmux(tmp_path):
         screen = ""
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
-            screen = subprocess.run(tmux + ["capture-pane", "-p", "-t", session],
+            screen = subprocess.run([*tmux, "capture-pane", "-p", "-t", session],
                                     capture_output=True, text=True, timeout=10).stdout
             if "EXIT=" in screen:
                 break
@@ -142,7 +141,7 @@ def test_replay_view_final_screen_in_tmux(tmp_path):
         else:
             pytest.fail(f"cep replay --view did not finish in time:\n{screen}")
     finally:
-        subprocess.run(tmux + ["kill-server"], capture_output=True, timeout=10)
+        subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=10)
     rows = screen.rstrip("\n").split("\n")
     assert "EXIT=0" in screen, screen
     # the last frame stays on screen, with the summary line under it (its first lines may

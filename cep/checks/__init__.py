@@ -22,7 +22,7 @@ from cep.language import ast
 from cep.language.catalog import Catalog, EventTypeInfo, RuleInfo
 from cep.language.diagnostics import Diagnostics
 
-__all__ = ["check", "Catalog", "RuleInfo", "EventTypeInfo"]
+__all__ = ["Catalog", "EventTypeInfo", "RuleInfo", "check"]
 
 
 def check(files: list[ast.RuleFile], diagnostics: Diagnostics) -> Catalog:

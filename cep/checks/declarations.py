@@ -110,7 +110,7 @@ def check_create_event(stmt: ast.CreateEvent, catalog: Catalog,
         if ident.name not in attrs:
             diagnostics.error(f"{role} `{ident.name}` is not an attribute of {stmt.name}"
                               f"{suggestion(ident.name, attrs)}", ident.span)
-        elif types and attrs[ident.name] not in types + ("ANY",):
+        elif types and attrs[ident.name] not in (*types, "ANY"):
             diagnostics.error(f"{role} `{ident.name}` must be "
                               f"{' or '.join(types)}, not {attrs[ident.name]}", ident.span)
 

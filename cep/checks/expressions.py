@@ -7,7 +7,7 @@ one mistake is reported once, not again by every enclosing operator.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from cep.checks.scope import Scope, suggestion
 from cep.language import ast
@@ -68,7 +68,7 @@ class ExpressionChecker:
         self.diagnostics = diagnostics
 
     def error(self, message: str, node: object) -> str:
-        self.diagnostics.error(message, getattr(node, "span"))
+        self.diagnostics.error(message, node.span)
         return ANY
 
     # -------------------------------------------------------------- entry points

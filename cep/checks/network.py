@@ -58,7 +58,7 @@ def _search(start: str, current: str, path: list[tuple[RuleInfo, str]],
     for info, target in edges.get(current, []):
         if any(step[0] is info for step in path):
             continue
-        step_path = path + [(info, target)]
+        step_path = [*path, (info, target)]
         if target == start:
             key = frozenset(step[0].number for step in step_path)
             if key in reported:

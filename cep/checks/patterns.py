@@ -7,7 +7,7 @@ those of a sibling `and`/`or` branch, of a later step, or from inside a `not`.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from cep.checks.declarations import check_duration
 from cep.checks.expressions import ExpressionChecker
@@ -32,8 +32,8 @@ Tags = dict[str, TagInfo]
 class PatternChecker:
     """Checks one pattern; `result_tags` are the tags a complete match can carry."""
 
-    def __init__(self, event_attrs: dict[str, dict[str, str] | None], make_scope: Callable[[], Scope],
-                 diagnostics: Diagnostics) -> None:
+    def __init__(self, event_attrs: dict[str, dict[str, str] | None],
+                 make_scope: Callable[[], Scope], diagnostics: Diagnostics) -> None:
         self.event_attrs = event_attrs
         self.make_scope = make_scope
         self.diagnostics = diagnostics

@@ -6,8 +6,6 @@ SELECT list), which INSERT INTO turns into a derived event type.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from cep.checks.declarations import check_template, template_names, text_span
 from cep.checks.expressions import ExpressionChecker, comparable, describe
 from cep.checks.patterns import PatternChecker
@@ -25,7 +23,7 @@ from cep.language.walk import event_types, has_every, select_name
 KNOWN_ANNOTATIONS = ("name", "description")
 
 
-def event_attrs(catalog: Catalog) -> dict[str, Optional[dict[str, str]]]:
+def event_attrs(catalog: Catalog) -> dict[str, dict[str, str] | None]:
     return {name: (info.attrs if info.declaration is not None or info.producers_checked
                    else None)
             for name, info in catalog.events.items()}
@@ -39,7 +37,7 @@ class RuleChecker:
         self.rule = info.rule
         self.catalog = catalog
         self.diagnostics = diagnostics
-        self.context: Optional[str] = None
+        self.context: str | None = None
         self.attrs_of = event_attrs(catalog)
         self.located = frozenset(n for n, e in catalog.events.items() if e.located)
 
@@ -79,7 +77,7 @@ class RuleChecker:
         self.context = ident.name
 
     # -------------------------------------------------------------- sources
-    def _source(self) -> Optional[Scope]:
+    def _source(self) -> Scope | None:
         rule = self.rule
         source = rule.source if isinstance(rule, ast.SelectRule) else rule.trigger
         if isinstance(source, ast.LifecycleTrigger):
@@ -88,7 +86,7 @@ class RuleChecker:
             return self.stream_scope(source)
         return self._pattern(source)
 
-    def stream_scope(self, source: ast.StreamSource) -> Optional[Scope]:
+    def stream_scope(self, source: ast.StreamSource) -> Scope | None:
         self.info.inputs = [source.type]
         if source.type not in self.attrs_of:
             self.diagnostics.error(f"unknown event type {source.type}: declare it with CREATE "
@@ -118,7 +116,7 @@ class RuleChecker:
         scope.attrs_owner = "a pattern rule (read attributes through tags, such as `a.value`)"
         return scope
 
-    def _lifecycle(self, trigger: ast.LifecycleTrigger) -> Optional[Scope]:
+    def _lifecycle(self, trigger: ast.LifecycleTrigger) -> Scope | None:
         if self.rule.context is None:
             self.diagnostics.error(f"ON {trigger.kind.upper()} needs a CONTEXT: it runs when an "
                                    "instance of that context opens or closes", trigger.span)
@@ -132,7 +130,7 @@ class RuleChecker:
         return scope
 
     # -------------------------------------------------------------- SELECT
-    def _select(self, scope: Optional[Scope]) -> dict[str, str]:
+    def _select(self, scope: Scope | None) -> dict[str, str]:
         rule = self.rule
         assert isinstance(rule, ast.SelectRule)
         if scope is None:
@@ -197,7 +195,8 @@ def register_rule_output(info: RuleInfo, catalog: Catalog, diagnostics: Diagnost
             declared = target.attrs.get(name)
             if declared is None:
                 diagnostics.error(f"INSERT INTO {target.name}: {target.name} has no attribute "
-                                  f"`{name}`{suggestion(name, target.attrs)}", rule.insert_into.span)
+                                  f"`{name}`{suggestion(name, target.attrs)}",
+                                  rule.insert_into.span)
             elif not comparable(declared, value_type) or value_type in (EVENT, EVENTS):
                 diagnostics.error(f"INSERT INTO {target.name}: `{name}` is {describe(value_type)}"
                                   f" but {target.name} declares it {declared}",

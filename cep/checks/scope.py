@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
 
 
 @dataclass(frozen=True)
@@ -13,7 +13,7 @@ class TagInfo:
 
     type: str
     repeated: bool = False
-    count: Optional[int] = None  # known number of repetitions ([n]); None if unbounded
+    count: int | None = None  # known number of repetitions ([n]); None if unbounded
 
 
 @dataclass
@@ -32,10 +32,10 @@ class Scope:
     attrs_owner: str = "this event"
     tags: dict[str, TagInfo] = field(default_factory=dict)
     unbound: dict[str, str] = field(default_factory=dict)  # tag -> why
-    context: Optional[str] = None
+    context: str | None = None
     has_key: bool = False
     key_type: str = "ANY"  # the type of `context.key`
-    event_attrs: dict[str, Optional[dict[str, str]]] = field(default_factory=dict)
+    event_attrs: dict[str, dict[str, str] | None] = field(default_factory=dict)
     # ^ event type -> its attributes (None while a derived type's schema is unknown)
     located: frozenset[str] = frozenset()  # event types that carry a position
 

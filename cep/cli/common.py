@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from datetime import tzinfo
-from typing import Optional
 
 from cep.checks.loader import LoadedRules, expand_paths, load_paths
 from cep.language.timezones import get_zone
@@ -58,7 +57,7 @@ def load_runnable_rules(rule_paths: list[str]) -> LoadedRules:
     return loaded
 
 
-def time_zone(name: Optional[str], loaded: Optional[LoadedRules] = None) -> tzinfo:
+def time_zone(name: str | None, loaded: LoadedRules | None = None) -> tzinfo:
     """The zone named by an option, else the rules' SET TIMEZONE (else UTC)."""
     zone_name = name or (loaded.catalog.timezone if loaded is not None else "UTC")
     zone = get_zone(zone_name)

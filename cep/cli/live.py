@@ -6,7 +6,6 @@ import argparse
 import re
 import sys
 import time
-from typing import Optional
 
 from cep.adapters.mqtt import PASSWORD_ENV
 from cep.cli.common import (
@@ -34,7 +33,7 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def _add_broker_options(parser: argparse.ArgumentParser, default_status: Optional[str]) -> None:
+def _add_broker_options(parser: argparse.ArgumentParser, default_status: str | None) -> None:
     broker = parser.add_argument_group("broker connection")
     broker.add_argument("--broker", default="mqtt://localhost:1883", metavar="URL",
                         help="mqtt://[user[:pass]@]host[:port] or mqtts://... (default "
@@ -72,7 +71,7 @@ def _add_broker_options(parser: argparse.ArgumentParser, default_status: Optiona
                              "(default: ignored, they are device state, not new events)")
 
 
-def add_live_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_live_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser(
         "run", help="run the rules live against an MQTT broker",
         description="Run the rules live: subscribe to every topic the rules declare, publish "
@@ -115,7 +114,7 @@ def add_live_commands(commands: "argparse._SubParsersAction[argparse.ArgumentPar
     rec.set_defaults(handler=run_record)
 
 
-def _settings(args: argparse.Namespace, status_topic: Optional[str], client_prefix: str):
+def _settings(args: argparse.Namespace, status_topic: str | None, client_prefix: str):
     from cep.adapters.mqtt import BrokerSettings
 
     return BrokerSettings.from_url(
@@ -138,7 +137,7 @@ def run_live(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args, None if args.no_status else args.status_topic, "cep")
     except SettingsError as exc:
-        raise CliError(str(exc))
+        raise CliError(str(exc)) from exc
     view = None
     if args.view:
         from cep.tools.view import TerminalView
@@ -150,7 +149,7 @@ def run_live(args: argparse.Namespace) -> int:
         out = open(args.out, "w", encoding="utf-8") if args.out else None
         recorder = TraceWriter.open(args.record, tz) if args.record else None
     except OSError as exc:
-        raise CliError(f"cannot write {exc.filename}: {exc.strerror}")
+        raise CliError(f"cannot write {exc.filename}: {exc.strerror}") from exc
     # With --view the terminal is the view's: output lines go to --out only.
     sink_file = out if out is not None else (None if view is not None else sys.stdout)
     writer = OutputWriter(sink_file, tz, flush=True) if sink_file is not None else None
@@ -161,7 +160,7 @@ def run_live(args: argparse.Namespace) -> int:
                             take_retained=args.retained, show_contexts=args.contexts,
                             record=recorder, ticker=ticker)
     except EngineError as exc:
-        raise CliError(str(exc), EXIT_PROBLEM)
+        raise CliError(str(exc), EXIT_PROBLEM) from exc
     started = time.monotonic()
     if view is not None:
         view.start()
@@ -196,10 +195,10 @@ def run_live(args: argparse.Namespace) -> int:
 class LiveViewTicker:
     """Feeds the terminal view from the live runner: LiveStats → the view's InputStatus."""
 
-    def __init__(self, view) -> None:  # noqa: ANN001 - cep.tools.view.TerminalView
+    def __init__(self, view) -> None:
         self.view = view
 
-    def status(self, stats, finished: bool = False):  # noqa: ANN001, ANN201
+    def status(self, stats, finished: bool = False):
         from cep.tools.view import InputStatus
 
         return InputStatus(
@@ -209,10 +208,10 @@ class LiveViewTicker:
             bad_messages=stats.bad_messages, unmatched=stats.unmatched,
             unmatched_topics=tuple(sorted(stats.unmatched_topics.items())), finished=finished)
 
-    def tick(self, engine, stats) -> None:  # noqa: ANN001
+    def tick(self, engine, stats) -> None:
         self.view.tick(engine, lambda: self.status(stats))
 
-    def finish(self, engine, stats) -> None:  # noqa: ANN001
+    def finish(self, engine, stats) -> None:
         self.view.tick(engine, self.status(stats, finished=True), force=True)
 
 
@@ -227,7 +226,7 @@ def run_record(args: argparse.Namespace) -> int:
         try:
             duration = parse_duration(args.duration)
         except ValueError as exc:
-            raise CliError(f"--duration: {exc}")
+            raise CliError(f"--duration: {exc}") from exc
     for topic in args.topic:
         problem = _filter_problem(topic)
         if problem:
@@ -235,11 +234,11 @@ def run_record(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args, None, "cep-record")
     except SettingsError as exc:
-        raise CliError(str(exc))
+        raise CliError(str(exc)) from exc
     try:
         writer = TraceWriter.open(args.out, tz)
     except OSError as exc:
-        raise CliError(f"cannot write {exc.filename}: {exc.strerror}")
+        raise CliError(f"cannot write {exc.filename}: {exc.strerror}") from exc
     started = time.monotonic()
     report(f"recording {', '.join(args.topic)} from {settings.display} into {args.out}"
             + (f" for {args.duration}" if duration else ""))
@@ -250,7 +249,7 @@ def run_record(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _filter_problem(topic: str) -> Optional[str]:
+def _filter_problem(topic: str) -> str | None:
     """Why an MQTT topic filter is invalid (None when it is fine)."""
     if not topic:
         return "an empty topic filter"

@@ -29,7 +29,7 @@ from cep.runtime.output import OutputWriter, finish_output
 MIN_SPEED = 1e-3  # a thousandth of real time: slower than this is a pause, not a replay
 
 
-def add_rule_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_rule_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = commands.add_parser(
         "check", help="parse and check rule files; print every error and warning",
         description="Parse and check rule files (or folders of *.epl). Prints every error and "

@@ -114,9 +114,9 @@ def run_import(args: argparse.Namespace) -> int:
     try:
         messages = list(read(args.format, args.file, tz, stats, problems.append))
     except OSError as exc:
-        raise CliError(f"cannot read {args.file}: {exc.strerror or exc}")
+        raise CliError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
     except ImportRefused as exc:
-        raise CliError(f"{exc}")
+        raise CliError(f"{exc}") from exc
     if not messages:
         # Nothing to write: say why in a few lines, and leave any --out file as it was.
         for problem in problems[:SHOWN_WHEN_NOTHING_USABLE]:
@@ -136,7 +136,7 @@ def run_import(args: argparse.Namespace) -> int:
         else:
             write_trace(messages, sys.stdout, tz, stats)
     except OSError as exc:
-        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}")
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
     print(stats.summary(args.file), file=sys.stderr)
     return EXIT_OK
 
@@ -156,7 +156,7 @@ def run_graph(args: argparse.Namespace) -> int:
             with open(args.out, "w", encoding="utf-8") as handle:
                 handle.write(text)
         except OSError as exc:
-            raise CliError(f"cannot write {args.out}: {exc.strerror or exc}")
+            raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
     else:
         sys.stdout.write(text)
     return EXIT_OK

@@ -11,7 +11,6 @@ policies, operators in lower or upper case as noted on each field).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ class DayRange:
     """`MON` or `WED-FRI` in an ON day list; names upper-cased, validated later."""
 
     first: str
-    last: Optional[str]
+    last: str | None
     span: Span = _span()
 
 
@@ -95,7 +94,7 @@ class DayRange:
 class Literal:
     """A number, string, boolean or null (`value` is None for null)."""
 
-    value: Union[int, float, str, bool, None]
+    value: int | float | str | bool | None
     span: Span = _span()
 
 
@@ -112,7 +111,7 @@ class Attribute:
     """`tag.attr` or `tag[i].attr` (index None when not indexed)."""
 
     tag: str
-    index: Optional[int]
+    index: int | None
     attr: str
     span: Span = _span()
 
@@ -130,7 +129,7 @@ class Unary:
     """`-x` (op '-') or `NOT x` (op 'not')."""
 
     op: str
-    operand: "Expr"
+    operand: Expr
     span: Span = _span()
 
 
@@ -140,39 +139,39 @@ class Binary:
     `or and = != < <= > >= + - * / %` (`<>` is read as `!=`)."""
 
     op: str
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class InList:
-    operand: "Expr"
-    items: tuple["Expr", ...]
+    operand: Expr
+    items: tuple[Expr, ...]
     negated: bool
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class Between:
-    operand: "Expr"
-    low: "Expr"
-    high: "Expr"
+    operand: Expr
+    low: Expr
+    high: Expr
     negated: bool
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class Like:
-    operand: "Expr"
-    pattern: "Expr"
+    operand: Expr
+    pattern: Expr
     negated: bool
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class IsNull:
-    operand: "Expr"
+    operand: Expr
     negated: bool
     span: Span = _span()
 
@@ -182,12 +181,12 @@ class Call:
     """A function call; `name` lower-cased (function names are keywords)."""
 
     name: str
-    args: tuple["Expr", ...]
+    args: tuple[Expr, ...]
     span: Span = _span()
 
 
-Expr = Union[Literal, Name, Attribute, ContextField, Unary, Binary, InList, Between, Like,
-             IsNull, Call]
+Expr = (Literal | Name | Attribute | ContextField | Unary | Binary | InList | Between | Like |
+        IsNull | Call)
 
 
 # ------------------------------------------------------------------ patterns
@@ -197,9 +196,9 @@ Expr = Union[Literal, Name, Attribute, ContextField, Unary, Binary, InList, Betw
 class EventAtom:
     """`[tag=]Type[(filter)]`."""
 
-    tag: Optional[str]
+    tag: str | None
     type: str
-    filter: Optional[Expr]
+    filter: Expr | None
     span: Span = _span()
 
 
@@ -213,31 +212,31 @@ class TimerInterval:
 class FollowedBy:
     """`p1 -> p2 -> ...` (two or more steps)."""
 
-    steps: tuple["Pattern", ...]
+    steps: tuple[Pattern, ...]
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class PatternOr:
-    items: tuple["Pattern", ...]
+    items: tuple[Pattern, ...]
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class PatternAnd:
-    items: tuple["Pattern", ...]
+    items: tuple[Pattern, ...]
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class Every:
-    body: "Pattern"
+    body: Pattern
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class PatternNot:
-    body: "Pattern"
+    body: Pattern
     span: Span = _span()
 
 
@@ -246,7 +245,7 @@ class Repeat:
     """`[n] p`."""
 
     count: int
-    body: "Pattern"
+    body: Pattern
     span: Span = _span()
 
 
@@ -254,9 +253,9 @@ class Repeat:
 class Until:
     """`p until q`, or `[n] p until q` (count: at most n matches of p)."""
 
-    body: "Pattern"
-    stop: "Pattern"
-    count: Optional[int]
+    body: Pattern
+    stop: Pattern
+    count: int | None
     span: Span = _span()
 
 
@@ -264,13 +263,13 @@ class Until:
 class Within:
     """`p where timer:within(d)`."""
 
-    body: "Pattern"
+    body: Pattern
     duration: Duration
     span: Span = _span()
 
 
-Pattern = Union[EventAtom, TimerInterval, FollowedBy, PatternOr, PatternAnd, Every, PatternNot,
-                Repeat, Until, Within]
+Pattern = (EventAtom | TimerInterval | FollowedBy | PatternOr | PatternAnd | Every | PatternNot |
+           Repeat | Until | Within)
 
 
 # ------------------------------------------------------------------ sources
@@ -281,8 +280,8 @@ class StreamSource:
     """`Type[(filter)] [AS alias]`: a single event type as a rule's input."""
 
     type: str
-    filter: Optional[Expr]
-    alias: Optional[str]
+    filter: Expr | None
+    alias: str | None
     span: Span = _span()
 
 
@@ -294,7 +293,7 @@ class PatternSource:
     span: Span = _span()
 
 
-Source = Union[StreamSource, PatternSource]
+Source = StreamSource | PatternSource
 
 
 # ------------------------------------------------------------------ statements
@@ -329,7 +328,7 @@ class TopicBinding:
     """`FROM TOPIC '...' [PAYLOAD AS attr | PAYLOAD (...)]`."""
 
     topic: Text
-    payload_as: Optional[Ident]
+    payload_as: Ident | None
     payload_paths: tuple[PayloadPath, ...]
     span: Span = _span()
 
@@ -352,17 +351,17 @@ class LocatedIn:
     span: Span = _span()
 
 
-EventPosition = Union[LocatedAt, LocatedIn]
+EventPosition = LocatedAt | LocatedIn
 
 
 @dataclass(frozen=True)
 class CreateEvent:
     name: str
     attrs: tuple[AttrDef, ...]
-    topic: Optional[TopicBinding]
-    timestamp_path: Optional[Text]
-    position: Optional[EventPosition]
-    entity: Optional[Ident]
+    topic: TopicBinding | None
+    timestamp_path: Text | None
+    position: EventPosition | None
+    entity: Ident | None
     span: Span = _span()
     name_span: Span = _span()  # where the declared name is
 
@@ -391,7 +390,7 @@ class Circle:
     span: Span = _span()
 
 
-Shape = Union[Polygon, Circle]
+Shape = Polygon | Circle
 
 
 @dataclass(frozen=True)
@@ -425,9 +424,9 @@ class EventInterval:
     """`INITIATED BY ... (DURATION d | TERMINATED BY ... [DURATION d]) [POLICY p]`."""
 
     initiator: Source
-    terminator: Optional[StreamSource]
-    duration: Optional[Duration]
-    policy: Optional[Policy]
+    terminator: StreamSource | None
+    duration: Duration | None
+    policy: Policy | None
     span: Span = _span()
 
 
@@ -455,7 +454,7 @@ class EventDistance:
     distance: Distance
     source: StreamSource
     duration: Duration
-    policy: Optional[Policy]
+    policy: Policy | None
     span: Span = _span()
 
 
@@ -465,8 +464,8 @@ class Composite:
     span: Span = _span()
 
 
-ContextSpec = Union[Recurring, EventInterval, Partition, FixedLocation, EntityDistance,
-                    EventDistance, Composite]
+ContextSpec = (Recurring | EventInterval | Partition | FixedLocation | EntityDistance |
+               EventDistance | Composite)
 
 
 @dataclass(frozen=True)
@@ -489,23 +488,23 @@ class Annotation:
 @dataclass(frozen=True)
 class SelectItem:
     expr: Expr
-    alias: Optional[str]
+    alias: str | None
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class JsonObject:
-    members: tuple[tuple[str, "JsonValue"], ...]
+    members: tuple[tuple[str, JsonValue], ...]
     span: Span = _span()
 
 
 @dataclass(frozen=True)
 class JsonArray:
-    items: tuple["JsonValue", ...]
+    items: tuple[JsonValue, ...]
     span: Span = _span()
 
 
-JsonValue = Union[JsonObject, JsonArray, Expr]
+JsonValue = JsonObject | JsonArray | Expr
 
 
 @dataclass(frozen=True)
@@ -513,8 +512,8 @@ class Action:
     """`PUBLISH 'topic' [PAYLOAD ...] [QOS n] [RETAIN]`."""
 
     topic: Text
-    payload: Optional[JsonValue]
-    qos: Optional[int]
+    payload: JsonValue | None
+    qos: int | None
     retain: bool
     span: Span = _span()
 
@@ -524,11 +523,11 @@ class SelectRule:
     """`[...] SELECT ... FROM ... [WHERE ...] [PUBLISH ...]*`; select None means `*`."""
 
     annotations: tuple[Annotation, ...]
-    context: Optional[Ident]
-    insert_into: Optional[Ident]
-    select: Optional[tuple[SelectItem, ...]]
+    context: Ident | None
+    insert_into: Ident | None
+    select: tuple[SelectItem, ...] | None
     source: Source
-    where: Optional[Expr]
+    where: Expr | None
     actions: tuple[Action, ...]
     span: Span = _span()
 
@@ -541,7 +540,7 @@ class LifecycleTrigger:
     span: Span = _span()
 
 
-OnTrigger = Union[LifecycleTrigger, StreamSource, PatternSource]
+OnTrigger = LifecycleTrigger | StreamSource | PatternSource
 
 
 @dataclass(frozen=True)
@@ -549,15 +548,15 @@ class OnRule:
     """`[...] ON (START | END | PATTERN [...] | Type...) [WHERE ...] PUBLISH ...`."""
 
     annotations: tuple[Annotation, ...]
-    context: Optional[Ident]
+    context: Ident | None
     trigger: OnTrigger
-    where: Optional[Expr]
+    where: Expr | None
     actions: tuple[Action, ...]
     span: Span = _span()
 
 
-Rule = Union[SelectRule, OnRule]
-Statement = Union[SetTimezone, CreateEvent, CreateLocation, CreateContext, SelectRule, OnRule]
+Rule = SelectRule | OnRule
+Statement = SetTimezone | CreateEvent | CreateLocation | CreateContext | SelectRule | OnRule
 
 
 @dataclass(frozen=True)

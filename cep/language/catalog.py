@@ -8,7 +8,6 @@ final names, and the time zone.  Checks fill it in; nothing here validates.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from cep.language import ast
 
@@ -28,7 +27,7 @@ class EventTypeInfo:
 
     name: str
     attrs: dict[str, str]
-    declaration: Optional[ast.CreateEvent] = None
+    declaration: ast.CreateEvent | None = None
     producers: list[str] = field(default_factory=list)  # names of rules inserting into it
     span: ast.Span = ast.NO_SPAN
     producers_checked: bool = False  # a derived type's schema is known once a producer is checked
@@ -48,7 +47,7 @@ class RuleInfo:
     """A rule with its resolved name, output type and result schema."""
 
     name: str
-    description: Optional[str]
+    description: str | None
     rule: ast.Rule
     number: int                 # 1-based, across all files in load order
     output_type: str            # the INSERT INTO type, or the rule's name
@@ -57,7 +56,7 @@ class RuleInfo:
     inputs: list[str] = field(default_factory=list)       # event types it reads, in order
 
     @property
-    def context(self) -> Optional[str]:
+    def context(self) -> str | None:
         return self.rule.context.name if self.rule.context else None
 
     @property
@@ -74,5 +73,5 @@ class Catalog:
     contexts: dict[str, ast.CreateContext] = field(default_factory=dict)
     rules: list[RuleInfo] = field(default_factory=list)
 
-    def rule(self, name: str) -> Optional[RuleInfo]:
+    def rule(self, name: str) -> RuleInfo | None:
         return next((r for r in self.rules if r.name == name), None)

@@ -6,7 +6,8 @@ from cep.language import ast
 from cep.language.catalog import Catalog
 
 
-def flatten(name: str, catalog: Catalog, seen: frozenset[str] = frozenset()) -> list[ast.CreateContext]:
+def flatten(name: str, catalog: Catalog,
+            seen: frozenset[str] = frozenset()) -> list[ast.CreateContext]:
     """The non-composite contexts a context is made of (itself if not composite)."""
     stmt = catalog.contexts.get(name)
     if stmt is None or name in seen:

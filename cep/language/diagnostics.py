@@ -8,8 +8,8 @@ line and a caret under the column.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Optional
 
 from cep.language.ast import Span
 
@@ -31,7 +31,7 @@ class Diagnostic:
         """`file:line:col: severity: message`."""
         return f"{self.span.file}:{self.span.line}:{self.span.col}: {self.severity}: {self.message}"
 
-    def render(self, sources: "SourceMap") -> str:
+    def render(self, sources: SourceMap) -> str:
         """The headline, then the source line and a caret under the column."""
         line_text = sources.line(self.span.file, self.span.line)
         if line_text is None:
@@ -71,7 +71,7 @@ class SourceMap:
     def add(self, path: str, text: str) -> None:
         self._lines[path] = text.splitlines()
 
-    def line(self, path: str, number: int) -> Optional[str]:
+    def line(self, path: str, number: int) -> str | None:
         lines = self._lines.get(path)
         if lines is None or not 1 <= number <= len(lines):
             return None

@@ -12,10 +12,10 @@ import hashlib
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Optional
 
 import lark
 from lark import Lark, Tree
@@ -50,8 +50,8 @@ def grammar_text() -> str:
     return grammar_path().read_text(encoding="utf-8")
 
 
-LARK_OPTIONS = dict(parser="lalr", lexer="contextual", propagate_positions=True,
-                    maybe_placeholders=True)
+LARK_OPTIONS = {"parser": "lalr", "lexer": "contextual", "propagate_positions": True,
+                    "maybe_placeholders": True}
 
 
 @lru_cache(maxsize=1)
@@ -67,7 +67,7 @@ def lark_parser() -> Lark:
         try:
             with cache.open("rb") as stream:
                 return Lark.load(stream)
-        except Exception:  # noqa: BLE001 - missing, damaged or from an older Lark: rebuild it
+        except Exception:
             pass
     parser = Lark(text, **LARK_OPTIONS)
     if cache is not None:
@@ -75,7 +75,7 @@ def lark_parser() -> Lark:
     return parser
 
 
-def parser_cache_file(grammar: str) -> Optional[Path]:
+def parser_cache_file(grammar: str) -> Path | None:
     """`$CEP_CACHE_DIR` (empty: no cache) or `~/.cache/cep`, named after everything the
     tables depend on: the grammar, the options, Lark's and Python's versions."""
     setting = os.environ.get("CEP_CACHE_DIR")
@@ -226,7 +226,7 @@ def parse_text(text: str, path: str, diagnostics: Diagnostics) -> ast.RuleFile:
     return ast.RuleFile(path, tuple(statements), ast.Span(path, 1, 1, 1, 1))
 
 
-def parse_file(path: str, diagnostics: Diagnostics, text: Optional[str] = None) -> ast.RuleFile:
+def parse_file(path: str, diagnostics: Diagnostics, text: str | None = None) -> ast.RuleFile:
     if text is None:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
@@ -300,7 +300,7 @@ def _friendly_expected(expected: set[str]) -> str:
             word = f"`{name}`" if name.isalpha() else f"`{name.lower()}`"
         words.append(word)
     if len(words) > 8:
-        words = words[:8] + ["..."]
+        words = [*words[:8], "..."]
     if len(words) == 1:
         return words[0]
     return ", ".join(words[:-1]) + " or " + words[-1]

@@ -368,7 +368,7 @@ def _on_rule(rule: ast.OnRule) -> str:
         on = "ON " + trigger.kind.upper()
     else:
         on = "ON " + format_source(trigger)
-    return "\n".join(_rule_head(rule) + [on] + _rule_tail(rule))
+    return "\n".join([*_rule_head(rule), on, *_rule_tail(rule)])
 
 
 def format_statement(stmt: ast.Statement) -> str:
@@ -458,7 +458,7 @@ def _dump(node: Any, label: str, indent: int, spans: bool) -> list[str]:
             below.append((f.name, value))
     span = getattr(node, "span", None)
     header = type(node).__name__ + (_where(span) if spans and isinstance(span, ast.Span) else "")
-    lines = [f"{pad}{label}{' '.join([header] + inline)}"]
+    lines = [f"{pad}{label}{' '.join([header, *inline])}"]
     for name, value in below:
         if _is_node(value):
             lines += _dump(value, f"{name}: ", indent + 2, spans)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import tzinfo
-from functools import lru_cache
-from typing import Optional
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
-@lru_cache(maxsize=None)
-def get_zone(name: str) -> Optional[tzinfo]:
+@cache
+def get_zone(name: str) -> tzinfo | None:
     """The zone called `name` ('Europe/Berlin', 'UTC'), or None if there is none."""
     try:
         return ZoneInfo(name)

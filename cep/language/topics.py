@@ -13,12 +13,19 @@ topic and compares levels.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any
 
 __all__ = [
-    "TemplateError", "TopicTemplate", "template_problems", "compile_template",
-    "fill_template", "filter_covers", "merge_subscriptions", "topic_string",
+    "TemplateError",
+    "TopicTemplate",
+    "compile_template",
+    "fill_template",
+    "filter_covers",
+    "merge_subscriptions",
+    "template_problems",
+    "topic_string",
 ]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -104,8 +111,18 @@ class TopicTemplate:
     Build with `compile_template`; raises TemplateError listing the problems.
     """
 
-    __slots__ = ("template", "levels", "names", "filter", "exact", "_n", "_has_hash",
-                 "_wild_first", "_binds", "_literals")
+    __slots__ = (
+        "_binds",
+        "_has_hash",
+        "_literals",
+        "_n",
+        "_wild_first",
+        "exact",
+        "filter",
+        "levels",
+        "names",
+        "template",
+    )
 
     def __init__(self, template: str, publish: bool = False) -> None:
         problems = template_problems(template, publish)
@@ -139,7 +156,7 @@ class TopicTemplate:
         self._binds = tuple((i, pre, name, suf, len(pre) + len(suf))
                             for i, (k, pre, name, suf) in enumerate(parsed) if k == _BIND)
 
-    def match(self, topic: str) -> Optional[dict[str, str]]:
+    def match(self, topic: str) -> dict[str, str] | None:
         """The bound names if `topic` matches (an empty dict when nothing binds), else None."""
         if self.exact:
             return {} if topic == self.template else None

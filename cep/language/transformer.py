@@ -6,7 +6,7 @@ are reported here, with their place, because only here is the word known.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from lark import Token, Transformer, v_args
 from lark.tree import Meta
@@ -122,7 +122,7 @@ class ToAst(Transformer):
             factor = 1.0
         return ast.Distance(amount, word, amount * factor, self._span(meta))
 
-    def signed_number(self, children: list[Optional[Token]]) -> float:
+    def signed_number(self, children: list[Token | None]) -> float:
         sign, number = children
         value = float(str(number))
         return -value if sign is not None else value
@@ -268,7 +268,7 @@ class ToAst(Transformer):
     def end_after(self, children: list[Any]) -> tuple[None, ast.Duration]:
         return (None, self._values(children)[0])
 
-    def end_by(self, children: list[Any]) -> tuple[ast.StreamSource, Optional[ast.Duration]]:
+    def end_by(self, children: list[Any]) -> tuple[ast.StreamSource, ast.Duration | None]:
         values = self._values(children)
         return (values[0], values[1] if len(values) > 1 else None)
 

@@ -4,7 +4,7 @@ the names of its SELECT results)."""
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 from cep.language import ast
 from cep.language.catalog import RuleInfo
@@ -49,7 +49,7 @@ def declared_tags(pattern: ast.Pattern) -> dict[str, ast.EventAtom]:
             if isinstance(node, ast.EventAtom) and node.tag}
 
 
-def select_name(item: ast.SelectItem) -> Optional[str]:
+def select_name(item: ast.SelectItem) -> str | None:
     """The result name of a SELECT item: its alias or the attribute it names."""
     if item.alias is not None:
         return item.alias
@@ -73,7 +73,7 @@ def reads(info: RuleInfo) -> list[str]:
     return []
 
 
-def inserts(info: RuleInfo) -> Optional[str]:
+def inserts(info: RuleInfo) -> str | None:
     """The derived event type a rule inserts into, if any."""
     rule = info.rule
     if isinstance(rule, ast.SelectRule) and rule.insert_into is not None:

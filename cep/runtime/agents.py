@@ -8,7 +8,8 @@ and carries out its PUBLISH actions.  ON rules only act.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from cep.language import ast
 from cep.language.catalog import RuleInfo
@@ -27,7 +28,7 @@ class AgentHost(EngineServices, Protocol):
     """What agents need from the engine that runs them (the engine is one)."""
 
     json: JsonValues
-    position_of: Callable[[Event], Optional[Position]]
+    position_of: Callable[[Event], Position | None]
 
     def emit(self, record: Output) -> None: ...
 
@@ -52,7 +53,7 @@ class CompiledAction:
         self.payload = _json_builder(action.payload, compiler) if action.payload is not None \
             else None
 
-    def topic(self, names: Optional[dict]) -> str:
+    def topic(self, names: dict | None) -> str:
         if not self.template.names:
             return self.topic_text
         return self.template.fill(names or {})
@@ -81,7 +82,7 @@ class Agent:
         self.context = info.context
         self.inputs = list(info.inputs)
         self.matches = 0
-        self.last_fired: Optional[float] = None
+        self.last_fired: float | None = None
         self.position_of = engine.position_of
 
     def start(self, instance: ContextInstance) -> None:
@@ -99,18 +100,18 @@ class Agent:
         to directly (one call less per event)."""
         return self.on_event
 
-    def wants(self) -> Optional[Callable[[Event], bool]]:
+    def wants(self) -> Callable[[Event], bool] | None:
         """A test the engine applies before routing an event to the agent's context
         instances: False means the event cannot matter to the agent.  None: no test."""
         return None
 
-    def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
+    def partial_matches(self, instance: ContextInstance | None = None) -> int:
         return 0
 
     def _compile_actions(self, compiler: ExpressionCompiler) -> list[CompiledAction]:
         return [CompiledAction(a, compiler) for a in self.info.rule.actions]
 
-    def _publish(self, actions: list[CompiledAction], names: Optional[dict], attrs: Any,
+    def _publish(self, actions: list[CompiledAction], names: dict | None, attrs: Any,
                  match: Match, ctx: ContextInstance) -> None:
         engine = self.engine
         for action in actions:
@@ -129,7 +130,7 @@ class Agent:
 class SourcedAgent(Agent):
     """An agent fed by a source (stream or pattern), with an optional WHERE."""
 
-    def __init__(self, info: RuleInfo, engine: AgentHost, source: "Source") -> None:
+    def __init__(self, info: RuleInfo, engine: AgentHost, source: Source) -> None:
         super().__init__(info, engine)
         self.source = source
         where = info.rule.where
@@ -147,25 +148,25 @@ class SourcedAgent(Agent):
     def receiver(self) -> Callable[[Event, list[ContextInstance]], None]:
         return self.source.on_event
 
-    def wants(self) -> Optional[Callable[[Event], bool]]:
+    def wants(self) -> Callable[[Event], bool] | None:
         interest = getattr(self.source, "interest", None)
         return interest.wants if interest is not None else None
 
-    def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
+    def partial_matches(self, instance: ContextInstance | None = None) -> int:
         return self.source.partial_matches(instance)
 
 
 class SelectAgent(SourcedAgent):
     """SELECT rules (with or without INSERT INTO): results are complex events."""
 
-    def __init__(self, info: RuleInfo, engine: AgentHost, source: "Source") -> None:
+    def __init__(self, info: RuleInfo, engine: AgentHost, source: Source) -> None:
         super().__init__(info, engine, source)
         rule = info.rule
         assert isinstance(rule, ast.SelectRule)
         self.output_type = info.output_type
         self.inserts = info.inserts
         if rule.select is None:
-            self.select: Optional[list[tuple[str, Fn]]] = None
+            self.select: list[tuple[str, Fn]] | None = None
         else:
             compile_expr = source.compiler.compile
             self.select = [(select_name(item), compile_expr(item.expr))  # type: ignore[misc]
@@ -175,7 +176,7 @@ class SelectAgent(SourcedAgent):
             ExpressionCompiler(frozenset(), result_names, self.position_of))
         self.schema = info.schema
 
-    def result(self, attrs: Optional[dict], match: Match, ctx: ContextInstance) -> None:
+    def result(self, attrs: dict | None, match: Match, ctx: ContextInstance) -> None:
         """A match of the source: apply WHERE, build the result, emit it."""
         if self.where is not None and not self.where(attrs, match, ctx):
             return
@@ -199,12 +200,12 @@ class SelectAgent(SourcedAgent):
 class OnAgent(SourcedAgent):
     """ON event / ON PATTERN rules: each match carries out the actions."""
 
-    def __init__(self, info: RuleInfo, engine: AgentHost, source: "Source") -> None:
+    def __init__(self, info: RuleInfo, engine: AgentHost, source: Source) -> None:
         super().__init__(info, engine, source)
         assert isinstance(info.rule, ast.OnRule)
         self.actions = self._compile_actions(source.compiler)
 
-    def result(self, attrs: Optional[dict], match: Match, ctx: ContextInstance) -> None:
+    def result(self, attrs: dict | None, match: Match, ctx: ContextInstance) -> None:
         if self.where is not None and not self.where(attrs, match, ctx):
             return
         self.matches += 1
@@ -231,7 +232,7 @@ class Source:
     def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
         raise NotImplementedError
 
-    def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
+    def partial_matches(self, instance: ContextInstance | None = None) -> int:
         return 0
 
 
@@ -294,7 +295,7 @@ class PatternSource(Source):
             if run is not None and not run.finished:
                 run.dispatch(event)
 
-    def partial_matches(self, instance: Optional[ContextInstance] = None) -> int:
+    def partial_matches(self, instance: ContextInstance | None = None) -> int:
         if instance is not None:
             run = self.runs.get(instance)
             return run.live_states() if run is not None and not run.finished else 0

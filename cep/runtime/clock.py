@@ -12,16 +12,16 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 
 class Timer:
     """A scheduled callback; `cancel()` makes it a no-op (removed lazily from the heap)."""
 
-    __slots__ = ("deadline", "priority", "seq", "callback", "cancelled", "queue")
+    __slots__ = ("callback", "cancelled", "deadline", "priority", "queue", "seq")
 
     def __init__(self, deadline: float, seq: int, callback: Callable[[float], None],
-                 priority: int = 1, queue: Optional["TimerQueue"] = None) -> None:
+                 priority: int = 1, queue: TimerQueue | None = None) -> None:
         self.deadline = deadline
         self.priority = priority
         self.seq = seq
@@ -37,7 +37,7 @@ class Timer:
         if self.queue is not None:
             self.queue._cancelled_one()
 
-    def __lt__(self, other: "Timer") -> bool:
+    def __lt__(self, other: Timer) -> bool:
         return (self.deadline, self.priority, self.seq) < \
             (other.deadline, other.priority, other.seq)
 
@@ -88,7 +88,7 @@ class TimerQueue:
             heapq.heappop(heap)
             self._cancelled -= 1
 
-    def next_deadline(self) -> Optional[float]:
+    def next_deadline(self) -> float | None:
         self._drop_cancelled_top()
         heap = self._heap
         return heap[0][0] if heap else None
@@ -99,7 +99,7 @@ class TimerQueue:
         heap = self._heap
         return bool(heap) and heap[0][0] <= now
 
-    def pop_due(self, now: float) -> Optional[Timer]:
+    def pop_due(self, now: float) -> Timer | None:
         """The earliest live timer due at or before `now`, removed from the queue."""
         self._drop_cancelled_top()
         heap = self._heap
@@ -117,8 +117,8 @@ class TimerQueue:
 class VirtualClock:
     """Time as the events say; it only moves forward."""
 
-    def __init__(self, start: Optional[float] = None) -> None:
-        self.now: Optional[float] = start
+    def __init__(self, start: float | None = None) -> None:
+        self.now: float | None = start
 
     def advance(self, to: float) -> None:
         if self.now is None or to > self.now:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Iterator
 from itertools import product
-from typing import Any, Callable, Iterator, Optional, Protocol
+from typing import Any, Protocol
 
 from cep.language import ast
 from cep.language.catalog import Catalog
@@ -36,23 +37,34 @@ _serial = itertools.count(1)
 class ContextInstance:
     """One open (or closed) instance of a context; the always-open one has name None."""
 
-    __slots__ = ("name", "key", "opened_at", "closes_at", "attrs", "parts", "center", "policy",
-                 "is_open", "serial", "deadline")
+    __slots__ = (
+        "attrs",
+        "center",
+        "closes_at",
+        "deadline",
+        "is_open",
+        "key",
+        "name",
+        "opened_at",
+        "parts",
+        "policy",
+        "serial",
+    )
 
-    def __init__(self, name: Optional[str], key: Any, opened_at: float,
-                 attrs: Optional[dict] = None, parts: tuple = (),
-                 center: Optional[Position] = None, policy: Optional[str] = None) -> None:
+    def __init__(self, name: str | None, key: Any, opened_at: float,
+                 attrs: dict | None = None, parts: tuple = (),
+                 center: Position | None = None, policy: str | None = None) -> None:
         self.name = name
         self.key = key
         self.opened_at = opened_at
-        self.closes_at: Optional[float] = None
+        self.closes_at: float | None = None
         self.attrs = attrs or {}
         self.parts = parts
         self.center = center
         self.policy = policy
         self.is_open = True
         self.serial = next(_serial)
-        self.deadline: Optional[Timer] = None
+        self.deadline: Timer | None = None
 
     def __repr__(self) -> str:
         return f"ContextInstance({self.name!r}, key={self.key!r}, #{self.serial})"
@@ -66,9 +78,9 @@ class ContextHost(Protocol):
     def schedule(self, deadline: float, callback: Callable[[float], None],
                  priority: int = 1) -> Timer: ...
 
-    def context_opened(self, runtime: "ContextRuntime", instance: ContextInstance) -> None: ...
+    def context_opened(self, runtime: ContextRuntime, instance: ContextInstance) -> None: ...
 
-    def context_closed(self, runtime: "ContextRuntime", instance: ContextInstance) -> None: ...
+    def context_closed(self, runtime: ContextRuntime, instance: ContextInstance) -> None: ...
 
 
 CONTEXT_TIMER = 0  # context deadlines fire before pattern timers due at the same instant
@@ -84,7 +96,7 @@ class ContextRuntime:
         self.name = name
         self.host = host
         self.open: list[ContextInstance] = []
-        self._routed_event: Optional[Event] = None
+        self._routed_event: Event | None = None
         self._routed: list[ContextInstance] = []
 
     def instances_for(self, event: Event) -> list[ContextInstance]:
@@ -103,7 +115,7 @@ class ContextRuntime:
     def route(self, event: Event) -> list[ContextInstance]:
         return self.open
 
-    def open_instance(self, instance: ContextInstance, duration: Optional[float] = None) -> None:
+    def open_instance(self, instance: ContextInstance, duration: float | None = None) -> None:
         self.open.append(instance)
         if duration is not None:
             self.set_deadline(instance, instance.opened_at + duration)
@@ -138,7 +150,7 @@ class RecurringRuntime(ContextRuntime):
     def __init__(self, name: str, host: ContextHost, spec: ast.Recurring, zone: Any) -> None:
         super().__init__(name, host)
         self.recurrence = Recurrence(spec, zone)
-        self.upcoming: Optional[Iterator[tuple[float, float]]] = None
+        self.upcoming: Iterator[tuple[float, float]] | None = None
 
     def begin(self, ts: float) -> None:
         self.upcoming = self.recurrence.occurrences_from(ts)
@@ -175,7 +187,7 @@ class EventFilter:
         return self.filter is None or bool(self.filter(event.attrs, {self.alias: event}, None))
 
 
-def policy_name(policy: Optional[ast.Policy]) -> str:
+def policy_name(policy: ast.Policy | None) -> str:
     """What a further initiator does to open instances: ADD, IGNORE (default), REFRESH, EXTEND."""
     return policy.name if policy is not None else "IGNORE"
 
@@ -192,8 +204,8 @@ class EventIntervalRuntime(ContextRuntime):
         self.policy = policy_name(spec.policy)
         self.terminator = EventFilter(spec.terminator, catalog, position_of) \
             if spec.terminator is not None else None
-        self.initiator: Optional[EventFilter] = None
-        self.initiator_pattern: Optional[PatternRun] = None
+        self.initiator: EventFilter | None = None
+        self.initiator_pattern: PatternRun | None = None
         self.pattern_node = None
         observed: list[str] = []
         if isinstance(spec.initiator, ast.StreamSource):
@@ -313,7 +325,7 @@ class Region:
             return found is not None and found <= shape.radius.meters
         return point_in_polygon(position.x, position.y, self.corners)
 
-    def contains_region(self, other: "Region") -> bool:
+    def contains_region(self, other: Region) -> bool:
         """Whether every point of `other` lies in this region (corners; circle by its box)."""
         if other.shape.geo != self.shape.geo:
             return False

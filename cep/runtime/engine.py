@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import sys
 from collections import deque
+from collections.abc import Callable
 from datetime import tzinfo
-from typing import Callable, Optional
 
 from cep.language.catalog import Catalog
 from cep.language.context_info import lifecycle_attrs
@@ -34,7 +34,7 @@ from cep.runtime.positions import position_resolver
 
 MAX_DERIVED_PER_CAUSE = 10_000
 
-Route = tuple[Agent, Optional[ContextRuntime], Optional[Callable[[Event], bool]],
+Route = tuple[Agent, ContextRuntime | None, Callable[[Event], bool] | None,
               Callable[[Event, list[ContextInstance]], None]]
 
 
@@ -43,7 +43,7 @@ class EngineError(Exception):
 
 
 class Engine:
-    def __init__(self, catalog: Catalog, sink: Sink, tz: Optional[tzinfo] = None,
+    def __init__(self, catalog: Catalog, sink: Sink, tz: tzinfo | None = None,
                  warn: Callable[[str], None] = lambda m: print(f"cep: {m}", file=sys.stderr),
                  max_derived: int = MAX_DERIVED_PER_CAUSE, show_contexts: bool = False) -> None:
         self.catalog = catalog
@@ -193,7 +193,7 @@ class Engine:
                 timer.callback(timer.deadline)
             except OutputFailed:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a failing rule must not stop the engine
+            except Exception as exc:
                 self.stats["rule_errors"] += 1
                 self.warn(f"a timer at {self.show_time(timer.deadline)} failed: "
                           f"{type(exc).__name__}: {exc}")
@@ -222,7 +222,7 @@ class Engine:
                     receive(event, instances)
             except OutputFailed:
                 raise
-            except Exception as exc:  # noqa: BLE001 - one rule's failure must not stop the rest
+            except Exception as exc:
                 self.stats["rule_errors"] += 1
                 self.warn(f"rule '{agent.name}' failed on a {event.type} event at "
                           f"{self.show_time(self.now)}: {type(exc).__name__}: {exc}")

@@ -12,7 +12,7 @@ class Event:
     `__slots__` keeps an event small: the engine creates one per input message.
     """
 
-    __slots__ = ("type", "ts", "attrs")
+    __slots__ = ("attrs", "ts", "type")
 
     def __init__(self, type: str, ts: float, attrs: dict[str, Any]) -> None:
         self.type = type

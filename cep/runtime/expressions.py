@@ -18,15 +18,16 @@ from __future__ import annotations
 import math
 import operator
 import re
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable, Optional
+from typing import Any
 
 from cep.language import ast
 from cep.runtime.events import Event
 from cep.runtime.geometry import Position, distance_m
 
-Fn = Callable[[Optional[dict], dict, Any], Any]
-PositionOf = Callable[[Event], Optional[Position]]
+Fn = Callable[[dict | None, dict, Any], Any]
+PositionOf = Callable[[Event], Position | None]
 
 _VALUE_ERRORS = (TypeError, ValueError, OverflowError, ZeroDivisionError)
 
@@ -46,7 +47,7 @@ class ExpressionCompiler:
     """
 
     def __init__(self, tags: frozenset[str] = frozenset(),
-                 attrs: Optional[frozenset[str]] = None,
+                 attrs: frozenset[str] | None = None,
                  position_of: PositionOf = _no_position) -> None:
         self.tags = tags
         self.attrs = attrs
@@ -55,11 +56,11 @@ class ExpressionCompiler:
     def compile(self, expr: ast.Expr) -> Fn:
         return getattr(self, "_" + type(expr).__name__)(expr)
 
-    def compile_condition(self, expr: Optional[ast.Expr]) -> Optional[Callable[..., bool]]:
+    def compile_condition(self, expr: ast.Expr | None) -> Callable[..., bool] | None:
         return None if expr is None else self.compile(expr)
 
-    def split_equality(self, expr: ast.Expr) -> tuple[Optional[tuple[str, Any]],
-                                                       Optional[ast.Expr]]:
+    def split_equality(self, expr: ast.Expr) -> tuple[tuple[str, Any] | None,
+                                                       ast.Expr | None]:
         """A filter as (`(attr, constant)` of its first `attr = constant` conjunct, the rest).
 
         An event passes the filter exactly when its `attr` equals `constant` (as a
@@ -72,14 +73,14 @@ class ExpressionCompiler:
             key = self._equality(item)
             if key is not None:
                 rest = conjuncts[:position] + conjuncts[position + 1:]
-                combined: Optional[ast.Expr] = None
+                combined: ast.Expr | None = None
                 for other in rest:
                     combined = other if combined is None else \
                         ast.Binary(span=other.span, op="and", left=combined, right=other)
                 return key, combined
         return None, expr
 
-    def _equality(self, expr: ast.Expr) -> Optional[tuple[str, Any]]:
+    def _equality(self, expr: ast.Expr) -> tuple[str, Any] | None:
         if not isinstance(expr, ast.Binary) or expr.op != "=":
             return None
         for name, literal in ((expr.left, expr.right), (expr.right, expr.left)):
@@ -287,7 +288,7 @@ class ExpressionCompiler:
         first, second = (arg.name for arg in expr.args)  # type: ignore[union-attr]
         position_of = self.position_of
 
-        def distance(a: Any, m: dict, c: Any) -> Optional[float]:
+        def distance(a: Any, m: dict, c: Any) -> float | None:
             x, y = m.get(first), m.get(second)
             if x is None or y is None:
                 return None
@@ -305,11 +306,11 @@ def _conjuncts(expr: ast.Expr) -> list[ast.Expr]:
     return [expr]
 
 
-def _divide(x: float, y: float) -> Optional[float]:
+def _divide(x: float, y: float) -> float | None:
     return None if y == 0 else x / y
 
 
-def _modulo(x: float, y: float) -> Optional[float]:
+def _modulo(x: float, y: float) -> float | None:
     """Remainder with the sign of the dividend (as in SQL and Esper), null for % 0."""
     if y == 0:
         return None
@@ -329,7 +330,7 @@ _ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
     "+": _concat_or_add, "-": operator.sub, "*": operator.mul, "/": _divide, "%": _modulo}
 
 
-def round_half_away(value: float, digits: int = 0) -> Optional[float]:
+def round_half_away(value: float, digits: int = 0) -> float | None:
     """Rounding as people expect it (2.5 -> 3, -2.5 -> -3), not banker's rounding.
 
     Values too large to scale are returned as they are (they have no fraction left).
@@ -356,7 +357,7 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 
 @lru_cache(maxsize=256)
-def like_regex(pattern: str) -> "re.Pattern[str]":
+def like_regex(pattern: str) -> re.Pattern[str]:
     """SQL LIKE: `%` any run of characters, `_` one character, everything else literal."""
     parts = []
     for ch in pattern:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 
@@ -11,7 +10,7 @@ EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 class Position:
     """A point: plane (x, y) metres, or geo (lat, lon) degrees."""
 
-    __slots__ = ("x", "y", "geo")
+    __slots__ = ("geo", "x", "y")
 
     def __init__(self, x: float, y: float, geo: bool) -> None:
         self.x = x
@@ -30,7 +29,7 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
-def distance_m(a: Position, b: Position) -> Optional[float]:
+def distance_m(a: Position, b: Position) -> float | None:
     """Metres between two positions of the same kind; None for a plane/geo mix."""
     if a.geo != b.geo:
         return None

@@ -18,8 +18,9 @@ tags it bound, and whether it is finished: `quitted`) or permanently false.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import product
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cep.runtime.events import Event
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from cep.runtime.clock import Timer
 
 Match = dict  # tag -> Event, or list[Event] for a repeated tag
-Filter = Callable[[Optional[dict], dict, Any], Any]
+Filter = Callable[[dict | None, dict, Any], Any]
 
 
 # ====================================================================== the run
@@ -44,14 +45,14 @@ class AtomIndex:
     the atoms registered, as if every atom had been asked in turn.
     """
 
-    __slots__ = ("plain", "keyed", "size")
+    __slots__ = ("keyed", "plain", "size")
 
     def __init__(self) -> None:
         self.plain: dict[AtomState, None] = {}
         self.keyed: dict[str, dict[Any, dict[AtomState, None]]] = {}  # attr -> constant -> atoms
         self.size = 0
 
-    def add(self, state: "AtomState") -> None:
+    def add(self, state: AtomState) -> None:
         key = state.node.key
         if key is None:
             self.plain[state] = None
@@ -66,7 +67,7 @@ class AtomIndex:
             states[state] = None
         self.size += 1
 
-    def remove(self, state: "AtomState") -> None:
+    def remove(self, state: AtomState) -> None:
         key = state.node.key
         if key is None:
             if self.plain.pop(state, _ABSENT) is _ABSENT:
@@ -83,7 +84,7 @@ class AtomIndex:
                     del self.keyed[attr]
         self.size -= 1
 
-    def candidates(self, attrs: dict) -> list["AtomState"]:
+    def candidates(self, attrs: dict) -> list[AtomState]:
         """The atoms whose key the event's attributes satisfy, in registration order."""
         if not self.plain and len(self.keyed) == 1:  # the usual case: one keyed attribute
             for attr, by_constant in self.keyed.items():
@@ -120,9 +121,9 @@ class Interest:
     of them) stop here.
     """
 
-    __slots__ = ("plain", "keyed")
+    __slots__ = ("keyed", "plain")
 
-    def __init__(self, root: "Node") -> None:
+    def __init__(self, root: Node) -> None:
         self.plain: set[str] = set()  # types with an atom that has no key
         self.keyed: dict[str, dict[str, set[Any]]] = {}  # type -> attr -> constants
         for atom in atom_nodes(root):
@@ -151,7 +152,7 @@ class Interest:
         return False
 
 
-def _registration_order(state: "AtomState") -> int:
+def _registration_order(state: AtomState) -> int:
     return state.order
 
 
@@ -162,23 +163,33 @@ class PatternRun:
     the root to `on_match(match)`.
     """
 
-    __slots__ = ("engine", "ctx", "on_match", "index", "priority_index", "root", "finished",
-                 "timers", "born", "registered")
+    __slots__ = (
+        "born",
+        "ctx",
+        "engine",
+        "finished",
+        "index",
+        "on_match",
+        "priority_index",
+        "registered",
+        "root",
+        "timers",
+    )
 
-    def __init__(self, engine: "EngineServices", ctx: Any,
+    def __init__(self, engine: EngineServices, ctx: Any,
                  on_match: Callable[[Match], None]) -> None:
         self.engine = engine
         self.ctx = ctx
         self.on_match = on_match
         self.index: dict[str, AtomIndex] = {}
         self.priority_index: dict[str, AtomIndex] = {}
-        self.timers: dict["TimedState", None] = {}
-        self.root: Optional[RootState] = None
+        self.timers: dict[TimedState, None] = {}
+        self.root: RootState | None = None
         self.finished = False
-        self.born: Optional[int] = None  # while starting: the sequence number atoms take
+        self.born: int | None = None  # while starting: the sequence number atoms take
         self.registered = 0  # atoms registered so far: each atom's `order`
 
-    def start(self, node: "Node") -> None:
+    def start(self, node: Node) -> None:
         """Start the pattern; it sees the event being delivered now, if any.
 
         A context instance opened by an event E (an initiator, a partition's first
@@ -221,7 +232,7 @@ class PatternRun:
             sum(atoms.size for atoms in self.priority_index.values()) + len(self.timers)
 
     # -------------------------------------------------------------- atom registry
-    def add_atom(self, state: "AtomState") -> None:
+    def add_atom(self, state: AtomState) -> None:
         node = state.node
         index = self.priority_index if node.under_not else self.index
         atoms = index.get(node.type)
@@ -231,7 +242,7 @@ class PatternRun:
         state.order = self.registered
         atoms.add(state)
 
-    def remove_atom(self, state: "AtomState") -> None:
+    def remove_atom(self, state: AtomState) -> None:
         node = state.node
         index = self.priority_index if node.under_not else self.index
         atoms = index.get(node.type)
@@ -247,16 +258,16 @@ class EngineServices(Protocol):
     event_seq: int
     now: float
 
-    def schedule(self, deadline: float, callback: Callable[[float], None]) -> "Timer": ...
+    def schedule(self, deadline: float, callback: Callable[[float], None]) -> Timer: ...
 
 
 # ====================================================================== states
 
 
 class State:
-    __slots__ = ("parent", "run", "active")
+    __slots__ = ("active", "parent", "run")
 
-    def __init__(self, parent: "Parent", run: PatternRun) -> None:
+    def __init__(self, parent: Parent, run: PatternRun) -> None:
         self.parent = parent
         self.run = run
         self.active = True
@@ -281,11 +292,11 @@ class Parent:
 
 
 class RootState(Parent):
-    __slots__ = ("run", "child")
+    __slots__ = ("child", "run")
 
     def __init__(self, run: PatternRun) -> None:
         self.run = run
-        self.child: Optional[State] = None
+        self.child: State | None = None
 
     def child_true(self, child: State, match: Match, quitted: bool) -> None:
         if quitted:
@@ -297,9 +308,9 @@ class RootState(Parent):
 
 
 class AtomState(State):
-    __slots__ = ("node", "match", "born", "order")
+    __slots__ = ("born", "match", "node", "order")
 
-    def __init__(self, node: "AtomNode", parent: Parent, run: PatternRun) -> None:
+    def __init__(self, node: AtomNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
 
@@ -343,7 +354,7 @@ class TimedState(State):
 class IntervalState(TimedState):
     __slots__ = ("match", "seconds")
 
-    def __init__(self, node: "IntervalNode", parent: Parent, run: PatternRun) -> None:
+    def __init__(self, node: IntervalNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.seconds = node.seconds
 
@@ -364,9 +375,9 @@ class IntervalState(TimedState):
 
 
 class FollowedByState(State, Parent):
-    __slots__ = ("node", "children")
+    __slots__ = ("children", "node")
 
-    def __init__(self, node: "FollowedByNode", parent: Parent, run: PatternRun) -> None:
+    def __init__(self, node: FollowedByNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
         self.children: dict[State, int] = {}
@@ -414,13 +425,13 @@ def only_negations(children: dict) -> bool:
 
 
 class EveryState(State, Parent):
-    __slots__ = ("node", "match", "children", "starting")
+    __slots__ = ("children", "match", "node", "starting")
 
-    def __init__(self, node: "EveryNode", parent: Parent, run: PatternRun) -> None:
+    def __init__(self, node: EveryNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
         self.children: dict[State, None] = {}
-        self.starting: Optional[State] = None
+        self.starting: State | None = None
 
     def start(self, match: Match) -> None:
         self.match = match
@@ -462,9 +473,9 @@ class EveryState(State, Parent):
 
 
 class OrState(State, Parent):
-    __slots__ = ("node", "children")
+    __slots__ = ("children", "node")
 
-    def __init__(self, node: "OrNode", parent: Parent, run: PatternRun) -> None:
+    def __init__(self, node: OrNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
         self.children: dict[State, None] = {}
@@ -499,9 +510,9 @@ class OrState(State, Parent):
 
 
 class AndState(State, Parent):
-    __slots__ = ("node", "children", "results")
+    __slots__ = ("children", "node", "results")
 
-    def __init__(self, node: "AndNode", parent: Parent, run: PatternRun) -> None:
+    def __init__(self, node: AndNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
         self.children: dict[State, int] = {}
@@ -552,12 +563,12 @@ class AndState(State, Parent):
 
 
 class NotState(State, Parent):
-    __slots__ = ("node", "child")
+    __slots__ = ("child", "node")
 
-    def __init__(self, node: "NotNode", parent: Parent, run: PatternRun) -> None:
+    def __init__(self, node: NotNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
-        self.child: Optional[State] = None
+        self.child: State | None = None
 
     def start(self, match: Match) -> None:
         self.child = self.node.body.create(self, self.run)
@@ -585,9 +596,9 @@ class NotState(State, Parent):
 class RepeatState(State, Parent):
     """`[n] p`: p, then p again started after that, n times; tags become lists."""
 
-    __slots__ = ("node", "begin", "children")
+    __slots__ = ("begin", "children", "node")
 
-    def __init__(self, node: "RepeatNode", parent: Parent, run: PatternRun) -> None:
+    def __init__(self, node: RepeatNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
         self.children: dict[State, list[Match]] = {}
@@ -629,13 +640,13 @@ class RepeatState(State, Parent):
 class UntilState(State, Parent):
     """`p until q` (and `[n] p until q`): p repeatedly, until q; p's tags become lists."""
 
-    __slots__ = ("node", "begin", "body", "stop_child", "rounds")
+    __slots__ = ("begin", "body", "node", "rounds", "stop_child")
 
-    def __init__(self, node: "UntilNode", parent: Parent, run: PatternRun) -> None:
+    def __init__(self, node: UntilNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
-        self.body: Optional[State] = None
-        self.stop_child: Optional[State] = None
+        self.body: State | None = None
+        self.stop_child: State | None = None
         self.rounds: list[Match] = []
 
     def start(self, match: Match) -> None:
@@ -690,12 +701,12 @@ class UntilState(State, Parent):
 
 
 class WithinState(TimedState, Parent):
-    __slots__ = ("node", "child")
+    __slots__ = ("child", "node")
 
-    def __init__(self, node: "WithinNode", parent: Parent, run: PatternRun) -> None:
+    def __init__(self, node: WithinNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
-        self.child: Optional[State] = None
+        self.child: State | None = None
 
     def start(self, match: Match) -> None:
         self.set_timer(self.node.seconds, self.expire)
@@ -755,13 +766,13 @@ class Node:
     def create(self, parent: Parent, run: PatternRun) -> State:
         return self.state_class(self, parent, run)
 
-    def children(self) -> tuple["Node", ...]:
+    def children(self) -> tuple[Node, ...]:
         """The operands (for walking the compiled tree)."""
         body = getattr(self, "body", None)
         return (body,) if body is not None else ()
 
 
-def atom_nodes(node: Node) -> list["AtomNode"]:
+def atom_nodes(node: Node) -> list[AtomNode]:
     """Every atom of a compiled pattern, in tree order."""
     if isinstance(node, AtomNode):
         return [node]
@@ -775,8 +786,8 @@ class AtomNode(Node):
 
     state_class = AtomState
 
-    def __init__(self, type: str, tag: Optional[str], filter: Optional[Filter],
-                 under_not: bool, key: Optional[tuple[str, Any]] = None) -> None:
+    def __init__(self, type: str, tag: str | None, filter: Filter | None,
+                 under_not: bool, key: tuple[str, Any] | None = None) -> None:
         self.type = type
         self.tag = tag
         self.filter = filter
@@ -847,7 +858,7 @@ class RepeatNode(Node):
 class UntilNode(Node):
     state_class = UntilState
 
-    def __init__(self, body: Node, stop: Node, count: Optional[int],
+    def __init__(self, body: Node, stop: Node, count: int | None,
                  tags: tuple[str, ...]) -> None:
         self.body = body
         self.stop = stop

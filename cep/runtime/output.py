@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime, tzinfo
-from typing import IO, Any, Callable, Optional
+from typing import IO, Any
 
 from cep.language.catalog import TIMESTAMP, Catalog
 from cep.runtime.events import Event
@@ -30,7 +31,7 @@ class JsonValues:
         self.tz = tz
         self.types = {name: info.attrs for name, info in catalog.events.items()}
 
-    def attrs(self, values: dict[str, Any], types: Optional[dict[str, str]]) -> dict[str, Any]:
+    def attrs(self, values: dict[str, Any], types: dict[str, str] | None) -> dict[str, Any]:
         out = {}
         for name, value in values.items():
             kind = type(value)
@@ -71,7 +72,7 @@ class OutputFailed(Exception):
         self.closed_pipe = isinstance(cause, BrokenPipeError)
 
 
-def finish_output(out: Optional[IO[str]]) -> None:
+def finish_output(out: IO[str] | None) -> None:
     """Close an output file, or flush standard output, raising OutputFailed when the last
     lines cannot be written (buffered lines meet a full disk only here)."""
     if out is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from cep.language import ast
 from cep.language.walk import declared_tags
@@ -60,7 +60,7 @@ class PatternCompiler:
             return WithinNode(self._node(p.body, under_not), p.duration.seconds)
         raise TypeError(f"unknown pattern node {type(p).__name__}")
 
-    def _split(self, atom: ast.EventAtom) -> tuple[Optional[tuple[str, Any]], Optional[Filter]]:
+    def _split(self, atom: ast.EventAtom) -> tuple[tuple[str, Any] | None, Filter | None]:
         """An atom's filter as its index key (`attr = constant`, see `split_equality`) and
         the compiled rest: atoms are then found by the key's value, and only the rest is
         evaluated per event."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from cep.language import ast
 from cep.language.catalog import Catalog
@@ -18,10 +18,10 @@ def location_center(stmt: ast.CreateLocation) -> Position:
     return Position(x, y, shape.geo)
 
 
-def position_resolver(catalog: Catalog) -> Callable[[Event], Optional[Position]]:
+def position_resolver(catalog: Catalog) -> Callable[[Event], Position | None]:
     """A function giving an event's position (None when it has none)."""
     centers = {name: location_center(stmt) for name, stmt in catalog.locations.items()}
-    by_type: dict[str, Callable[[Event], Optional[Position]]] = {}
+    by_type: dict[str, Callable[[Event], Position | None]] = {}
     for name, info in catalog.events.items():
         decl = info.declaration
         if decl is None or decl.position is None:
@@ -32,15 +32,15 @@ def position_resolver(catalog: Catalog) -> Callable[[Event], Optional[Position]]
         else:
             by_type[name] = _in(position.attr.name, centers)
 
-    def position_of(event: Event) -> Optional[Position]:
+    def position_of(event: Event) -> Position | None:
         resolve = by_type.get(event.type)
         return resolve(event) if resolve is not None else None
 
     return position_of
 
 
-def _at(first: str, second: str, geo: bool) -> Callable[[Event], Optional[Position]]:
-    def resolve(event: Event) -> Optional[Position]:
+def _at(first: str, second: str, geo: bool) -> Callable[[Event], Position | None]:
+    def resolve(event: Event) -> Position | None:
         x, y = event.attrs.get(first), event.attrs.get(second)
         if x is None or y is None:
             return None
@@ -48,8 +48,8 @@ def _at(first: str, second: str, geo: bool) -> Callable[[Event], Optional[Positi
     return resolve
 
 
-def _in(attr: str, centers: dict[str, Position]) -> Callable[[Event], Optional[Position]]:
-    def resolve(event: Event) -> Optional[Position]:
+def _in(attr: str, centers: dict[str, Position]) -> Callable[[Event], Position | None]:
+    def resolve(event: Event) -> Position | None:
         name = event.attrs.get(attr)
         return centers.get(name) if name is not None else None
     return resolve

@@ -9,8 +9,8 @@ walked one by one, so no day is skipped or taken twice.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone, tzinfo
-from typing import Iterator, Optional
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from cep.language import ast
 
@@ -41,11 +41,11 @@ def local_instant(day: date, clock: time, zone: tzinfo) -> float:
     """Unix time of a local wall-clock time, with the contract's DST rules."""
     naive = datetime.combine(day, clock)
     first = naive.replace(tzinfo=zone, fold=0)
-    utc = first.astimezone(timezone.utc)
+    utc = first.astimezone(UTC)
     if utc.astimezone(zone).replace(tzinfo=None) == naive:
         return utc.timestamp()  # exists (fold=0 is the first of a repeated hour)
     # In a gap: the first instant after it is the transition, between the two readings.
-    low = naive.replace(tzinfo=zone, fold=1).astimezone(timezone.utc).timestamp()
+    low = naive.replace(tzinfo=zone, fold=1).astimezone(UTC).timestamp()
     high = utc.timestamp()
     low, high = min(low, high), max(low, high)
     offset_low = _offset(low, zone)
@@ -58,7 +58,7 @@ def local_instant(day: date, clock: time, zone: tzinfo) -> float:
     return round(high)
 
 
-def _offset(ts: float, zone: tzinfo) -> Optional[timedelta]:
+def _offset(ts: float, zone: tzinfo) -> timedelta | None:
     return datetime.fromtimestamp(ts, zone).utcoffset()
 
 
@@ -73,7 +73,7 @@ class Recurrence:
         self.days = day_set(spec.days)
         self.zone = zone
 
-    def occurrence(self, day: date) -> Optional[tuple[float, float]]:
+    def occurrence(self, day: date) -> tuple[float, float] | None:
         """(start, end) of the occurrence starting on local `day`, if that day is selected."""
         if day.weekday() not in self.days:
             return None

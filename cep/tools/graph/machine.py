@@ -14,8 +14,6 @@ A stream rule is one transition per event; ON START/END one per instance opening
 
 from __future__ import annotations
 
-from typing import Optional
-
 from cep.language import ast
 from cep.language.catalog import RuleInfo
 from cep.language.printer import format_duration, format_pattern, format_source
@@ -27,7 +25,7 @@ UNROLL = 5   # `[n] p` with n up to this is drawn as n copies
 class _Builder:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
-        self.failed: Optional[str] = None
+        self.failed: str | None = None
 
     def state(self, label: str, kind: str = "state") -> str:
         return self.graph.add(kind, label, "s")

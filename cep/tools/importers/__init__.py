@@ -14,7 +14,7 @@ FORMATS = ("casas", "ordonez")
 __all__ = ["FORMATS", "ImportRefused", "ImportStats", "Message", "read", "write_trace"]
 
 
-def read(fmt: str, path: str, tz, stats: ImportStats, report):  # noqa: ANN001, ANN201
+def read(fmt: str, path: str, tz, stats: ImportStats, report):
     """The messages of a dataset file in format `fmt` (casas or ordonez)."""
     if fmt == "casas":
         from cep.tools.importers.casas import read_casas

@@ -8,8 +8,8 @@ out. Times have no zone: they are read in the zone given to the importer.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import tzinfo
-from typing import Iterator
 
 from cep.tools.importers.common import (
     ImportStats,

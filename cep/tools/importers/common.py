@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import IO, Callable, Iterable, Iterator, Optional
+from typing import IO
 
 from cep.adapters.trace import TraceWriter
 
@@ -93,7 +94,7 @@ def numbered_lines(path: str, reporter: LineReporter) -> Iterator[tuple[int, str
 _DATE_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?$")
 
 
-def parse_local_time(text: str, tz: tzinfo) -> Optional[float]:
+def parse_local_time(text: str, tz: tzinfo) -> float | None:
     """`2016-07-12 00:00:30.600670` (or with a T) read in `tz`; None if it is not one.
 
     A time in a skipped hour (spring forward) or a repeated one (fall back) is read with

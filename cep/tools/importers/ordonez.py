@@ -12,8 +12,8 @@ gives its ON before its OFF.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import tzinfo
-from typing import Iterator
 
 from cep.tools.importers.common import (
     ImportRefused,
@@ -51,8 +51,9 @@ def read_ordonez(path: str, tz: tzinfo, stats: ImportStats, report: Report,
                                     "*_Sensors.txt file")
             continue
         if len(fields) < 5:
+            plural = "s" if len(fields) != 1 else ""
             reporter.bad(number, "expected `start  end  Location  Type  Place` separated by "
-                                 f"tabs, found {len(fields)} field{'s' if len(fields) != 1 else ''}")
+                                 f"tabs, found {len(fields)} field{plural}")
             continue
         start = parse_local_time(fields[0], tz)
         end = parse_local_time(fields[1], tz)

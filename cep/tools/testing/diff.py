@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 MISSING, UNEXPECTED, DIFFERENT, MOVED = "missing", "unexpected", "different", "moved"
 
@@ -20,8 +20,8 @@ MISSING, UNEXPECTED, DIFFERENT, MOVED = "missing", "unexpected", "different", "m
 @dataclass(frozen=True)
 class Difference:
     kind: str                          # missing | unexpected | different
-    expected: Optional[dict[str, Any]]
-    produced: Optional[dict[str, Any]]
+    expected: dict[str, Any] | None
+    produced: dict[str, Any] | None
     where: str = ""                    # FILE:LINE of the expected line, if any
     position: int = 0                  # index in the produced output (for ordering)
 

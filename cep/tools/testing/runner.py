@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 from cep.tools.testing.diff import Difference, compare, render
 from cep.tools.testing.scenario import Scenario, ScenarioError, load_scenario
@@ -62,7 +62,7 @@ def run_scenario(scenario: Scenario) -> Outcome:
     tz = get_zone(zone_name)
     if tz is None:
         raise ScenarioError(f"{scenario.path}: unknown time zone {zone_name!r}")
-    until: Optional[float] = None
+    until: float | None = None
     if scenario.until is not None:
         try:
             until = parse_trace_ts(scenario.until, tz)

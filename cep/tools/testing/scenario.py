@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 
 class ScenarioError(Exception):
@@ -34,9 +34,9 @@ class Scenario:
     rules: list[Path]
     trace: Path
     expected: list[ExpectedLine]
-    expected_file: Optional[Path] = None   # None when the lines are inline
-    tz: Optional[str] = None
-    until: Optional[str | float] = None
+    expected_file: Path | None = None   # None when the lines are inline
+    tz: str | None = None
+    until: str | float | None = None
     contexts: bool = False
     bad_lines: int = 0
     bad_messages: int = 0
@@ -52,7 +52,7 @@ KEYS = {"description": str, "rules": (list, str), "trace": str, "expected": str,
         "bad_lines": int, "bad_messages": int}
 
 
-def _until(path: Path, value: Any) -> Optional[str | float]:
+def _until(path: Path, value: Any) -> str | float | None:
     """`until` as the command line takes it: ISO text, Unix seconds (a number, or digits in
     a string), or a TOML date-time with its offset."""
     if isinstance(value, datetime):

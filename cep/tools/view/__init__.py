@@ -56,6 +56,20 @@ from cep.tools.view.snapshot import (
                                take_snapshot,
 )
 
-__all__ = ["TerminalView", "ReplayView", "terminal_console", "InputStatus", "Snapshot",
-           "ContextRow", "RuleRow", "OutputRow", "TeeSink", "take_snapshot", "InputPanel",
-           "ContextsPanel", "RulesPanel", "EventsPanel", "Dashboard"]
+__all__ = [
+                               "ContextRow",
+                               "ContextsPanel",
+                               "Dashboard",
+                               "EventsPanel",
+                               "InputPanel",
+                               "InputStatus",
+                               "OutputRow",
+                               "ReplayView",
+                               "RuleRow",
+                               "RulesPanel",
+                               "Snapshot",
+                               "TeeSink",
+                               "TerminalView",
+                               "take_snapshot",
+                               "terminal_console",
+]

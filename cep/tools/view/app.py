@@ -12,7 +12,8 @@ import os
 import sys
 import time
 from collections import deque
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -29,15 +30,15 @@ from cep.tools.view.snapshot import (
 )
 
 RATE_WINDOW = 5.0    # seconds of wall time the message rate is averaged over
-StatusArg = Union[InputStatus, Callable[[], InputStatus]]
+StatusArg = InputStatus | Callable[[], InputStatus]
 
 
-def terminal_console() -> Optional[Console]:
+def terminal_console() -> Console | None:
     """A console on stderr when it is a terminal, else on /dev/tty; None without a terminal."""
     if sys.stderr.isatty():
         return Console(file=sys.stderr)
     try:
-        handle = open("/dev/tty", "w", encoding="utf-8")  # noqa: SIM115 - lives with the view
+        handle = open("/dev/tty", "w", encoding="utf-8")
     except OSError:
         return None
     if not handle.isatty():
@@ -49,7 +50,7 @@ def terminal_console() -> Optional[Console]:
 class TerminalView:
     """Watch an engine in a terminal: `start()`, `tick(engine, status)` often, `stop(summary)`."""
 
-    def __init__(self, mode: str = "replay", source: str = "", console: Optional[Console] = None,
+    def __init__(self, mode: str = "replay", source: str = "", console: Console | None = None,
                  interval: float = 0.25, max_share: float = 0.05, fade_seconds: float = 3.0,
                  clock: Callable[[], float] = time.monotonic, title: str = "") -> None:
         self.mode = mode
@@ -61,12 +62,12 @@ class TerminalView:
         self.title = title
         self.recorder = TeeSink()
         self.fades = FadeTracker(fade_seconds)
-        self.live: Optional[Live] = None
-        self.started_at: Optional[float] = None
+        self.live: Live | None = None
+        self.started_at: float | None = None
         self.due = 0.0
         self.frames = 0
         self.drawing = 0.0           # wall seconds spent building and drawing frames
-        self.last: Optional[Snapshot] = None
+        self.last: Snapshot | None = None
         self._marks: deque[tuple[float, int]] = deque()
         self._rate = 0.0
 
@@ -75,7 +76,7 @@ class TerminalView:
         return self.console is not None
 
     # ------------------------------------------------------------------ sinks
-    def tee(self, sink: Optional[Sink]) -> TeeSink:
+    def tee(self, sink: Sink | None) -> TeeSink:
         """The sink to give the engine: remembers recent outputs, passes them on to `sink`."""
         self.recorder.sink = sink
         return self.recorder
@@ -109,7 +110,7 @@ class TerminalView:
         self.due = now + max(self.interval, cost / self.max_share if self.max_share else 0.0)
         return True
 
-    def snapshot(self, engine: Any, status: InputStatus, now: Optional[float] = None) -> Snapshot:
+    def snapshot(self, engine: Any, status: InputStatus, now: float | None = None) -> Snapshot:
         """A snapshot of `engine` with the view's own parts: fading instances, rate, elapsed."""
         from dataclasses import replace
 
@@ -138,7 +139,7 @@ class TerminalView:
         self._rate = (messages - marks[0][1]) / span
         return self._rate
 
-    def stop(self, summary: Optional[str] = None) -> None:
+    def stop(self, summary: str | None = None) -> None:
         """Leave the last frame on screen, then print `summary` under it (if given)."""
         live, self.live = self.live, None
         if live is not None:
@@ -160,11 +161,11 @@ class TerminalView:
 class ReplayView(TerminalView):
     """A TerminalView fed by `cep.adapters.replay.replay(..., tick=view.replay_tick)`."""
 
-    def __init__(self, trace_name: str, trace_path: Optional[str], speed: Optional[float],
-                 console: Optional[Console] = None, **options: Any) -> None:
+    def __init__(self, trace_name: str, trace_path: str | None, speed: float | None,
+                 console: Console | None = None, **options: Any) -> None:
         super().__init__("replay", trace_name, console, **options)
         self.speed = speed
-        self.total: Optional[int] = None
+        self.total: int | None = None
         if trace_path is not None:
             try:
                 if os.path.isfile(trace_path):

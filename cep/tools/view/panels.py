@@ -9,8 +9,9 @@ lines tall (borders and header); without `rows` it shows everything.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, tzinfo
-from typing import Any, Iterable, Optional
+from typing import Any
 
 from rich import box
 from rich.console import Console, ConsoleOptions, Group, RenderResult
@@ -32,7 +33,7 @@ def _local(ts: float, tz: tzinfo) -> datetime:
     return datetime.fromtimestamp(ts, tz)
 
 
-def fmt_clock(ts: Optional[float], tz: tzinfo, ref: Optional[float] = None) -> str:
+def fmt_clock(ts: float | None, tz: tzinfo, ref: float | None = None) -> str:
     """`23:40:05`, or `20 Nov 23:40` when `ts` is not on the same day as `ref`."""
     if ts is None:
         return DASH
@@ -42,7 +43,7 @@ def fmt_clock(ts: Optional[float], tz: tzinfo, ref: Optional[float] = None) -> s
     return when.strftime("%H:%M:%S")
 
 
-def fmt_datetime(ts: Optional[float], tz: tzinfo) -> str:
+def fmt_datetime(ts: float | None, tz: tzinfo) -> str:
     if ts is None:
         return DASH
     when = _local(ts, tz)
@@ -78,7 +79,7 @@ def fmt_key(key: Any) -> str:
     return str(key)
 
 
-def fmt_speed(speed: Optional[float]) -> str:
+def fmt_speed(speed: float | None) -> str:
     if speed is None:
         return "max speed"
     return f"×{speed:g}"
@@ -96,7 +97,7 @@ def _table(*columns: tuple[str, dict]) -> Table:
     return table
 
 
-def _panel(body: Any, title: str, rows: Optional[int], style: str = "") -> Panel:
+def _panel(body: Any, title: str, rows: int | None, style: str = "") -> Panel:
     height = rows + PANEL_CHROME if rows is not None else None
     return Panel(body, title=title, title_align="left", box=box.ROUNDED, padding=(0, 1),
                  height=height, border_style=style)
@@ -109,7 +110,7 @@ def _or_note(table: Table, empty: bool, note: str) -> Any:
     return Group(table, Text(note, style="dim", no_wrap=True, overflow="ellipsis"))
 
 
-def _limit(items: list, rows: Optional[int]) -> tuple[list, int]:
+def _limit(items: list, rows: int | None) -> tuple[list, int]:
     """At most `rows` items; when some are left out, the last row says how many."""
     if rows is None or len(items) <= rows:
         return items, 0
@@ -133,8 +134,8 @@ class InputPanel:
         for line in lines:
             line.no_wrap = True
             line.overflow = "ellipsis"
-        yield Panel(Group(*lines), title=self._title(inner - 2), title_align="left", box=box.ROUNDED,
-                    padding=(0, 1), height=INPUT_LINES + 2,
+        yield Panel(Group(*lines), title=self._title(inner - 2), title_align="left",
+                    box=box.ROUNDED, padding=(0, 1), height=INPUT_LINES + 2,
                     border_style="green" if status.finished else "blue")
 
     def _title(self, width: int) -> str:
@@ -172,7 +173,7 @@ class InputPanel:
             return line
         percent = f" {progress * 100:3.0f}%"
         bar_width = max(8, min(40, width - len(tail) - len(percent)))
-        done = int(round(progress * bar_width))
+        done = round(progress * bar_width)
         line.append("█" * done, style="green" if status.finished else "cyan")
         line.append("░" * (bar_width - done), style="bright_black")
         line.append(percent)
@@ -215,7 +216,7 @@ class InputPanel:
 class ContextsPanel:
     """Open context instances (newest first), then the ones that just closed, fading."""
 
-    def __init__(self, snapshot: Snapshot, rows: Optional[int] = None) -> None:
+    def __init__(self, snapshot: Snapshot, rows: int | None = None) -> None:
         self.snapshot = snapshot
         self.rows = rows
 
@@ -265,7 +266,7 @@ class ContextsPanel:
 class RulesPanel:
     """Each rule: its context, live partial matches, matches so far, when it last fired."""
 
-    def __init__(self, snapshot: Snapshot, rows: Optional[int] = None) -> None:
+    def __init__(self, snapshot: Snapshot, rows: int | None = None) -> None:
         self.snapshot = snapshot
         self.rows = rows
 
@@ -303,7 +304,7 @@ class RulesPanel:
 class EventsPanel:
     """The most recent fired complex events and actions, newest first."""
 
-    def __init__(self, snapshot: Snapshot, rows: Optional[int] = None) -> None:
+    def __init__(self, snapshot: Snapshot, rows: int | None = None) -> None:
         self.snapshot = snapshot
         self.rows = rows
 
@@ -358,7 +359,7 @@ class Dashboard:
     summary line fits under the last frame).
     """
 
-    def __init__(self, snapshot: Snapshot, height: Optional[int] = None) -> None:
+    def __init__(self, snapshot: Snapshot, height: int | None = None) -> None:
         self.snapshot = snapshot
         self.height = height
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timezone, tzinfo
-from typing import Any, Callable, Optional
+from datetime import UTC, tzinfo
+from typing import Any
 
 from cep.runtime.output import Output, Sink
 
@@ -37,10 +38,10 @@ class InputStatus:
 
     mode: str = "replay"                       # "replay" or "live"
     source: str = ""
-    clock: Optional[float] = None
-    position: Optional[int] = None
-    total: Optional[int] = None
-    speed: Optional[float] = None
+    clock: float | None = None
+    position: int | None = None
+    total: int | None = None
+    speed: float | None = None
     lines: int = 0
     messages: int = 0
     events: int = 0
@@ -54,7 +55,7 @@ class InputStatus:
     finished: bool = False
 
     @property
-    def progress(self) -> Optional[float]:
+    def progress(self) -> float | None:
         """0..1 through the trace file, when its size is known."""
         if self.finished and self.mode == "replay":
             return 1.0
@@ -70,11 +71,11 @@ class ContextRow:
     context: str
     key: Any
     opened_at: float
-    closes_at: Optional[float]
-    policy: Optional[str]
+    closes_at: float | None
+    policy: str | None
     kind: str
     partial_matches: int = 0
-    closed_at: Optional[float] = None
+    closed_at: float | None = None
     fade: float = 0.0                          # 0 just closed .. 1 about to disappear
 
     @property
@@ -85,11 +86,11 @@ class ContextRow:
 @dataclass(frozen=True)
 class RuleRow:
     name: str
-    context: Optional[str]
+    context: str | None
     kind: str                                  # "select", "on", "on start", "on end"
     partial_matches: int
     matches: int
-    last_fired: Optional[float]
+    last_fired: float | None
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class Snapshot:
 class TeeSink:
     """Passes every output on to `sink` (if any) and remembers the recent events and actions."""
 
-    def __init__(self, sink: Optional[Sink] = None, keep: int = KEEP_OUTPUTS) -> None:
+    def __init__(self, sink: Sink | None = None, keep: int = KEEP_OUTPUTS) -> None:
         self.sink = sink
         self.recent: deque[Output] = deque(maxlen=keep)
 
@@ -177,7 +178,7 @@ def _rule_kind(agent: Any) -> str:
     return "on" if info is not None and getattr(info, "is_on_rule", False) else "select"
 
 
-def take_snapshot(engine: Any, status: InputStatus, recorder: Optional[TeeSink] = None,
+def take_snapshot(engine: Any, status: InputStatus, recorder: TeeSink | None = None,
                   title: str = "", max_instances: int = MAX_INSTANCES) -> Snapshot:
     """Copy what the view shows out of a (paused) engine: plain values only."""
     now = status.clock if status.clock is not None else engine.now
@@ -198,7 +199,7 @@ def take_snapshot(engine: Any, status: InputStatus, recorder: Optional[TeeSink] 
     rows.sort(key=lambda row: row.opened_at, reverse=True)
     rules = tuple(RuleRow(agent.name, agent.context, _rule_kind(agent), agent.partial_matches(),
                           agent.matches, agent.last_fired) for agent in engine.agents)
-    return Snapshot(now=now, tz=engine.tz or timezone.utc, input=status,
+    return Snapshot(now=now, tz=engine.tz or UTC, input=status,
                     contexts=tuple(rows[:max_instances]), contexts_open=total_open, rules=rules,
                     outputs=recorder.rows() if recorder is not None else (),
                     outputs_total=engine.stats.get("outputs", 0), title=title,
