@@ -16,9 +16,11 @@ from typing import Any
 
 from dateutil.parser import isoparse
 
+from cep.language.catalog import ATTRIBUTE_TYPES
+
 __all__ = ["TYPES", "BadValue", "converter", "iso_to_unix", "number_to_unix", "show"]
 
-TYPES = ("INT", "FLOAT", "STRING", "BOOL", "TIMESTAMP")
+TYPES = ATTRIBUTE_TYPES
 
 # A payload timestamp above this is in milliseconds (1e11 s is the year 5138).
 MILLIS_ABOVE = 1e11

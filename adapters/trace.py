@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import IO, Any
 
+from cep.runtime.output import format_ts
+
 from .convert import iso_to_unix, show
 from .jsonlib import dumps_compact, loads
 from .payload import UNPARSED
@@ -273,11 +275,6 @@ def read_trace(path: str | os.PathLike, tz: tzinfo = UTC,
 
 
 # ------------------------------------------------------------------ writing
-
-
-def format_ts(ts: float, tz: tzinfo) -> str:
-    """Unix seconds as ISO-8601 with the offset of `tz`, to the millisecond."""
-    return datetime.fromtimestamp(ts, tz).isoformat(timespec="milliseconds")
 
 
 def _payload_value(payload: bytes) -> Any:

@@ -20,9 +20,6 @@ from cep.language.catalog import (
 from cep.language.diagnostics import Diagnostics
 from cep.language.timezones import get_zone
 
-DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
-DAY_NAMES = {**{d: d for d in DAYS}, "MONDAY": "MON", "TUESDAY": "TUE", "WEDNESDAY": "WED",
-             "THURSDAY": "THU", "FRIDAY": "FRI", "SATURDAY": "SAT", "SUNDAY": "SUN"}
 POLICIES = ("ADD", "IGNORE", "REFRESH", "EXTEND")
 _TEMPLATE_NAME = re.compile(r"\{([^{}/]*)\}")
 
@@ -198,9 +195,9 @@ def check_clock(time: ast.ClockTime, diagnostics: Diagnostics) -> None:
 def check_days(days: tuple[ast.DayRange, ...], diagnostics: Diagnostics) -> None:
     for day_range in days:
         for name in (day_range.first, day_range.last):
-            if name is not None and name not in DAY_NAMES:
+            if name is not None and ast.day_number(name) is None:
                 diagnostics.error(f"unknown day `{name}`: use MON, TUE, WED, THU, FRI, SAT or "
-                                  f"SUN{suggestion(name, DAYS)}", day_range.span)
+                                  f"SUN{suggestion(name, ast.DAYS)}", day_range.span)
 
 
 def check_policy(policy: ast.Policy | None, diagnostics: Diagnostics) -> None:

@@ -87,6 +87,18 @@ class DayRange:
     span: Span = _span()
 
 
+DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+_DAY_NUMBERS = {**{day: n for n, day in enumerate(DAYS)},
+                **{name: n for n, name in enumerate(
+                    ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY",
+                     "SUNDAY"))}}
+
+
+def day_number(name: str) -> int | None:
+    """Monday 0 … Sunday 6, for `MON` or `MONDAY` (upper case); None for anything else."""
+    return _DAY_NUMBERS.get(name)
+
+
 # ------------------------------------------------------------------ expressions
 
 

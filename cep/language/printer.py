@@ -28,6 +28,7 @@ import math
 from typing import Any
 
 from cep.language import ast
+from cep.language.walk import PatternVisitor
 
 # ------------------------------------------------------------------ literals
 
@@ -194,33 +195,51 @@ def _pattern_at_least(pattern: ast.Pattern, level: int) -> str:
 
 def format_pattern(pattern: ast.Pattern) -> str:
     """A pattern with the fewest parentheses."""
-    if isinstance(pattern, ast.EventAtom):
-        tag = f"{pattern.tag}=" if pattern.tag is not None else ""
-        return f"{tag}{pattern.type}{_filter(pattern.filter)}"
-    if isinstance(pattern, ast.TimerInterval):
-        return f"timer:interval({format_duration(pattern.duration)})"
-    if isinstance(pattern, ast.FollowedBy):
-        return " -> ".join(_pattern_at_least(step, _P_OR) for step in pattern.steps)
-    if isinstance(pattern, ast.PatternOr):
-        return " or ".join(_pattern_at_least(item, _P_AND) for item in pattern.items)
-    if isinstance(pattern, ast.PatternAnd):
-        return " and ".join(_pattern_at_least(item, _P_UNTIL) for item in pattern.items)
-    if isinstance(pattern, ast.Until):
-        count = f"[{pattern.count}] " if pattern.count is not None else ""
-        body = _pattern_at_least(pattern.body, _P_UNARY)  # `([n] p) until q` keeps its ()
-        return (f"{count}{body} until "
-                f"{_pattern_at_least(pattern.stop, _P_UNARY)}")
-    if isinstance(pattern, (ast.Every, ast.PatternNot)):
-        keyword = "every " if isinstance(pattern, ast.Every) else "not "
-        if isinstance(pattern.body, ast.Repeat):  # `every [2] b=B` needs no parentheses
-            return keyword + format_pattern(pattern.body)
-        return keyword + _pattern_at_least(pattern.body, _P_UNARY)
-    if isinstance(pattern, ast.Repeat):
-        return f"[{pattern.count}] " + _pattern_at_least(pattern.body, _P_UNARY)
-    if isinstance(pattern, ast.Within):
-        return (f"{_pattern_at_least(pattern.body, _P_GUARDED)} "
-                f"where timer:within({format_duration(pattern.duration)})")
-    raise TypeError(f"not a pattern: {pattern!r}")
+    return _PATTERN_PRINTER.visit(pattern)
+
+
+class _PatternPrinter(PatternVisitor[str]):
+    def event_atom(self, node: ast.EventAtom, *args: Any) -> str:
+        tag = f"{node.tag}=" if node.tag is not None else ""
+        return f"{tag}{node.type}{_filter(node.filter)}"
+
+    def timer_interval(self, node: ast.TimerInterval, *args: Any) -> str:
+        return f"timer:interval({format_duration(node.duration)})"
+
+    def followed_by(self, node: ast.FollowedBy, *args: Any) -> str:
+        return " -> ".join(_pattern_at_least(step, _P_OR) for step in node.steps)
+
+    def pattern_or(self, node: ast.PatternOr, *args: Any) -> str:
+        return " or ".join(_pattern_at_least(item, _P_AND) for item in node.items)
+
+    def pattern_and(self, node: ast.PatternAnd, *args: Any) -> str:
+        return " and ".join(_pattern_at_least(item, _P_UNTIL) for item in node.items)
+
+    def until(self, node: ast.Until, *args: Any) -> str:
+        count = f"[{node.count}] " if node.count is not None else ""
+        body = _pattern_at_least(node.body, _P_UNARY)  # `([n] p) until q` keeps its ()
+        return f"{count}{body} until {_pattern_at_least(node.stop, _P_UNARY)}"
+
+    def every(self, node: ast.Every, *args: Any) -> str:
+        return "every " + self._unary_body(node.body)
+
+    def pattern_not(self, node: ast.PatternNot, *args: Any) -> str:
+        return "not " + self._unary_body(node.body)
+
+    def _unary_body(self, body: ast.Pattern) -> str:
+        if isinstance(body, ast.Repeat):  # `every [2] b=B` needs no parentheses
+            return self.visit(body)
+        return _pattern_at_least(body, _P_UNARY)
+
+    def repeat(self, node: ast.Repeat, *args: Any) -> str:
+        return f"[{node.count}] " + _pattern_at_least(node.body, _P_UNARY)
+
+    def within(self, node: ast.Within, *args: Any) -> str:
+        return (f"{_pattern_at_least(node.body, _P_GUARDED)} "
+                f"where timer:within({format_duration(node.duration)})")
+
+
+_PATTERN_PRINTER = _PatternPrinter()
 
 
 def _filter(expr: ast.Expr | None) -> str:

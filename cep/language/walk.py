@@ -4,10 +4,69 @@ the names of its SELECT results)."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import Any, ClassVar, Generic, TypeVar
 
 from cep.language import ast
 from cep.language.catalog import RuleInfo
+
+R = TypeVar("R")
+
+
+class PatternVisitor(ABC, Generic[R]):
+    """One method per kind of pattern node; `visit` calls the one for the node's class.
+
+    Every stage that turns a pattern into something (the printer, the checks, the
+    compiler to state machines, the graph) subclasses this instead of testing node
+    classes itself, so a new kind of node is one abstract method that each of them must
+    then implement: a subclass that lacks it cannot be instantiated. Extra positional
+    arguments of `visit` are passed on (the context a stage threads through the walk).
+    """
+
+    _METHODS: ClassVar[dict[type, str]] = {
+        ast.EventAtom: "event_atom", ast.TimerInterval: "timer_interval",
+        ast.FollowedBy: "followed_by", ast.PatternOr: "pattern_or",
+        ast.PatternAnd: "pattern_and", ast.Every: "every", ast.PatternNot: "pattern_not",
+        ast.Repeat: "repeat", ast.Until: "until", ast.Within: "within",
+    }
+
+    def visit(self, pattern: ast.Pattern, *args: Any) -> R:
+        method = self._METHODS.get(type(pattern))
+        if method is None:
+            raise TypeError(f"not a pattern node: {pattern!r}")
+        result: R = getattr(self, method)(pattern, *args)
+        return result
+
+    @abstractmethod
+    def event_atom(self, node: ast.EventAtom, *args: Any) -> R: ...
+
+    @abstractmethod
+    def timer_interval(self, node: ast.TimerInterval, *args: Any) -> R: ...
+
+    @abstractmethod
+    def followed_by(self, node: ast.FollowedBy, *args: Any) -> R: ...
+
+    @abstractmethod
+    def pattern_or(self, node: ast.PatternOr, *args: Any) -> R: ...
+
+    @abstractmethod
+    def pattern_and(self, node: ast.PatternAnd, *args: Any) -> R: ...
+
+    @abstractmethod
+    def every(self, node: ast.Every, *args: Any) -> R: ...
+
+    @abstractmethod
+    def pattern_not(self, node: ast.PatternNot, *args: Any) -> R: ...
+
+    @abstractmethod
+    def repeat(self, node: ast.Repeat, *args: Any) -> R: ...
+
+    @abstractmethod
+    def until(self, node: ast.Until, *args: Any) -> R: ...
+
+    @abstractmethod
+    def within(self, node: ast.Within, *args: Any) -> R: ...
 
 
 def children(pattern: ast.Pattern) -> tuple[ast.Pattern, ...]:

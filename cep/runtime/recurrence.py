@@ -14,10 +14,6 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from cep.language import ast
 
-DAY_INDEX = {"MON": 0, "TUE": 1, "WED": 2, "THU": 3, "FRI": 4, "SAT": 5, "SUN": 6}
-_LONG = {"MONDAY": "MON", "TUESDAY": "TUE", "WEDNESDAY": "WED", "THURSDAY": "THU",
-         "FRIDAY": "FRI", "SATURDAY": "SAT", "SUNDAY": "SUN"}
-
 
 def day_set(days: tuple[ast.DayRange, ...]) -> frozenset[int]:
     """Weekday numbers (Monday 0) of a day list; every day when the list is empty."""
@@ -25,9 +21,8 @@ def day_set(days: tuple[ast.DayRange, ...]) -> frozenset[int]:
         return frozenset(range(7))
     chosen: set[int] = set()
     for day_range in days:
-        first = DAY_INDEX[_LONG.get(day_range.first, day_range.first)]
-        last_name = day_range.last or day_range.first
-        last = DAY_INDEX[_LONG.get(last_name, last_name)]
+        first = _checked_day(day_range.first)
+        last = _checked_day(day_range.last or day_range.first)
         day = first
         while True:  # ranges may wrap: FRI-MON
             chosen.add(day)
@@ -35,6 +30,13 @@ def day_set(days: tuple[ast.DayRange, ...]) -> frozenset[int]:
                 break
             day = (day + 1) % 7
     return frozenset(chosen)
+
+
+def _checked_day(name: str) -> int:
+    number = ast.day_number(name)
+    if number is None:  # the checks refuse unknown day names before anything runs
+        raise ValueError(f"unknown day {name!r}")
+    return number
 
 
 def local_instant(day: date, clock: time, zone: tzinfo) -> float:
