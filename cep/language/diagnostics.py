@@ -38,7 +38,7 @@ class Diagnostic:
             return self.headline()
         return f"{self.headline()}\n{line_text}\n{caret_line(line_text, self.span)}"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {
             "severity": self.severity,
             "message": self.message,

@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import lark
-from lark import Lark, Tree
+from lark import Lark, Token, Tree
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -187,12 +187,12 @@ def _positioned(chunk: Chunk) -> str:
 # ------------------------------------------------------------------ parsing
 
 
-def parse_tree(chunk: Chunk) -> Tree:
+def parse_tree(chunk: Chunk) -> Tree[Token]:
     """The raw Lark parse tree of one statement (raises Lark's errors)."""
     return lark_parser().parse(_positioned(chunk))
 
 
-def iter_trees(text: str) -> Iterator[Tree]:
+def iter_trees(text: str) -> Iterator[Tree[Token]]:
     """Parse trees of every statement of a file that parses (for `--print tree`)."""
     chunks, _ = split_statements(text)
     for chunk in chunks:
@@ -224,13 +224,6 @@ def parse_text(text: str, path: str, diagnostics: Diagnostics) -> ast.RuleFile:
             diagnostics.error(f"internal error while reading this statement: {exc.orig_exc}",
                               ast.Span(path, line, column, line, column + 1))
     return ast.RuleFile(path, tuple(statements), ast.Span(path, 1, 1, 1, 1))
-
-
-def parse_file(path: str, diagnostics: Diagnostics, text: str | None = None) -> ast.RuleFile:
-    if text is None:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    return parse_text(text, path, diagnostics)
 
 
 # ------------------------------------------------------------------ syntax errors in words
@@ -334,7 +327,7 @@ def syntax_error(exc: UnexpectedInput, chunk: Chunk, path: str) -> tuple[str, as
     text = _positioned(chunk)
     line, col = exc.line, exc.column
     if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream]
+        char = text[exc.pos_in_stream] if exc.pos_in_stream is not None else ""
         if char in "'\"":
             message = "unterminated string: a string must end on the line where it starts"
         else:
@@ -342,7 +335,7 @@ def syntax_error(exc: UnexpectedInput, chunk: Chunk, path: str) -> tuple[str, as
         return message, ast.Span(path, line, col, line, col + 1)
     if isinstance(exc, UnexpectedEOF):
         token_type, value, pos = "$END", "", len(text)
-        expected = set(exc.expected)
+        expected: set[str] = {str(name) for name in exc.expected}
     else:
         assert isinstance(exc, UnexpectedToken)
         token = exc.token

@@ -117,7 +117,8 @@ class _Expr:
         method = getattr(self, "_" + type(expr).__name__.lower(), None)
         if method is None:
             raise TypeError(f"not an expression: {expr!r}")
-        return method(expr)
+        text: str = method(expr)
+        return text
 
     def _literal(self, expr: ast.Literal) -> str:
         value = expr.value

@@ -6,6 +6,7 @@ are reported here, with their place, because only here is the word known.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from lark import Token, Transformer, v_args
@@ -55,7 +56,20 @@ def unquote(raw: str) -> str:
     return "".join(out)
 
 
-class ToAst(Transformer):
+def _split_rule(children: Sequence[Any]) -> tuple[tuple[ast.Annotation, ...], list[Any],
+                                                  tuple[ast.Action, ...]]:
+    """`annotation* MIDDLE action*`: the annotations, the middle (whose optional parts are
+    None placeholders, so it has a fixed shape), and the actions."""
+    start = 0
+    while start < len(children) and isinstance(children[start], ast.Annotation):
+        start += 1
+    end = len(children)
+    while end > start and isinstance(children[end - 1], ast.Action):
+        end -= 1
+    return tuple(children[:start]), list(children[start:end]), tuple(children[end:])
+
+
+class ToAst(Transformer[Token, Any]):
     """Builds AST nodes; `file` goes into every span."""
 
     def __init__(self, file: str, diagnostics: Diagnostics) -> None:
@@ -70,7 +84,10 @@ class ToAst(Transformer):
         return ast.Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
 
     def _tspan(self, token: Token) -> ast.Span:
-        return ast.Span(self.file, token.line, token.column, token.end_line, token.end_column)
+        """A token's span (the lexer gives every token its place; 0 only for a token
+        made up outside the source)."""
+        return ast.Span(self.file, token.line or 0, token.column or 0, token.end_line or 0,
+                        token.end_column or 0)
 
     def _ident(self, token: Token) -> ast.Ident:
         return ast.Ident(str(token), self._tspan(token))
@@ -81,17 +98,22 @@ class ToAst(Transformer):
         return [c for c in children
                 if c is not None and not (isinstance(c, Token) and c.type not in _KEEP_TOKENS)]
 
-    @staticmethod
-    def _has(children: list[Any], token_type: str) -> bool:
-        return any(isinstance(c, Token) and c.type == token_type for c in children)
+    @classmethod
+    def _only(cls, children: list[Any]) -> Any:
+        """The one value among the children (keyword tokens dropped)."""
+        (value,) = cls._values(children)
+        return value
 
     def start(self, children: list[Any]) -> ast.Statement:
-        return children[0]
+        (statement,) = children
+        result: ast.Statement = statement
+        return result
 
     # -------------------------------------------------------------- strings, quantities
     @v_args(meta=True)
     def string(self, meta: Meta, children: list[Token]) -> ast.Text:
-        return ast.Text(unquote(str(children[0])), self._span(meta))
+        (text,) = children
+        return ast.Text(unquote(str(text)), self._span(meta))
 
     @v_args(meta=True)
     def duration(self, meta: Meta, children: list[Token]) -> ast.Duration:
@@ -113,12 +135,13 @@ class ToAst(Transformer):
 
     @v_args(meta=True)
     def distance(self, meta: Meta, children: list[Token]) -> ast.Distance:
-        amount = _number(str(children[0]))
-        word = str(children[1]).lower()
+        amount_token, unit_token = children
+        amount = _number(str(amount_token))
+        word = str(unit_token).lower()
         factor = DISTANCE_UNITS.get(word)
         if factor is None:
-            self.diagnostics.error(f"unknown distance unit `{children[1]}`: use m or km "
-                                   "(for example `5 m`)", self._tspan(children[1]))
+            self.diagnostics.error(f"unknown distance unit `{unit_token}`: use m or km "
+                                   "(for example `5 m`)", self._tspan(unit_token))
             factor = 1.0
         return ast.Distance(amount, word, amount * factor, self._span(meta))
 
@@ -129,7 +152,8 @@ class ToAst(Transformer):
 
     @v_args(meta=True)
     def point(self, meta: Meta, children: list[float]) -> ast.Point:
-        return ast.Point(children[0], children[1], self._span(meta))
+        x, y = children
+        return ast.Point(x, y, self._span(meta))
 
     def point_list(self, children: list[ast.Point]) -> tuple[ast.Point, ...]:
         return tuple(children)
@@ -137,30 +161,33 @@ class ToAst(Transformer):
     # -------------------------------------------------------------- SET
     @v_args(meta=True)
     def set_timezone(self, meta: Meta, children: list[Any]) -> ast.SetTimezone:
-        return ast.SetTimezone(children[-1], self._span(meta))
+        _set, _timezone, zone = children
+        return ast.SetTimezone(zone, self._span(meta))
 
     # -------------------------------------------------------------- CREATE EVENT
     @v_args(meta=True)
     def attr_def(self, meta: Meta, children: list[Token]) -> ast.AttrDef:
-        return ast.AttrDef(str(children[0]), str(children[1]).upper(), self._span(meta))
+        name, type_name = children
+        return ast.AttrDef(str(name), str(type_name).upper(), self._span(meta))
 
     @v_args(meta=True)
     def payload_path(self, meta: Meta, children: list[Any]) -> ast.PayloadPath:
-        return ast.PayloadPath(str(children[0]), children[1], self._span(meta))
+        attr, path = children
+        return ast.PayloadPath(str(attr), path, self._span(meta))
 
     def payload_as(self, children: list[Any]) -> tuple[str, Any]:
-        return ("as", self._ident(self._values(children)[0]))
+        return ("as", self._ident(self._only(children)))
 
     def payload_paths(self, children: list[Any]) -> tuple[str, Any]:
         return ("paths", tuple(self._values(children)))
 
     @v_args(meta=True)
     def topic_clause(self, meta: Meta, children: list[Any]) -> ast.TopicBinding:
-        values = self._values(children)
-        topic = values[0]
+        # FROM TOPIC string [payload_spec]
+        _from, _topic, topic, payload = children
         payload_as, paths = None, ()
-        if len(values) > 1:
-            kind, value = values[1]
+        if payload is not None:
+            kind, value = payload
             if kind == "as":
                 payload_as = value
             else:
@@ -169,7 +196,7 @@ class ToAst(Transformer):
 
     @v_args(meta=True)
     def timestamp_clause(self, meta: Meta, children: list[Any]) -> tuple[str, Any, ast.Span]:
-        return ("timestamp", self._values(children)[0], self._span(meta))
+        return ("timestamp", self._only(children), self._span(meta))
 
     @v_args(meta=True)
     def located_at(self, meta: Meta, children: list[Any]) -> tuple[str, Any, ast.Span]:
@@ -195,11 +222,12 @@ class ToAst(Transformer):
 
     @v_args(meta=True)
     def create_event(self, meta: Meta, children: list[Any]) -> ast.CreateEvent:
-        values = self._values(children)
-        name = str(values[0])
-        attrs = tuple(v for v in values[1:] if isinstance(v, ast.AttrDef))
+        # CREATE EVENT NAME "(" attr_def ("," attr_def)* ")" event_clause*
+        _create, _event, name_token, *parts = children
+        name = str(name_token)
+        attrs = tuple(v for v in parts if isinstance(v, ast.AttrDef))
         clauses: dict[str, Any] = {}
-        for value in values[1:]:
+        for value in parts:
             if isinstance(value, ast.AttrDef):
                 continue
             if isinstance(value, ast.TopicBinding):
@@ -214,16 +242,16 @@ class ToAst(Transformer):
             clauses[kind] = item
         return ast.CreateEvent(name, attrs, clauses.get("topic"), clauses.get("timestamp"),
                                clauses.get("position"), clauses.get("entity"), self._span(meta),
-                               self._tspan(values[0]))
+                               self._tspan(name_token))
 
     # -------------------------------------------------------------- CREATE LOCATION
     @v_args(meta=True)
     def area(self, meta: Meta, children: list[Any]) -> ast.Polygon:
-        return ast.Polygon(self._values(children)[0], False, self._span(meta))
+        return ast.Polygon(self._only(children), False, self._span(meta))
 
     @v_args(meta=True)
     def area_geo(self, meta: Meta, children: list[Any]) -> ast.Polygon:
-        return ast.Polygon(self._values(children)[0], True, self._span(meta))
+        return ast.Polygon(self._only(children), True, self._span(meta))
 
     @v_args(meta=True)
     def circle(self, meta: Meta, children: list[Any]) -> ast.Circle:
@@ -256,27 +284,26 @@ class ToAst(Transformer):
 
     @v_args(meta=True)
     def recurring(self, meta: Meta, children: list[Any]) -> ast.Recurring:
-        values = self._values(children)
-        days = values[2] if len(values) > 2 else ()
-        return ast.Recurring(self._clock(values[0]), self._clock(values[1]), days,
-                             self._span(meta))
+        # START TIME END TIME [ON day_list]
+        _start, start, _end, end, _on, days = children
+        return ast.Recurring(self._clock(start), self._clock(end), days or (), self._span(meta))
 
     @v_args(meta=True)
     def policy(self, meta: Meta, children: list[Any]) -> ast.Policy:
-        return ast.Policy(str(self._values(children)[0]).upper(), self._span(meta))
+        return ast.Policy(str(self._only(children)).upper(), self._span(meta))
 
     def end_after(self, children: list[Any]) -> tuple[None, ast.Duration]:
-        return (None, self._values(children)[0])
+        return (None, self._only(children))
 
     def end_by(self, children: list[Any]) -> tuple[ast.StreamSource, ast.Duration | None]:
-        values = self._values(children)
-        return (values[0], values[1] if len(values) > 1 else None)
+        # TERMINATED BY stream [DURATION duration]
+        _terminated, _by, stream, _duration, duration = children
+        return (stream, duration)
 
     @v_args(meta=True)
     def event_interval(self, meta: Meta, children: list[Any]) -> ast.EventInterval:
-        values = self._values(children)
-        initiator, (terminator, duration) = values[0], values[1]
-        policy = values[2] if len(values) > 2 else None
+        # INITIATED BY initiator interval_end [policy]
+        _initiated, _by, initiator, (terminator, duration), policy = children
         return ast.EventInterval(initiator, terminator, duration, policy, self._span(meta))
 
     @v_args(meta=True)
@@ -286,7 +313,7 @@ class ToAst(Transformer):
 
     @v_args(meta=True)
     def fixed_location(self, meta: Meta, children: list[Any]) -> ast.FixedLocation:
-        return ast.FixedLocation(self._ident(self._values(children)[0]), self._span(meta))
+        return ast.FixedLocation(self._ident(self._only(children)), self._span(meta))
 
     @v_args(meta=True)
     def entity_distance(self, meta: Meta, children: list[Any]) -> ast.EntityDistance:
@@ -295,9 +322,9 @@ class ToAst(Transformer):
 
     @v_args(meta=True)
     def event_distance(self, meta: Meta, children: list[Any]) -> ast.EventDistance:
-        values = self._values(children)
-        policy = values[3] if len(values) > 3 else None
-        return ast.EventDistance(values[0], values[1], values[2], policy, self._span(meta))
+        # WITHIN distance OF stream DURATION duration [policy]
+        _within, distance, _of, stream, _duration, duration, policy = children
+        return ast.EventDistance(distance, stream, duration, policy, self._span(meta))
 
     @v_args(meta=True)
     def composite(self, meta: Meta, children: list[Any]) -> ast.Composite:
@@ -316,10 +343,10 @@ class ToAst(Transformer):
         return ast.Annotation(str(name), value, self._span(meta))
 
     def context_clause(self, children: list[Any]) -> ast.Ident:
-        return self._ident(self._values(children)[0])
+        return self._ident(self._only(children))
 
     def insert_into(self, children: list[Any]) -> ast.Ident:
-        return self._ident(self._values(children)[0])
+        return self._ident(self._only(children))
 
     def select_all(self, children: list[Any]) -> None:
         return None
@@ -329,26 +356,29 @@ class ToAst(Transformer):
 
     @v_args(meta=True)
     def select_item(self, meta: Meta, children: list[Any]) -> ast.SelectItem:
-        expr, alias = children[0], children[-1]
-        return ast.SelectItem(expr, str(alias) if alias is not None and len(children) > 1
-                              else None, self._span(meta))
+        expr, _as, alias = children
+        return ast.SelectItem(expr, str(alias) if alias is not None else None, self._span(meta))
 
-    def filter(self, children: list[Any]) -> Any:
-        return ("filter", children[0])
+    def filter(self, children: list[Any]) -> ast.Expr | None:
+        """`(expr)`, or `()`: no filter, like leaving the parentheses out."""
+        (expr,) = children
+        result: ast.Expr | None = expr
+        return result
 
     @v_args(meta=True)
     def stream(self, meta: Meta, children: list[Any]) -> ast.StreamSource:
-        type_token, filter_part, alias = children[0], children[1], children[-1]
-        filter_expr = filter_part[1] if filter_part is not None else None
+        type_token, filter_expr, _as, alias = children
         return ast.StreamSource(str(type_token), filter_expr,
                                 str(alias) if alias is not None else None, self._span(meta))
 
     @v_args(meta=True)
     def pattern_source(self, meta: Meta, children: list[Any]) -> ast.PatternSource:
-        return ast.PatternSource(self._values(children)[0], self._span(meta))
+        return ast.PatternSource(self._only(children), self._span(meta))
 
-    def where(self, children: list[Any]) -> tuple[str, Any]:
-        return ("where", self._values(children)[0])
+    def where(self, children: list[Any]) -> ast.Expr:
+        _where, condition = children
+        result: ast.Expr = condition
+        return result
 
     @v_args(meta=True)
     def on_start(self, meta: Meta, children: list[Any]) -> ast.LifecycleTrigger:
@@ -358,46 +388,27 @@ class ToAst(Transformer):
     def on_end(self, meta: Meta, children: list[Any]) -> ast.LifecycleTrigger:
         return ast.LifecycleTrigger("end", self._span(meta))
 
-    def _rule_parts(self, children: list[Any]) -> dict[str, Any]:
-        parts: dict[str, Any] = {"annotations": [], "actions": [], "where": None}
-        for child in children:
-            if isinstance(child, ast.Annotation):
-                parts["annotations"].append(child)
-            elif isinstance(child, ast.Action):
-                parts["actions"].append(child)
-            elif isinstance(child, tuple) and child and child[0] == "where":
-                parts["where"] = child[1]
-        return parts
-
     @v_args(meta=True)
     def select_rule(self, meta: Meta, children: list[Any]) -> ast.SelectRule:
-        parts = self._rule_parts(children)
-        annotation_count = len(parts["annotations"])
-        context, insert = children[annotation_count], children[annotation_count + 1]
-        rest = [c for c in children[annotation_count + 2:]
-                if not (isinstance(c, Token) and c.type in ("SELECT", "FROM"))]
-        select, source = rest[0], rest[1]
-        return ast.SelectRule(tuple(parts["annotations"]), context, insert, select, source,
-                              parts["where"], tuple(parts["actions"]), self._span(meta))
+        # annotation* [context_clause] [insert_into] SELECT select_list FROM source [where]
+        # action*
+        annotations, middle, actions = _split_rule(children)
+        context, insert, _select, select, _from, source, where = middle
+        return ast.SelectRule(annotations, context, insert, select, source, where, actions,
+                              self._span(meta))
 
     @v_args(meta=True)
     def on_rule(self, meta: Meta, children: list[Any]) -> ast.OnRule:
-        parts = self._rule_parts(children)
-        annotation_count = len(parts["annotations"])
-        context = children[annotation_count]
-        trigger = next(c for c in children[annotation_count + 1:]
-                       if isinstance(c, (ast.LifecycleTrigger, ast.StreamSource,
-                                         ast.PatternSource)))
-        return ast.OnRule(tuple(parts["annotations"]), context, trigger, parts["where"],
-                          tuple(parts["actions"]), self._span(meta))
+        # annotation* [context_clause] ON on_trigger [where] action+
+        annotations, middle, actions = _split_rule(children)
+        context, _on, trigger, where = middle
+        return ast.OnRule(annotations, context, trigger, where, actions, self._span(meta))
 
     @v_args(meta=True)
     def action(self, meta: Meta, children: list[Any]) -> ast.Action:
         # PUBLISH string [PAYLOAD payload] [QOS NUMBER] [RETAIN]
-        topic = children[1]
-        payload = children[3]
-        qos_token = children[5]
-        retain = children[6] is not None
+        _publish, topic, _payload, payload, _qos, qos_token, retain_token = children
+        retain = retain_token is not None
         qos = int(float(str(qos_token))) if qos_token is not None else None
         if qos_token is not None and not str(qos_token).isdigit():
             self.diagnostics.error(f"QoS must be 0, 1 or 2, not {qos_token}",
@@ -410,7 +421,8 @@ class ToAst(Transformer):
         return ast.JsonObject(members, self._span(meta))
 
     def json_member(self, children: list[Any]) -> tuple[str, Any]:
-        return (children[0].value, children[1])
+        key, value = children
+        return (key.value, value)
 
     @v_args(meta=True)
     def json_array(self, meta: Meta, children: list[Any]) -> ast.JsonArray:
@@ -438,37 +450,39 @@ class ToAst(Transformer):
         return ast.Until(body, stop, None, self._span(meta))
 
     def repeat_count(self, children: list[Token]) -> int:
-        text = str(children[0])
+        (token,) = children
+        text = str(token)
         if not text.isdigit() or int(text) < 1:
             self.diagnostics.error(f"a repeat count must be a whole number of at least 1, not "
-                                   f"{text}", self._tspan(children[0]))
+                                   f"{text}", self._tspan(token))
             return 1
         return int(text)
 
     @v_args(meta=True)
     def repeat(self, meta: Meta, children: list[Any]) -> ast.Pattern:
-        count, body, stop = children[0], children[1], children[-1]
-        if stop is not None and len(children) > 2:
+        # repeat_count p_unary [UNTIL p_unary]
+        count, body, _until, stop = children
+        if stop is not None:
             return ast.Until(body, stop, count, self._span(meta))
         return ast.Repeat(count, body, self._span(meta))
 
     @v_args(meta=True)
     def every_repeat(self, meta: Meta, children: list[Any]) -> ast.Every:
-        count, body = children[1], children[2]
+        _every, count, body = children
         return ast.Every(ast.Repeat(count, body, self._span(meta)), self._span(meta))
 
     @v_args(meta=True)
     def not_repeat(self, meta: Meta, children: list[Any]) -> ast.PatternNot:
-        count, body = children[1], children[2]
+        _not, count, body = children
         return ast.PatternNot(ast.Repeat(count, body, self._span(meta)), self._span(meta))
 
     @v_args(meta=True)
     def every(self, meta: Meta, children: list[Any]) -> ast.Every:
-        return ast.Every(self._values(children)[0], self._span(meta))
+        return ast.Every(self._only(children), self._span(meta))
 
     @v_args(meta=True)
     def pattern_not(self, meta: Meta, children: list[Any]) -> ast.PatternNot:
-        return ast.PatternNot(self._values(children)[0], self._span(meta))
+        return ast.PatternNot(self._only(children), self._span(meta))
 
 
     @v_args(meta=True)
@@ -478,20 +492,19 @@ class ToAst(Transformer):
 
     @v_args(meta=True)
     def timer_interval(self, meta: Meta, children: list[Any]) -> ast.TimerInterval:
-        return ast.TimerInterval(self._values(children)[0], self._span(meta))
+        return ast.TimerInterval(self._only(children), self._span(meta))
 
     @v_args(meta=True)
     def event_atom(self, meta: Meta, children: list[Any]) -> ast.EventAtom:
-        tag, type_token, filter_part = children
+        tag, type_token, filter_expr = children
         return ast.EventAtom(str(tag) if tag is not None else None, str(type_token),
-                             filter_part[1] if filter_part is not None else None,
-                             self._span(meta))
+                             filter_expr, self._span(meta))
 
     # -------------------------------------------------------------- expressions
     def _fold(self, meta: Meta, children: list[Any], op: str) -> ast.Expr:
-        items = self._values(children)
-        result = items[0]
-        for item in items[1:]:
+        first, *rest = self._values(children)
+        result: ast.Expr = first
+        for item in rest:
             result = ast.Binary(op, result, item, self._span(meta))
         return result
 
@@ -505,7 +518,8 @@ class ToAst(Transformer):
 
     @v_args(meta=True)
     def expr_not(self, meta: Meta, children: list[Any]) -> ast.Unary:
-        return ast.Unary("not", children[-1], self._span(meta))
+        _not, operand = children
+        return ast.Unary("not", operand, self._span(meta))
 
     @v_args(meta=True)
     def compare(self, meta: Meta, children: list[Any]) -> ast.Binary:
@@ -520,37 +534,39 @@ class ToAst(Transformer):
 
     @v_args(meta=True)
     def negate(self, meta: Meta, children: list[Any]) -> ast.Expr:
-        operand = children[-1]
+        _minus, operand = children
         return ast.Unary("-", operand, self._span(meta))
 
     @v_args(meta=True)
     def in_list(self, meta: Meta, children: list[Any]) -> ast.InList:
-        operand, negated = children[0], children[1] is not None
-        items = tuple(c for c in children[2:] if not isinstance(c, Token))
-        return ast.InList(operand, items, negated, self._span(meta))
+        # e_sum [NOT] IN "(" expr ("," expr)* ")"
+        operand, not_token, _in, *items = children
+        return ast.InList(operand, tuple(items), not_token is not None, self._span(meta))
 
     @v_args(meta=True)
     def between(self, meta: Meta, children: list[Any]) -> ast.Between:
-        operand, negated = children[0], children[1] is not None
-        low, high = [c for c in children[2:] if not isinstance(c, Token)]
-        return ast.Between(operand, low, high, negated, self._span(meta))
+        operand, not_token, _between, low, _and, high = children
+        return ast.Between(operand, low, high, not_token is not None, self._span(meta))
 
     @v_args(meta=True)
     def like(self, meta: Meta, children: list[Any]) -> ast.Like:
-        operand, negated, pattern = children[0], children[1] is not None, children[-1]
-        return ast.Like(operand, pattern, negated, self._span(meta))
+        operand, not_token, _like, pattern = children
+        return ast.Like(operand, pattern, not_token is not None, self._span(meta))
 
     @v_args(meta=True)
     def is_null(self, meta: Meta, children: list[Any]) -> ast.IsNull:
-        return ast.IsNull(children[0], children[2] is not None, self._span(meta))
+        operand, _is, not_token, _null = children
+        return ast.IsNull(operand, not_token is not None, self._span(meta))
 
     @v_args(meta=True)
     def string_literal(self, meta: Meta, children: list[Token]) -> ast.Literal:
-        return ast.Literal(unquote(str(children[0])), self._span(meta))
+        (text,) = children
+        return ast.Literal(unquote(str(text)), self._span(meta))
 
     @v_args(meta=True)
     def number(self, meta: Meta, children: list[Token]) -> ast.Literal:
-        return ast.Literal(_number(str(children[0])), self._span(meta))
+        (text,) = children
+        return ast.Literal(_number(str(text)), self._span(meta))
 
     @v_args(meta=True)
     def true(self, meta: Meta, children: list[Any]) -> ast.Literal:
@@ -566,11 +582,13 @@ class ToAst(Transformer):
 
     @v_args(meta=True)
     def name_ref(self, meta: Meta, children: list[Token]) -> ast.Name:
-        return ast.Name(str(children[0]), self._span(meta))
+        (name,) = children
+        return ast.Name(str(name), self._span(meta))
 
     @v_args(meta=True)
     def attr_ref(self, meta: Meta, children: list[Token]) -> ast.Attribute:
-        return ast.Attribute(str(children[0]), None, str(children[1]), self._span(meta))
+        tag, attr = children
+        return ast.Attribute(str(tag), None, str(attr), self._span(meta))
 
     @v_args(meta=True)
     def indexed_ref(self, meta: Meta, children: list[Token]) -> ast.Attribute:
@@ -582,9 +600,11 @@ class ToAst(Transformer):
 
     @v_args(meta=True)
     def context_ref(self, meta: Meta, children: list[Token]) -> ast.ContextField:
-        return ast.ContextField(str(children[-1]), self._span(meta))
+        _context, field = children
+        return ast.ContextField(str(field), self._span(meta))
 
     @v_args(meta=True)
     def call(self, meta: Meta, children: list[Any]) -> ast.Call:
-        args = tuple(c for c in children[1:] if c is not None)
-        return ast.Call(str(children[0]).lower(), args, self._span(meta))
+        name, *args = children  # `f()` gives one None placeholder
+        return ast.Call(str(name).lower(), tuple(a for a in args if a is not None),
+                        self._span(meta))
