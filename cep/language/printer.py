@@ -5,7 +5,7 @@ an equal AST (spans aside), and printing that AST again gives the same text.
 The canonical style:
 
 - statement and expression keywords in upper case (`SELECT`, `AND`, `IS NOT
-  NULL`); pattern operators in lower case as in the contract's examples
+  NULL`); pattern operators in lower case as in the examples of docs/language.md
   (`every`, `->`, `and`, `not`, `until`, `timer:within`); literals `true`,
   `false`, `null`;
 - a rule has one clause per line (annotations, CONTEXT, INSERT INTO, SELECT,
@@ -14,7 +14,7 @@ The canonical style:
   lines;
 - strings in single quotes, except inside JSON templates (`{"state": "ON"}`),
   with `\\`, the quote, newline, tab and carriage return escaped;
-- only the parentheses the precedence needs (contract, sections 2.6 and 3);
+- only the parentheses the precedence needs (docs/language.md, operator precedence);
 - durations part by part with the canonical units (`1 hour 30 min`).
 
 `dump_ast` writes an indented, deterministic tree of any node, with the
@@ -78,7 +78,7 @@ def _point(point: ast.Point) -> str:
 
 # ------------------------------------------------------------------ expressions
 
-# Binding strength: a higher number binds tighter (contract, section 2.6).
+# Binding strength: a higher number binds tighter (docs/language.md, expressions).
 _E_OR, _E_AND, _E_NOT, _E_CMP, _E_SUM, _E_PRODUCT, _E_UNARY, _E_ATOM = range(1, 9)
 _BINARY_LEVEL = {"or": _E_OR, "and": _E_AND,
                  "=": _E_CMP, "!=": _E_CMP, "<": _E_CMP, "<=": _E_CMP, ">": _E_CMP,
@@ -182,7 +182,7 @@ class _Expr:
 
 # ------------------------------------------------------------------ patterns
 
-# Binding strength, loosest first (contract, section 3).
+# Binding strength, loosest first (docs/language.md, patterns).
 _P_FOLLOWED, _P_OR, _P_AND, _P_UNTIL, _P_UNARY, _P_GUARDED, _P_ATOM = range(1, 8)
 _PATTERN_LEVEL = {ast.FollowedBy: _P_FOLLOWED, ast.PatternOr: _P_OR, ast.PatternAnd: _P_AND,
                   ast.Until: _P_UNTIL, ast.Every: _P_UNARY, ast.PatternNot: _P_UNARY,
