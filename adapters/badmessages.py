@@ -11,6 +11,17 @@ from collections.abc import Callable
 __all__ = ["BadMessageReporter"]
 
 
+class _Topic:
+    """One topic's count, when it was last reported, and bad messages held back since."""
+
+    __slots__ = ("count", "held_back", "reported_at")
+
+    def __init__(self, now: float) -> None:
+        self.count = 1
+        self.reported_at = now
+        self.held_back = 0
+
+
 class BadMessageReporter:
     """Counts bad messages per topic; reports the first, then at most one per `interval`."""
 
@@ -19,8 +30,7 @@ class BadMessageReporter:
     def __init__(self, report: Callable[[str], None], interval: float = 60.0) -> None:
         self._report = report
         self._interval = interval
-        # topic -> [count, engine time of the last report, bad messages held back since it]
-        self._topics: dict[str, list] = {}
+        self._topics: dict[str, _Topic] = {}
         self.total = 0
 
     def bad(self, topic: str, reason: str, now: float) -> bool:
@@ -28,15 +38,15 @@ class BadMessageReporter:
         self.total += 1
         state = self._topics.get(topic)
         if state is None:
-            self._topics[topic] = [1, now, 0]
+            self._topics[topic] = _Topic(now)
             self._report(f"bad message on {topic}: {reason}")
             return True
-        state[0] += 1
-        if now - state[1] < self._interval:
-            state[2] += 1
+        state.count += 1
+        if now - state.reported_at < self._interval:
+            state.held_back += 1
             return False
-        held_back = state[2]
-        state[1], state[2] = now, 0
+        held_back = state.held_back
+        state.reported_at, state.held_back = now, 0
         more = (f" (and {held_back} more on this topic since the last report)"
                 if held_back else "")
         self._report(f"bad message on {topic}: {reason}{more}")
@@ -44,12 +54,12 @@ class BadMessageReporter:
 
     def count(self, topic: str) -> int:
         state = self._topics.get(topic)
-        return state[0] if state is not None else 0
+        return state.count if state is not None else 0
 
     @property
     def counts(self) -> dict[str, int]:
         """Bad messages per topic, topics in name order."""
-        return {topic: self._topics[topic][0] for topic in sorted(self._topics)}
+        return {topic: self._topics[topic].count for topic in sorted(self._topics)}
 
     def summary(self) -> str:
         """One line: `3 bad messages on 2 topics: a/b 2, c/d 1` (or `no bad messages`)."""

@@ -30,16 +30,17 @@ def _std_dumps_compact(value: Any) -> bytes:
     return _std_encoder.encode(value).encode("utf-8")
 
 
-try:
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - exercised by the fallback test
-    _orjson = None
-
-HAVE_ORJSON = _orjson is not None
-
-loads: Callable[[Any], Any] = _orjson.loads if _orjson is not None else _std_loads
+loads: Callable[[Any], Any]
 """Parse JSON from bytes or str; raises ValueError on anything invalid."""
 
-dumps_compact: Callable[[Any], bytes] = (_orjson.dumps if _orjson is not None
-                                         else _std_dumps_compact)
+dumps_compact: Callable[[Any], bytes]
 """Compact UTF-8 JSON text (no spaces, non-ASCII kept) as bytes."""
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - exercised by the fallback test
+    HAVE_ORJSON = False
+    loads, dumps_compact = _std_loads, _std_dumps_compact
+else:
+    HAVE_ORJSON = True
+    loads, dumps_compact = orjson.loads, orjson.dumps

@@ -29,6 +29,7 @@ __all__ = [
     "INVALID",
     "UNPARSED",
     "BadMessage",
+    "Body",
     "MappingError",
     "Path",
     "PayloadDecoder",
@@ -41,6 +42,7 @@ __all__ = [
 
 Path = tuple[tuple[str, int | None], ...]
 Converter = Callable[[Any], Any]
+Body = bytes | bytearray | memoryview  # a payload's bytes, as a client library gives them
 
 
 class BadMessage(ValueError):
@@ -70,7 +72,7 @@ UNPARSED: Any = object()
 """A payload whose JSON value has not been parsed (yet): not the same as INVALID or null."""
 
 
-def parse_payload(payload: bytes) -> Any:
+def parse_payload(payload: Body) -> Any:
     """The payload's JSON value, or INVALID."""
     try:
         return loads(payload)
@@ -114,7 +116,7 @@ def lookup(value: Any, path: Path) -> Any:
     return value
 
 
-def body_of(payload: Any) -> bytes:
+def body_of(payload: Any) -> Body:
     """A payload's bytes: `payload` itself, or a message whose `.payload` gives them.
 
     A trace message makes its bytes only when asked, so decoders ask only when
@@ -122,7 +124,8 @@ def body_of(payload: Any) -> bytes:
     """
     if isinstance(payload, (bytes, bytearray, memoryview)):
         return payload
-    return payload.payload
+    body: Body = payload.payload
+    return body
 
 
 def _payload_text(payload: Any) -> str:
@@ -186,12 +189,12 @@ class PayloadDecoder:
         """Precompute everything for `event`; raises MappingError when it is inconsistent."""
         name = event.name
         types: dict[str, str] = {}
-        for attr in event.attrs:
-            if attr.name in types:
-                raise MappingError(f"{name}: attribute {attr.name!r} is declared twice")
-            if attr.type not in TYPES:
-                raise MappingError(f"{name}.{attr.name}: unknown type {attr.type!r}")
-            types[attr.name] = attr.type
+        for declared in event.attrs:
+            if declared.name in types:
+                raise MappingError(f"{name}: attribute {declared.name!r} is declared twice")
+            if declared.type not in TYPES:
+                raise MappingError(f"{name}.{declared.name}: unknown type {declared.type!r}")
+            types[declared.name] = declared.type
         converters = {attr: converter(kind, tz) for attr, kind in types.items()}
         binding = event.topic
         topic_names: tuple[str, ...] = ()

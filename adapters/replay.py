@@ -56,14 +56,24 @@ def create_events(catalog: Catalog) -> list[ast.CreateEvent]:
             if info.declaration is not None]
 
 
+WAIT_SLICE = 0.05  # seconds: with a tick hook, a --speed wait is slept in slices this long
+
+
 class Pacer:
-    """Plays event time at `speed` times real time (wall clock, for watching a replay)."""
+    """Plays event time at `speed` times real time (wall clock, for watching a replay).
+
+    `sleep` and `now` are the wall clock it waits on (a fake one in tests). With
+    `on_wait`, a wait is slept in slices of at most WAIT_SLICE seconds with a call to
+    `on_wait` after each, so whatever watches the replay moves on while it waits.
+    """
 
     def __init__(self, speed: float, sleep: Callable[[float], None] = time.sleep,
-                 now: Callable[[], float] = time.monotonic) -> None:
+                 now: Callable[[], float] = time.monotonic,
+                 on_wait: Callable[[], None] | None = None) -> None:
         self.speed = speed
         self.sleep = sleep
         self.now = now
+        self.on_wait = on_wait
         self.origin: tuple[float, float] | None = None  # (event time, wall time)
         self.target: float | None = None  # the event time being waited for
 
@@ -82,12 +92,52 @@ class Pacer:
         due = self.origin[1] + (event_ts - self.origin[0]) / self.speed
         delay = due - self.now()
         if delay > 0:
+            self._wait(delay)
+
+    def _wait(self, delay: float) -> None:
+        if self.on_wait is None:
             self.sleep(delay)
+            return
+        end = self.now() + delay
+        while True:
+            left = end - self.now()
+            if left <= 0:
+                return
+            self.sleep(min(left, WAIT_SLICE))
+            self.on_wait()
+
+
+class _Ticker:
+    """Calls a replay's tick hook (not final) with the stats brought up to date."""
+
+    def __init__(self, tick: Tick, engine: Engine, stats: ReplayStats,
+                 reader: TraceReader) -> None:
+        self.tick = tick
+        self.engine = engine
+        self.stats = stats
+        self.reader = reader
+        self.pacer: Pacer | None = None  # with --speed: the played clock comes from it
+
+    def __call__(self) -> None:
+        stats, engine = self.stats, self.engine
+        stats.position = self.reader.position
+        stats.bad_lines = self.reader.skipped
+        stats.outputs = engine.stats["outputs"]
+        played = self.pacer.virtual_now() if self.pacer is not None else None
+        stats.clock = engine.now if played is None or played < engine.now else played
+        self.tick(engine, stats, False)
 
 
 def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Report,
            until: float | None = None, speed: float | None = None,
-           show_contexts: bool = False, tick: Tick | None = None) -> ReplayStats:
+           show_contexts: bool = False, tick: Tick | None = None,
+           sleep: Callable[[float], None] = time.sleep,
+           wall_clock: Callable[[], float] = time.monotonic) -> ReplayStats:
+    """Replay a trace; `sleep` and `wall_clock` are what --speed waits on (tests fake them).
+
+    With a tick hook, events are counted per type in `stats.events_by_type` (without
+    one, they are not counted at all).
+    """
     stats = ReplayStats()
     derived = {name: info.attrs for name, info in catalog.events.items()
                if info.declaration is None}
@@ -96,14 +146,16 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
     reader = TraceReader(trace_path, tz, report=report)
     where = [""]  # FILE:LINE of the message being decoded, for the rate-limited reporter
     reporter = BadMessageReporter(lambda message: report(f"{where[0]}: {message}"))
-    pacer = Pacer(speed) if speed else None
+    ticker = _Ticker(tick, engine, stats, reader) if tick is not None else None
+    by_type = stats.events_by_type if ticker is not None else None
+    pacer = Pacer(speed, sleep, wall_clock, on_wait=ticker) if speed else None
+    if ticker is not None:
+        ticker.pacer = pacer
     started = time.perf_counter()
-    if tick is not None:
-        tick_now = _tick_hook(tick, engine, stats, reader, pacer)
     for record in reader:
         stats.lines += 1
-        if tick is not None and not stats.lines % TICK_EVERY:
-            tick_now()
+        if ticker is not None and not stats.lines % TICK_EVERY:
+            ticker()
         if pacer is not None:
             _paced_advance(engine, pacer, record.ts)
         try:
@@ -125,6 +177,8 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
             continue
         for event in events:
             stats.events += 1
+            if by_type is not None:
+                by_type[event.type] = by_type.get(event.type, 0) + 1
             engine.process(event)
     if until is not None:
         if pacer is not None:
@@ -137,46 +191,6 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
         stats.clock = engine.now
         tick(engine, stats, True)
     return stats
-
-
-def _tick_hook(tick: Tick, engine: Engine, stats: ReplayStats, reader: TraceReader,
-               pacer: Pacer | None) -> Callable[[], None]:
-    """Prepare a replay for its tick hook; return the call that brings stats up to date.
-
-    Events are counted per type by wrapping this engine's `process` (no cost without a
-    hook); with --speed, the pacer's waits are cut into slices with a tick after each.
-    """
-    by_type = stats.events_by_type
-    process = engine.process
-
-    def process_counted(event):
-        by_type[event.type] = by_type.get(event.type, 0) + 1
-        process(event)
-
-    engine.process = process_counted  # type: ignore[method-assign]
-
-    def tick_now() -> None:
-        stats.position = reader.position
-        stats.bad_lines = reader.skipped
-        stats.outputs = engine.stats["outputs"]
-        played = pacer.virtual_now() if pacer is not None else None
-        stats.clock = engine.now if played is None or played < engine.now else played
-        tick(engine, stats, False)
-
-    if pacer is not None:
-        sleep, wall = pacer.sleep, pacer.now
-
-        def sleep_ticking(delay: float) -> None:
-            end = wall() + delay
-            while True:
-                left = end - wall()
-                if left <= 0:
-                    return
-                sleep(min(left, 0.05))
-                tick_now()
-
-        pacer.sleep = sleep_ticking
-    return tick_now
 
 
 def _paced_advance(engine: Engine, pacer: Pacer, ts: float) -> None:

@@ -124,7 +124,8 @@ def _common_message(number: int, data: Any) -> TraceMessage | None:
     """
     if type(data) is not dict or "event" in data or "payload" not in data:
         return None
-    raw_ts, topic = data.get("ts"), data.get("topic")
+    raw_ts: Any = data.get("ts")  # a JSON value: its type is tested below
+    topic = data.get("topic")
     if type(topic) is not str or not topic or "+" in topic or "#" in topic:
         return None
     kind = type(raw_ts)
@@ -184,7 +185,7 @@ class TraceReader:
     iterating, `skipped` counts the bad lines and `records` the good ones.
     """
 
-    def __init__(self, path: str | os.PathLike, tz: tzinfo = UTC,
+    def __init__(self, path: str | os.PathLike[str], tz: tzinfo = UTC,
                  report: Callable[[str], None] | None = None,
                  name: str | None = None) -> None:
         self.path = path
@@ -244,7 +245,7 @@ class TraceReader:
                     self._skip(number, _json_problem(raw))
                     continue
             raw_ts = data.get("ts") if type(data) is dict else None
-            record = _common_message(number, data)
+            record: TraceRecord | None = _common_message(number, data)
             if record is None:
                 try:
                     record = _record(number, data, tz)
@@ -268,7 +269,7 @@ def _json_problem(raw: bytes) -> str:
     return "not valid JSON"
 
 
-def read_trace(path: str | os.PathLike, tz: tzinfo = UTC,
+def read_trace(path: str | os.PathLike[str], tz: tzinfo = UTC,
                report: Callable[[str], None] | None = None) -> TraceReader:
     """A TraceReader (iterate it; read `skipped` afterwards)."""
     return TraceReader(path, tz, report)
@@ -300,7 +301,7 @@ class TraceWriter:
         self._owned = False
 
     @classmethod
-    def open(cls, path: str | os.PathLike, tz: tzinfo = UTC) -> TraceWriter:
+    def open(cls, path: str | os.PathLike[str], tz: tzinfo = UTC) -> TraceWriter:
         writer = cls(open(path, "w", encoding="utf-8", newline="\n"), tz)
         writer._owned = True
         return writer

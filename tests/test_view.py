@@ -412,7 +412,8 @@ def test_view_rate_from_consecutive_frames():
 # ---------------------------------------------------------------------- the replay hook
 
 
-def replay_night(tick=None, speed=None, sink=None):
+def replay_night(tick=None, speed=None, sink=None, **wall):
+    """The night scenario replayed; `wall` may give the replay a fake `sleep` and `wall_clock`."""
     from cep.adapters.replay import replay
     from cep.checks.loader import load_paths
     from cep.language.timezones import get_zone
@@ -422,7 +423,7 @@ def replay_night(tick=None, speed=None, sink=None):
     outputs = []
     stats = replay(loaded.catalog, os.path.join(NIGHT, "trace.jsonl"),
                    sink or outputs.append, tz, report=lambda m: None, until=t("2026-11-22T08:00"),
-                   speed=speed, show_contexts=True, tick=tick)
+                   speed=speed, show_contexts=True, tick=tick, **wall)
     return stats, outputs
 
 
@@ -448,30 +449,47 @@ def test_replay_tick_hook_counts_and_ends_with_a_final_call(monkeypatch):
     assert plain_stats.events_by_type == {}          # counted only for a hook
 
 
-def test_paced_replay_ticks_while_waiting(monkeypatch):
+def test_paced_replay_ticks_while_waiting():
     """With --speed, waits are sliced and ticked; the played clock moves between events."""
-    import cep.adapters.replay
-
     wall = [0.0]
-    monkeypatch.setattr(cep.adapters.replay.time, "monotonic", lambda: wall[0])
+    slept = []
 
     def fake_sleep(seconds):
+        slept.append(seconds)
         wall[0] += seconds
 
-    original = cep.adapters.replay.Pacer.__init__
-
-    def init(self, speed, sleep=fake_sleep, now=lambda: wall[0]):
-        original(self, speed, fake_sleep, now)
-
-    monkeypatch.setattr(cep.adapters.replay.Pacer, "__init__", init)
     clocks = []
     _stats, outputs = replay_night(lambda engine, stats, final: clocks.append(stats.clock),
-                                  speed=3600.0)
+                                  speed=3600.0, sleep=fake_sleep, wall_clock=lambda: wall[0])
     assert len(clocks) > 100
     assert clocks == sorted(clocks)
     assert clocks[-1] == t("2026-11-22T08:00")
+    assert slept and max(slept) <= 0.05                # slices, with a tick after each
     _plain_stats, plain_outputs = replay_night()
     assert outputs == plain_outputs
+
+
+def test_pacer_sleeps_in_slices_only_for_a_watcher():
+    from cep.adapters.replay import Pacer
+
+    wall = [0.0]
+    slept, waits = [], []
+
+    def fake_sleep(seconds):
+        slept.append(seconds)
+        wall[0] += seconds
+
+    plain = Pacer(10.0, fake_sleep, lambda: wall[0])
+    plain.wait_until(100.0)          # the first event sets the origin: no wait
+    plain.wait_until(101.0)          # 1 s of event time is 0.1 s of wall time at 10 times
+    assert slept == [pytest.approx(0.1)] and not waits
+
+    slept.clear()
+    watched = Pacer(10.0, fake_sleep, lambda: wall[0], on_wait=lambda: waits.append(wall[0]))
+    watched.wait_until(200.0)
+    watched.wait_until(201.0)
+    assert slept == [pytest.approx(0.05), pytest.approx(0.05)]
+    assert len(waits) == 2 and watched.virtual_now() == pytest.approx(201.0)
 
 
 # ---------------------------------------------------------------------- the command

@@ -79,8 +79,9 @@ def register_rules(files: list[ast.RuleFile], catalog: Catalog,
                 diagnostics.error(f"rule name '{name}' is already used at "
                                   f"{first.file}:{first.line}", name_span)
             names.setdefault(name, name_span)
-            inserts = isinstance(stmt, ast.SelectRule) and stmt.insert_into is not None
-            output = stmt.insert_into.name if inserts else name  # type: ignore[union-attr]
+            target = stmt.insert_into if isinstance(stmt, ast.SelectRule) else None
+            inserts = target is not None
+            output = target.name if target is not None else name
             catalog.rules.append(RuleInfo(name, description, stmt, number, output, inserts))
             if inserts:
                 event = catalog.events.get(output)

@@ -7,6 +7,8 @@ Duplicate names are errors; a later duplicate is reported and ignored.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Protocol
 
 from cep.checks.scope import suggestion
 from cep.language import ast
@@ -49,8 +51,15 @@ def check_template(template: ast.Text, diagnostics: Diagnostics, publish: bool) 
                                   text_span(template, offset))
 
 
+class _Declared(Protocol):
+    """What the catalog holds for a declared name: where it was declared."""
+
+    @property
+    def span(self) -> ast.Span: ...
+
+
 def is_duplicate(stmt: ast.CreateEvent | ast.CreateLocation | ast.CreateContext, kind: str,
-                 known: dict, diagnostics: Diagnostics) -> bool:
+                 known: Mapping[str, _Declared], diagnostics: Diagnostics) -> bool:
     """Report a second declaration of a name (the first one stays)."""
     if stmt.name not in known:
         return False

@@ -67,7 +67,7 @@ class ExpressionChecker:
         self.scope = scope
         self.diagnostics = diagnostics
 
-    def error(self, message: str, node: object) -> str:
+    def error(self, message: str, node: ast.Expr) -> str:
         self.diagnostics.error(message, node.span)
         return ANY
 
@@ -285,7 +285,7 @@ class ExpressionChecker:
                                "`distance(a, b)`", arg)
                 continue
             tag = self.scope.tags[arg.name]
-            if tag.type not in self.scope.located_types():
+            if tag.type not in self.scope.located:
                 self.error(f"distance(): events of type {tag.type} have no position (their "
                            "CREATE EVENT has no LOCATED clause)", arg)
         return FLOAT

@@ -34,7 +34,7 @@ def expand_paths(paths: list[str]) -> list[str]:
     result: list[str] = []
     for path in paths:
         if os.path.isdir(path):
-            found = []
+            found: list[str] = []
             for root, _dirs, names in os.walk(path):
                 found.extend(os.path.join(root, n) for n in names if n.endswith(".epl"))
             result.extend(sorted(found))
@@ -55,7 +55,7 @@ def load_texts(texts: list[tuple[str, str]]) -> LoadedRules:
 
 def load_paths(paths: list[str]) -> LoadedRules:
     """Read files (raises OSError for an unreadable one), parse and check them."""
-    texts = []
+    texts: list[tuple[str, str]] = []
     for path in expand_paths(paths):
         with open(path, encoding="utf-8") as handle:
             texts.append((path, handle.read()))

@@ -14,23 +14,18 @@ from cep.checks.expressions import ExpressionChecker
 from cep.checks.scope import Scope, TagInfo, suggestion
 from cep.language import ast
 from cep.language.diagnostics import Diagnostics
-from cep.language.walk import declared_tags
+from cep.language.walk import PatternVisitor, declared_tags
 
 Tags = dict[str, TagInfo]
 
 
+class PatternChecker(PatternVisitor[Tags]):
+    """Checks one pattern; `check` returns the tags a complete match can carry.
 
-
-
-
-
-
-
-
-
-
-class PatternChecker:
-    """Checks one pattern; `result_tags` are the tags a complete match can carry."""
+    Each node is visited with the tags bound before it can match (`available`) and,
+    inside `[n]` or `until`, the repetition its tags get (`repeated`); it returns the
+    tags it binds.
+    """
 
     def __init__(self, event_attrs: dict[str, dict[str, str] | None],
                  make_scope: Callable[[], Scope], diagnostics: Diagnostics) -> None:
@@ -41,47 +36,63 @@ class PatternChecker:
 
     def check(self, pattern: ast.Pattern) -> Tags:
         self.all_tags = declared_tags(pattern)
-        return self._visit(pattern, {}, repeated=None)
+        return self.visit(pattern, {}, None)
 
     # -------------------------------------------------------------- visiting
-    def _visit(self, p: ast.Pattern, available: Tags, repeated: TagInfo | None) -> Tags:
-        if isinstance(p, ast.EventAtom):
-            return self._atom(p, available, repeated)
-        if isinstance(p, ast.TimerInterval):
-            check_duration(p.duration, self.diagnostics)
-            return {}
-        if isinstance(p, ast.FollowedBy):
-            produced: Tags = {}
-            current = dict(available)
-            for step in p.steps:
-                step_tags = self._visit(step, current, repeated)
-                self._merge(produced, step_tags, step, allow_same_type=False)
-                current.update(step_tags)
-            return produced
-        if isinstance(p, (ast.PatternAnd, ast.PatternOr)):
-            produced = {}
-            for item in p.items:
-                self._merge(produced, self._visit(item, available, repeated), item,
-                            allow_same_type=isinstance(p, ast.PatternOr))
-            return produced
-        if isinstance(p, ast.PatternNot):
-            self._visit(p.body, available, repeated)
-            return {}
-        if isinstance(p, ast.Within):
-            check_duration(p.duration, self.diagnostics)
-            return self._visit(p.body, available, repeated)
-        if isinstance(p, ast.Every):
-            return self._visit(p.body, available, repeated)
-        if isinstance(p, ast.Repeat):
-            return self._visit(p.body, available, TagInfo("", True, p.count))
-        if isinstance(p, ast.Until):
-            body = self._visit(p.body, available, TagInfo("", True, None))
-            body = {tag: TagInfo(info.type, True, None) if info.count is None else info
-                    for tag, info in body.items()}
-            return {**body, **self._visit(p.stop, available, repeated)}
-        raise TypeError(f"unknown pattern node {type(p).__name__}")
+    def timer_interval(self, node: ast.TimerInterval, available: Tags,
+                       repeated: TagInfo | None) -> Tags:
+        check_duration(node.duration, self.diagnostics)
+        return {}
 
-    def _atom(self, atom: ast.EventAtom, available: Tags, repeated: TagInfo | None) -> Tags:
+    def followed_by(self, node: ast.FollowedBy, available: Tags,
+                    repeated: TagInfo | None) -> Tags:
+        produced: Tags = {}
+        current = dict(available)
+        for step in node.steps:
+            step_tags = self.visit(step, current, repeated)
+            self._merge(produced, step_tags, step, allow_same_type=False)
+            current.update(step_tags)
+        return produced
+
+    def pattern_or(self, node: ast.PatternOr, available: Tags,
+                   repeated: TagInfo | None) -> Tags:
+        return self._branches(node.items, available, repeated, allow_same_type=True)
+
+    def pattern_and(self, node: ast.PatternAnd, available: Tags,
+                    repeated: TagInfo | None) -> Tags:
+        return self._branches(node.items, available, repeated, allow_same_type=False)
+
+    def _branches(self, items: tuple[ast.Pattern, ...], available: Tags,
+                  repeated: TagInfo | None, allow_same_type: bool) -> Tags:
+        produced: Tags = {}
+        for item in items:
+            self._merge(produced, self.visit(item, available, repeated), item,
+                        allow_same_type=allow_same_type)
+        return produced
+
+    def pattern_not(self, node: ast.PatternNot, available: Tags,
+                    repeated: TagInfo | None) -> Tags:
+        self.visit(node.body, available, repeated)
+        return {}
+
+    def within(self, node: ast.Within, available: Tags, repeated: TagInfo | None) -> Tags:
+        check_duration(node.duration, self.diagnostics)
+        return self.visit(node.body, available, repeated)
+
+    def every(self, node: ast.Every, available: Tags, repeated: TagInfo | None) -> Tags:
+        return self.visit(node.body, available, repeated)
+
+    def repeat(self, node: ast.Repeat, available: Tags, repeated: TagInfo | None) -> Tags:
+        return self.visit(node.body, available, TagInfo("", True, node.count))
+
+    def until(self, node: ast.Until, available: Tags, repeated: TagInfo | None) -> Tags:
+        body = self.visit(node.body, available, TagInfo("", True, None))
+        body = {tag: TagInfo(info.type, True, None) if info.count is None else info
+                for tag, info in body.items()}
+        return {**body, **self.visit(node.stop, available, repeated)}
+
+    def event_atom(self, atom: ast.EventAtom, available: Tags,
+                   repeated: TagInfo | None) -> Tags:
         attrs = self.event_attrs.get(atom.type)  # None: a derived type whose schema is unknown
         if atom.type not in self.event_attrs:
             self.diagnostics.error(f"unknown event type {atom.type}: declare it with CREATE "

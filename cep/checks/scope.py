@@ -39,9 +39,6 @@ class Scope:
     # ^ event type -> its attributes (None while a derived type's schema is unknown)
     located: frozenset[str] = frozenset()  # event types that carry a position
 
-    def located_types(self) -> frozenset[str]:
-        return self.located
-
 
 def suggestion(name: str, candidates: Iterable[str]) -> str:
     """` (did you mean `x`?)` when a close candidate exists, else ''."""

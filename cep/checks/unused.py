@@ -27,35 +27,35 @@ def _context_reads(stmt: ast.CreateContext) -> list[str]:
 def warn_unused(catalog: Catalog, diagnostics: Diagnostics) -> None:
     used_types: set[str] = set()
     used_contexts: set[str] = set()
-    for info in catalog.rules:
-        used_types.update(reads(info))
-        if info.context:
-            used_contexts.add(info.context)
+    for rule in catalog.rules:
+        used_types.update(reads(rule))
+        if rule.context:
+            used_contexts.add(rule.context)
     has_entities = False
-    for stmt in catalog.contexts.values():
-        used_types.update(_context_reads(stmt))
-        if isinstance(stmt.spec, ast.Composite):
-            used_contexts.update(part.name for part in stmt.spec.parts)
-        if isinstance(stmt.spec, (ast.EntityDistance,)):
+    for context in catalog.contexts.values():
+        used_types.update(_context_reads(context))
+        if isinstance(context.spec, ast.Composite):
+            used_contexts.update(part.name for part in context.spec.parts)
+        if isinstance(context.spec, ast.EntityDistance):
             has_entities = True
-    for info in catalog.events.values():
-        decl = info.declaration
-        if decl is None or info.name in used_types or info.producers:
+    for event in catalog.events.values():
+        decl = event.declaration
+        if decl is None or event.name in used_types or event.producers:
             continue
         if has_entities and decl.entity is not None:
             continue  # it moves an entity that a context follows
-        diagnostics.warning(f"event type {info.name} is declared but no rule or context reads it",
-                            decl.name_span)
-    for name, stmt in catalog.contexts.items():
+        diagnostics.warning(f"event type {event.name} is declared but no rule or context "
+                            "reads it", decl.name_span)
+    for name, context in catalog.contexts.items():
         if name not in used_contexts:
             diagnostics.warning(f"context {name} is declared but no rule uses it",
-                                stmt.name_span)
-    located_in = any(info.declaration is not None
-                     and isinstance(info.declaration.position, ast.LocatedIn)
-                     for info in catalog.events.values())
-    used_locations = {stmt.spec.location.name for stmt in catalog.contexts.values()
-                      if isinstance(stmt.spec, ast.FixedLocation)}
-    for name, stmt in catalog.locations.items():
+                                context.name_span)
+    located_in = any(event.declaration is not None
+                     and isinstance(event.declaration.position, ast.LocatedIn)
+                     for event in catalog.events.values())
+    used_locations = {context.spec.location.name for context in catalog.contexts.values()
+                      if isinstance(context.spec, ast.FixedLocation)}
+    for name, location in catalog.locations.items():
         if name not in used_locations and not located_in:
             diagnostics.warning(f"location {name} is declared but no context or LOCATED IN "
-                                "uses it", stmt.name_span)
+                                "uses it", location.name_span)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import sys
 from datetime import tzinfo
+from typing import TYPE_CHECKING
 
 from cep.checks.loader import LoadedRules, expand_paths, load_paths
 from cep.language.timezones import get_zone
+from cep.runtime.output import Sink
+
+if TYPE_CHECKING:
+    from cep.tools.view.app import TerminalView  # rich loads only for --view
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
@@ -55,6 +60,16 @@ def load_runnable_rules(rule_paths: list[str]) -> LoadedRules:
         raise CliError(f"the rules have {len(loaded.diagnostics.errors)} error(s); "
                        f"nothing was run", EXIT_PROBLEM)
     return loaded
+
+
+def output_sink(writer: Sink | None, view: TerminalView | None) -> Sink:
+    """What the engine writes its outputs to: with --view, the view's tee (it remembers
+    the recent ones) around the writer, if any; else the writer."""
+    if view is not None:
+        return view.tee(writer)
+    if writer is None:
+        raise ValueError("without --view, output lines need somewhere to go")
+    return writer
 
 
 def time_zone(name: str | None, loaded: LoadedRules | None = None) -> tzinfo:

@@ -6,16 +6,23 @@ import argparse
 import re
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from cep.adapters.mqtt import PASSWORD_ENV
+from cep.adapters.mqtt import PASSWORD_ENV, BrokerSettings
 from cep.cli.common import (
     EXIT_OK,
     EXIT_PROBLEM,
     CliError,
     load_runnable_rules,
+    output_sink,
     report,
     time_zone,
 )
+
+if TYPE_CHECKING:  # the live runner and the view (rich) load only when a command needs them
+    from cep.adapters.live import LiveStats
+    from cep.runtime.engine import Engine
+    from cep.tools.view import InputStatus, TerminalView
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -114,9 +121,8 @@ def add_live_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     rec.set_defaults(handler=run_record)
 
 
-def _settings(args: argparse.Namespace, status_topic: str | None, client_prefix: str):
-    from cep.adapters.mqtt import BrokerSettings
-
+def _settings(args: argparse.Namespace, status_topic: str | None,
+              client_prefix: str) -> BrokerSettings:
     return BrokerSettings.from_url(
         args.broker, tls=args.tls, ca_file=args.ca_file, cert_file=args.cert,
         key_file=args.key, insecure=args.insecure, client_id=args.client_id,
@@ -153,7 +159,7 @@ def run_live(args: argparse.Namespace) -> int:
     # With --view the terminal is the view's: output lines go to --out only.
     sink_file = out if out is not None else (None if view is not None else sys.stdout)
     writer = OutputWriter(sink_file, tz, flush=True) if sink_file is not None else None
-    sink = view.tee(writer) if view is not None else writer
+    sink = output_sink(writer, view)
     ticker = LiveViewTicker(view) if view is not None else None
     try:
         runner = LiveRunner(loaded.catalog, settings, sink, tz, report=report,
@@ -195,10 +201,10 @@ def run_live(args: argparse.Namespace) -> int:
 class LiveViewTicker:
     """Feeds the terminal view from the live runner: LiveStats → the view's InputStatus."""
 
-    def __init__(self, view) -> None:
+    def __init__(self, view: TerminalView) -> None:
         self.view = view
 
-    def status(self, stats, finished: bool = False):
+    def status(self, stats: LiveStats, finished: bool = False) -> InputStatus:
         from cep.tools.view import InputStatus
 
         return InputStatus(
@@ -208,10 +214,10 @@ class LiveViewTicker:
             bad_messages=stats.bad_messages, unmatched=stats.unmatched,
             unmatched_topics=tuple(sorted(stats.unmatched_topics.items())), finished=finished)
 
-    def tick(self, engine, stats) -> None:
+    def tick(self, engine: Engine, stats: LiveStats) -> None:
         self.view.tick(engine, lambda: self.status(stats))
 
-    def finish(self, engine, stats) -> None:
+    def finish(self, engine: Engine, stats: LiveStats) -> None:
         self.view.tick(engine, self.status(stats, finished=True), force=True)
 
 

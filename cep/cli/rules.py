@@ -18,6 +18,7 @@ from cep.cli.common import (
     CliError,
     load_rules,
     load_runnable_rules,
+    output_sink,
     print_error,
     time_zone,
 )
@@ -120,7 +121,7 @@ def run_replay(args: argparse.Namespace) -> int:
         writer = OutputWriter(out, tz, flush=args.speed is not None) if out else None
         if view is not None:
             view.start()
-        stats = replay_trace(loaded.catalog, trace, view.tee(writer) if view else writer, tz,
+        stats = replay_trace(loaded.catalog, trace, output_sink(writer, view), tz,
                              report=lambda message: print(message, file=sys.stderr),
                              until=until, speed=args.speed, show_contexts=args.contexts,
                              tick=view.replay_tick if view is not None else None)

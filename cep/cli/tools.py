@@ -19,9 +19,12 @@ from cep.cli.common import (
     time_zone,
 )
 from cep.language.files import replace_file
+from cep.tools.graph import FORMATS as GRAPH_FORMATS
+from cep.tools.graph import PARTS as GRAPH_PARTS
+from cep.tools.importers import FORMATS as DATASET_FORMATS
 
 
-def add_tool_commands(commands: argparse._SubParsersAction) -> None:
+def add_tool_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     test = commands.add_parser(
         "test", help="run scenarios (rules + trace + expected output) and show what differs",
         description="Run scenario files (TOML, see docs/scenarios.md): replay each one's trace "
@@ -46,7 +49,7 @@ def add_tool_commands(commands: argparse._SubParsersAction) -> None:
                     "interval ON at its start and OFF at its end on ordonez/<Location>. "
                     "Messages are written in time order; bad lines are reported as "
                     "FILE:LINE on stderr and skipped.")
-    dataset.add_argument("format", choices=("casas", "ordonez"), metavar="FORMAT",
+    dataset.add_argument("format", choices=DATASET_FORMATS, metavar="FORMAT",
                          help="casas or ordonez")
     dataset.add_argument("file", metavar="FILE", help="the dataset file")
     dataset.add_argument("--tz", default="UTC", metavar="ZONE",
@@ -64,9 +67,9 @@ def add_tool_commands(commands: argparse._SubParsersAction) -> None:
                     "```mermaid block per diagram; DOT output is one digraph per diagram "
                     "(`dot -Tsvg -O` draws them all).")
     graph.add_argument("rules", nargs="+", metavar="RULES", help="rule files or folders")
-    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid",
+    graph.add_argument("--format", choices=GRAPH_FORMATS, default="mermaid",
                        help="mermaid (default) or dot")
-    graph.add_argument("--part", choices=("all", "network", "rules"), default="all",
+    graph.add_argument("--part", choices=GRAPH_PARTS, default="all",
                        help="the network, the rules' state machines, or both (default)")
     graph.add_argument("--rule", action="append", default=[], metavar="NAME",
                        help="only this rule's state machine (repeatable)")

@@ -17,12 +17,15 @@ from __future__ import annotations
 from cep.language import ast
 from cep.language.catalog import RuleInfo
 from cep.language.printer import format_duration, format_pattern, format_source
+from cep.language.walk import PatternVisitor
 from cep.tools.graph.model import Graph
 
 UNROLL = 5   # `[n] p` with n up to this is drawn as n copies
 
 
-class _Builder:
+class _Builder(PatternVisitor[None]):
+    """Draws each pattern node as transitions from state `entry` to state `exit`."""
+
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.failed: str | None = None
@@ -36,47 +39,56 @@ class _Builder:
         return self.failed
 
     def build(self, p: ast.Pattern, entry: str, exit: str) -> None:
-        g = self.graph
-        if isinstance(p, ast.EventAtom):
-            g.edge(entry, exit, format_pattern(p))
-        elif isinstance(p, ast.TimerInterval):
-            g.edge(entry, exit, f"after {format_duration(p.duration)}")
-        elif isinstance(p, ast.FollowedBy):
-            current = entry
-            for index, step in enumerate(p.steps):
-                last = index == len(p.steps) - 1
-                following = exit if last else self.state(_after(step, index))
-                self.build(step, current, following)
-                current = following
-        elif isinstance(p, ast.PatternOr):
-            for item in p.items:
-                self.build(item, entry, exit)
-        elif isinstance(p, ast.PatternAnd):
-            fork, join = self.state("", "fork"), self.state("", "join")
-            g.edge(entry, fork)
-            for item in p.items:
-                self.build(item, fork, join)
-            g.edge(join, exit)
-        elif isinstance(p, ast.PatternNot):
-            g.edge(entry, exit, f"not {format_pattern(p.body)}", "dashed")
-            self.build(p.body, entry, self.fail())
-        elif isinstance(p, ast.Every):
-            g.edge(entry, entry, "every: start another", "dashed")
-            self.build(p.body, entry, exit)
-        elif isinstance(p, ast.Repeat):
-            self._repeat(p.body, p.count, entry, exit)
-        elif isinstance(p, ast.Until):
-            if p.count is None:
-                self.build(p.body, entry, entry)
-                self.build(p.stop, entry, exit)
-            else:
-                self._repeat(p.body, p.count, entry, exit)
-                self.build(p.stop, entry, self.fail())
-        elif isinstance(p, ast.Within):
-            self.build(p.body, entry, exit)
-            g.edge(entry, self.fail(), f"after {format_duration(p.duration)} (within)", "kill")
-        else:  # pragma: no cover - the AST has no other pattern nodes
-            raise TypeError(f"not a pattern: {p!r}")
+        self.visit(p, entry, exit)
+
+    def event_atom(self, node: ast.EventAtom, entry: str, exit: str) -> None:
+        self.graph.edge(entry, exit, format_pattern(node))
+
+    def timer_interval(self, node: ast.TimerInterval, entry: str, exit: str) -> None:
+        self.graph.edge(entry, exit, f"after {format_duration(node.duration)}")
+
+    def followed_by(self, node: ast.FollowedBy, entry: str, exit: str) -> None:
+        current = entry
+        for index, step in enumerate(node.steps):
+            last = index == len(node.steps) - 1
+            following = exit if last else self.state(_after(step, index))
+            self.build(step, current, following)
+            current = following
+
+    def pattern_or(self, node: ast.PatternOr, entry: str, exit: str) -> None:
+        for item in node.items:
+            self.build(item, entry, exit)
+
+    def pattern_and(self, node: ast.PatternAnd, entry: str, exit: str) -> None:
+        fork, join = self.state("", "fork"), self.state("", "join")
+        self.graph.edge(entry, fork)
+        for item in node.items:
+            self.build(item, fork, join)
+        self.graph.edge(join, exit)
+
+    def pattern_not(self, node: ast.PatternNot, entry: str, exit: str) -> None:
+        self.graph.edge(entry, exit, f"not {format_pattern(node.body)}", "dashed")
+        self.build(node.body, entry, self.fail())
+
+    def every(self, node: ast.Every, entry: str, exit: str) -> None:
+        self.graph.edge(entry, entry, "every: start another", "dashed")
+        self.build(node.body, entry, exit)
+
+    def repeat(self, node: ast.Repeat, entry: str, exit: str) -> None:
+        self._repeat(node.body, node.count, entry, exit)
+
+    def until(self, node: ast.Until, entry: str, exit: str) -> None:
+        if node.count is None:
+            self.build(node.body, entry, entry)
+            self.build(node.stop, entry, exit)
+        else:
+            self._repeat(node.body, node.count, entry, exit)
+            self.build(node.stop, entry, self.fail())
+
+    def within(self, node: ast.Within, entry: str, exit: str) -> None:
+        self.build(node.body, entry, exit)
+        self.graph.edge(entry, self.fail(), f"after {format_duration(node.duration)} (within)",
+                        "kill")
 
     def _repeat(self, body: ast.Pattern, count: int, entry: str, exit: str) -> None:
         if count > UNROLL:

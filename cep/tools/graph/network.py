@@ -16,9 +16,9 @@ from cep.tools.graph.model import Graph
 
 def build_network(catalog: Catalog) -> Graph:
     graph = Graph("event processing network")
-    for name, info in catalog.events.items():
+    for name, event in catalog.events.items():
         _channel(graph, catalog, name)
-        declaration = info.declaration
+        declaration = event.declaration
         if declaration is not None and declaration.topic is not None:
             topic = declaration.topic.topic.value
             producer = graph.shared("topic-in", topic, topic, "in")
@@ -65,10 +65,10 @@ def _context(graph: Graph, catalog: Catalog, name: str) -> str:
     declaration = catalog.contexts.get(name)
     label = name
     if declaration is not None:
-        spec = _context_spec(declaration.spec)
+        text = _context_spec(declaration.spec)
         for word in (" TERMINATED BY ", " DURATION ", " POLICY "):
-            spec = spec.replace(word, "\n" + word.strip() + " ")
-        label += "\n" + spec
+            text = text.replace(word, "\n" + word.strip() + " ")
+        label += "\n" + text
     context_id = graph.shared("context", name, label, "c")
     if known or declaration is None:
         return context_id
@@ -81,8 +81,8 @@ def _context(graph: Graph, catalog: Catalog, name: str) -> str:
     elif isinstance(spec, ast.EventDistance):
         graph.edge(_channel(graph, catalog, spec.source.type), context_id, "initiates")
     elif isinstance(spec, ast.EntityDistance):
-        for type_name, info in catalog.events.items():
-            if info.declaration is not None and info.declaration.entity is not None:
+        for type_name, event in catalog.events.items():
+            if event.declaration is not None and event.declaration.entity is not None:
                 graph.edge(_channel(graph, catalog, type_name), context_id, "positions")
     elif isinstance(spec, ast.Composite):
         for part in spec.parts:

@@ -23,7 +23,7 @@ _MERMAID_CLASSES = {"topic-in": "fill:#e8f4ff,stroke:#4a90d9",
 
 def mermaid_text(text: str) -> str:
     """Text inside a Mermaid label: entity codes for the characters Mermaid reads."""
-    out = []
+    out: list[str] = []
     for char in text:
         if char == "\n":
             out.append("<br/>")
@@ -105,9 +105,9 @@ def render_dot(graph: Graph, name: str) -> str:
              '    node [fontname="Helvetica", fontsize=11];',
              '    edge [fontname="Helvetica", fontsize=10];']
     for node in graph.nodes:
-        attrs = _DOT_SHAPES[node.kind]
-        label = "" if "label=" in attrs else f'label="{dot_text(node.label)}", '
-        lines.append(f"    {node.id} [{label}{attrs}];")
+        shape = _DOT_SHAPES[node.kind]
+        label = "" if "label=" in shape else f'label="{dot_text(node.label)}", '
+        lines.append(f"    {node.id} [{label}{shape}];")
     failed = {node.id for node in graph.nodes if node.kind == "fail"}
     for edge in graph.edges:
         attrs = [f'label="{dot_text(edge.label)}"'] if edge.label else []

@@ -7,14 +7,18 @@ order and writes them in the trace format of ../shared/spec/cli.md.
 
 from __future__ import annotations
 
-from cep.tools.importers.common import ImportRefused, ImportStats, Message, write_trace
+from collections.abc import Iterator
+from datetime import tzinfo
+
+from cep.tools.importers.common import ImportRefused, ImportStats, Message, Report, write_trace
 
 FORMATS = ("casas", "ordonez")
 
 __all__ = ["FORMATS", "ImportRefused", "ImportStats", "Message", "read", "write_trace"]
 
 
-def read(fmt: str, path: str, tz, stats: ImportStats, report):
+def read(fmt: str, path: str, tz: tzinfo, stats: ImportStats,
+         report: Report) -> Iterator[Message]:
     """The messages of a dataset file in format `fmt` (casas or ordonez)."""
     if fmt == "casas":
         from cep.tools.importers.casas import read_casas

@@ -20,7 +20,7 @@ class Message:
     ts: float
     topic: str
     payload: str
-    order: tuple = ()   # ties at one instant are written in this order
+    order: tuple[int, ...] = ()   # ties at one instant are written in this order
 
 
 @dataclass

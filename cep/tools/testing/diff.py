@@ -19,7 +19,7 @@ MISSING, UNEXPECTED, DIFFERENT, MOVED = "missing", "unexpected", "different", "m
 
 @dataclass(frozen=True)
 class Difference:
-    kind: str                          # missing | unexpected | different
+    kind: str                          # missing | unexpected | different | moved
     expected: dict[str, Any] | None
     produced: dict[str, Any] | None
     where: str = ""                    # FILE:LINE of the expected line, if any
@@ -27,7 +27,10 @@ class Difference:
 
     @property
     def line(self) -> dict[str, Any]:
-        return self.produced if self.expected is None else self.expected  # type: ignore
+        """The line this difference is about: the expected one, else the produced one."""
+        line = self.expected if self.expected is not None else self.produced
+        assert line is not None, "a difference has an expected or a produced line"
+        return line
 
 
 def canonical(value: Any) -> str:

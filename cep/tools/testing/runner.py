@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cep.tools.testing.diff import Difference, compare, render
 from cep.tools.testing.scenario import Scenario, ScenarioError, load_scenario
@@ -20,7 +21,7 @@ class Outcome:
     """What running one scenario gave."""
 
     scenario: Scenario
-    produced: list[dict] = field(default_factory=list)
+    produced: list[dict[str, Any]] = field(default_factory=list)
     differences: list[Difference] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # rule errors, bad-line counts
     not_run: str = ""                                   # why nothing was replayed, if so

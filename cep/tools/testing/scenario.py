@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,19 +40,19 @@ class Scenario:
     contexts: bool = False
     bad_lines: int = 0
     bad_messages: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return str(self.path)
 
 
-KEYS = {"description": str, "rules": (list, str), "trace": str, "expected": str,
-        "expected_output": str, "tz": str, "until": (str, int, float, datetime), "contexts": bool,
-        "bad_lines": int, "bad_messages": int}
+KEYS: dict[str, type | tuple[type, ...]] = {
+    "description": str, "rules": (list, str), "trace": str, "expected": str,
+    "expected_output": str, "tz": str, "until": (str, int, float, datetime), "contexts": bool,
+    "bad_lines": int, "bad_messages": int}
 
 
-def _until(path: Path, value: Any) -> str | float | None:
+def _until(value: Any) -> str | float | None:
     """`until` as the command line takes it: ISO text, Unix seconds (a number, or digits in
     a string), or a TOML date-time with its offset."""
     if isinstance(value, datetime):
@@ -70,7 +70,7 @@ def find_scenarios(paths: list[str]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if os.path.isdir(path):
-            inside = []
+            inside: list[Path] = []
             for root, _dirs, names in os.walk(path):
                 inside.extend(Path(root) / n for n in names if n.endswith(".toml"))
             found.extend(sorted(inside))
@@ -130,7 +130,7 @@ def load_scenario(path: Path, missing_expected_ok: bool = False) -> Scenario:
     return Scenario(path=path, description=data.get("description", ""),
                     rules=[base / r for r in rule_list], trace=base / data["trace"],
                     expected=expected, expected_file=expected_file, tz=data.get("tz"),
-                    until=_until(path, data.get("until")), contexts=data.get("contexts", False),
+                    until=_until(data.get("until")), contexts=data.get("contexts", False),
                     bad_lines=data.get("bad_lines", 0),
                     bad_messages=data.get("bad_messages", 0))
 
@@ -149,14 +149,14 @@ def _check_keys(path: Path, data: dict[str, Any]) -> None:
 
 def parse_expected(text: str, name: str, first_line: int) -> list[ExpectedLine]:
     """JSON Lines of output objects; blank lines are skipped."""
-    lines = []
+    lines: list[ExpectedLine] = []
     for offset, raw in enumerate(text.splitlines()):
         number = first_line + offset
         if not raw.strip():
             continue
         try:
             value = json.loads(raw)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise ScenarioError(f"{name}:{number}: expected output line is not valid JSON: "
                                 f"{exc.msg}") from None
         if not isinstance(value, dict) or "ts" not in value or "kind" not in value:

@@ -39,37 +39,31 @@ must not go to stdout (the view owns the terminal): write them to --out only.
 """
 
 from cep.tools.view.app import ReplayView, TerminalView, terminal_console
-from cep.tools.view.panels import (
-                               ContextsPanel,
-                               Dashboard,
-                               EventsPanel,
-                               InputPanel,
-                               RulesPanel,
-)
+from cep.tools.view.panels import ContextsPanel, Dashboard, EventsPanel, InputPanel, RulesPanel
 from cep.tools.view.snapshot import (
-                               ContextRow,
-                               InputStatus,
-                               OutputRow,
-                               RuleRow,
-                               Snapshot,
-                               TeeSink,
-                               take_snapshot,
+    ContextRow,
+    InputStatus,
+    OutputRow,
+    RuleRow,
+    Snapshot,
+    TeeSink,
+    take_snapshot,
 )
 
 __all__ = [
-                               "ContextRow",
-                               "ContextsPanel",
-                               "Dashboard",
-                               "EventsPanel",
-                               "InputPanel",
-                               "InputStatus",
-                               "OutputRow",
-                               "ReplayView",
-                               "RuleRow",
-                               "RulesPanel",
-                               "Snapshot",
-                               "TeeSink",
-                               "TerminalView",
-                               "take_snapshot",
-                               "terminal_console",
+    "ContextRow",
+    "ContextsPanel",
+    "Dashboard",
+    "EventsPanel",
+    "InputPanel",
+    "InputStatus",
+    "OutputRow",
+    "ReplayView",
+    "RuleRow",
+    "RulesPanel",
+    "Snapshot",
+    "TeeSink",
+    "TerminalView",
+    "take_snapshot",
+    "terminal_console",
 ]

@@ -1,6 +1,6 @@
 """The live display driver: draws a Dashboard with rich.live.Live when a frame is due.
 
-See `cep/view/__init__.py` for the driver API.  Refresh decisions use a
+See `cep/tools/view/__init__.py` for the driver API.  Refresh decisions use a
 monotonic wall clock here only; the engine never reads the wall clock.  A frame
 is due `interval` seconds after the previous one, or later when drawing is slow:
 the view spends at most about `max_share` of the wall time drawing.
@@ -13,7 +13,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
@@ -28,6 +28,10 @@ from cep.tools.view.snapshot import (
     TeeSink,
     take_snapshot,
 )
+
+if TYPE_CHECKING:
+    from cep.adapters.replay import ReplayStats
+    from cep.runtime.engine import Engine
 
 RATE_WINDOW = 5.0    # seconds of wall time the message rate is averaged over
 StatusArg = InputStatus | Callable[[], InputStatus]
@@ -93,7 +97,7 @@ class TerminalView:
                          vertical_overflow="crop")
         self.live.start(refresh=True)
 
-    def tick(self, engine: Any, status: StatusArg, force: bool = False) -> bool:
+    def tick(self, engine: Engine, status: StatusArg, force: bool = False) -> bool:
         """Draw a frame if one is due (or `force`); cheap otherwise. True when it drew."""
         now = self.clock()
         if not force and now < self.due:
@@ -110,7 +114,8 @@ class TerminalView:
         self.due = now + max(self.interval, cost / self.max_share if self.max_share else 0.0)
         return True
 
-    def snapshot(self, engine: Any, status: InputStatus, now: float | None = None) -> Snapshot:
+    def snapshot(self, engine: Engine, status: InputStatus,
+                 now: float | None = None) -> Snapshot:
         """A snapshot of `engine` with the view's own parts: fading instances, rate, elapsed."""
         from dataclasses import replace
 
@@ -152,11 +157,6 @@ class TerminalView:
             except (OSError, ValueError):
                 pass
 
-    @property
-    def overhead(self) -> float:
-        """Wall seconds spent building and drawing frames so far."""
-        return self.drawing
-
 
 class ReplayView(TerminalView):
     """A TerminalView fed by `cep.adapters.replay.replay(..., tick=view.replay_tick)`."""
@@ -173,16 +173,16 @@ class ReplayView(TerminalView):
             except OSError:
                 self.total = None
 
-    def replay_tick(self, engine: Any, stats: Any, final: bool = False) -> None:
+    def replay_tick(self, engine: Engine, stats: ReplayStats, final: bool = False) -> None:
         self.tick(engine, lambda: self.status(stats, final), force=final)
 
-    def status(self, stats: Any, final: bool = False) -> InputStatus:
-        """InputStatus from a cep.adapters.replay.ReplayStats (read at tick time)."""
+    def status(self, stats: ReplayStats, final: bool = False) -> InputStatus:
+        """InputStatus from a replay's stats (read at tick time)."""
         return InputStatus(
-            mode="replay", source=self.source, clock=getattr(stats, "clock", None),
-            position=getattr(stats, "position", None), total=self.total, speed=self.speed,
+            mode="replay", source=self.source, clock=stats.clock,
+            position=stats.position, total=self.total, speed=self.speed,
             lines=stats.lines, messages=stats.lines, events=stats.events,
-            events_by_type=tuple(getattr(stats, "events_by_type", {}).items()),
+            events_by_type=tuple(stats.events_by_type.items()),
             bad_lines=stats.bad_lines, bad_messages=stats.bad_messages,
             unmatched=stats.unmatched, unmatched_topics=tuple(stats.unmatched_topics.items()),
             finished=final)

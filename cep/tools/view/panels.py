@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, TypeVar
 
 from rich import box
 from rich.console import Console, ConsoleOptions, Group, RenderResult
@@ -25,6 +25,8 @@ WIDE = 160            # from this width on, two columns
 INPUT_LINES = 3       # content lines of the input panel
 PANEL_CHROME = 3      # top border, header row, bottom border
 DASH = "—"
+
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------- formatting
@@ -89,7 +91,7 @@ def _fade_style(fade: float) -> str:
     return "dim" if fade < 0.5 else "dim strike"
 
 
-def _table(*columns: tuple[str, dict]) -> Table:
+def _table(*columns: tuple[str, dict[str, Any]]) -> Table:
     table = Table(box=None, expand=True, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0),
                   header_style="bold")
     for header, options in columns:
@@ -110,7 +112,7 @@ def _or_note(table: Table, empty: bool, note: str) -> Any:
     return Group(table, Text(note, style="dim", no_wrap=True, overflow="ellipsis"))
 
 
-def _limit(items: list, rows: int | None) -> tuple[list, int]:
+def _limit(items: list[T], rows: int | None) -> tuple[list[T], int]:
     """At most `rows` items; when some are left out, the last row says how many."""
     if rows is None or len(items) <= rows:
         return items, 0
@@ -223,7 +225,7 @@ class ContextsPanel:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         snap = self.snapshot
         wide = options.max_width >= 100
-        columns: list[tuple[str, dict]] = [
+        columns: list[tuple[str, dict[str, Any]]] = [
             ("context", {"ratio": 1, "min_width": 7}), ("key", {"ratio": 1, "min_width": 3}),
             ("opened", {"width": 12}), ("closes", {"width": 12}), ("in", {"width": 6}),
             ("policy", {"width": 7})]

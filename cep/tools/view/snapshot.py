@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, tzinfo
 from typing import Any
@@ -21,6 +20,8 @@ from cep.runtime.output import Output, Sink
 
 MAX_INSTANCES = 60   # context instances copied into a snapshot (newest first)
 KEEP_OUTPUTS = 60    # fired events and actions remembered by the tee sink
+
+RowIdentity = tuple[str, str, float]  # a context instance: context, key (repr), opened at
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class ContextRow:
     fade: float = 0.0                          # 0 just closed .. 1 about to disappear
 
     @property
-    def identity(self) -> tuple:
+    def identity(self) -> RowIdentity:
         return (self.context, repr(self.key), self.opened_at)
 
 
@@ -210,16 +211,13 @@ def _plain(key: Any) -> Any:
     return tuple(key) if isinstance(key, list) else key
 
 
-StatusSource = Callable[[], InputStatus]
-
-
 @dataclass
 class FadeTracker:
     """Keeps instances that disappeared between two snapshots for `seconds` of wall time."""
 
     seconds: float = 3.0
-    previous: dict[tuple, ContextRow] = field(default_factory=dict)
-    fading: dict[tuple, tuple[ContextRow, float]] = field(default_factory=dict)
+    previous: dict[RowIdentity, ContextRow] = field(default_factory=dict)
+    fading: dict[RowIdentity, tuple[ContextRow, float]] = field(default_factory=dict)
 
     def update(self, snapshot: Snapshot, wall: float) -> tuple[ContextRow, ...]:
         current = {row.identity: row for row in snapshot.contexts}
