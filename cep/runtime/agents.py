@@ -9,26 +9,26 @@ and carries out its PUBLISH actions.  ON rules only act.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from cep.language import ast
 from cep.language.catalog import RuleInfo
 from cep.language.topics import compile_template
 from cep.language.walk import declared_tags, select_name
 from cep.runtime.contexts import ContextInstance
-from cep.runtime.events import Event
+from cep.runtime.events import Attrs, Event, Match
 from cep.runtime.expressions import ExpressionCompiler, Fn
-from cep.runtime.geometry import Position
-from cep.runtime.matcher import EngineServices, Interest, Match, PatternRun
+from cep.runtime.matcher import EngineServices, Interest, PatternRun
 from cep.runtime.output import JsonValues, Output
 from cep.runtime.pattern_compiler import PatternCompiler
+from cep.runtime.positions import PositionOf
 
 
 class AgentHost(EngineServices, Protocol):
     """What agents need from the engine that runs them (the engine is one)."""
 
     json: JsonValues
-    position_of: Callable[[Event], Position | None]
+    position_of: PositionOf
 
     def emit(self, record: Output) -> None: ...
 
@@ -53,7 +53,7 @@ class CompiledAction:
         self.payload = _json_builder(action.payload, compiler) if action.payload is not None \
             else None
 
-    def topic(self, names: dict | None) -> str:
+    def topic(self, names: Attrs | None) -> str:
         if not self.template.names:
             return self.topic_text
         return self.template.fill(names or {})
@@ -73,7 +73,7 @@ def _json_builder(value: ast.JsonValue, compiler: ExpressionCompiler) -> Fn:
 
 
 class Agent:
-    """Common parts: name, context, actions and how results leave the agent."""
+    """Common parts: name, context, WHERE, actions and how results leave the agent."""
 
     def __init__(self, info: RuleInfo, engine: AgentHost) -> None:
         self.info = info
@@ -84,6 +84,8 @@ class Agent:
         self.matches = 0
         self.last_fired: float | None = None
         self.position_of = engine.position_of
+        self.where: Fn | None = None
+        self.actions: list[CompiledAction] = []
 
     def start(self, instance: ContextInstance) -> None:
         raise NotImplementedError
@@ -111,12 +113,20 @@ class Agent:
     def _compile_actions(self, compiler: ExpressionCompiler) -> list[CompiledAction]:
         return [CompiledAction(a, compiler) for a in self.info.rule.actions]
 
-    def _publish(self, actions: list[CompiledAction], names: dict | None, attrs: Any,
-                 match: Match, ctx: ContextInstance) -> None:
+    def _act(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
+        """What an ON rule does with a result: WHERE, then the actions."""
+        if self.where is not None and not self.where(attrs, match, ctx):
+            return
+        self.matches += 1
+        self.last_fired = self.engine.now
+        self._publish(attrs, match, ctx)
+
+    def _publish(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
+        """The PUBLISH actions; `attrs` also fill the topics' names."""
         engine = self.engine
-        for action in actions:
+        for action in self.actions:
             try:
-                topic = action.topic(names)
+                topic = action.topic(attrs)
             except ValueError as exc:
                 engine.report_action_error(self.name, f"cannot fill topic "
                                            f"'{action.topic_text}': {exc}")
@@ -149,11 +159,15 @@ class SourcedAgent(Agent):
         return self.source.on_event
 
     def wants(self) -> Callable[[Event], bool] | None:
-        interest = getattr(self.source, "interest", None)
-        return interest.wants if interest is not None else None
+        return self.source.wants()
 
     def partial_matches(self, instance: ContextInstance | None = None) -> int:
         return self.source.partial_matches(instance)
+
+    def result(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
+        """A result of the source in instance `ctx`: `attrs` are the event's attributes
+        for a stream (None for a pattern), `match` binds the tags."""
+        raise NotImplementedError
 
 
 class SelectAgent(SourcedAgent):
@@ -165,23 +179,25 @@ class SelectAgent(SourcedAgent):
         assert isinstance(rule, ast.SelectRule)
         self.output_type = info.output_type
         self.inserts = info.inserts
-        if rule.select is None:
-            self.select: list[tuple[str, Fn]] | None = None
-        else:
-            compile_expr = source.compiler.compile
-            self.select = [(select_name(item), compile_expr(item.expr))  # type: ignore[misc]
-                           for item in rule.select]
+        self.select: list[tuple[str, Fn]] | None = None
+        if rule.select is not None:
+            self.select = []
+            for item in rule.select:
+                name = select_name(item)
+                assert name is not None, "cep.checks gives every SELECT result a name"
+                self.select.append((name, source.compiler.compile(item.expr)))
         result_names = frozenset(info.schema)
         self.actions = self._compile_actions(
             ExpressionCompiler(frozenset(), result_names, self.position_of))
         self.schema = info.schema
 
-    def result(self, attrs: dict | None, match: Match, ctx: ContextInstance) -> None:
+    def result(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
         """A match of the source: apply WHERE, build the result, emit it."""
         if self.where is not None and not self.where(attrs, match, ctx):
             return
-        if self.select is None:
-            values = dict(attrs) if self.source.is_stream else {
+        values: Attrs
+        if self.select is None:  # `*`: the event's attributes, or the pattern's tags
+            values = dict(attrs) if attrs is not None else {
                 tag: match.get(tag) for tag in self.source.tags}
         else:
             values = {name: fn(attrs, match, ctx) for name, fn in self.select}
@@ -194,7 +210,7 @@ class SelectAgent(SourcedAgent):
         if self.inserts:
             engine.insert(Event(self.output_type, engine.now, values))
         if self.actions:
-            self._publish(self.actions, values, values, {}, ctx)
+            self._publish(values, {}, ctx)
 
 
 class OnAgent(SourcedAgent):
@@ -205,12 +221,8 @@ class OnAgent(SourcedAgent):
         assert isinstance(info.rule, ast.OnRule)
         self.actions = self._compile_actions(source.compiler)
 
-    def result(self, attrs: dict | None, match: Match, ctx: ContextInstance) -> None:
-        if self.where is not None and not self.where(attrs, match, ctx):
-            return
-        self.matches += 1
-        self.last_fired = self.engine.now
-        self._publish(self.actions, attrs, attrs, match, ctx)
+    def result(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
+        self._act(attrs, match, ctx)
 
 
 # ====================================================================== sources
@@ -220,10 +232,9 @@ class Source:
     """Where an agent's matches come from: a stream filter or a pattern."""
 
     compiler: ExpressionCompiler
-    is_stream: bool
     tags: tuple[str, ...]
 
-    def start(self, agent: Any, instance: ContextInstance) -> None:
+    def start(self, agent: SourcedAgent, instance: ContextInstance) -> None:
         raise NotImplementedError
 
     def stop(self, instance: ContextInstance) -> None:
@@ -235,20 +246,24 @@ class Source:
     def partial_matches(self, instance: ContextInstance | None = None) -> int:
         return 0
 
+    def wants(self) -> Callable[[Event], bool] | None:
+        """See `Agent.wants`."""
+        return None
+
 
 class StreamSource(Source):
     """`FROM Type(filter) AS alias`: every matching event is a result."""
 
-    is_stream = True
+    agent: SourcedAgent  # the agent it feeds, from the first `start` on
 
-    def __init__(self, source: ast.StreamSource, attrs: frozenset[str], position_of: Any) -> None:
+    def __init__(self, source: ast.StreamSource, attrs: frozenset[str],
+                 position_of: PositionOf) -> None:
         self.alias = source.alias or source.type
         self.tags = (self.alias,)
         self.compiler = ExpressionCompiler(frozenset(self.tags), attrs, position_of)
         self.filter = self.compiler.compile(source.filter) if source.filter is not None else None
-        self.agent: Any = None
 
-    def start(self, agent: Any, instance: ContextInstance) -> None:
+    def start(self, agent: SourcedAgent, instance: ContextInstance) -> None:
         self.agent = agent  # a stream rule keeps no state per instance
 
     def stop(self, instance: ContextInstance) -> None:
@@ -256,7 +271,7 @@ class StreamSource(Source):
 
     def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
         attrs = event.attrs
-        match = {self.alias: event}
+        match: Match = {self.alias: event}
         for instance in instances:
             if self.filter is None or self.filter(attrs, match, instance):
                 self.agent.result(attrs, match, instance)
@@ -265,19 +280,15 @@ class StreamSource(Source):
 class PatternSource(Source):
     """`PATTERN [...]`: one pattern run per context instance."""
 
-    is_stream = False
-
     def __init__(self, source: ast.PatternSource, compiler: PatternCompiler,
-                 position_of: Any) -> None:
+                 position_of: PositionOf) -> None:
         self.node = compiler.compile(source.pattern)
         self.tags = tuple(declared_tags(source.pattern))
         self.compiler = ExpressionCompiler(frozenset(self.tags), None, position_of)
         self.runs: dict[ContextInstance, PatternRun] = {}
         self.interest = Interest(self.node)  # which events any of the runs could use
-        self.engine: Any = None
 
-    def start(self, agent: Any, instance: ContextInstance) -> None:
-        self.engine = agent.engine
+    def start(self, agent: SourcedAgent, instance: ContextInstance) -> None:
         run = PatternRun(agent.engine, instance, _on_match(agent, instance))
         self.runs[instance] = run
         run.start(self.node)
@@ -301,8 +312,11 @@ class PatternSource(Source):
             return run.live_states() if run is not None and not run.finished else 0
         return sum(run.live_states() for run in self.runs.values() if not run.finished)
 
+    def wants(self) -> Callable[[Event], bool]:
+        return self.interest.wants
 
-def _on_match(agent: Any, instance: ContextInstance) -> Callable[[Match], None]:
+
+def _on_match(agent: SourcedAgent, instance: ContextInstance) -> Callable[[Match], None]:
     def on_match(match: Match) -> None:
         agent.result(None, match, instance)
     return on_match
@@ -337,12 +351,7 @@ class LifecycleAgent(Agent):
         pass
 
     def lifecycle(self, instance: ContextInstance) -> None:
-        attrs = instance.attrs
-        if self.where is not None and not self.where(attrs, {}, instance):
-            return
-        self.matches += 1
-        self.last_fired = self.engine.now
-        self._publish(self.actions, attrs, attrs, {}, instance)
+        self._act(instance.attrs, {}, instance)
 
 
 def build_agent(info: RuleInfo, engine: AgentHost,

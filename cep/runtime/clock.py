@@ -1,30 +1,29 @@
-"""Engine time: clocks and the timer queue.
+"""Engine time: the timer queue.
 
-The engine never reads the wall clock: it is told what time it is.  In replay
-and tests a `VirtualClock` follows the events; live, a `RealClock` reads the
-system time (the only place that does).  Timers live in one `TimerQueue`,
-ordered by deadline, then priority (context deadlines before pattern timers),
-then the order they were set.
+The engine never reads the wall clock: it is told what time it is (by the events in
+replay and tests, by the live adapter's clock when live).  Timers live in one
+`TimerQueue`, ordered by deadline, then priority (context deadlines before pattern
+timers), then the order they were set.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import time
 from collections.abc import Callable
 
 
 class Timer:
-    """A scheduled callback; `cancel()` makes it a no-op (removed lazily from the heap)."""
+    """A scheduled callback; `cancel()` makes it a no-op (removed lazily from the heap).
 
-    __slots__ = ("callback", "cancelled", "deadline", "priority", "queue", "seq")
+    Its place in the queue is its heap entry's (deadline, priority, seq), not the timer's.
+    """
 
-    def __init__(self, deadline: float, seq: int, callback: Callable[[float], None],
-                 priority: int = 1, queue: TimerQueue | None = None) -> None:
+    __slots__ = ("callback", "cancelled", "deadline", "queue")
+
+    def __init__(self, deadline: float, callback: Callable[[float], None],
+                 queue: TimerQueue | None = None) -> None:
         self.deadline = deadline
-        self.priority = priority
-        self.seq = seq
         self.callback = callback
         self.cancelled = False
         self.queue = queue
@@ -36,10 +35,6 @@ class Timer:
         self.callback = _noop  # drop references to engine state at once
         if self.queue is not None:
             self.queue._cancelled_one()
-
-    def __lt__(self, other: Timer) -> bool:
-        return (self.deadline, self.priority, self.seq) < \
-            (other.deadline, other.priority, other.seq)
 
 
 def _noop(_: float) -> None:
@@ -67,10 +62,10 @@ class TimerQueue:
         self._cancelled = 0  # cancelled entries still in the heap
 
     def schedule(self, deadline: float, callback: Callable[[float], None],
-                  priority: int = 1) -> Timer:
+                 priority: int = 1) -> Timer:
         """Timers due at the same instant fire by priority (lower first), then in set order."""
         seq = next(self._seq)
-        timer = Timer(deadline, seq, callback, priority, self)
+        timer = Timer(deadline, callback, self)
         heapq.heappush(self._heap, (deadline, priority, seq, timer))
         return timer
 
@@ -112,21 +107,3 @@ class TimerQueue:
     def pending(self) -> int:
         """Timers not yet fired or cancelled (for statistics and tests)."""
         return len(self._heap) - self._cancelled
-
-
-class VirtualClock:
-    """Time as the events say; it only moves forward."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self.now: float | None = start
-
-    def advance(self, to: float) -> None:
-        if self.now is None or to > self.now:
-            self.now = to
-
-
-class RealClock(VirtualClock):
-    """The system clock, for live runs: `read()` is the only wall-clock access in cep."""
-
-    def read(self) -> float:
-        return time.time()

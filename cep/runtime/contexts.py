@@ -9,7 +9,8 @@ Each declared context has a runtime object of its kind:
   creates the instance for a new key here);
 - instances open and close through the engine (`ContextHost`), which emits the
   lifecycle lines, runs ON START / ON END rules and starts or drops the rules'
-  state per instance.
+  state per instance;
+- an initiator meeting open instances acts by the context's policy (`InitiatedRuntime`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterator
+from datetime import tzinfo
 from itertools import product
 from typing import Any, Protocol
 
@@ -24,11 +26,12 @@ from cep.language import ast
 from cep.language.catalog import Catalog
 from cep.language.walk import event_types
 from cep.runtime.clock import Timer
-from cep.runtime.events import Event
-from cep.runtime.expressions import ExpressionCompiler, PositionOf
+from cep.runtime.events import Attrs, Event, Match
+from cep.runtime.expressions import ExpressionCompiler
 from cep.runtime.geometry import Position, distance_m, point_in_polygon
-from cep.runtime.matcher import Match, PatternRun
+from cep.runtime.matcher import EngineServices, Node, PatternRun
 from cep.runtime.pattern_compiler import PatternCompiler
+from cep.runtime.positions import PositionOf
 from cep.runtime.recurrence import Recurrence
 
 _serial = itertools.count(1)
@@ -52,7 +55,7 @@ class ContextInstance:
     )
 
     def __init__(self, name: str | None, key: Any, opened_at: float,
-                 attrs: dict | None = None, parts: tuple = (),
+                 attrs: Attrs | None = None, parts: tuple[ContextInstance, ...] = (),
                  center: Position | None = None, policy: str | None = None) -> None:
         self.name = name
         self.key = key
@@ -70,10 +73,8 @@ class ContextInstance:
         return f"ContextInstance({self.name!r}, key={self.key!r}, #{self.serial})"
 
 
-class ContextHost(Protocol):
-    """What context runtimes need from the engine."""
-
-    now: float
+class ContextHost(EngineServices, Protocol):
+    """What context runtimes need from the engine (an initiating pattern runs in it too)."""
 
     def schedule(self, deadline: float, callback: Callable[[float], None],
                  priority: int = 1) -> Timer: ...
@@ -109,8 +110,10 @@ class ContextRuntime:
     def begin(self, ts: float) -> None:
         """The engine's clock starts at `ts`."""
 
-    def observe(self, event: Event) -> None:
-        """An event's effect on the context's life (before it is delivered)."""
+    def observe(self, event: Event) -> object:
+        """An event's effect on the context's life (before it is delivered); what it
+        returns is ignored (some runtimes observe by routing, see `PartitionRuntime`)."""
+        return None
 
     def route(self, event: Event) -> list[ContextInstance]:
         return self.open
@@ -147,7 +150,8 @@ class RecurringRuntime(ContextRuntime):
 
     time_only = True
 
-    def __init__(self, name: str, host: ContextHost, spec: ast.Recurring, zone: Any) -> None:
+    def __init__(self, name: str, host: ContextHost, spec: ast.Recurring,
+                 zone: tzinfo) -> None:
         super().__init__(name, host)
         self.recurrence = Recurrence(spec, zone)
         self.upcoming: Iterator[tuple[float, float]] | None = None
@@ -187,26 +191,52 @@ class EventFilter:
         return self.filter is None or bool(self.filter(event.attrs, {self.alias: event}, None))
 
 
-def policy_name(policy: ast.Policy | None) -> str:
-    """What a further initiator does to open instances: ADD, IGNORE (default), REFRESH, EXTEND."""
-    return policy.name if policy is not None else "IGNORE"
+class InitiatedRuntime(ContextRuntime):
+    """A context whose instances initiators open, for a `duration` (None: until closed).
+
+    `policy` says what an initiator does when it meets open instances: ADD opens another
+    one, IGNORE (the default) nothing, REFRESH closes them and opens a new one, EXTEND
+    moves their deadline to a duration from now.
+    """
+
+    def __init__(self, name: str, host: ContextHost, policy: ast.Policy | None,
+                 duration: float | None) -> None:
+        super().__init__(name, host)
+        self.policy = policy.name if policy is not None else "IGNORE"
+        self.duration = duration
+
+    def initiate(self, met: list[ContextInstance], attrs: Attrs,
+                 center: Position | None = None) -> None:
+        """An initiator happened now, meeting the open instances `met`."""
+        if met and self.policy != "ADD":
+            if self.policy == "IGNORE":
+                return
+            if self.policy == "EXTEND":
+                if self.duration is not None:
+                    for instance in met:
+                        self.set_deadline(instance, self.host.now + self.duration)
+                return
+            for instance in list(met):  # REFRESH: END, then a new START
+                self.close_instance(instance)
+        instance = ContextInstance(self.name, None, self.host.now, attrs, center=center,
+                                   policy=self.policy)
+        self.open_instance(instance, self.duration)
 
 
-class EventIntervalRuntime(ContextRuntime):
+class EventIntervalRuntime(InitiatedRuntime):
     """`INITIATED BY ... (DURATION d | TERMINATED BY ... [DURATION d]) [POLICY p]`."""
 
     time_only = True
 
-    def __init__(self, name: str, host: Any, spec: ast.EventInterval, catalog: Catalog,
+    def __init__(self, name: str, host: ContextHost, spec: ast.EventInterval, catalog: Catalog,
                  position_of: PositionOf) -> None:
-        super().__init__(name, host)
-        self.duration = spec.duration.seconds if spec.duration is not None else None
-        self.policy = policy_name(spec.policy)
+        super().__init__(name, host, spec.policy,
+                         spec.duration.seconds if spec.duration is not None else None)
         self.terminator = EventFilter(spec.terminator, catalog, position_of) \
             if spec.terminator is not None else None
         self.initiator: EventFilter | None = None
         self.initiator_pattern: PatternRun | None = None
-        self.pattern_node = None
+        self.pattern_node: Node | None = None
         observed: list[str] = []
         if isinstance(spec.initiator, ast.StreamSource):
             self.initiator = EventFilter(spec.initiator, catalog, position_of)
@@ -230,26 +260,12 @@ class EventIntervalRuntime(ContextRuntime):
                 self.close_instance(instance)
         if self.initiator is not None:
             if self.initiator.matches(event):
-                self.initiate(dict(event.attrs))
+                self.initiate(self.open, dict(event.attrs))
         elif self.initiator_pattern is not None and not self.initiator_pattern.finished:
             self.initiator_pattern.dispatch(event)
 
     def _pattern_matched(self, match: Match) -> None:
-        self.initiate({})
-
-    def initiate(self, attrs: dict) -> None:
-        if self.open and self.policy != "ADD":
-            if self.policy == "IGNORE":
-                return
-            if self.policy == "EXTEND":
-                if self.duration is not None:
-                    for instance in self.open:
-                        self.set_deadline(instance, self.host.now + self.duration)
-                return
-            for instance in list(self.open):  # REFRESH: END, then a new START
-                self.close_instance(instance)
-        instance = ContextInstance(self.name, None, self.host.now, attrs, policy=self.policy)
-        self.open_instance(instance, self.duration)
+        self.initiate(self.open, {})
 
 
 # ====================================================================== segmentation
@@ -270,6 +286,7 @@ class PartitionRuntime(ContextRuntime):
         super().__init__(name, host)
         self.attrs = tuple(a.name for a in spec.attrs)
         self.single = self.attrs[0] if len(self.attrs) == 1 else None
+        # the key's value, or the tuple of its values: attribute values, so Any
         self.by_key: dict[Any, list[ContextInstance]] = {}
         self.observes = tuple(type_name for type_name, info in catalog.events.items()
                               if all(a in info.attrs for a in self.attrs))
@@ -390,7 +407,7 @@ class EntityTracker:
                             for name, info in catalog.events.items()
                             if info.declaration is not None and info.declaration.entity is not None}
         self.observes = tuple(self.entity_attr)
-        self.positions: dict[Any, Position] = {}
+        self.positions: dict[str, Position] = {}  # entity id -> where it was last
 
     def observe(self, event: Event) -> None:
         entity = event.attrs.get(self.entity_attr.get(event.type, ""))
@@ -422,16 +439,14 @@ class EntityDistanceRuntime(ContextRuntime):
         return self.open if found is not None and found <= self.meters else []
 
 
-class EventDistanceRuntime(ContextRuntime):
+class EventDistanceRuntime(InitiatedRuntime):
     """`WITHIN d OF Type(filter) DURATION t [POLICY p]`: instances centred on initiators."""
 
     def __init__(self, name: str, host: ContextHost, spec: ast.EventDistance, catalog: Catalog,
                  position_of: PositionOf) -> None:
-        super().__init__(name, host)
+        super().__init__(name, host, spec.policy, spec.duration.seconds)
         self.initiator = EventFilter(spec.source, catalog, position_of)
         self.meters = spec.distance.meters
-        self.duration = spec.duration.seconds
-        self.policy = policy_name(spec.policy)
         self.position_of = position_of
         self.observes = (spec.source.type,)
 
@@ -450,19 +465,7 @@ class EventDistanceRuntime(ContextRuntime):
         position = self.position_of(event)
         if position is None:
             return
-        near = self._near(position)
-        if near and self.policy != "ADD":
-            if self.policy == "IGNORE":
-                return
-            if self.policy == "EXTEND":
-                for instance in near:
-                    self.set_deadline(instance, self.host.now + self.duration)
-                return
-            for instance in near:  # REFRESH
-                self.close_instance(instance)
-        instance = ContextInstance(self.name, None, self.host.now, dict(event.attrs),
-                                   center=position, policy=self.policy)
-        self.open_instance(instance, self.duration)
+        self.initiate(self._near(position), dict(event.attrs), position)
 
     def route(self, event: Event) -> list[ContextInstance]:
         position = self.position_of(event)
@@ -480,12 +483,11 @@ class CompositeRuntime(ContextRuntime):
         super().__init__(name, host)
         self.parts = parts
         self.time_only = all(p.time_only for p in parts)
-        self.combinations: dict[tuple, ContextInstance] = {}
+        self.combinations: dict[tuple[ContextInstance, ...], ContextInstance] = {}
         # Observing every type opens a combination on its first event, before rules run.
         self.observes = tuple(catalog.events)
 
-    def observe(self, event: Event) -> None:
-        self.instances_for(event)
+    observe = ContextRuntime.instances_for  # observing is routing, as for partitions
 
     def route(self, event: Event) -> list[ContextInstance]:
         routes = [part.instances_for(event) for part in self.parts]
@@ -493,12 +495,12 @@ class CompositeRuntime(ContextRuntime):
             return []
         return [self._instance(combo) for combo in product(*routes)]
 
-    def _instance(self, combo: tuple) -> ContextInstance:
+    def _instance(self, combo: tuple[ContextInstance, ...]) -> ContextInstance:
         instance = self.combinations.get(combo)
         if instance is None:
             keys = [part.key for part in combo if part.key is not None]
             key = None if not keys else keys[0] if len(keys) == 1 else keys
-            attrs: dict = {}
+            attrs: Attrs = {}
             for part in sorted(combo, key=lambda p: p.key is not None):
                 attrs.update(part.attrs)  # partition keys last: the key's values win
             instance = ContextInstance(self.name, key, self.host.now, attrs, parts=combo)
@@ -524,7 +526,7 @@ class CompositeRuntime(ContextRuntime):
 # ====================================================================== building
 
 
-def build_runtimes(catalog: Catalog, host: Any, zone: Any,
+def build_runtimes(catalog: Catalog, host: ContextHost, zone: tzinfo,
                    position_of: PositionOf) -> tuple[dict[str, ContextRuntime], EntityTracker]:
     """A runtime for every declared context (parts before the composites using them)."""
     places = Places(catalog, position_of)

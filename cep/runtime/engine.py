@@ -16,6 +16,7 @@ import sys
 from collections import deque
 from collections.abc import Callable
 from datetime import tzinfo
+from typing import Protocol
 
 from cep.language.catalog import Catalog
 from cep.language.context_info import lifecycle_attrs
@@ -38,6 +39,15 @@ Route = tuple[Agent, ContextRuntime | None, Callable[[Event], bool] | None,
               Callable[[Event, list[ContextInstance]], None]]
 
 
+class Observer(Protocol):
+    """What sees events of the types it `observes` before any rule does (the context
+    runtimes and the entity tracker); what `observe` returns is ignored."""
+
+    observes: tuple[str, ...]
+
+    def observe(self, event: Event) -> object: ...
+
+
 class EngineError(Exception):
     """The rule set cannot run (as opposed to a bad event, which is only counted)."""
 
@@ -48,7 +58,10 @@ class Engine:
                  max_derived: int = MAX_DERIVED_PER_CAUSE, show_contexts: bool = False) -> None:
         self.catalog = catalog
         self.show_contexts = show_contexts
-        self.tz = tz or get_zone(catalog.timezone)
+        zone = tz or get_zone(catalog.timezone)
+        if zone is None:  # cep.checks refuses an unknown zone before anything runs
+            raise EngineError(f"unknown time zone '{catalog.timezone}'")
+        self.tz: tzinfo = zone
         self.sink = sink
         self.warn = warn
         self.max_derived = max_derived
@@ -98,8 +111,9 @@ class Engine:
             if isinstance(runtime, CompositeRuntime):
                 for part in runtime.parts:
                     self.composites_of.setdefault(part.name, []).append(runtime)
-        self.observers: dict[str, list[object]] = {}
-        for watcher in [self.entities, *self.contexts.values()]:
+        self.observers: dict[str, list[Observer]] = {}
+        watchers: list[Observer] = [self.entities, *self.contexts.values()]
+        for watcher in watchers:
             for type_name in watcher.observes:
                 self.observers.setdefault(type_name, []).append(watcher)
 
@@ -115,10 +129,9 @@ class Engine:
     def context_opened(self, runtime: ContextRuntime, instance: ContextInstance) -> None:
         """Lifecycle line, ON START actions, then the context's rules start in the instance."""
         if self.show_contexts:
-            self.emit({"ts": self.now, "kind": "context-start", "context": instance.name,
-                       "key": instance.key})
-        for agent in self.on_start[runtime.name]:
-            agent.lifecycle(instance)
+            self._lifecycle_line("context-start", instance)
+        for rule in self.on_start[runtime.name]:
+            rule.lifecycle(instance)
         for agent in self.rules_in[runtime.name]:
             agent.start(instance)
         for composite in self.composites_of.get(runtime.name, ()):
@@ -131,10 +144,12 @@ class Engine:
         for agent in self.rules_in[runtime.name]:
             agent.stop(instance)
         if self.show_contexts:
-            self.emit({"ts": self.now, "kind": "context-end", "context": instance.name,
-                       "key": instance.key})
-        for agent in self.on_end[runtime.name]:
-            agent.lifecycle(instance)
+            self._lifecycle_line("context-end", instance)
+        for rule in self.on_end[runtime.name]:
+            rule.lifecycle(instance)
+
+    def _lifecycle_line(self, kind: str, instance: ContextInstance) -> None:
+        self.emit({"ts": self.now, "kind": kind, "context": instance.name, "key": instance.key})
 
     def emit(self, record: Output) -> None:
         self.stats["outputs"] += 1
@@ -206,7 +221,7 @@ class Engine:
         watchers = self.observers.get(event.type)
         if watchers:
             for watcher in watchers:
-                watcher.observe(event)  # type: ignore[attr-defined]
+                watcher.observe(event)
         routes = self.routes.get(event.type)
         if not routes:
             return
@@ -249,15 +264,3 @@ class Engine:
     # -------------------------------------------------------------- introspection
     def partial_matches(self) -> dict[str, int]:
         return {agent.name: agent.partial_matches() for agent in self.agents}
-
-    def open_instances(self) -> list[dict]:
-        """Every open context instance as plain values (for views and tests)."""
-        found = []
-        for name, runtime in self.contexts.items():
-            for instance in runtime.open:
-                found.append({"context": name, "key": instance.key,
-                              "opened_at": instance.opened_at, "closes_at": instance.closes_at,
-                              "policy": instance.policy,
-                              "partial_matches": sum(a.partial_matches(instance)
-                                                     for a in self.rules_in[name])})
-        return found

@@ -1,8 +1,13 @@
-"""Engine events: what flows on the channels of the event processing network."""
+"""Engine events: what flows on the channels of the event processing network, and the
+matches patterns make of them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
+
+# An event's attributes by name. The values are whatever the message carried (strings,
+# numbers, booleans; derived events also lists and events): dynamic by nature.
+Attrs: TypeAlias = dict[str, Any]
 
 
 class Event:
@@ -14,13 +19,10 @@ class Event:
 
     __slots__ = ("attrs", "ts", "type")
 
-    def __init__(self, type: str, ts: float, attrs: dict[str, Any]) -> None:
+    def __init__(self, type: str, ts: float, attrs: Attrs) -> None:
         self.type = type
         self.ts = ts
         self.attrs = attrs
-
-    def get(self, name: str) -> Any:
-        return self.attrs.get(name)
 
     def __repr__(self) -> str:
         return f"Event({self.type!r}, {self.ts!r}, {self.attrs!r})"
@@ -29,4 +31,15 @@ class Event:
         return (isinstance(other, Event) and self.type == other.type and self.ts == other.ts
                 and self.attrs == other.attrs)
 
+    # Events are mutable and compare by value, so they are not hashable; object's
+    # __hash__ is typed as a method, hence the ignore.
     __hash__ = None  # type: ignore[assignment]
+
+
+# What a tag of a pattern is bound to: the event it matched, or, for a tag under a
+# repetition (`[n] p`, `p until q`), the list of its events per round (lists of lists
+# when repetitions nest).
+Bound: TypeAlias = "Event | list[Bound]"
+
+# A pattern's (partial) match: tag → what it is bound to.
+Match: TypeAlias = dict[str, Bound]

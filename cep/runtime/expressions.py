@@ -20,23 +20,37 @@ import operator
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
 from cep.language import ast
-from cep.runtime.events import Event
-from cep.runtime.geometry import Position, distance_m
+from cep.runtime.events import Attrs, Event, Match
+from cep.runtime.geometry import distance_m
+from cep.runtime.positions import PositionOf, no_position
 
-Fn = Callable[[dict | None, dict, Any], Any]
-PositionOf = Callable[[Event], Position | None]
+
+class ContextView(Protocol):
+    """What an expression reads of the context instance (`context.name`, `context.key`)."""
+
+    @property
+    def name(self) -> str | None: ...
+
+    @property
+    def key(self) -> Any: ...  # a partition key: an attribute value, or a list of them
+
+
+# A compiled expression: f(attrs, match, ctx) -> value. Values are attribute values and
+# what is computed from them: dynamic, hence Any.
+Fn: TypeAlias = Callable[[Attrs | None, Match, ContextView | None], Any]
+
+# A literal other than null, and `attr = constant` as (attr, constant) (see split_equality).
+Constant: TypeAlias = int | float | str | bool
+EqualityKey: TypeAlias = tuple[str, Constant]
 
 _VALUE_ERRORS = (TypeError, ValueError, OverflowError, ZeroDivisionError)
 
-_COMPARE = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
-            ">": operator.gt, ">=": operator.ge}
-
-
-def _no_position(_: Event) -> None:
-    return None
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge}
 
 
 class ExpressionCompiler:
@@ -48,19 +62,17 @@ class ExpressionCompiler:
 
     def __init__(self, tags: frozenset[str] = frozenset(),
                  attrs: frozenset[str] | None = None,
-                 position_of: PositionOf = _no_position) -> None:
+                 position_of: PositionOf = no_position) -> None:
         self.tags = tags
         self.attrs = attrs
         self.position_of = position_of
 
     def compile(self, expr: ast.Expr) -> Fn:
-        return getattr(self, "_" + type(expr).__name__)(expr)
+        """The closure of `expr`, built by the method named after its node class."""
+        method: Callable[[ast.Expr], Fn] = getattr(self, "_" + type(expr).__name__)
+        return method(expr)
 
-    def compile_condition(self, expr: ast.Expr | None) -> Callable[..., bool] | None:
-        return None if expr is None else self.compile(expr)
-
-    def split_equality(self, expr: ast.Expr) -> tuple[tuple[str, Any] | None,
-                                                       ast.Expr | None]:
+    def split_equality(self, expr: ast.Expr) -> tuple[EqualityKey | None, ast.Expr | None]:
         """A filter as (`(attr, constant)` of its first `attr = constant` conjunct, the rest).
 
         An event passes the filter exactly when its `attr` equals `constant` (as a
@@ -80,7 +92,7 @@ class ExpressionCompiler:
                 return key, combined
         return None, expr
 
-    def _equality(self, expr: ast.Expr) -> tuple[str, Any] | None:
+    def _equality(self, expr: ast.Expr) -> EqualityKey | None:
         if not isinstance(expr, ast.Binary) or expr.op != "=":
             return None
         for name, literal in ((expr.left, expr.right), (expr.right, expr.left)):
@@ -111,13 +123,15 @@ class ExpressionCompiler:
     def _Attribute(self, expr: ast.Attribute) -> Fn:
         tag, attr, index = expr.tag, expr.attr, expr.index
         if index is None:
-            def attribute(a: Any, m: dict, c: Any) -> Any:
-                event = m.get(tag)
+            def attribute(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
+                # cep.checks allows `tag.attr` only for a tag bound to one event
+                event: Event | None = m.get(tag)  # type: ignore[assignment]
                 return event.attrs.get(attr) if event is not None else None
             return attribute
 
-        def indexed(a: Any, m: dict, c: Any) -> Any:
-            events = m.get(tag)
+        def indexed(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
+            # cep.checks allows `tag[i].attr` only for a tag repeated over events
+            events: list[Event] | None = m.get(tag)  # type: ignore[assignment]
             if events is None or index >= len(events):
                 return None
             return events[index].attrs.get(attr)
@@ -132,12 +146,12 @@ class ExpressionCompiler:
     def _Unary(self, expr: ast.Unary) -> Fn:
         operand = self.compile(expr.operand)
         if expr.op == "not":
-            def negation(a: Any, m: dict, c: Any) -> bool:
+            def negation(a: Attrs | None, m: Match, c: ContextView | None) -> bool:
                 value = operand(a, m, c)
                 return False if value is None else not value
             return negation
 
-        def minus(a: Any, m: dict, c: Any) -> Any:
+        def minus(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
             value = operand(a, m, c)
             return None if value is None else -value
         return minus
@@ -163,7 +177,7 @@ class ExpressionCompiler:
             if constant is None:
                 return lambda a, m, c: False
 
-            def attr_vs_constant(a: Any, m: dict, c: Any) -> bool:
+            def attr_vs_constant(a: Attrs | None, m: Match, c: ContextView | None) -> bool:
                 value = a.get(name) if a is not None else None
                 try:
                     return value is not None and compare(value, constant)
@@ -172,7 +186,7 @@ class ExpressionCompiler:
             return attr_vs_constant
         left, right = self.compile(expr.left), self.compile(expr.right)
 
-        def comparison(a: Any, m: dict, c: Any) -> bool:
+        def comparison(a: Attrs | None, m: Match, c: ContextView | None) -> bool:
             x = left(a, m, c)
             if x is None:
                 return False
@@ -187,7 +201,7 @@ class ExpressionCompiler:
         left, right = self.compile(expr.left), self.compile(expr.right)
         function = _ARITHMETIC[expr.op]
 
-        def arithmetic(a: Any, m: dict, c: Any) -> Any:
+        def arithmetic(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
             x = left(a, m, c)
             if x is None:
                 return None
@@ -203,16 +217,17 @@ class ExpressionCompiler:
     def _InList(self, expr: ast.InList) -> Fn:
         operand = self.compile(expr.operand)
         negated = expr.negated
-        if all(isinstance(i, ast.Literal) for i in expr.items):
-            constants = frozenset(i.value for i in expr.items if i.value is not None)
+        literals = [i for i in expr.items if isinstance(i, ast.Literal)]
+        if len(literals) == len(expr.items):
+            constants = frozenset(i.value for i in literals if i.value is not None)
 
-            def in_constants(a: Any, m: dict, c: Any) -> bool:
+            def in_constants(a: Attrs | None, m: Match, c: ContextView | None) -> bool:
                 value = operand(a, m, c)
                 return value is not None and ((value in constants) != negated)
             return in_constants
         items = [self.compile(i) for i in expr.items]
 
-        def in_values(a: Any, m: dict, c: Any) -> bool:
+        def in_values(a: Attrs | None, m: Match, c: ContextView | None) -> bool:
             value = operand(a, m, c)
             if value is None:
                 return False
@@ -224,14 +239,15 @@ class ExpressionCompiler:
         operand, low, high = (self.compile(e) for e in (expr.operand, expr.low, expr.high))
         negated = expr.negated
 
-        def between(a: Any, m: dict, c: Any) -> bool:
+        def between(a: Attrs | None, m: Match, c: ContextView | None) -> bool:
             value, lo, hi = operand(a, m, c), low(a, m, c), high(a, m, c)
             if value is None or lo is None or hi is None:
                 return False
             try:
-                return (lo <= value <= hi) != negated
+                inside: bool = lo <= value <= hi
             except TypeError:
                 return False
+            return inside != negated
         return between
 
     def _Like(self, expr: ast.Like) -> Fn:
@@ -240,13 +256,13 @@ class ExpressionCompiler:
         if isinstance(expr.pattern, ast.Literal) and isinstance(expr.pattern.value, str):
             regex = like_regex(expr.pattern.value)
 
-            def like_constant(a: Any, m: dict, c: Any) -> bool:
+            def like_constant(a: Attrs | None, m: Match, c: ContextView | None) -> bool:
                 value = operand(a, m, c)
                 return isinstance(value, str) and (regex.fullmatch(value) is not None) != negated
             return like_constant
         pattern = self.compile(expr.pattern)
 
-        def like(a: Any, m: dict, c: Any) -> bool:
+        def like(a: Attrs | None, m: Match, c: ContextView | None) -> bool:
             value, text = operand(a, m, c), pattern(a, m, c)
             if not isinstance(value, str) or not isinstance(text, str):
                 return False
@@ -265,7 +281,7 @@ class ExpressionCompiler:
             return self._distance(expr)
         args = [self.compile(a) for a in expr.args]
         if expr.name == "coalesce":
-            def coalesce(a: Any, m: dict, c: Any) -> Any:
+            def coalesce(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
                 for arg in args:
                     value = arg(a, m, c)
                     if value is not None:
@@ -274,7 +290,7 @@ class ExpressionCompiler:
             return coalesce
         function = _FUNCTIONS[expr.name]
 
-        def call(a: Any, m: dict, c: Any) -> Any:
+        def call(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
             values = [arg(a, m, c) for arg in args]
             if any(v is None for v in values):
                 return None
@@ -285,11 +301,13 @@ class ExpressionCompiler:
         return call
 
     def _distance(self, expr: ast.Call) -> Fn:
-        first, second = (arg.name for arg in expr.args)  # type: ignore[union-attr]
+        # cep.checks allows only `distance(tag, tag)`, of tags bound to one event each
+        first, second = [arg.name for arg in expr.args if isinstance(arg, ast.Name)]
         position_of = self.position_of
 
-        def distance(a: Any, m: dict, c: Any) -> float | None:
-            x, y = m.get(first), m.get(second)
+        def distance(a: Attrs | None, m: Match, c: ContextView | None) -> float | None:
+            x: Event | None = m.get(first)  # type: ignore[assignment]
+            y: Event | None = m.get(second)  # type: ignore[assignment]
             if x is None or y is None:
                 return None
             px, py = position_of(x), position_of(y)

@@ -18,17 +18,15 @@ tags it bound, and whether it is finished: `quitted`) or permanently false.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable
 from itertools import product
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from cep.runtime.events import Event
+from cep.runtime.events import Attrs, Event, Match
+from cep.runtime.expressions import Constant, ContextView, EqualityKey, Fn
 
 if TYPE_CHECKING:
     from cep.runtime.clock import Timer
-
-Match = dict  # tag -> Event, or list[Event] for a repeated tag
-Filter = Callable[[dict | None, dict, Any], Any]
 
 
 # ====================================================================== the run
@@ -49,7 +47,8 @@ class AtomIndex:
 
     def __init__(self) -> None:
         self.plain: dict[AtomState, None] = {}
-        self.keyed: dict[str, dict[Any, dict[AtomState, None]]] = {}  # attr -> constant -> atoms
+        # attr -> constant -> atoms; looked up by an event's value, which may be anything
+        self.keyed: dict[str, dict[Hashable, dict[AtomState, None]]] = {}
         self.size = 0
 
     def add(self, state: AtomState) -> None:
@@ -75,16 +74,18 @@ class AtomIndex:
         else:
             attr, constant = key
             by_constant = self.keyed.get(attr)
-            states = by_constant.get(constant) if by_constant is not None else None
+            if by_constant is None:
+                return
+            states = by_constant.get(constant)
             if states is None or states.pop(state, _ABSENT) is _ABSENT:
                 return
             if not states:  # keep the index as small as the live atoms
-                del by_constant[constant]  # type: ignore[union-attr]
+                del by_constant[constant]
                 if not by_constant:
                     del self.keyed[attr]
         self.size -= 1
 
-    def candidates(self, attrs: dict) -> list[AtomState]:
+    def candidates(self, attrs: Attrs) -> list[AtomState]:
         """The atoms whose key the event's attributes satisfy, in registration order."""
         if not self.plain and len(self.keyed) == 1:  # the usual case: one keyed attribute
             for attr, by_constant in self.keyed.items():
@@ -108,7 +109,7 @@ class AtomIndex:
         return found
 
 
-_ABSENT: Any = object()
+_ABSENT = object()
 
 
 class Interest:
@@ -125,7 +126,7 @@ class Interest:
 
     def __init__(self, root: Node) -> None:
         self.plain: set[str] = set()  # types with an atom that has no key
-        self.keyed: dict[str, dict[str, set[Any]]] = {}  # type -> attr -> constants
+        self.keyed: dict[str, dict[str, set[Constant]]] = {}  # type -> attr -> constants
         for atom in atom_nodes(root):
             if atom.key is None:
                 self.plain.add(atom.type)
@@ -176,7 +177,7 @@ class PatternRun:
         "timers",
     )
 
-    def __init__(self, engine: EngineServices, ctx: Any,
+    def __init__(self, engine: EngineServices, ctx: ContextView | None,
                  on_match: Callable[[Match], None]) -> None:
         self.engine = engine
         self.ctx = ctx
@@ -310,6 +311,10 @@ class RootState(Parent):
 class AtomState(State):
     __slots__ = ("born", "match", "node", "order")
 
+    born: int    # the event sequence number it started at: it never sees that event
+    match: Match
+    order: int   # registration order in its run (see `AtomIndex.candidates`)
+
     def __init__(self, node: AtomNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
@@ -341,6 +346,8 @@ class TimedState(State):
 
     __slots__ = ("timer",)
 
+    timer: Timer
+
     def set_timer(self, seconds: float, callback: Callable[[float], None]) -> None:
         engine = self.run.engine
         self.timer = engine.schedule(engine.now + seconds, callback)
@@ -350,9 +357,21 @@ class TimedState(State):
         self.timer.cancel()
         self.run.timers.pop(self, None)
 
+    def timer_fired(self) -> None:
+        """The timer went off: the state is done with it, and no longer active."""
+        self.active = False
+        self.run.timers.pop(self, None)
+
+    def stop(self) -> None:
+        if self.active:
+            self.active = False
+            self.clear_timer()
+
 
 class IntervalState(TimedState):
     __slots__ = ("match", "seconds")
+
+    match: Match
 
     def __init__(self, node: IntervalNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
@@ -364,23 +383,44 @@ class IntervalState(TimedState):
 
     def fire(self, _: float) -> None:
         if self.active:
-            self.active = False
-            self.run.timers.pop(self, None)
+            self.timer_fired()
             self.parent.child_true(self, self.match, True)
 
-    def stop(self) -> None:
-        if self.active:
+
+V = TypeVar("V")
+
+
+class BranchState(State, Parent, Generic[V]):
+    """A state with any number of live children; `children` maps each to what the state
+    keeps about it (a step, a position, the rounds so far)."""
+
+    __slots__ = ("children",)
+
+    children: dict[State, V]  # set by each subclass's __init__ (one call less per state)
+
+    def child_false(self, child: State) -> None:
+        """Permanently false once no child is left (`and` and `every` decide otherwise)."""
+        self.children.pop(child, None)
+        if self.active and not self.children:
             self.active = False
-            self.clear_timer()
+            self.parent.child_false(self)
+
+    def stop(self) -> None:
+        self.active = False
+        for child in list(self.children):
+            child.stop()
+        self.children.clear()
 
 
-class FollowedByState(State, Parent):
-    __slots__ = ("children", "node")
+class FollowedByState(BranchState[int]):
+    """`p -> q -> ...`: children map to their step."""
+
+    __slots__ = ("node",)
 
     def __init__(self, node: FollowedByNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
-        self.children: dict[State, int] = {}
+        self.children = {}
 
     def start(self, match: Match) -> None:
         self._start_step(0, match)
@@ -402,20 +442,8 @@ class FollowedByState(State, Parent):
             self.stop()
         self.parent.child_true(self, match, finished)
 
-    def child_false(self, child: State) -> None:
-        self.children.pop(child, None)
-        if self.active and not self.children:
-            self.active = False
-            self.parent.child_false(self)
 
-    def stop(self) -> None:
-        self.active = False
-        for child in list(self.children):
-            child.stop()
-        self.children.clear()
-
-
-def only_negations(children: dict) -> bool:
+def only_negations(children: Iterable[State]) -> bool:
     """True when no child but `not`s is left: a `not` that is true never quits by itself,
     so a parent whose other children are done is done, and stops the `not`s (as in Esper)."""
     for child in children:  # a plain loop: this runs on every match
@@ -424,13 +452,15 @@ def only_negations(children: dict) -> bool:
     return True
 
 
-class EveryState(State, Parent):
-    __slots__ = ("children", "match", "node", "starting")
+class EveryState(BranchState[None]):
+    __slots__ = ("match", "node", "starting")
+
+    match: Match
 
     def __init__(self, node: EveryNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
-        self.children: dict[State, None] = {}
+        self.children = {}
         self.starting: State | None = None
 
     def start(self, match: Match) -> None:
@@ -465,20 +495,14 @@ class EveryState(State, Parent):
             return
         self._spawn()
 
-    def stop(self) -> None:
-        self.active = False
-        for child in list(self.children):
-            child.stop()
-        self.children.clear()
 
-
-class OrState(State, Parent):
-    __slots__ = ("children", "node")
+class OrState(BranchState[None]):
+    __slots__ = ("node",)
 
     def __init__(self, node: OrNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
-        self.children: dict[State, None] = {}
+        self.children = {}
 
     def start(self, match: Match) -> None:
         created = [item.create(self, self.run) for item in self.node.items]
@@ -496,26 +520,16 @@ class OrState(State, Parent):
             self.stop()
         self.parent.child_true(self, match, quitted)
 
-    def child_false(self, child: State) -> None:
-        self.children.pop(child, None)
-        if self.active and not self.children:
-            self.active = False
-            self.parent.child_false(self)
 
-    def stop(self) -> None:
-        self.active = False
-        for child in list(self.children):
-            child.stop()
-        self.children.clear()
+class AndState(BranchState[int]):
+    """`p and q ...`: children map to their position; `results` keeps each one's matches."""
 
-
-class AndState(State, Parent):
-    __slots__ = ("children", "node", "results")
+    __slots__ = ("node", "results")
 
     def __init__(self, node: AndNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
-        self.children: dict[State, int] = {}
+        self.children = {}
         self.results: list[list[Match]] = [[] for _ in node.items]
 
     def start(self, match: Match) -> None:
@@ -555,10 +569,7 @@ class AndState(State, Parent):
         self.parent.child_false(self)
 
     def stop(self) -> None:
-        self.active = False
-        for child in list(self.children):
-            child.stop()
-        self.children.clear()
+        super().stop()
         self.results = []
 
 
@@ -593,15 +604,18 @@ class NotState(State, Parent):
             self.child = None
 
 
-class RepeatState(State, Parent):
-    """`[n] p`: p, then p again started after that, n times; tags become lists."""
+class RepeatState(BranchState[list[Match]]):
+    """`[n] p`: p, then p again started after that, n times; tags become lists.
+    Children map to the matches of the rounds before theirs."""
 
-    __slots__ = ("begin", "children", "node")
+    __slots__ = ("begin", "node")
+
+    begin: Match
 
     def __init__(self, node: RepeatNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
-        self.children: dict[State, list[Match]] = {}
+        self.children = {}
 
     def start(self, match: Match) -> None:
         self.begin = match
@@ -624,23 +638,13 @@ class RepeatState(State, Parent):
             self.active = False
         self.parent.child_true(self, collect(self.begin, rounds, self.node.tags), finished)
 
-    def child_false(self, child: State) -> None:
-        self.children.pop(child, None)
-        if self.active and not self.children:
-            self.active = False
-            self.parent.child_false(self)
-
-    def stop(self) -> None:
-        self.active = False
-        for child in list(self.children):
-            child.stop()
-        self.children.clear()
-
 
 class UntilState(State, Parent):
     """`p until q` (and `[n] p until q`): p repeatedly, until q; p's tags become lists."""
 
     __slots__ = ("begin", "body", "node", "rounds", "stop_child")
+
+    begin: Match
 
     def __init__(self, node: UntilNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
@@ -715,8 +719,7 @@ class WithinState(TimedState, Parent):
 
     def expire(self, _: float) -> None:
         if self.active:
-            self.run.timers.pop(self, None)
-            self.active = False
+            self.timer_fired()
             if self.child is not None:
                 self.child.stop()
                 self.child = None
@@ -740,8 +743,7 @@ class WithinState(TimedState, Parent):
 
     def stop(self) -> None:
         if self.active:
-            self.active = False
-            self.clear_timer()
+            super().stop()
             if self.child is not None:
                 self.child.stop()
                 self.child = None
@@ -759,17 +761,14 @@ def collect(base: Match, rounds: list[Match], tags: tuple[str, ...]) -> Match:
 
 
 class Node:
-    """A compiled pattern operator; `create` makes a fresh (unstarted) state of `state_class`."""
-
-    state_class: type
+    """A compiled pattern operator; `create` makes a fresh (unstarted) state of it."""
 
     def create(self, parent: Parent, run: PatternRun) -> State:
-        return self.state_class(self, parent, run)
+        raise NotImplementedError
 
     def children(self) -> tuple[Node, ...]:
         """The operands (for walking the compiled tree)."""
-        body = getattr(self, "body", None)
-        return (body,) if body is not None else ()
+        return ()
 
 
 def atom_nodes(node: Node) -> list[AtomNode]:
@@ -784,80 +783,90 @@ class AtomNode(Node):
     `attr = constant` (its atoms are indexed by it, see `AtomIndex`); `filter` is
     then the rest of the filter (None when nothing is left)."""
 
-    state_class = AtomState
-
-    def __init__(self, type: str, tag: str | None, filter: Filter | None,
-                 under_not: bool, key: tuple[str, Any] | None = None) -> None:
+    def __init__(self, type: str, tag: str | None, filter: Fn | None,
+                 under_not: bool, key: EqualityKey | None = None) -> None:
         self.type = type
         self.tag = tag
         self.filter = filter
         self.under_not = under_not
         self.key = key
 
+    def create(self, parent: Parent, run: PatternRun) -> AtomState:
+        return AtomState(self, parent, run)
+
 
 class IntervalNode(Node):
-    state_class = IntervalState
-
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
+    def create(self, parent: Parent, run: PatternRun) -> IntervalState:
+        return IntervalState(self, parent, run)
+
 
 class FollowedByNode(Node):
-    state_class = FollowedByState
-
     def __init__(self, steps: list[Node]) -> None:
         self.steps = steps
+
+    def create(self, parent: Parent, run: PatternRun) -> FollowedByState:
+        return FollowedByState(self, parent, run)
 
     def children(self) -> tuple[Node, ...]:
         return tuple(self.steps)
 
 
-class EveryNode(Node):
-    state_class = EveryState
-
-    def __init__(self, body: Node) -> None:
-        self.body = body
-
-
 class OrNode(Node):
-    state_class = OrState
-
     def __init__(self, items: list[Node]) -> None:
         self.items = items
+
+    def create(self, parent: Parent, run: PatternRun) -> OrState:
+        return OrState(self, parent, run)
 
     def children(self) -> tuple[Node, ...]:
         return tuple(self.items)
 
 
 class AndNode(Node):
-    state_class = AndState
-
     def __init__(self, items: list[Node]) -> None:
         self.items = items
+
+    def create(self, parent: Parent, run: PatternRun) -> AndState:
+        return AndState(self, parent, run)
 
     def children(self) -> tuple[Node, ...]:
         return tuple(self.items)
 
 
-class NotNode(Node):
-    state_class = NotState
+class BodyNode(Node):
+    """An operator over one pattern, its `body`."""
 
     def __init__(self, body: Node) -> None:
         self.body = body
 
+    def children(self) -> tuple[Node, ...]:
+        return (self.body,)
 
-class RepeatNode(Node):
-    state_class = RepeatState
 
+class EveryNode(BodyNode):
+    def create(self, parent: Parent, run: PatternRun) -> EveryState:
+        return EveryState(self, parent, run)
+
+
+class NotNode(BodyNode):
+    def create(self, parent: Parent, run: PatternRun) -> NotState:
+        return NotState(self, parent, run)
+
+
+class RepeatNode(BodyNode):
     def __init__(self, count: int, body: Node, tags: tuple[str, ...]) -> None:
+        super().__init__(body)
         self.count = count
-        self.body = body
         self.tags = tags
+
+    def create(self, parent: Parent, run: PatternRun) -> RepeatState:
+        return RepeatState(self, parent, run)
 
 
 class UntilNode(Node):
-    state_class = UntilState
-
     def __init__(self, body: Node, stop: Node, count: int | None,
                  tags: tuple[str, ...]) -> None:
         self.body = body
@@ -865,13 +874,17 @@ class UntilNode(Node):
         self.count = count
         self.tags = tags
 
+    def create(self, parent: Parent, run: PatternRun) -> UntilState:
+        return UntilState(self, parent, run)
+
     def children(self) -> tuple[Node, ...]:
         return (self.body, self.stop)
 
 
-class WithinNode(Node):
-    state_class = WithinState
-
+class WithinNode(BodyNode):
     def __init__(self, body: Node, seconds: float) -> None:
-        self.body = body
+        super().__init__(body)
         self.seconds = seconds
+
+    def create(self, parent: Parent, run: PatternRun) -> WithinState:
+        return WithinState(self, parent, run)

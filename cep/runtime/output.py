@@ -93,7 +93,6 @@ class OutputWriter:
         self.out = out
         self.tz = tz
         self.flush = flush
-        self.count = 0
 
     def __call__(self, record: Output) -> None:
         line = dict(record)
@@ -104,4 +103,3 @@ class OutputWriter:
                 self.out.flush()
         except OSError as exc:
             raise OutputFailed(exc) from exc
-        self.count += 1

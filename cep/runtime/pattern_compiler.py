@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from cep.language import ast
-from cep.language.walk import declared_tags
-from cep.runtime.expressions import ExpressionCompiler, PositionOf, _no_position
+from cep.language.walk import PatternVisitor, declared_tags
+from cep.runtime.expressions import EqualityKey, ExpressionCompiler, Fn
 from cep.runtime.matcher import (
     AndNode,
     AtomNode,
     EveryNode,
-    Filter,
     FollowedByNode,
     IntervalNode,
     Node,
@@ -21,46 +18,60 @@ from cep.runtime.matcher import (
     UntilNode,
     WithinNode,
 )
+from cep.runtime.positions import PositionOf, no_position
 
 
-class PatternCompiler:
+class PatternCompiler(PatternVisitor[Node]):
+    """Compiles patterns whose atoms read the given event types.
+
+    The walk threads `under_not`: whether the node is inside a `not` (its atoms are
+    then dispatched first, see cep.runtime.matcher).
+    """
+
     def __init__(self, event_attrs: dict[str, dict[str, str]],
-                 position_of: PositionOf = _no_position) -> None:
+                 position_of: PositionOf = no_position) -> None:
         self.event_attrs = event_attrs
         self.position_of = position_of
         self.tags: frozenset[str] = frozenset()
 
     def compile(self, pattern: ast.Pattern) -> Node:
         self.tags = frozenset(declared_tags(pattern))
-        return self._node(pattern, under_not=False)
+        return self.visit(pattern, False)
 
-    def _node(self, p: ast.Pattern, under_not: bool) -> Node:
-        if isinstance(p, ast.EventAtom):
-            key, rest = self._split(p)
-            return AtomNode(p.type, p.tag, rest, under_not, key)
-        if isinstance(p, ast.TimerInterval):
-            return IntervalNode(p.duration.seconds)
-        if isinstance(p, ast.FollowedBy):
-            return FollowedByNode([self._node(s, under_not) for s in p.steps])
-        if isinstance(p, ast.PatternOr):
-            return OrNode([self._node(i, under_not) for i in p.items])
-        if isinstance(p, ast.PatternAnd):
-            return AndNode([self._node(i, under_not) for i in p.items])
-        if isinstance(p, ast.Every):
-            return EveryNode(self._node(p.body, under_not))
-        if isinstance(p, ast.PatternNot):
-            return NotNode(self._node(p.body, under_not=True))
-        if isinstance(p, ast.Repeat):
-            return RepeatNode(p.count, self._node(p.body, under_not),
-                              tuple(declared_tags(p.body)))
-        if isinstance(p, ast.Until):
-            return UntilNode(self._node(p.body, under_not), self._node(p.stop, under_not),
-                             p.count, tuple(declared_tags(p.body)))
-        if isinstance(p, ast.Within):
-            return WithinNode(self._node(p.body, under_not), p.duration.seconds)
-        raise TypeError(f"unknown pattern node {type(p).__name__}")
+    def event_atom(self, node: ast.EventAtom, under_not: bool) -> AtomNode:
+        key, rest = self._split(node)
+        return AtomNode(node.type, node.tag, rest, under_not, key)
 
-    def _split(self, atom: ast.EventAtom) -> tuple[tuple[str, Any] | None, Filter | None]:
+    def timer_interval(self, node: ast.TimerInterval, under_not: bool) -> IntervalNode:
+        return IntervalNode(node.duration.seconds)
+
+    def followed_by(self, node: ast.FollowedBy, under_not: bool) -> FollowedByNode:
+        return FollowedByNode([self.visit(step, under_not) for step in node.steps])
+
+    def pattern_or(self, node: ast.PatternOr, under_not: bool) -> OrNode:
+        return OrNode([self.visit(item, under_not) for item in node.items])
+
+    def pattern_and(self, node: ast.PatternAnd, under_not: bool) -> AndNode:
+        return AndNode([self.visit(item, under_not) for item in node.items])
+
+    def every(self, node: ast.Every, under_not: bool) -> EveryNode:
+        return EveryNode(self.visit(node.body, under_not))
+
+    def pattern_not(self, node: ast.PatternNot, under_not: bool) -> NotNode:
+        return NotNode(self.visit(node.body, True))
+
+    def repeat(self, node: ast.Repeat, under_not: bool) -> RepeatNode:
+        return RepeatNode(node.count, self.visit(node.body, under_not),
+                          tuple(declared_tags(node.body)))
+
+    def until(self, node: ast.Until, under_not: bool) -> UntilNode:
+        return UntilNode(self.visit(node.body, under_not), self.visit(node.stop, under_not),
+                         node.count, tuple(declared_tags(node.body)))
+
+    def within(self, node: ast.Within, under_not: bool) -> WithinNode:
+        return WithinNode(self.visit(node.body, under_not), node.duration.seconds)
+
+    def _split(self, atom: ast.EventAtom) -> tuple[EqualityKey | None, Fn | None]:
         """An atom's filter as its index key (`attr = constant`, see `split_equality`) and
         the compiled rest: atoms are then found by the key's value, and only the rest is
         evaluated per event."""

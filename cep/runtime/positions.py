@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeAlias
 
 from cep.language import ast
 from cep.language.catalog import Catalog
 from cep.runtime.events import Event
 from cep.runtime.geometry import Position, polygon_centroid
+
+# An event's position, None when it has none (see `position_resolver`).
+PositionOf: TypeAlias = Callable[[Event], Position | None]
+
+
+def no_position(_: Event) -> None:
+    """The `PositionOf` of a rule set without positions."""
+    return None
 
 
 def location_center(stmt: ast.CreateLocation) -> Position:
@@ -18,10 +27,10 @@ def location_center(stmt: ast.CreateLocation) -> Position:
     return Position(x, y, shape.geo)
 
 
-def position_resolver(catalog: Catalog) -> Callable[[Event], Position | None]:
+def position_resolver(catalog: Catalog) -> PositionOf:
     """A function giving an event's position (None when it has none)."""
     centers = {name: location_center(stmt) for name, stmt in catalog.locations.items()}
-    by_type: dict[str, Callable[[Event], Position | None]] = {}
+    by_type: dict[str, PositionOf] = {}
     for name, info in catalog.events.items():
         decl = info.declaration
         if decl is None or decl.position is None:
@@ -39,7 +48,7 @@ def position_resolver(catalog: Catalog) -> Callable[[Event], Position | None]:
     return position_of
 
 
-def _at(first: str, second: str, geo: bool) -> Callable[[Event], Position | None]:
+def _at(first: str, second: str, geo: bool) -> PositionOf:
     def resolve(event: Event) -> Position | None:
         x, y = event.attrs.get(first), event.attrs.get(second)
         if x is None or y is None:
@@ -48,7 +57,7 @@ def _at(first: str, second: str, geo: bool) -> Callable[[Event], Position | None
     return resolve
 
 
-def _in(attr: str, centers: dict[str, Position]) -> Callable[[Event], Position | None]:
+def _in(attr: str, centers: dict[str, Position]) -> PositionOf:
     def resolve(event: Event) -> Position | None:
         name = event.attrs.get(attr)
         return centers.get(name) if name is not None else None
