@@ -149,14 +149,18 @@ class LiveRunner:
         self.inbox.put(STOP)
 
     def run(self, install_signals: bool = True) -> LiveStats:
-        """Connect, run until stopped (SIGINT/SIGTERM or `stop()`), then close cleanly."""
+        """Connect, run until stopped (SIGINT/SIGTERM or `stop()`), then close cleanly.
+
+        The signal handlers are in place before anything connects: a stop signal at any
+        moment of the run (connecting, subscribing, listening) ends it the same clean way.
+        """
         stats = self.stats
-        stats.started = self.clock()
-        self.engine.start(stats.started)
-        self.connection.start()
         guard = stop_on_signals(self.inbox) if install_signals else _no_guard()
         with guard:
+            stats.started = self.clock()
+            self.engine.start(stats.started)
             try:
+                self.connection.start()
                 self._loop()
             finally:
                 try:
@@ -180,9 +184,10 @@ class LiveRunner:
                 engine.advance(clock())
                 self._tick()
                 continue
-            if item is STOP:
+            if isinstance(item, _Stop):
                 return
-            self._take(item)  # type: ignore[arg-type]
+            if isinstance(item, ReceivedMessage):
+                self._take(item)
             if self.ticker is not None:
                 self._tick()  # cheap: the view draws only when a frame is due
 
@@ -193,8 +198,8 @@ class LiveRunner:
                 item = self.inbox.get_nowait()
             except queue.Empty:
                 return
-            if not isinstance(item, _Stop):
-                self._take(item)  # type: ignore[arg-type]
+            if isinstance(item, ReceivedMessage):
+                self._take(item)
 
     def _tick(self) -> None:
         stats, connection = self.stats, self.connection
@@ -260,15 +265,15 @@ def record(settings: BrokerSettings, filters: list[str], writer: TraceWriter, re
     inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
     connection = MqttConnection(settings, filters, inbox.put, report, clock)
     stats = RecordStats()
-    started = clock()
-    end = started + duration if duration is not None else None
-    last_ts = started
-    connection.start()
-    if on_ready is not None:
-        on_ready(connection)
     guard = stop_on_signals(inbox) if install_signals else _no_guard()
-    with guard:
+    with guard:  # before connecting: a stop signal at any moment ends the recording cleanly
+        started = clock()
+        end = started + duration if duration is not None else None
+        last_ts = started
         try:
+            connection.start()
+            if on_ready is not None:
+                on_ready(connection)
             while True:
                 wait = IDLE_WAKE if end is None else min(IDLE_WAKE, max(0.0, end - clock()))
                 try:
@@ -279,14 +284,15 @@ def record(settings: BrokerSettings, filters: list[str], writer: TraceWriter, re
                     continue
                 if isinstance(item, _Stop):
                     return stats
-                message: ReceivedMessage = item  # type: ignore[assignment]
-                if end is not None and message.arrival > end:
+                if not isinstance(item, ReceivedMessage):
+                    continue
+                if end is not None and item.arrival > end:
                     return stats
-                if message.retain and not take_retained:
+                if item.retain and not take_retained:
                     stats.retained_ignored += 1
                     continue
-                last_ts = max(last_ts, message.arrival)  # a trace never goes back in time
-                writer.message(last_ts, message.topic, message.payload)
+                last_ts = max(last_ts, item.arrival)  # a trace never goes back in time
+                writer.message(last_ts, item.topic, item.payload)
                 stats.messages += 1
         finally:
             connection.close()

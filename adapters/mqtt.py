@@ -172,20 +172,26 @@ class MqttConnection:
         self._on_message = on_message
         self._report = report
         self._clock = clock
-        self.connected = threading.Event()
+        self.connected = threading.Event()  # subscribed (or nothing to subscribe): ready
+        self.linked = threading.Event()     # the broker accepted the connection (CONNACK)
         self.state = "connecting"
         self.connects = 0           # successful CONNACKs
         self.disconnects = 0        # connections lost (not counting our own close)
         self.publish_failures = 0   # actions paho refused (QoS 0 while disconnected)
-        # QoS 1/2 actions the broker has not acknowledged yet, by message id (paho sends the
-        # ones queued while disconnected after reconnecting, and reports each in on_publish).
+        # QoS 1/2 messages the broker has not acknowledged yet, by message id (paho sends the
+        # ones queued while disconnected after reconnecting, and reports each in on_publish):
+        # the actions, and apart from them the `offline` status sent by close().
         self._unacknowledged: set[int] = set()
-        # Acknowledgements that came while publish() was still running (before it returned
-        # the message id); kept only for that call, so no stale id can match a later action.
+        self._status_unacknowledged: set[int] = set()
+        # Acknowledgements that came while a publish was still running (before paho returned
+        # the message id); kept only for that call, so no stale id can match a later one.
         self._publishing = False
         self._acknowledged_early: set[int] = set()
         self._acknowledged = threading.Condition()
         self.unsent = 0             # QoS 1/2 actions still queued when the connection closed
+        # Closing and the status topic go together: once close() has begun, no callback on
+        # paho's thread may say `online` (or subscribe) after the `offline` it sends.
+        self._status_lock = threading.Lock()
         self._closing = False
         self._last_failure: str | None = None
         self.client = self._make_client()
@@ -238,12 +244,17 @@ class MqttConnection:
         if reason.is_failure:
             self._failure(f"the broker refused the connection: {reason}")
             return
-        self.connects += 1
-        self.state = "connected"
-        self._last_failure = None
+        with self._status_lock:
+            self.connects += 1
+            self.state = "connected"
+            self._last_failure = None
+            self.linked.set()
+            closing = self._closing
         again = "reconnected to" if self.connects > 1 else "connected to"
         resumed = " (session resumed)" if getattr(flags, "session_present", False) else ""
         self._report(f"{again} {self.settings.display}{resumed}")
+        if closing:
+            return  # close() has begun: it disconnects
         if self.filters:
             client.subscribe([(f, self.settings.subscribe_qos) for f in self.filters])
         else:
@@ -258,8 +269,11 @@ class MqttConnection:
 
     def _ready(self, client: paho.Client) -> None:
         """Subscribed: from here on no message is missed, so say `online`."""
-        if self.settings.status_topic:
-            client.publish(self.settings.status_topic, b"online", qos=1, retain=True)
+        with self._status_lock:
+            if self._closing:
+                return
+            if self.settings.status_topic:
+                client.publish(self.settings.status_topic, b"online", qos=1, retain=True)
         self._report(f"listening on {', '.join(self.filters) or 'nothing'}")
         self.connected.set()
 
@@ -269,6 +283,9 @@ class MqttConnection:
     def _disconnected(self, client: paho.Client, userdata: object, flags: object,
                       reason: paho.ReasonCode, properties: object) -> None:
         self.connected.clear()
+        self.linked.clear()
+        with self._acknowledged:  # close() may be waiting for acknowledgements: none will come
+            self._acknowledged.notify_all()
         if self._closing:
             self.state = "closed"
             return
@@ -291,23 +308,35 @@ class MqttConnection:
         with self._acknowledged:
             if mid in self._unacknowledged:
                 self._unacknowledged.discard(mid)
+            elif mid in self._status_unacknowledged:
+                self._status_unacknowledged.discard(mid)
             elif self._publishing:
                 self._acknowledged_early.add(mid)
             self._acknowledged.notify_all()
 
     def _received(self, client: paho.Client, userdata: object,
                   message: paho.MQTTMessage) -> None:
-        self._on_message(ReceivedMessage(message.topic, message.payload, message.qos,
+        self._on_message(ReceivedMessage(message.topic, bytes(message.payload), message.qos,
                                          bool(message.retain), self._clock()))
 
     # ------------------------------------------------------------------ use
     def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
         """Send (or, for QoS 1/2 while disconnected, queue); False when paho refused it."""
+        if self._send(topic, payload, qos, retain, self._unacknowledged):
+            return True
+        self.publish_failures += 1
+        return False
+
+    def _send(self, topic: str, payload: bytes, qos: int, retain: bool,
+              pending: set[int]) -> bool:
+        """Hand one message to paho; a QoS 1/2 one is kept in `pending` until acknowledged."""
         accepted = False
+        mid = 0
         with self._acknowledged:
             self._publishing = True
         try:
             info = self.client.publish(topic, payload, qos=qos, retain=retain)
+            mid = info.mid
             accepted = info.rc == paho.MQTT_ERR_SUCCESS or \
                 (qos > 0 and info.rc == paho.MQTT_ERR_NO_CONN)
         finally:
@@ -316,31 +345,33 @@ class MqttConnection:
             with self._acknowledged:
                 self._publishing = False
                 early, self._acknowledged_early = self._acknowledged_early, set()
-                if accepted and qos > 0 and info.mid not in early:
-                    self._unacknowledged.add(info.mid)
-        if accepted:
-            return True
-        self.publish_failures += 1
-        return False
+                if accepted and qos > 0 and mid not in early:
+                    pending.add(mid)
+        return accepted
 
     def close(self, timeout: float = 5.0) -> None:
-        """Set the status offline (retained), let queued publishes go, disconnect."""
-        self._closing = True
-        if self.connected.is_set():
-            if self.settings.status_topic:
-                info = self.client.publish(self.settings.status_topic, b"offline", qos=1,
-                                           retain=True)
-                try:
-                    info.wait_for_publish(timeout)
-                except (RuntimeError, ValueError):
-                    pass
-            deadline = time.monotonic() + timeout
-            with self._acknowledged:  # actions still on their way: give them the time
-                self._acknowledged.wait_for(lambda: not self._unacknowledged,
-                                            max(0.0, deadline - time.monotonic()))
+        """Set the status offline (retained), let the messages in flight go, disconnect.
+
+        While the broker has accepted the connection (subscribed yet or not), the `offline`
+        status and every QoS 1/2 action still unacknowledged get until `timeout` for the
+        broker's acknowledgement; what is still unacknowledged then is counted in `unsent`.
+        Disconnected, nothing can be acknowledged: what is queued is unsent at once.
+        """
+        deadline = time.monotonic() + timeout
+        with self._status_lock:
+            self._closing = True
+            linked = self.linked.is_set()
+            if linked and self.settings.status_topic:
+                self._send(self.settings.status_topic, b"offline", 1, True,
+                           self._status_unacknowledged)
         with self._acknowledged:
+            if linked:
+                self._acknowledged.wait_for(
+                    lambda: not self.linked.is_set()
+                    or not (self._unacknowledged or self._status_unacknowledged),
+                    max(0.0, deadline - time.monotonic()))
             self.unsent = len(self._unacknowledged)
-        if self.connected.is_set():
-            self.client.disconnect()
+        # Also when not (or not yet) connected: it ends paho's connecting and backoff at once.
+        self.client.disconnect()
         self.client.loop_stop()
         self.state = "closed"

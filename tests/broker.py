@@ -3,7 +3,11 @@
 No mocks: the tests talk MQTT to this broker, and the engine runs as a real
 `cep` process (or a LiveRunner in a thread) connected to it.  On a machine
 without mosquitto the tests that need it skip with the reason; under CI
-(`CI` set) a missing mosquitto is a failure, since `.ci/run` installs it.
+(`CI` set to anything but "", "0" or "false") a missing mosquitto is a failure,
+since `.ci/run` installs it.
+
+Every wait here is for a condition, with a deadline (`WAIT`) long enough for a
+loaded machine; none sleeps a fixed time hoping something happened.
 """
 
 from __future__ import annotations
@@ -26,17 +30,40 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 MOSQUITTO = shutil.which("mosquitto") or next(
     (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
-WAIT = 10.0  # seconds: the longest any bus expectation may take before a test fails
+# seconds: the longest any expectation (a message, a line, a process ending) may take before
+# a test fails. Generous, for a loaded 2-core machine: a passing test never waits this long.
+WAIT = 60.0
+POLL = 0.02  # seconds between two looks at a condition that cannot be waited on directly
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip the test for want of a tool, except under CI, where that is a failure."""
+    if available:
+        return
+    if in_ci():
+        pytest.fail(f"{reason}, and under CI the test must run", pytrace=False)
+    pytest.skip(reason)
 
 
 def require_mosquitto() -> str:
-    if MOSQUITTO is None:
-        reason = ("mosquitto is not installed (apt-get install mosquitto); the MQTT tests "
-                  "need a real broker")
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}, and under CI they must run")
-        pytest.skip(reason)
+    require(MOSQUITTO is not None, "mosquitto is not installed (apt-get install mosquitto); "
+                                   "the MQTT tests need a real broker")
+    assert MOSQUITTO is not None
     return MOSQUITTO
+
+
+def wait_until(condition: Callable[[], object], what: str = "the condition",
+               timeout: float = WAIT) -> None:
+    """Poll `condition` until it is true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(POLL)
 
 
 def free_port() -> int:
@@ -73,19 +100,25 @@ class Broker:
         return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self) -> Broker:
+        """Start mosquitto and wait until it listens (it says so in its log)."""
+        self.log.unlink(missing_ok=True)
         self.process = subprocess.Popen([self.binary, "-c", str(self.config)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        process = self.process
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {self.process.stderr.read().decode()}"
+            if process.poll() is not None:
+                assert process.stderr is not None
+                self.process = None
+                raise RuntimeError(f"mosquitto exited: {process.stderr.read().decode()}"
                                    f"{self.log.read_text() if self.log.exists() else ''}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            # "running" comes after the listener is open: a connection now reaches this
+            # mosquitto (not whatever else might hold the port)
+            if self.log.exists() and " running" in self.log.read_text(errors="replace"):
                 return self
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"mosquitto did not listen on {self.port}")
+            time.sleep(POLL)
+        self.stop()
+        raise RuntimeError(f"mosquitto did not start listening on {self.port} within {WAIT} s")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -95,6 +128,8 @@ class Broker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
         self.process = None
 
 
@@ -103,24 +138,33 @@ class BusClient:
 
     def __init__(self, broker: Broker, topics: tuple[str, ...] = ("#",),
                  client_id: str = "", ca_file: str | None = None,
-                 username: str | None = None, password: str | None = None) -> None:
+                 username: str | None = None, password: str | None = None,
+                 clean_session: bool = True) -> None:
         self.messages: queue.Queue[paho.MQTTMessage] = queue.Queue()
         self.subscribed = threading.Event()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  clean_session=clean_session)
         if ca_file is not None:
             self.client.tls_set(ca_certs=ca_file)
         if username is not None:
             self.client.username_pw_set(username, password)
+        # after a broker restart, back at once (paho's default waits up to two minutes)
+        self.client.reconnect_delay_set(1, 1)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 2) for t in topics])
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
         self.client.on_message = lambda c, u, m: self.messages.put(m)
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
-        assert self.subscribed.wait(WAIT), "the test client could not subscribe"
+        if not self.subscribed.wait(WAIT):
+            self.close()
+            raise AssertionError("the test client could not subscribe")
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 1,
                 retain: bool = False) -> None:
-        self.client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(WAIT)
+        """Publish and wait until the broker has it (its acknowledgement, for QoS 1/2)."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        info.wait_for_publish(WAIT)
+        assert info.is_published(), f"the broker did not take {topic} within {WAIT} s"
 
     def wait_for(self, predicate: Callable[[paho.MQTTMessage], bool],
                  timeout: float = WAIT) -> paho.MQTTMessage:
@@ -164,18 +208,21 @@ class CepProcess:
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         self._news = threading.Condition()
-        self._readers = [threading.Thread(target=self._read, args=(pipe, lines), daemon=True)
-                         for pipe, lines in ((self.process.stdout, self.stdout),
-                                             (self.process.stderr, self.stderr))]
+        self._ended: set[str] = set()  # the pipes read to their end
+        self._readers = [threading.Thread(target=self._read, args=(pipe, lines, name),
+                                          daemon=True)
+                         for pipe, lines, name in ((self.process.stdout, self.stdout, "stdout"),
+                                                   (self.process.stderr, self.stderr, "stderr"))]
         for reader in self._readers:
             reader.start()
 
-    def _read(self, pipe: object, lines: list[str]) -> None:
+    def _read(self, pipe: object, lines: list[str], name: str) -> None:
         for raw in pipe:  # type: ignore[attr-defined]
             with self._news:
                 lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
                 self._news.notify_all()
         with self._news:
+            self._ended.add(name)
             self._news.notify_all()
 
     def _wait_line(self, lines: list[str], text: str, what: str, timeout: float,
@@ -187,10 +234,10 @@ class CepProcess:
                 if len(found) >= nth:
                     return found[nth - 1]
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not any(r.is_alive() for r in self._readers):
+                if remaining <= 0 or what in self._ended:
                     raise AssertionError(f"cep never wrote {text!r} on {what}; stderr was:\n"
                                          + "\n".join(self.stderr))
-                self._news.wait(min(remaining, 0.2))
+                self._news.wait(remaining)  # each new line (and the pipe's end) wakes it
 
     def wait_stderr(self, text: str, timeout: float = WAIT, nth: int = 1) -> str:
         """The `nth` stderr line containing `text`, waiting for it if need be."""

@@ -238,6 +238,7 @@ def replay_summary(capsys, trace: Path, *rules: Path, tz: str) -> str:
     return capsys.readouterr().err.splitlines()[-1]
 
 
+@pytest.mark.slow  # the shared dataset
 @pytest.mark.skipif(not CASAS_FILE.exists(), reason="shared CASAS file not present")
 def test_shared_casas_file_imports_and_replays_without_a_bad_line(tmp_path, capsys):
     trace = tmp_path / "casas.jsonl"
@@ -250,6 +251,7 @@ def test_shared_casas_file_imports_and_replays_without_a_bad_line(tmp_path, caps
     assert "21968 lines, 21968 events, 0 bad lines, 0 bad messages, 0 unmatched" in summary
 
 
+@pytest.mark.slow  # the shared dataset
 @pytest.mark.skipif(not CASAS_FILE.exists(), reason="shared CASAS file not present")
 def test_worked_example_on_the_shared_casas_file(tmp_path, capsys):
     """What docs/datasets.md says the CASAS rules find in the shared file."""
@@ -270,6 +272,7 @@ def test_worked_example_on_the_shared_casas_file(tmp_path, capsys):
     assert nights == ["2016-07-12", "2016-07-13", "2016-07-16", "2016-07-17", "2016-07-18"]
 
 
+@pytest.mark.slow  # the shared dataset
 @pytest.mark.skipif(not CASAS_FILE.exists(), reason="shared CASAS file not present")
 def test_watching_every_bathroom_gives_the_false_alert_the_docs_describe(tmp_path, capsys):
     trace = tmp_path / "casas.jsonl"
@@ -285,6 +288,7 @@ def test_watching_every_bathroom_gives_the_false_alert_the_docs_describe(tmp_pat
     assert alerts == [("2016-07-15T01:33:49.023-07:00", {"last_seen": "BathroomBArea"})]
 
 
+@pytest.mark.slow  # the shared dataset
 @pytest.mark.skipif(not ORDONEZ_DIR.exists(), reason="shared Ordóñez files not present")
 @pytest.mark.parametrize("home,rows", [("A", 409), ("B", 2334)])
 def test_shared_ordonez_files_import_and_replay_without_a_bad_line(home, rows, tmp_path,
@@ -314,6 +318,7 @@ def ordonez_labels(home: str, activity: str) -> list[tuple[datetime, datetime]]:
     return spans
 
 
+@pytest.mark.slow  # the shared dataset
 @pytest.mark.skipif(not ORDONEZ_DIR.exists(), reason="shared Ordóñez files not present")
 @pytest.mark.parametrize("home,found,inside,night", [
     # home A: every one of the 14 labelled absences, nothing else; one wake-up before 08:00

@@ -3,23 +3,27 @@
 Shows that timers fire on the runner's clock while no message comes, that the
 engine sees messages in arrival order on one thread, and that `stop()` ends
 the run cleanly.  The runner polls its clock every `idle_wake` seconds; the
-test moves the clock and waits for the resulting action on the bus.
+test moves the clock and waits for the resulting action on the bus.  So a timer
+fires exactly when the test says, e.g. while the broker is away, never by a race
+between the real clock and a loaded machine.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import UTC
 from pathlib import Path
 
 import pytest
 
-from cep.adapters.live import LiveRunner
-from cep.adapters.mqtt import BrokerSettings
+from cep.adapters.live import LiveRunner, RecordStats, record
+from cep.adapters.mqtt import BrokerSettings, MqttConnection
+from cep.adapters.trace import TraceWriter
 from cep.checks.loader import load_texts
-from tests.broker import WAIT, Broker, BusClient, require_mosquitto
+from tests.broker import WAIT, Broker, BusClient, require_mosquitto, wait_until
+
+pytestmark = pytest.mark.mqtt
 
 RULES = """\
 CREATE EVENT Motion (room STRING) FROM TOPIC 'zigbee2mqtt/{room}_motion';
@@ -84,14 +88,6 @@ def test_timers_fire_on_the_runner_clock_while_the_bus_is_quiet(broker):
         ("study", 600.0), ("hall", 900.0)]
 
 
-def wait_until(condition, timeout: float = WAIT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
-
-
 def test_the_engine_clock_follows_the_runner_clock_while_the_bus_is_quiet(broker):
     """Event time is wall time live: with nothing arriving, the engine's clock (which the
     view shows, with 'closes in' and 'ago') still moves on."""
@@ -110,3 +106,93 @@ def test_the_engine_clock_follows_the_runner_clock_while_the_bus_is_quiet(broker
         runner.stop()
         thread.join(WAIT)
     assert runner.stats.events == 0
+
+
+QUIET_RULES = """CREATE EVENT Button (action STRING) FROM TOPIC 'zigbee2mqtt/button' PAYLOAD AS action;
+
+@name('quiet')
+SELECT b.action AS last
+FROM PATTERN [ every b=Button -> (timer:interval(3 sec) and not Button) ]
+PUBLISH 'home/quiet' PAYLOAD {"after": last} QOS 1;
+
+@name('pressed') SELECT action FROM Button;
+"""
+
+
+@pytest.mark.parametrize("broker_back", [False, True], ids=["broker-gone", "broker-back"])
+def test_a_qos1_action_raised_while_disconnected(broker_back, broker):
+    """Sent after reconnecting when the broker comes back; counted as never sent when the
+    run stops first.  The timer fires when the test moves the clock, with the broker
+    surely away; the watcher's persistent session (kept by mosquitto across its restart)
+    holds the action for it, whenever cep sends it."""
+    loaded = load_texts([("quiet.epl", QUIET_RULES)])
+    assert loaded.ok, loaded.diagnostics
+    clock = TestClock(1_800_000_000.0)
+    outputs: list[dict] = []
+    settings = BrokerSettings.from_url(broker.url, status_topic="test/cep",
+                                       reconnect_min=0.1, reconnect_max=0.5)
+    runner = LiveRunner(loaded.catalog, settings, outputs.append, UTC,
+                        report=lambda message: None, clock=clock, idle_wake=0.02)
+    watcher = BusClient(broker, ("home/quiet",), client_id="watcher", clean_session=False)
+    thread = threading.Thread(target=runner.run, kwargs={"install_signals": False})
+    thread.start()
+    try:
+        wait_until(runner.connection.connected.is_set, "cep listening")
+        watcher.publish("zigbee2mqtt/button", "single")
+        wait_until(lambda: [o["rule"] for o in outputs] == ["pressed"], "the button's event")
+        watcher.close()  # its session (the subscription) stays on the broker
+        broker.stop()
+        wait_until(lambda: runner.connection.state == "reconnecting", "cep seeing it lost")
+        clock.now += 5  # the 3 s of quiet are over, with the broker away
+        wait_until(lambda: any(o["kind"] == "publish" for o in outputs), "the action")
+        assert (runner.stats.actions, runner.stats.action_failures) == (1, 0)
+        if broker_back:
+            broker.start()
+            back = BusClient(broker, ("home/quiet",), client_id="watcher",
+                             clean_session=False)
+            try:
+                back.wait_topic("home/quiet", b'{"after":"single"}')
+            finally:
+                back.close()
+    finally:
+        runner.stop()
+        thread.join(WAIT)
+    assert not thread.is_alive()
+    expected = "1 actions published (0 dropped)" if broker_back else \
+        "0 actions published (0 dropped, 1 never sent)"
+    summary = runner.stats.summary(1.0)
+    assert expected in summary, summary
+
+
+def test_record_keeps_the_messages_of_its_duration(tmp_path, broker):
+    """The duration is on the recorder's clock: it ends when the test moves the clock past
+    it, not when a loaded machine happens to be slow."""
+    clock = TestClock(1_800_000_000.0)
+    trace = tmp_path / "rec.jsonl"
+    settings = BrokerSettings.from_url(broker.url, status_topic=None)
+    ready: list[MqttConnection] = []
+    result: list[RecordStats] = []
+
+    def recording() -> None:
+        with TraceWriter.open(str(trace), UTC) as writer:
+            result.append(record(settings, ["#"], writer, report=lambda line: None,
+                                 duration=60.0, clock=clock, install_signals=False,
+                                 on_ready=ready.append))
+
+    bus = BusClient(broker)
+    thread = threading.Thread(target=recording, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: ready and ready[0].connected.is_set(), "the recorder listening")
+        bus.publish("a/b", "1")
+        wait_until(lambda: trace.exists() and trace.read_text().count("\n") == 1,
+                   "the message in the trace")
+        clock.now += 60.5  # the minute is over: the recorder ends by itself
+        thread.join(WAIT)
+        assert not thread.is_alive(), "the recording did not end with its duration"
+    finally:
+        clock.now += 10_000  # whatever happened, the recording ends
+        thread.join(WAIT)
+        bus.close()
+    assert result[0].messages == 1
+    assert [json.loads(line)["topic"] for line in trace.read_text().splitlines()] == ["a/b"]

@@ -10,6 +10,7 @@ import pytest
 from cep.adapters.live import payload_bytes
 from cep.adapters.mqtt import PASSWORD_ENV, BrokerSettings, SettingsError
 from cep.cli.live import _filter_problem, parse_duration
+from tests.broker import WAIT
 
 URLS = [
     ("mqtt://localhost", ("localhost", 1883, False, None, None)),
@@ -103,6 +104,7 @@ def test_action_payload_bytes(value, sent):
     (["run", "RULES", "--broker", "mqtts://h", "--cert", "RULES", "--key", "RULES"],
      "not a PEM certificate and its private key"),
 ])
+@pytest.mark.slow  # a `cep` child process each
 def test_usage_errors_exit_2_before_connecting(tmp_path, argv, message):
     rules = tmp_path / "r.epl"
     rules.write_text("CREATE EVENT T (v INT) FROM TOPIC 't';\n"
@@ -110,6 +112,6 @@ def test_usage_errors_exit_2_before_connecting(tmp_path, argv, message):
     argv = [str(rules) if a == "RULES" else str(tmp_path / "o.jsonl") if a == "OUT" else a
             for a in argv]
     done = subprocess.run([sys.executable, "-m", "cep", *argv], capture_output=True,
-                          text=True, timeout=30)
+                          text=True, timeout=WAIT)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr

@@ -21,7 +21,8 @@ from tests.test_live_mqtt import RULES
 
 ANSI = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07]*\x07|[@-Z\\-_])")
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")]
 
 
 class PtyProcess:
@@ -68,7 +69,7 @@ class PtyProcess:
         while text not in self.screen:
             if time.monotonic() > deadline or not self.reader.is_alive():
                 raise AssertionError(f"the screen never showed {text!r}:\n{self.screen[-3000:]}")
-            time.sleep(0.05)
+            time.sleep(0.05)  # a look at the screen every 50 ms, until the deadline
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
@@ -82,6 +83,8 @@ class PtyProcess:
         return status
 
 
+@pytest.mark.mqtt
+@pytest.mark.terminal
 def test_run_view_shows_the_live_engine(tmp_path):
     require_mosquitto()
     broker = Broker(tmp_path).start()
@@ -90,9 +93,10 @@ def test_run_view_shows_the_live_engine(tmp_path):
     out = tmp_path / "out.jsonl"
     view = PtyProcess([sys.executable, "-m", "cep", "run", str(rules), "--broker", broker.url,
                        "--view", "--out", str(out)], tmp_path)
-    bus = BusClient(broker)
+    bus = None
     try:
-        bus.wait_topic("cep/status", b"online")
+        bus = BusClient(broker)
+        bus.wait_topic("cep/status", b"online")  # retained: there even if it came first
         view.wait_screen(broker.url.split("//")[1])
         view.wait_screen("connected")
         bus.publish("home/kitchen/temp", '{"value": 35}')
@@ -102,7 +106,8 @@ def test_run_view_shows_the_live_engine(tmp_path):
     finally:
         if view.process.poll() is None:
             view.process.kill()
-        bus.close()
+        if bus is not None:
+            bus.close()
         broker.stop()
     assert "live: 1 messages" in view.screen  # the summary line under the last frame
     lines = [json.loads(line) for line in out.read_text().splitlines()]
@@ -113,7 +118,7 @@ def test_run_view_without_a_terminal_is_refused(tmp_path):
     rules = tmp_path / "home.epl"
     rules.write_text(RULES)
     done = subprocess.run([sys.executable, "-m", "cep", "run", str(rules), "--view"],
-                          capture_output=True, text=True, timeout=30,
+                          capture_output=True, text=True, timeout=WAIT,
                           start_new_session=True, stdin=subprocess.DEVNULL)
     assert done.returncode == 2
     assert "--view needs a terminal" in done.stderr

@@ -152,6 +152,7 @@ def test_cancel_after_firing_is_not_counted():
     assert queue.pending() == 0 and queue.next_deadline() is None
 
 
+@pytest.mark.slow  # a day of events, traced by tracemalloc
 def test_a_day_of_windows_keeps_memory_flat():
     """12 simulated hours of the AB workload (sparser): after the first hour the live
     state, the timer heap and the traced memory stay where they were."""

@@ -196,6 +196,7 @@ def test_trace_parse_ts_directly():
         parse_trace_ts(float("inf"), UTC)
 
 
+@pytest.mark.slow  # a Python child process
 def test_trace_reading_works_without_orjson(tmp_path):
     """The stdlib fallback gives the same records and reports as orjson."""
     path = tmp_path / "t.jsonl"
@@ -211,7 +212,8 @@ def test_trace_reading_works_without_orjson(tmp_path):
         "for r in reader: print(repr(r))\n"
     )
     result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
-                            text=True, cwd=Path(__file__).resolve().parent.parent, check=True)
+                            text=True, cwd=Path(__file__).resolve().parent.parent, check=True,
+                            timeout=60)
     payload = '{"v":[1,"é"]}'.encode()
     assert result.stdout.splitlines() == [
         f"TraceMessage(line=1, ts={T0!r}, topic='a', payload={payload!r})",

@@ -24,12 +24,16 @@ TIMEOUT = 60.0
 SPEED = "100000"
 ANSI = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|\][^\x07]*\x07|[@-Z\\-_])")
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+pytestmark = [pytest.mark.terminal, pytest.mark.slow,
+              pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")]
 
 
 def command(out: str) -> list[str]:
-    return [sys.executable, "-m", "cep", "replay", os.path.join(ROOT, "rules", "night.epl"),
-            "--trace", os.path.join(NIGHT, "trace.jsonl"), "--until",
+    """Run from ROOT. The paths are relative: the summary line starts with the trace's path,
+    so with an absolute one its length (and how it wraps on 80 columns, and how much of the
+    frame scrolls away under it) would depend on where the checkout is."""
+    return [sys.executable, "-m", "cep", "replay", os.path.join("rules", "night.epl"),
+            "--trace", os.path.join("scenarios", "night-context", "trace.jsonl"), "--until",
             "2026-11-22T08:00:00+08:00", "--contexts", "--speed", SPEED, "--view", "--out", out]
 
 
@@ -81,7 +85,7 @@ def run_in_pty(args: list[str], interrupt_when: str = "") -> tuple[int, str]:
                 break
         else:
             pytest.fail(f"{args[3]} did not finish in time")
-        code = process.wait(timeout=10)
+        code = process.wait(timeout=TIMEOUT)  # the terminal is closed: it is ending
     finally:
         if process.poll() is None:
             process.kill()
@@ -126,28 +130,34 @@ def test_replay_view_final_screen_in_tmux(tmp_path):
     env = environment()
     started = subprocess.run(
         [*tmux, "new-session", "-d", "-s", session, "-x", "80", "-y", "24", f"cd '{ROOT}' && {shell_command}; echo EXIT=$?; sleep 600"],
-        env=env, capture_output=True, text=True, timeout=20)
+        env=env, capture_output=True, text=True, timeout=TIMEOUT)
     if started.returncode != 0:
         pytest.skip(f"tmux cannot start a session here: {started.stderr.strip()}")
     try:
         screen = ""
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
-            screen = subprocess.run([*tmux, "capture-pane", "-p", "-t", session],
-                                    capture_output=True, text=True, timeout=10).stdout
+            # -J: a line the terminal wrapped comes back whole (the summary line is longer
+            # than 80 columns: cut in two, "25 lines, 25 events" may be on no one row);
+            # -S -: with the rows scrolled away above the screen, the frame's top among them
+            screen = subprocess.run([*tmux, "capture-pane", "-p", "-J", "-S", "-", "-t",
+                                     session],
+                                    capture_output=True, text=True, timeout=TIMEOUT).stdout
             if "EXIT=" in screen:
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)  # a look at the screen every 100 ms, until the deadline
         else:
             pytest.fail(f"cep replay --view did not finish in time:\n{screen}")
     finally:
-        subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=10)
+        subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=TIMEOUT)
     rows = screen.rstrip("\n").split("\n")
     assert "EXIT=0" in screen, screen
     # the last frame stays on screen, with the summary line under it (its first lines may
-    # have scrolled away under the summary and the EXIT line)
-    summary = next(i for i, row in enumerate(rows) if "25 lines, 25 events" in row)
-    frame = "\n".join(rows[:summary])
+    # have scrolled away under the summary and the EXIT line: they are in the history)
+    summaries = [i for i, row in enumerate(rows) if "25 lines, 25 events" in row]
+    assert len(summaries) == 1, f"not one summary line on the final screen:\n{screen}"
+    summary = summaries[0]
+    frame = "\n".join(rows[max(0, summary - 24):summary])  # a frame is the terminal's height
     assert rows[summary - 1].startswith("╰")
     for needed in ("Contexts · 0 open", "Rules · 2", "night_lights", "bathroom_too_long",
                    "Fired events and actions · 17 outputs", "BathroomAlert",
