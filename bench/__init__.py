@@ -3,8 +3,10 @@
     python -m bench engine   engine workloads: events per second, ratio to decoding
     python -m bench ab       side by side with Siddhi on the A→B workload
     python -m bench memory   the A→B workload over a simulated day: RSS and live state
+    python -m bench memory-keys  a new partition key every 10 events: RSS and live instances
     python -m bench mqtt     live latency and throughput against a real broker
     python -m bench view     what the terminal view costs a replay
+    python -m bench check    how long `cep check` takes on large generated rule sets
 
 Numbers, never pass/fail: docs/performance.md and docs/live.md keep recorded results.
 """

@@ -11,8 +11,10 @@ COMMANDS = {
     "engine": ("bench.engine", "main"),
     "ab": ("bench.ab", "main"),
     "memory": ("bench.ab", "memory_main"),
+    "memory-keys": ("bench.keys", "main"),
     "mqtt": ("bench.mqtt", "main"),
     "view": ("bench.view", "main"),
+    "check": ("bench.check", "main"),
 }
 
 

@@ -16,7 +16,8 @@ from cep.checks.declarations import (
     register_context,
 )
 from cep.checks.network import check_cycles, check_order
-from cep.checks.rules import KNOWN_ANNOTATIONS, check_rule
+from cep.checks.rules import KNOWN_ANNOTATIONS, RuleSet, check_rule
+from cep.checks.scope import SUGGESTIONS
 from cep.checks.unused import warn_unused
 from cep.language import ast
 from cep.language.catalog import Catalog, EventTypeInfo, RuleInfo
@@ -26,12 +27,16 @@ __all__ = ["Catalog", "EventTypeInfo", "RuleInfo", "check"]
 
 
 def check(files: list[ast.RuleFile], diagnostics: Diagnostics) -> Catalog:
+    """Every check, each linear or n·log n in the size of the rule set (docs/performance.md,
+    "Checking large rule sets")."""
+    SUGGESTIONS.reset()
     catalog = Catalog()
     register_declarations(files, catalog, diagnostics)
     register_rules(files, catalog, diagnostics)
     check_cycles(catalog, diagnostics)
+    rules = RuleSet(catalog)
     for info in check_order(catalog):
-        check_rule(info, catalog, diagnostics)
+        check_rule(info, catalog, diagnostics, rules)
     check_contexts(catalog, diagnostics)
     if not diagnostics.has_errors():  # with errors, "unused" is mostly noise caused by them
         warn_unused(catalog, diagnostics)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cep.checks.expressions import ExpressionChecker
+from cep.checks.network import components
 from cep.checks.patterns import PatternChecker
 from cep.checks.rules import event_attrs
 from cep.checks.scope import Scope, TagInfo, suggestion
@@ -10,6 +11,7 @@ from cep.language import ast
 from cep.language.catalog import EVENT, EVENTS, Catalog
 from cep.language.context_info import partition_attrs
 from cep.language.diagnostics import Diagnostics
+from cep.language.parser import MAX_NESTING
 
 
 class ContextChecker:
@@ -17,6 +19,25 @@ class ContextChecker:
         self.catalog = catalog
         self.diagnostics = diagnostics
         self.attrs_of = event_attrs(catalog)
+        self._attr_types: dict[str, set[str]] | None = None  # attribute -> its types
+        self._has_entities: bool | None = None
+        self._groups: dict[str, int] | None = None  # context -> its group of compositions
+
+    def attr_types(self, attr: str) -> set[str]:
+        """The types `attr` has in the event types that have it (indexed once)."""
+        if self._attr_types is None:
+            self._attr_types = {}
+            for attrs in self.attrs_of.values():
+                for name, attr_type in (attrs or {}).items():
+                    self._attr_types.setdefault(name, set()).add(attr_type)
+        return self._attr_types.get(attr, set())
+
+    def has_entities(self) -> bool:
+        if self._has_entities is None:
+            self._has_entities = any(
+                info.declaration is not None and info.declaration.entity is not None
+                for info in self.catalog.events.values())
+        return self._has_entities
 
     def check(self, stmt: ast.CreateContext) -> None:
         spec = stmt.spec
@@ -29,8 +50,7 @@ class ContextChecker:
             self._located(spec.source.type, spec.source.span, "WITHIN ... OF")
         elif isinstance(spec, ast.Partition):
             for attr in spec.attrs:
-                types = {attrs[attr.name] for attrs in self.attrs_of.values()
-                         if attrs and attr.name in attrs}
+                types = self.attr_types(attr.name)
                 if not types:
                     self.diagnostics.error(f"PARTITION BY `{attr.name}`: no event type has this "
                                            "attribute", attr.span)
@@ -44,8 +64,7 @@ class ContextChecker:
                     f"{suggestion(spec.location.name, self.catalog.locations)}",
                     spec.location.span)
         elif isinstance(spec, ast.EntityDistance):
-            if not any(info.declaration is not None and info.declaration.entity is not None
-                       for info in self.catalog.events.values()):
+            if not self.has_entities():
                 self.diagnostics.warning(f"no event type has an ENTITY clause, so entity "
                                          f"'{spec.entity.value}' never has a position",
                                          spec.entity.span)
@@ -89,27 +108,73 @@ class ContextChecker:
                                        "other", part.span)
             seen.add(part.name)
 
-    def _contains(self, outer: str, inner: str, depth: int = 0) -> bool:
-        stmt = self.catalog.contexts.get(outer)
-        if stmt is None or not isinstance(stmt.spec, ast.Composite) or depth > 50:
-            return False
-        return any(p.name == inner or self._contains(p.name, inner, depth + 1)
-                   for p in stmt.spec.parts)
+    def _contains(self, outer: str, inner: str) -> bool:
+        """Whether composite `outer` is made of `inner`, at any depth: as `inner` holds
+        `outer` itself, whether the two are in one strongly connected group of the graph
+        of compositions (found once for all contexts)."""
+        if self._groups is None:
+            parts = {name: [p.name for p in stmt.spec.parts]
+                     for name, stmt in self.catalog.contexts.items()
+                     if isinstance(stmt.spec, ast.Composite)}
+            self._groups = components(list(self.catalog.contexts), parts)
+        return self._groups.get(outer) == self._groups.get(inner) is not None
 
 
 def check_contexts(catalog: Catalog, diagnostics: Diagnostics) -> None:
     checker = ContextChecker(catalog, diagnostics)
     for stmt in catalog.contexts.values():
         checker.check(stmt)
+    check_composition_depth(catalog, diagnostics)
     warn_unkeyed_inputs(catalog, diagnostics)
+
+
+def composition_depths(catalog: Catalog) -> dict[str, int]:
+    """How deep each context's composition goes: 0 for a context that is no composite, one
+    more than its deepest part for one that is. Without recursion, each context once; a
+    part on a cycle (reported elsewhere) counts as no composite."""
+    depth: dict[str, int] = {}
+    for root in catalog.contexts:
+        if root in depth:
+            continue
+        path = [root]
+        entered = {root}
+        while path:
+            name = path[-1]
+            stmt = catalog.contexts.get(name)
+            parts = ([part.name for part in stmt.spec.parts]
+                     if stmt is not None and isinstance(stmt.spec, ast.Composite) else [])
+            waiting = [part for part in parts if part not in depth and part not in entered]
+            if waiting:
+                entered.add(waiting[0])
+                path.append(waiting[0])
+                continue
+            depth[name] = 1 + max((depth.get(part, 0) for part in parts), default=-1)
+            entered.discard(name)
+            path.pop()
+    return depth
+
+
+def check_composition_depth(catalog: Catalog, diagnostics: Diagnostics) -> None:
+    """A composite made of composites more than MAX_NESTING deep is an error (reported at
+    the first context past the limit): the engine and the graph follow compositions
+    recursively."""
+    depth = composition_depths(catalog)
+    for name, stmt in catalog.contexts.items():
+        if depth.get(name, 0) == MAX_NESTING + 1:
+            diagnostics.error(f"context {name} is made of contexts nested more than "
+                              f"{MAX_NESTING} levels deep (a composite of composites of ...); "
+                              "compose fewer levels", stmt.name_span)
 
 
 def warn_unkeyed_inputs(catalog: Catalog, diagnostics: Diagnostics) -> None:
     """A partitioned rule reading a type without the key: those events never reach it."""
+    known: dict[str, list[str]] = {}  # context -> its key attributes
     for info in catalog.rules:
         if info.context is None or info.context not in catalog.contexts:
             continue
-        keys = partition_attrs(info.context, catalog)
+        keys = known.get(info.context)
+        if keys is None:
+            keys = known[info.context] = partition_attrs(info.context, catalog)
         for type_name in info.inputs:
             event = catalog.events.get(type_name)
             if event is None or not keys:

@@ -20,9 +20,10 @@ from cep.language.catalog import (
     EventTypeInfo,
 )
 from cep.language.diagnostics import Diagnostics
-from cep.language.timezones import get_zone
+from cep.language.timezones import ZONE_HELP, get_zone, is_zone_name, known_zones
 
 POLICIES = ("ADD", "IGNORE", "REFRESH", "EXTEND")
+MAX_TOPIC_PROBLEMS = 20  # of one topic template, the problems reported one by one
 _TEMPLATE_NAME = re.compile(r"\{([^{}/]*)\}")
 
 
@@ -41,8 +42,13 @@ def check_template(template: ast.Text, diagnostics: Diagnostics, publish: bool) 
     """Structural problems of a topic template (empty levels, bad wildcards, braces)."""
     from cep.language.topics import template_problems
 
-    for message, offset in template_problems(template.value):
-        diagnostics.error(f"topic '{template.value}': {message}", text_span(template, offset))
+    problems = template_problems(template.value)
+    shown = template.value if len(template.value) <= 80 else template.value[:80] + "..."
+    for message, offset in problems[:MAX_TOPIC_PROBLEMS]:
+        diagnostics.error(f"topic '{shown}': {message}", text_span(template, offset))
+    if len(problems) > MAX_TOPIC_PROBLEMS:
+        diagnostics.error(f"topic '{shown}': and {len(problems) - MAX_TOPIC_PROBLEMS:,} more "
+                          "problems", template.span)
     if publish:
         for wildcard in ("+", "#"):
             offset = template.value.find(wildcard)
@@ -76,8 +82,14 @@ def check_timezone(stmt: ast.SetTimezone, catalog: Catalog, diagnostics: Diagnos
                    seen: list[ast.SetTimezone]) -> None:
     zone = stmt.zone.value
     if get_zone(zone) is None:
-        diagnostics.error(f"unknown time zone '{zone}': use an IANA name such as "
-                          "'Europe/Berlin' or 'UTC'", stmt.zone.span)
+        if is_zone_name(zone):
+            diagnostics.error(f"unknown time zone '{zone}': use an IANA name such as "
+                              f"'Europe/Berlin' or 'UTC'{suggestion(zone, known_zones())}",
+                              stmt.zone.span)
+        else:
+            shown = zone if len(zone) <= 80 else zone[:80] + "..."
+            diagnostics.error(f"unknown time zone '{shown}': {ZONE_HELP}; never a file name "
+                              "or a path", stmt.zone.span)
         return
     if seen and seen[0].zone.value != zone:
         first = seen[0]

@@ -7,7 +7,7 @@ those of a sibling `and`/`or` branch, of a later step, or from inside a `not`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
 from cep.checks.declarations import check_duration
 from cep.checks.expressions import ExpressionChecker
@@ -108,9 +108,8 @@ class PatternChecker(PatternVisitor[Tags]):
             scope = self.make_scope()
             scope.attrs = attrs
             scope.attrs_owner = f"event type {atom.type}"
-            scope.tags = dict(available)
-            scope.unbound = {tag: self._why_unbound(tag, atom)
-                             for tag in self.all_tags if tag not in available}
+            scope.tags = available  # only read while this filter is checked
+            scope.unbound = _Unbound(self.all_tags, available, atom)
             ExpressionChecker(scope, self.diagnostics).condition(atom.filter, "a filter")
         if atom.tag is None:
             return {}
@@ -121,16 +120,38 @@ class PatternChecker(PatternVisitor[Tags]):
     def _merge(self, produced: Tags, new: Tags, node: ast.Pattern, allow_same_type: bool) -> None:
         """Add a sub-pattern's tags; the same tag twice is an error, except in two
         branches of `or` with the same event type (only one of them binds it)."""
+        atoms: dict[str, ast.EventAtom] | None = None  # the node's tags, found once if needed
         for tag, info in new.items():
             old = produced.get(tag)
             if old is not None and not (allow_same_type and old.type == info.type):
-                where = declared_tags(node).get(tag, node)
+                if atoms is None:
+                    atoms = declared_tags(node)
+                where = atoms.get(tag, node)
                 self.diagnostics.error(f"tag `{tag}` is bound twice in this pattern", where.span)
             produced[tag] = info
 
-    @staticmethod
-    def _why_unbound(tag: str, atom: ast.EventAtom) -> str:
-        if tag == atom.tag:
+
+class _Unbound(Mapping[str, str]):
+    """The tags of the pattern that are not bound at one atom, and why: worked out only for
+    the names a filter asks about (a pattern with thousands of tagged atoms would otherwise
+    cost thousands of tags at each of them)."""
+
+    def __init__(self, all_tags: Mapping[str, ast.EventAtom], available: Tags,
+                 atom: ast.EventAtom) -> None:
+        self.all_tags = all_tags
+        self.available = available
+        self.atom = atom
+
+    def __getitem__(self, tag: str) -> str:
+        if tag not in self.all_tags or tag in self.available:
+            raise KeyError(tag)
+        if tag == self.atom.tag:
             return "a filter cannot use its own tag; use the bare attribute name"
         return ("it is bound later in the pattern, in another branch of `and`/`or`, or "
                 "inside `not`")
+
+    def __iter__(self) -> Iterator[str]:
+        return (tag for tag in self.all_tags if tag not in self.available)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

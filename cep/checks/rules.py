@@ -11,12 +11,17 @@ from cep.checks.expressions import ExpressionChecker, comparable, describe
 from cep.checks.patterns import PatternChecker
 from cep.checks.scope import Scope, TagInfo, suggestion
 from cep.language import ast
-from cep.language.catalog import ANY, EVENT, EVENTS, LIST, NULL, Catalog, RuleInfo
-from cep.language.context_info import (
-    attr_type_anywhere,
-    lifecycle_attrs,
-    partition_attrs,
+from cep.language.catalog import (
+    ANY,
+    EVENT,
+    EVENTS,
+    LIST,
+    NULL,
+    Catalog,
+    EventTypeInfo,
+    RuleInfo,
 )
+from cep.language.context_info import FirstTypes, lifecycle_attrs, partition_attrs
 from cep.language.diagnostics import Diagnostics
 from cep.language.walk import event_types, has_every, select_name
 
@@ -29,21 +34,46 @@ def event_attrs(catalog: Catalog) -> dict[str, dict[str, str] | None]:
             for name, info in catalog.events.items()}
 
 
+class RuleSet:
+    """What the check of every rule reads about the others, built once per check run (not
+    once per rule: that made checking quadratic in the number of rules) and kept up to
+    date as INSERT INTO rules give derived types their attributes (`derived`)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.attrs_of = event_attrs(catalog)
+        self.located = frozenset(n for n, e in catalog.events.items() if e.located)
+        self.first_types = FirstTypes(catalog)
+        self._keys: dict[str, list[str]] = {}
+
+    def keys(self, context: str) -> list[str]:
+        """The partition key attributes of a context (contexts do not change)."""
+        keys = self._keys.get(context)
+        if keys is None:
+            keys = self._keys[context] = partition_attrs(context, self.catalog)
+        return keys
+
+    def derived(self, target: EventTypeInfo) -> None:
+        """A derived type's attributes are known now."""
+        self.attrs_of[target.name] = target.attrs
+        self.first_types.update(target.name, target.attrs)
 
 
 class RuleChecker:
-    def __init__(self, info: RuleInfo, catalog: Catalog, diagnostics: Diagnostics) -> None:
+    def __init__(self, info: RuleInfo, catalog: Catalog, diagnostics: Diagnostics,
+                 rules: RuleSet | None = None) -> None:
         self.info = info
         self.rule = info.rule
         self.catalog = catalog
         self.diagnostics = diagnostics
         self.context: str | None = None
-        self.attrs_of = event_attrs(catalog)
-        self.located = frozenset(n for n, e in catalog.events.items() if e.located)
+        self.rules = rules if rules is not None else RuleSet(catalog)
+        self.attrs_of = self.rules.attrs_of
+        self.located = self.rules.located
 
     def scope(self) -> Scope:
-        keys = partition_attrs(self.context, self.catalog) if self.context else []
-        key_type = (attr_type_anywhere(keys[0], self.catalog) or ANY) if len(keys) == 1 else LIST
+        keys = self.rules.keys(self.context) if self.context else []
+        key_type = (self.rules.first_types(keys[0]) or ANY) if len(keys) == 1 else LIST
         return Scope(context=self.context, has_key=bool(keys), key_type=key_type,
                      event_attrs=self.attrs_of, located=self.located)
 
@@ -124,7 +154,7 @@ class RuleChecker:
         if self.context is None:
             return None
         scope = self.scope()
-        scope.attrs = lifecycle_attrs(self.context, self.catalog)
+        scope.attrs = lifecycle_attrs(self.context, self.catalog, self.rules.first_types)
         scope.attrs_owner = (f"context {self.context} (its partition key and initiating "
                              "event)")
         return scope
@@ -185,7 +215,8 @@ class RuleChecker:
             checker.infer(value)
 
 
-def register_rule_output(info: RuleInfo, catalog: Catalog, diagnostics: Diagnostics) -> None:
+def register_rule_output(info: RuleInfo, catalog: Catalog, diagnostics: Diagnostics,
+                         rules: RuleSet | None = None) -> None:
     """Turn an INSERT INTO rule's schema into (or check it against) its event type."""
     rule = info.rule
     assert isinstance(rule, ast.SelectRule) and rule.insert_into is not None
@@ -207,6 +238,8 @@ def register_rule_output(info: RuleInfo, catalog: Catalog, diagnostics: Diagnost
         target.producers_checked = True
         target.span = rule.insert_into.span
         target.first_producer = info.name
+        if rules is not None:
+            rules.derived(target)
         return
     if not _same_schema(target.attrs, info.schema):
         diagnostics.error(
@@ -226,7 +259,9 @@ def _schema_text(schema: dict[str, str]) -> str:
     return ", ".join(f"{name} {t}" for name, t in schema.items()) or "nothing"
 
 
-def check_rule(info: RuleInfo, catalog: Catalog, diagnostics: Diagnostics) -> None:
-    RuleChecker(info, catalog, diagnostics).check()
+def check_rule(info: RuleInfo, catalog: Catalog, diagnostics: Diagnostics,
+               rules: RuleSet | None = None) -> None:
+    """Check one rule; `rules` (one for the whole run) saves building it for each rule."""
+    RuleChecker(info, catalog, diagnostics, rules).check()
     if isinstance(info.rule, ast.SelectRule) and info.rule.insert_into is not None:
-        register_rule_output(info, catalog, diagnostics)
+        register_rule_output(info, catalog, diagnostics, rules)

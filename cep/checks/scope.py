@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -31,7 +31,7 @@ class Scope:
     attrs: dict[str, str] = field(default_factory=dict)
     attrs_owner: str = "this event"
     tags: dict[str, TagInfo] = field(default_factory=dict)
-    unbound: dict[str, str] = field(default_factory=dict)  # tag -> why
+    unbound: Mapping[str, str] = field(default_factory=dict)  # tag -> why
     context: str | None = None
     has_key: bool = False
     key_type: str = "ANY"  # the type of `context.key`
@@ -40,7 +40,36 @@ class Scope:
     located: frozenset[str] = frozenset()  # event types that carry a position
 
 
+class SuggestionBudget:
+    """How many candidate names "did you mean" may still compare a name with, in this
+    check run: difflib costs up to some 20 µs per candidate, so without a bound thousands
+    of misspellings among thousands of names would take minutes. Past the budget, and for
+    a name with more than MAX_CANDIDATES candidates, errors come without a suggestion."""
+
+    TOTAL = 100_000
+    MAX_CANDIDATES = 5_000
+
+    def __init__(self) -> None:
+        self.remaining = self.TOTAL
+
+    def reset(self) -> None:
+        self.remaining = self.TOTAL
+
+    def spend(self, count: int) -> bool:
+        if count > self.MAX_CANDIDATES or count > self.remaining:
+            return False
+        self.remaining -= count
+        return True
+
+
+SUGGESTIONS = SuggestionBudget()  # reset by cep.checks.check at the start of each run
+LONGEST_SUGGESTED = 100  # comparing longer names costs too much (and they are not typos)
+
+
 def suggestion(name: str, candidates: Iterable[str]) -> str:
-    """` (did you mean `x`?)` when a close candidate exists, else ''."""
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    """` (did you mean `x`?)` when a close candidate exists (and the budget allows), else ''."""
+    names = candidates if isinstance(candidates, Collection) else list(candidates)
+    if not names or len(name) > LONGEST_SUGGESTED or not SUGGESTIONS.spend(len(names)):
+        return ""
+    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
     return f" (did you mean `{close[0]}`?)" if close else ""

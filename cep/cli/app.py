@@ -1,7 +1,8 @@
 """The `cep` command: the argument parser and `main`, where every failure a command
 raises is printed once and turned into its exit status (see docs/cli.md).
 
-Exit status: 0 success, 1 the work found a problem, 2 bad usage or unreadable input.
+Exit status: 0 success, 1 the work found a problem, 2 bad usage or unreadable input,
+3 an internal error (a bug: any other exception; `--debug` shows its traceback).
 """
 
 from __future__ import annotations
@@ -9,13 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from cep import __version__
-from cep.cli.common import EXIT_OK, EXIT_USAGE, CliError, print_error
+from cep.cli.common import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, CliError, print_error
 from cep.cli.live import add_live_commands
 from cep.cli.rules import add_rule_commands
 from cep.cli.tools import add_tool_commands
+from cep.language.sources import printable
 from cep.runtime.output import OutputFailed
 
 
@@ -23,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cep", description="Complex event processing for smart homes, fed by MQTT.")
     parser.add_argument("--version", action="version", version=f"cep {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an internal error, also print the Python traceback")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     add_rule_commands(commands)
@@ -47,6 +52,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_OK
+    except Exception as exc:  # a bug in cep: say so in one line, not with a traceback
+        if args.debug:
+            traceback.print_exc()
+        print(internal_error_message(exc), file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+REPORT_TO = "to the cep developers"
+_LONGEST_REASON = 300
+
+
+def internal_error_message(exc: BaseException) -> str:
+    """`cep: internal error: <what>; please report it ...`, on one line."""
+    reason = printable(" ".join(str(exc).split()))
+    if len(reason) > _LONGEST_REASON:
+        reason = reason[:_LONGEST_REASON] + "..."
+    what = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+    return (f"cep: internal error: {what}; please report it {REPORT_TO} with the command "
+            "you ran (`cep --debug ...` shows the traceback)")
 
 
 def _quiet_stdout() -> None:

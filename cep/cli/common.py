@@ -7,13 +7,14 @@ from datetime import tzinfo
 from typing import TYPE_CHECKING
 
 from cep.checks.loader import LoadedRules, expand_paths, load_paths
-from cep.language.timezones import get_zone
+from cep.language.timezones import ZONE_HELP, get_zone
 from cep.runtime.output import Sink
 
 if TYPE_CHECKING:
     from cep.tools.view.app import TerminalView  # rich loads only for --view
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+EXIT_INTERNAL = 3  # a bug: an exception no command expected (`main` prints one line)
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it
 
 
@@ -46,8 +47,6 @@ def load_rules(rule_paths: list[str]) -> LoadedRules:
         return load_paths(paths)
     except OSError as exc:
         raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise CliError(f"a rule file is not UTF-8 text: {exc}") from exc
 
 
 def load_runnable_rules(rule_paths: list[str]) -> LoadedRules:
@@ -77,5 +76,6 @@ def time_zone(name: str | None, loaded: LoadedRules | None = None) -> tzinfo:
     zone_name = name or (loaded.catalog.timezone if loaded is not None else "UTC")
     zone = get_zone(zone_name)
     if zone is None:
-        raise CliError(f"unknown time zone {zone_name!r}")
+        shown = zone_name if len(zone_name) <= 80 else zone_name[:80] + "..."
+        raise CliError(f"unknown time zone {shown!r}: {ZONE_HELP}")
     return zone

@@ -22,7 +22,7 @@ from cep.cli.common import (
     print_error,
     time_zone,
 )
-from cep.language.parser import iter_trees
+from cep.language.parser import iter_trees, pretty_tree
 from cep.language.printer import dump_ast, format_file
 from cep.runtime.engine import EngineError
 from cep.runtime.output import OutputWriter, finish_output
@@ -156,9 +156,8 @@ def print_stage(stage: str, loaded: LoadedRules) -> None:
     """`--print tree|ast|rules`: a front-end stage's output, file by file."""
     for rule_file in loaded.files:
         if stage == "tree":
-            with open(rule_file.path, encoding="utf-8") as handle:
-                for tree in iter_trees(handle.read()):
-                    print(tree.pretty())
+            for tree in iter_trees(loaded.sources.text(rule_file.path) or ""):
+                print(pretty_tree(tree))
         elif stage == "ast":
             print(dump_ast(rule_file))
         else:

@@ -6,6 +6,7 @@ top-level `grammar/cep.lark`, shipped as `cep/grammar/`), caching the tables per
 `printer` prints an AST back as rule text (and dumps it); `diagnostics` collects errors
 and warnings and renders them with file:line:col, the source line and a caret; `walk`
 is the one AST walker the later stages use. `catalog` is the symbol table the checks
-fill and the runtime reads; `topics` parses MQTT topic templates; `timezones` and
-`files` are small helpers every stage may use.
+fill and the runtime reads; `topics` parses MQTT topic templates; `sources` (decoding,
+the byte-order mark, what a line is), `timezones` (IANA names only) and `files` are small
+helpers every stage may use.
 """

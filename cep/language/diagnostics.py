@@ -3,7 +3,7 @@
 Every stage (parser, transformer, checks) reports through a `Diagnostics`
 collector instead of raising, so one run lists every problem in every file.
 `render` produces the `file:line:col: error: message` form with the source
-line and a caret under the column.
+line and a caret under the column (a long line is quoted around the column only).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from cep.language.ast import Span
+from cep.language.sources import normalise, printable
 
 ERROR = "error"
 WARNING = "warning"
@@ -28,15 +29,18 @@ class Diagnostic:
         return self.severity == ERROR
 
     def headline(self) -> str:
-        """`file:line:col: severity: message`."""
-        return f"{self.span.file}:{self.span.line}:{self.span.col}: {self.severity}: {self.message}"
+        """`file:line:col: severity: message` (control characters that a message quotes from
+        the rule text shown as spaces, so none reaches the terminal)."""
+        return printable(f"{self.span.file}:{self.span.line}:{self.span.col}: {self.severity}: "
+                         f"{self.message}")
 
     def render(self, sources: SourceMap) -> str:
         """The headline, then the source line and a caret under the column."""
         line_text = sources.line(self.span.file, self.span.line)
         if line_text is None:
             return self.headline()
-        return f"{self.headline()}\n{line_text}\n{caret_line(line_text, self.span)}"
+        shown, span = quoted_line(line_text, self.span)
+        return f"{self.headline()}\n{shown}\n{caret_line(shown, span)}"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -46,6 +50,30 @@ class Diagnostic:
             "line": self.span.line,
             "col": self.span.col,
         }
+
+
+QUOTE_WIDTH = 160  # the most of a source line a diagnostic quotes
+_CONTEXT_BEFORE = 60  # of which before the column, when the line is longer
+_CUT = "..."
+
+
+def quoted_line(line_text: str, span: Span) -> tuple[str, Span]:
+    """The part of a source line to quote, printable, and the span moved to match.
+
+    A line of at most QUOTE_WIDTH characters is quoted whole; a longer one (a minified
+    file, thousands of statements on one line) around the column, cut with `...`, so that
+    quoting costs the same however long the line is."""
+    if len(line_text) <= QUOTE_WIDTH:
+        return printable(line_text), span
+    start = max(0, min(span.col - 1 - _CONTEXT_BEFORE, len(line_text) - QUOTE_WIDTH))
+    end = start + QUOTE_WIDTH
+    head = _CUT if start > 0 else ""
+    tail = _CUT if end < len(line_text) else ""
+    shift = len(head) - start
+    end_col = span.end_col + shift if span.end_line == span.line else span.end_col
+    moved = Span(span.file, span.line, span.col + shift, span.end_line,
+                 min(end_col, len(head) + QUOTE_WIDTH + 1))
+    return head + printable(line_text[start:end]) + tail, moved
 
 
 def caret_line(line_text: str, span: Span) -> str:
@@ -63,13 +91,25 @@ def caret_line(line_text: str, span: Span) -> str:
 
 
 class SourceMap:
-    """The text of every loaded file, for quoting lines in diagnostics."""
+    """The text of every loaded file, for quoting lines in diagnostics.
+
+    Lines are counted as the lexer counts them (cep.language.sources)."""
 
     def __init__(self) -> None:
         self._lines: dict[str, list[str]] = {}
+        self._texts: dict[str, str] = {}
 
     def add(self, path: str, text: str) -> None:
-        self._lines[path] = text.splitlines()
+        text = normalise(text)
+        lines = text.split("\n")
+        if len(lines) > 1 and lines[-1] == "":
+            lines.pop()  # the end of the last line, not a line of its own
+        self._lines[path] = lines
+        self._texts[path] = text
+
+    def text(self, path: str) -> str | None:
+        """The file's text as it was parsed (normalised), if it was loaded."""
+        return self._texts.get(path)
 
     def line(self, path: str, number: int) -> str | None:
         lines = self._lines.get(path)

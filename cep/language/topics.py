@@ -74,6 +74,7 @@ def _level_problems(level: str, offset: int, last: bool, publish: bool,
             problems.append(("`#` must be the last level", offset + at))
     groups = 0
     i = 0
+    close = 0  # the first `}` after i, once looked for (-1: there is none any more)
     while i < len(level):
         ch = level[i]
         if ch == "}":
@@ -83,9 +84,10 @@ def _level_problems(level: str, offset: int, last: bool, publish: bool,
         if ch != "{":
             i += 1
             continue
-        close = level.find("}", i + 1)
-        reopen = level.find("{", i + 1)
-        if close < 0 or 0 <= reopen < close:
+        if 0 <= close <= i:  # each `}` is looked for once: linear however many `{` there are
+            close = level.find("}", i + 1)
+        reopen = level.find("{", i + 1, close) if close >= 0 else -1
+        if close < 0 or reopen >= 0:
             problems.append(("unbalanced `{`: no `}` closes it in this level", offset + i))
             i += 1
             continue

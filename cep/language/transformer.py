@@ -1,15 +1,23 @@
-"""Parse tree → AST (cep.language.ast), one Lark callback per grammar rule.
+"""Parse tree → AST (cep.language.ast), one callback per grammar rule.
 
 Spelling mistakes that the grammar leaves open (time units, distance units)
-are reported here, with their place, because only here is the word known.
+are reported here, with their place, because only here is the word known; so
+are numbers no rule can hold (a whole number beyond 64 bits, a float beyond
+about 1.8e308).
+
+The tree is walked without recursion (`ToAst.transform`), so no depth of nesting
+can exhaust Python's stack here; the parser refuses statements nested deeper than
+MAX_NESTING before they get here, for the stages after this one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from lark import Token, Transformer, v_args
+from lark import Token, Tree
 from lark.tree import Meta
 
 from cep.language import ast
@@ -25,35 +33,28 @@ TIME_UNITS = {
 }
 DISTANCE_UNITS = {"m": 1.0, "km": 1000.0}
 
+MAX_INT = 2**63 - 1  # the largest whole number a rule may write (JSON output holds 64 bits)
+
 _KEEP_TOKENS = {"NAME", "STRING", "NUMBER", "TIME", "MINUS"}
-
-
-def _number(text: str) -> int | float:
-    if text.isdigit():
-        return int(text)
-    return float(text)
 
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "/": "/"}
 
 
+_ESCAPE = re.compile(r"\\(.)", re.S)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return _ESCAPES.get(match.group(1), match.group(0))
+
+
 def unquote(raw: str) -> str:
-    """The value of a quoted string token (backslash escapes decoded)."""
+    """The value of a quoted string token: each backslash and the character after it decoded
+    (`\\n`, `\\'`, ...; an unknown escape stays as written, a lone last backslash too)."""
     body = raw[1:-1]
     if "\\" not in body:
         return body
-    out: list[str] = []
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\" and i + 1 < len(body):
-            nxt = body[i + 1]
-            out.append(_ESCAPES.get(nxt, "\\" + nxt))
-            i += 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
+    return _ESCAPE.sub(_escaped, body)
 
 
 def _split_rule(children: Sequence[Any]) -> tuple[tuple[ast.Annotation, ...], list[Any],
@@ -69,28 +70,111 @@ def _split_rule(children: Sequence[Any]) -> tuple[tuple[ast.Annotation, ...], li
     return tuple(children[:start]), list(children[start:end]), tuple(children[end:])
 
 
-class ToAst(Transformer[Token, Any]):
-    """Builds AST nodes; `file` goes into every span."""
+def _shown(text: str, limit: int = 24) -> str:
+    """A token as a message quotes it: a long one cut short."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+Callback = Callable[[Meta, list[Any]], Any]
+
+
+class ToAst:
+    """Builds AST nodes; `file` goes into every span.
+
+    Each method named after a grammar rule (or `-> alias`) gets the node's meta (its
+    place) and its children already transformed: AST values, the tokens of kept
+    terminals, and None for an optional part that is absent."""
 
     def __init__(self, file: str, diagnostics: Diagnostics) -> None:
-        super().__init__(visit_tokens=False)
         self.file = file
         self.diagnostics = diagnostics
+        self._line = 0  # added to every line: where the statement starts in the file
+        self._col = 0   # added to columns on the statement's first line
+        self._callbacks: dict[str, Callback] = {}
+
+    def transform(self, tree: Tree[Token], line: int = 1, col: int = 1) -> Any:
+        """The AST of `tree`, whose places count from (1, 1) at (`line`, `col`) of the file:
+        a statement parsed on its own, put back where it stands.
+
+        Post-order without recursion: the nodes in pre-order (children right to left),
+        then backwards, each node taking its children's values off a stack."""
+        self._line, self._col = line - 1, col - 1
+        pending: list[Any] = [tree]
+        order: list[Any] = []
+        while pending:
+            node = pending.pop()
+            order.append(node)
+            if isinstance(node, Tree):
+                pending.extend(node.children)
+        values: list[Any] = []
+        for node in reversed(order):
+            if not isinstance(node, Tree):
+                values.append(node)
+                continue
+            count = len(node.children)
+            args = values[-count:] if count else []
+            if count:
+                del values[-count:]
+            values.append(self._callback(node.data)(node.meta, args))
+        (result,) = values
+        return result
+
+    def _callback(self, rule: str) -> Callback:
+        callback = self._callbacks.get(rule)
+        if callback is None:
+            callback = getattr(self, str(rule), None)
+            if callback is None or str(rule).startswith("_"):
+                raise TypeError(f"the transformer has no callback for grammar rule {rule!r}")
+            self._callbacks[rule] = callback
+        return callback
 
     # -------------------------------------------------------------- helpers
+    def place(self, line: int, col: int) -> tuple[int, int]:
+        """A (line, col) of the statement's own text as (line, col) of the file."""
+        return line + self._line, col + self._col if line == 1 else col
+
     def _span(self, meta: Meta) -> ast.Span:
         if getattr(meta, "empty", True):
             return ast.Span(self.file, 0, 0, 0, 0)
-        return ast.Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+        line, col = self.place(meta.line, meta.column)
+        end_line, end_col = self.place(meta.end_line, meta.end_column)
+        return ast.Span(self.file, line, col, end_line, end_col)
 
     def _tspan(self, token: Token) -> ast.Span:
         """A token's span (the lexer gives every token its place; 0 only for a token
         made up outside the source)."""
-        return ast.Span(self.file, token.line or 0, token.column or 0, token.end_line or 0,
-                        token.end_column or 0)
+        if not token.line:
+            return ast.Span(self.file, 0, 0, 0, 0)
+        line, col = self.place(token.line, token.column or 0)
+        end_line, end_col = self.place(token.end_line or 0, token.end_column or 0)
+        return ast.Span(self.file, line, col, end_line, end_col)
 
     def _ident(self, token: Token) -> ast.Ident:
         return ast.Ident(str(token), self._tspan(token))
+
+    def _number(self, token: Token) -> int | float:
+        """A NUMBER token's value: an int if it is all digits, else a float. A number too
+        large to hold is an error, and reads as 1 (which no later check complains about)."""
+        text = str(token)
+        if text.isdigit():
+            digits = text.lstrip("0") or "0"
+            if len(digits) <= len(str(MAX_INT)) and int(digits) <= MAX_INT:
+                return int(digits)
+            self.diagnostics.error(
+                f"number too large: {_shown(text)} has {len(digits):,} digits, and a whole "
+                f"number is at most {MAX_INT} (2^63 - 1); write a bigger one as a FLOAT, "
+                "such as 1e20", self._tspan(token))
+            return 1
+        return self._float(token)
+
+    def _float(self, token: Token) -> float:
+        """A NUMBER token as a float; one beyond a float's range is an error (reads 1.0)."""
+        value = float(str(token))
+        if math.isfinite(value):
+            return value
+        self.diagnostics.error(f"number too large: {_shown(str(token))} is beyond the largest "
+                               "FLOAT, about 1.8e308", self._tspan(token))
+        return 1.0
 
     @staticmethod
     def _values(children: list[Any]) -> list[Any]:
@@ -104,23 +188,21 @@ class ToAst(Transformer[Token, Any]):
         (value,) = cls._values(children)
         return value
 
-    def start(self, children: list[Any]) -> ast.Statement:
+    def start(self, meta: Meta, children: list[Any]) -> ast.Statement:
         (statement,) = children
         result: ast.Statement = statement
         return result
 
     # -------------------------------------------------------------- strings, quantities
-    @v_args(meta=True)
     def string(self, meta: Meta, children: list[Token]) -> ast.Text:
         (text,) = children
         return ast.Text(unquote(str(text)), self._span(meta))
 
-    @v_args(meta=True)
     def duration(self, meta: Meta, children: list[Token]) -> ast.Duration:
         parts: list[tuple[float, str]] = []
         seconds = 0.0
         for amount_token, unit_token in zip(children[0::2], children[1::2]):
-            amount = _number(str(amount_token))
+            amount = self._number(amount_token)
             word = str(unit_token).lower()
             unit = TIME_UNITS.get(word)
             if unit is None:
@@ -133,10 +215,9 @@ class ToAst(Transformer[Token, Any]):
             seconds += amount * unit[1]
         return ast.Duration(tuple(parts), seconds, self._span(meta))
 
-    @v_args(meta=True)
     def distance(self, meta: Meta, children: list[Token]) -> ast.Distance:
         amount_token, unit_token = children
-        amount = _number(str(amount_token))
+        amount = self._number(amount_token)
         word = str(unit_token).lower()
         factor = DISTANCE_UNITS.get(word)
         if factor is None:
@@ -145,43 +226,39 @@ class ToAst(Transformer[Token, Any]):
             factor = 1.0
         return ast.Distance(amount, word, amount * factor, self._span(meta))
 
-    def signed_number(self, children: list[Token | None]) -> float:
+    def signed_number(self, meta: Meta, children: list[Token | None]) -> float:
         sign, number = children
-        value = float(str(number))
+        assert number is not None
+        value = self._float(number)
         return -value if sign is not None else value
 
-    @v_args(meta=True)
     def point(self, meta: Meta, children: list[float]) -> ast.Point:
         x, y = children
         return ast.Point(x, y, self._span(meta))
 
-    def point_list(self, children: list[ast.Point]) -> tuple[ast.Point, ...]:
+    def point_list(self, meta: Meta, children: list[ast.Point]) -> tuple[ast.Point, ...]:
         return tuple(children)
 
     # -------------------------------------------------------------- SET
-    @v_args(meta=True)
     def set_timezone(self, meta: Meta, children: list[Any]) -> ast.SetTimezone:
         _set, _timezone, zone = children
         return ast.SetTimezone(zone, self._span(meta))
 
     # -------------------------------------------------------------- CREATE EVENT
-    @v_args(meta=True)
     def attr_def(self, meta: Meta, children: list[Token]) -> ast.AttrDef:
         name, type_name = children
         return ast.AttrDef(str(name), str(type_name).upper(), self._span(meta))
 
-    @v_args(meta=True)
     def payload_path(self, meta: Meta, children: list[Any]) -> ast.PayloadPath:
         attr, path = children
         return ast.PayloadPath(str(attr), path, self._span(meta))
 
-    def payload_as(self, children: list[Any]) -> tuple[str, Any]:
+    def payload_as(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
         return ("as", self._ident(self._only(children)))
 
-    def payload_paths(self, children: list[Any]) -> tuple[str, Any]:
+    def payload_paths(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
         return ("paths", tuple(self._values(children)))
 
-    @v_args(meta=True)
     def topic_clause(self, meta: Meta, children: list[Any]) -> ast.TopicBinding:
         # FROM TOPIC string [payload_spec]
         _from, _topic, topic, payload = children
@@ -194,33 +271,27 @@ class ToAst(Transformer[Token, Any]):
                 paths = value
         return ast.TopicBinding(topic, payload_as, paths, self._span(meta))
 
-    @v_args(meta=True)
     def timestamp_clause(self, meta: Meta, children: list[Any]) -> tuple[str, Any, ast.Span]:
         return ("timestamp", self._only(children), self._span(meta))
 
-    @v_args(meta=True)
     def located_at(self, meta: Meta, children: list[Any]) -> tuple[str, Any, ast.Span]:
         first, second = self._values(children)
         return ("position", ast.LocatedAt(self._ident(first), self._ident(second), False,
                                           self._span(meta)), self._span(meta))
 
-    @v_args(meta=True)
     def located_at_geo(self, meta: Meta, children: list[Any]) -> tuple[str, Any, ast.Span]:
         first, second = self._values(children)
         return ("position", ast.LocatedAt(self._ident(first), self._ident(second), True,
                                           self._span(meta)), self._span(meta))
 
-    @v_args(meta=True)
     def located_in(self, meta: Meta, children: list[Any]) -> tuple[str, Any, ast.Span]:
         (attr,) = self._values(children)
         return ("position", ast.LocatedIn(self._ident(attr), self._span(meta)), self._span(meta))
 
-    @v_args(meta=True)
     def entity_clause(self, meta: Meta, children: list[Any]) -> tuple[str, Any, ast.Span]:
         (attr,) = self._values(children)
         return ("entity", self._ident(attr), self._span(meta))
 
-    @v_args(meta=True)
     def create_event(self, meta: Meta, children: list[Any]) -> ast.CreateEvent:
         # CREATE EVENT NAME "(" attr_def ("," attr_def)* ")" event_clause*
         _create, _event, name_token, *parts = children
@@ -245,150 +316,130 @@ class ToAst(Transformer[Token, Any]):
                                self._tspan(name_token))
 
     # -------------------------------------------------------------- CREATE LOCATION
-    @v_args(meta=True)
     def area(self, meta: Meta, children: list[Any]) -> ast.Polygon:
         return ast.Polygon(self._only(children), False, self._span(meta))
 
-    @v_args(meta=True)
     def area_geo(self, meta: Meta, children: list[Any]) -> ast.Polygon:
         return ast.Polygon(self._only(children), True, self._span(meta))
 
-    @v_args(meta=True)
     def circle(self, meta: Meta, children: list[Any]) -> ast.Circle:
         center, radius = self._values(children)
         return ast.Circle(center, radius, False, self._span(meta))
 
-    @v_args(meta=True)
     def circle_geo(self, meta: Meta, children: list[Any]) -> ast.Circle:
         center, radius = self._values(children)
         return ast.Circle(center, radius, True, self._span(meta))
 
-    @v_args(meta=True)
     def create_location(self, meta: Meta, children: list[Any]) -> ast.CreateLocation:
         name, shape = self._values(children)
         return ast.CreateLocation(str(name), shape, self._span(meta), self._tspan(name))
 
     # -------------------------------------------------------------- CREATE CONTEXT
-    @v_args(meta=True)
     def day_range(self, meta: Meta, children: list[Any]) -> ast.DayRange:
         names = [c for c in children if isinstance(c, Token) and c.type == "NAME"]
         last = str(names[1]).upper() if len(names) > 1 else None
         return ast.DayRange(str(names[0]).upper(), last, self._span(meta))
 
-    def day_list(self, children: list[ast.DayRange]) -> tuple[ast.DayRange, ...]:
+    def day_list(self, meta: Meta, children: list[ast.DayRange]) -> tuple[ast.DayRange, ...]:
         return tuple(children)
 
     def _clock(self, token: Token) -> ast.ClockTime:
         hour, minute = str(token).split(":")
         return ast.ClockTime(int(hour), int(minute), self._tspan(token))
 
-    @v_args(meta=True)
     def recurring(self, meta: Meta, children: list[Any]) -> ast.Recurring:
         # START TIME END TIME [ON day_list]
         _start, start, _end, end, _on, days = children
         return ast.Recurring(self._clock(start), self._clock(end), days or (), self._span(meta))
 
-    @v_args(meta=True)
     def policy(self, meta: Meta, children: list[Any]) -> ast.Policy:
         return ast.Policy(str(self._only(children)).upper(), self._span(meta))
 
-    def end_after(self, children: list[Any]) -> tuple[None, ast.Duration]:
+    def end_after(self, meta: Meta, children: list[Any]) -> tuple[None, ast.Duration]:
         return (None, self._only(children))
 
-    def end_by(self, children: list[Any]) -> tuple[ast.StreamSource, ast.Duration | None]:
+    def end_by(self, meta: Meta,
+               children: list[Any]) -> tuple[ast.StreamSource, ast.Duration | None]:
         # TERMINATED BY stream [DURATION duration]
         _terminated, _by, stream, _duration, duration = children
         return (stream, duration)
 
-    @v_args(meta=True)
     def event_interval(self, meta: Meta, children: list[Any]) -> ast.EventInterval:
         # INITIATED BY initiator interval_end [policy]
         _initiated, _by, initiator, (terminator, duration), policy = children
         return ast.EventInterval(initiator, terminator, duration, policy, self._span(meta))
 
-    @v_args(meta=True)
     def partition(self, meta: Meta, children: list[Any]) -> ast.Partition:
         return ast.Partition(tuple(self._ident(t) for t in self._values(children)),
                              self._span(meta))
 
-    @v_args(meta=True)
     def fixed_location(self, meta: Meta, children: list[Any]) -> ast.FixedLocation:
         return ast.FixedLocation(self._ident(self._only(children)), self._span(meta))
 
-    @v_args(meta=True)
     def entity_distance(self, meta: Meta, children: list[Any]) -> ast.EntityDistance:
         distance, entity = self._values(children)
         return ast.EntityDistance(distance, entity, self._span(meta))
 
-    @v_args(meta=True)
     def event_distance(self, meta: Meta, children: list[Any]) -> ast.EventDistance:
         # WITHIN distance OF stream DURATION duration [policy]
         _within, distance, _of, stream, _duration, duration, policy = children
         return ast.EventDistance(distance, stream, duration, policy, self._span(meta))
 
-    @v_args(meta=True)
     def composite(self, meta: Meta, children: list[Any]) -> ast.Composite:
         return ast.Composite(tuple(self._ident(t) for t in self._values(children)),
                              self._span(meta))
 
-    @v_args(meta=True)
     def create_context(self, meta: Meta, children: list[Any]) -> ast.CreateContext:
         name, spec = self._values(children)
         return ast.CreateContext(str(name), spec, self._span(meta), self._tspan(name))
 
     # -------------------------------------------------------------- rules
-    @v_args(meta=True)
     def annotation(self, meta: Meta, children: list[Any]) -> ast.Annotation:
         name, value = self._values(children)
         return ast.Annotation(str(name), value, self._span(meta))
 
-    def context_clause(self, children: list[Any]) -> ast.Ident:
+    def context_clause(self, meta: Meta, children: list[Any]) -> ast.Ident:
         return self._ident(self._only(children))
 
-    def insert_into(self, children: list[Any]) -> ast.Ident:
+    def insert_into(self, meta: Meta, children: list[Any]) -> ast.Ident:
         return self._ident(self._only(children))
 
-    def select_all(self, children: list[Any]) -> None:
+    def select_all(self, meta: Meta, children: list[Any]) -> None:
         return None
 
-    def select_items(self, children: list[ast.SelectItem]) -> tuple[ast.SelectItem, ...]:
+    def select_items(self, meta: Meta,
+                     children: list[ast.SelectItem]) -> tuple[ast.SelectItem, ...]:
         return tuple(children)
 
-    @v_args(meta=True)
     def select_item(self, meta: Meta, children: list[Any]) -> ast.SelectItem:
         expr, _as, alias = children
         return ast.SelectItem(expr, str(alias) if alias is not None else None, self._span(meta))
 
-    def filter(self, children: list[Any]) -> ast.Expr | None:
+    def filter(self, meta: Meta, children: list[Any]) -> ast.Expr | None:
         """`(expr)`, or `()`: no filter, like leaving the parentheses out."""
         (expr,) = children
         result: ast.Expr | None = expr
         return result
 
-    @v_args(meta=True)
     def stream(self, meta: Meta, children: list[Any]) -> ast.StreamSource:
         type_token, filter_expr, _as, alias = children
         return ast.StreamSource(str(type_token), filter_expr,
                                 str(alias) if alias is not None else None, self._span(meta))
 
-    @v_args(meta=True)
     def pattern_source(self, meta: Meta, children: list[Any]) -> ast.PatternSource:
         return ast.PatternSource(self._only(children), self._span(meta))
 
-    def where(self, children: list[Any]) -> ast.Expr:
+    def where(self, meta: Meta, children: list[Any]) -> ast.Expr:
         _where, condition = children
         result: ast.Expr = condition
         return result
 
-    @v_args(meta=True)
     def on_start(self, meta: Meta, children: list[Any]) -> ast.LifecycleTrigger:
         return ast.LifecycleTrigger("start", self._span(meta))
 
-    @v_args(meta=True)
     def on_end(self, meta: Meta, children: list[Any]) -> ast.LifecycleTrigger:
         return ast.LifecycleTrigger("end", self._span(meta))
 
-    @v_args(meta=True)
     def select_rule(self, meta: Meta, children: list[Any]) -> ast.SelectRule:
         # annotation* [context_clause] [insert_into] SELECT select_list FROM source [where]
         # action*
@@ -397,68 +448,63 @@ class ToAst(Transformer[Token, Any]):
         return ast.SelectRule(annotations, context, insert, select, source, where, actions,
                               self._span(meta))
 
-    @v_args(meta=True)
     def on_rule(self, meta: Meta, children: list[Any]) -> ast.OnRule:
         # annotation* [context_clause] ON on_trigger [where] action+
         annotations, middle, actions = _split_rule(children)
         context, _on, trigger, where = middle
         return ast.OnRule(annotations, context, trigger, where, actions, self._span(meta))
 
-    @v_args(meta=True)
     def action(self, meta: Meta, children: list[Any]) -> ast.Action:
         # PUBLISH string [PAYLOAD payload] [QOS NUMBER] [RETAIN]
         _publish, topic, _payload, payload, _qos, qos_token, retain_token = children
         retain = retain_token is not None
-        qos = int(float(str(qos_token))) if qos_token is not None else None
-        if qos_token is not None and not str(qos_token).isdigit():
-            self.diagnostics.error(f"QoS must be 0, 1 or 2, not {qos_token}",
-                                   self._tspan(qos_token))
+        qos = None
+        if qos_token is not None:
+            text = str(qos_token)
+            if text.isdigit() and len(text) <= 3:
+                qos = int(text)  # the checks report one that is not 0, 1 or 2
+            else:
+                self.diagnostics.error(f"QoS must be 0, 1 or 2, not {_shown(text)}",
+                                       self._tspan(qos_token))
         return ast.Action(topic, payload, qos, retain, self._span(meta))
 
-    @v_args(meta=True)
     def json_object(self, meta: Meta, children: list[Any]) -> ast.JsonObject:
         members = tuple(c for c in children if c is not None)
         return ast.JsonObject(members, self._span(meta))
 
-    def json_member(self, children: list[Any]) -> tuple[str, Any]:
+    def json_member(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
         key, value = children
         return (key.value, value)
 
-    @v_args(meta=True)
     def json_array(self, meta: Meta, children: list[Any]) -> ast.JsonArray:
         return ast.JsonArray(tuple(c for c in children if c is not None), self._span(meta))
 
     # -------------------------------------------------------------- patterns
-    @v_args(meta=True)
     def followed_by(self, meta: Meta, children: list[Any]) -> ast.Pattern:
         steps = self._values(children)
         return steps[0] if len(steps) == 1 else ast.FollowedBy(tuple(steps), self._span(meta))
 
-    @v_args(meta=True)
     def pattern_or(self, meta: Meta, children: list[Any]) -> ast.Pattern:
         items = self._values(children)
         return items[0] if len(items) == 1 else ast.PatternOr(tuple(items), self._span(meta))
 
-    @v_args(meta=True)
     def pattern_and(self, meta: Meta, children: list[Any]) -> ast.Pattern:
         items = self._values(children)
         return items[0] if len(items) == 1 else ast.PatternAnd(tuple(items), self._span(meta))
 
-    @v_args(meta=True)
     def until(self, meta: Meta, children: list[Any]) -> ast.Until:
         body, stop = self._values(children)
         return ast.Until(body, stop, None, self._span(meta))
 
-    def repeat_count(self, children: list[Token]) -> int:
+    def repeat_count(self, meta: Meta, children: list[Token]) -> int:
         (token,) = children
         text = str(token)
-        if not text.isdigit() or int(text) < 1:
-            self.diagnostics.error(f"a repeat count must be a whole number of at least 1, not "
-                                   f"{text}", self._tspan(token))
-            return 1
-        return int(text)
+        if text.isdigit() and text.strip("0"):
+            return int(self._number(token))  # one too large is reported there, and reads 1
+        self.diagnostics.error(f"a repeat count must be a whole number of at least 1, not "
+                               f"{_shown(text)}", self._tspan(token))
+        return 1
 
-    @v_args(meta=True)
     def repeat(self, meta: Meta, children: list[Any]) -> ast.Pattern:
         # repeat_count p_unary [UNTIL p_unary]
         count, body, _until, stop = children
@@ -466,35 +512,34 @@ class ToAst(Transformer[Token, Any]):
             return ast.Until(body, stop, count, self._span(meta))
         return ast.Repeat(count, body, self._span(meta))
 
-    @v_args(meta=True)
     def every_repeat(self, meta: Meta, children: list[Any]) -> ast.Every:
         _every, count, body = children
         return ast.Every(ast.Repeat(count, body, self._span(meta)), self._span(meta))
 
-    @v_args(meta=True)
     def not_repeat(self, meta: Meta, children: list[Any]) -> ast.PatternNot:
         _not, count, body = children
         return ast.PatternNot(ast.Repeat(count, body, self._span(meta)), self._span(meta))
 
-    @v_args(meta=True)
     def every(self, meta: Meta, children: list[Any]) -> ast.Every:
         return ast.Every(self._only(children), self._span(meta))
 
-    @v_args(meta=True)
     def pattern_not(self, meta: Meta, children: list[Any]) -> ast.PatternNot:
         return ast.PatternNot(self._only(children), self._span(meta))
 
 
-    @v_args(meta=True)
+    def pattern_group(self, meta: Meta, children: list[Any]) -> ast.Pattern:
+        """`( pattern )`: the pattern itself (its span without the parentheses)."""
+        (pattern,) = children
+        result: ast.Pattern = pattern
+        return result
+
     def within(self, meta: Meta, children: list[Any]) -> ast.Within:
         body, duration = self._values(children)
         return ast.Within(body, duration, self._span(meta))
 
-    @v_args(meta=True)
     def timer_interval(self, meta: Meta, children: list[Any]) -> ast.TimerInterval:
         return ast.TimerInterval(self._only(children), self._span(meta))
 
-    @v_args(meta=True)
     def event_atom(self, meta: Meta, children: list[Any]) -> ast.EventAtom:
         tag, type_token, filter_expr = children
         return ast.EventAtom(str(tag) if tag is not None else None, str(type_token),
@@ -508,102 +553,91 @@ class ToAst(Transformer[Token, Any]):
             result = ast.Binary(op, result, item, self._span(meta))
         return result
 
-    @v_args(meta=True)
+    def group(self, meta: Meta, children: list[Any]) -> ast.Expr:
+        """`( expr )`: the expression itself (its span without the parentheses)."""
+        (expr,) = children
+        result: ast.Expr = expr
+        return result
+
     def expr_or(self, meta: Meta, children: list[Any]) -> ast.Expr:
         return self._fold(meta, children, "or")
 
-    @v_args(meta=True)
     def expr_and(self, meta: Meta, children: list[Any]) -> ast.Expr:
         return self._fold(meta, children, "and")
 
-    @v_args(meta=True)
     def expr_not(self, meta: Meta, children: list[Any]) -> ast.Unary:
         _not, operand = children
         return ast.Unary("not", operand, self._span(meta))
 
-    @v_args(meta=True)
     def compare(self, meta: Meta, children: list[Any]) -> ast.Binary:
         left, op, right = children
         op_text = "!=" if str(op) == "<>" else str(op)
         return ast.Binary(op_text, left, right, self._span(meta))
 
-    @v_args(meta=True)
     def arith(self, meta: Meta, children: list[Any]) -> ast.Binary:
         left, op, right = children
         return ast.Binary(str(op), left, right, self._span(meta))
 
-    @v_args(meta=True)
     def negate(self, meta: Meta, children: list[Any]) -> ast.Expr:
         _minus, operand = children
         return ast.Unary("-", operand, self._span(meta))
 
-    @v_args(meta=True)
     def in_list(self, meta: Meta, children: list[Any]) -> ast.InList:
         # e_sum [NOT] IN "(" expr ("," expr)* ")"
         operand, not_token, _in, *items = children
         return ast.InList(operand, tuple(items), not_token is not None, self._span(meta))
 
-    @v_args(meta=True)
     def between(self, meta: Meta, children: list[Any]) -> ast.Between:
         operand, not_token, _between, low, _and, high = children
         return ast.Between(operand, low, high, not_token is not None, self._span(meta))
 
-    @v_args(meta=True)
     def like(self, meta: Meta, children: list[Any]) -> ast.Like:
         operand, not_token, _like, pattern = children
         return ast.Like(operand, pattern, not_token is not None, self._span(meta))
 
-    @v_args(meta=True)
     def is_null(self, meta: Meta, children: list[Any]) -> ast.IsNull:
         operand, _is, not_token, _null = children
         return ast.IsNull(operand, not_token is not None, self._span(meta))
 
-    @v_args(meta=True)
     def string_literal(self, meta: Meta, children: list[Token]) -> ast.Literal:
         (text,) = children
         return ast.Literal(unquote(str(text)), self._span(meta))
 
-    @v_args(meta=True)
     def number(self, meta: Meta, children: list[Token]) -> ast.Literal:
         (text,) = children
-        return ast.Literal(_number(str(text)), self._span(meta))
+        return ast.Literal(self._number(text), self._span(meta))
 
-    @v_args(meta=True)
     def true(self, meta: Meta, children: list[Any]) -> ast.Literal:
         return ast.Literal(True, self._span(meta))
 
-    @v_args(meta=True)
     def false(self, meta: Meta, children: list[Any]) -> ast.Literal:
         return ast.Literal(False, self._span(meta))
 
-    @v_args(meta=True)
     def null(self, meta: Meta, children: list[Any]) -> ast.Literal:
         return ast.Literal(None, self._span(meta))
 
-    @v_args(meta=True)
     def name_ref(self, meta: Meta, children: list[Token]) -> ast.Name:
         (name,) = children
         return ast.Name(str(name), self._span(meta))
 
-    @v_args(meta=True)
     def attr_ref(self, meta: Meta, children: list[Token]) -> ast.Attribute:
         tag, attr = children
         return ast.Attribute(str(tag), None, str(attr), self._span(meta))
 
-    @v_args(meta=True)
     def indexed_ref(self, meta: Meta, children: list[Token]) -> ast.Attribute:
         tag, index, attr = children
+        number = 0
         if not str(index).isdigit():
-            self.diagnostics.error(f"a tag index must be a whole number, not {index}",
+            self.diagnostics.error(f"a tag index must be a whole number, not {_shown(index)}",
                                    self._tspan(index))
-        return ast.Attribute(str(tag), int(float(str(index))), str(attr), self._span(meta))
+        else:
+            number = int(self._number(index))
+        return ast.Attribute(str(tag), number, str(attr), self._span(meta))
 
-    @v_args(meta=True)
     def context_ref(self, meta: Meta, children: list[Token]) -> ast.ContextField:
         _context, field = children
         return ast.ContextField(str(field), self._span(meta))
 
-    @v_args(meta=True)
     def call(self, meta: Meta, children: list[Any]) -> ast.Call:
         name, *args = children  # `f()` gives one None placeholder
         return ast.Call(str(name).lower(), tuple(a for a in args if a is not None),

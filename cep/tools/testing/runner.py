@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cep.language.files import replace_file
 from cep.tools.testing.diff import Difference, compare, render
-from cep.tools.testing.scenario import Scenario, ScenarioError, load_scenario
+from cep.tools.testing.scenario import Scenario, ScenarioError, json_lines, load_scenario
 
 
 @dataclass
@@ -38,7 +40,7 @@ def run_scenario(scenario: Scenario) -> Outcome:
     from cep.adapters.replay import replay
     from cep.adapters.trace import BadLine, parse_trace_ts
     from cep.checks.loader import expand_paths, load_paths
-    from cep.language.timezones import get_zone
+    from cep.language.timezones import ZONE_HELP, get_zone
     from cep.runtime.engine import EngineError
     from cep.runtime.output import OutputWriter
 
@@ -51,8 +53,6 @@ def run_scenario(scenario: Scenario) -> Outcome:
     except OSError as exc:
         raise ScenarioError(f"{scenario.path}: cannot read rules {exc.filename}: "
                             f"{exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{scenario.path}: a rule file is not UTF-8 text") from None
     if not loaded.ok:
         outcome.problems.extend(d.render(loaded.sources) for d in loaded.diagnostics.sorted()
                                 if d.is_error)
@@ -62,7 +62,8 @@ def run_scenario(scenario: Scenario) -> Outcome:
     zone_name = scenario.tz or loaded.catalog.timezone
     tz = get_zone(zone_name)
     if tz is None:
-        raise ScenarioError(f"{scenario.path}: unknown time zone {zone_name!r}")
+        raise ScenarioError(f"{scenario.path}: unknown time zone {zone_name[:80]!r}: "
+                            f"{ZONE_HELP}")
     until: float | None = None
     if scenario.until is not None:
         try:
@@ -84,7 +85,7 @@ def run_scenario(scenario: Scenario) -> Outcome:
         raise ScenarioError(f"{scenario.path}: cannot read trace {scenario.trace}: "
                             f"{exc.strerror or exc}") from None
     outcome.text = buffer.getvalue()
-    outcome.produced = [json.loads(line) for line in outcome.text.splitlines()]
+    outcome.produced = [json.loads(line) for line in json_lines(outcome.text)]
     outcome.differences = compare([e.value for e in scenario.expected], outcome.produced,
                                   [e.where for e in scenario.expected])
     for what, got, want in (("bad lines", stats.bad_lines, scenario.bad_lines),
@@ -103,7 +104,7 @@ def report(outcome: Outcome) -> list[str]:
     lines = [f"FAIL {s.name}: {_headline(outcome)}"]
     lines.extend(render(outcome.differences))
     for problem in outcome.problems:
-        lines.extend("  " + part for part in problem.splitlines())
+        lines.extend("  " + part for part in problem.split("\n"))
     if outcome.problems and outcome.reports:
         lines.append("  the replay said:")
         lines.extend("    " + message for message in outcome.reports)
@@ -140,10 +141,16 @@ def run_paths(paths: list[Path], out: Callable[[str], None], err: Callable[[str]
             unusable += 1
             err(f"ERROR {exc}")
             continue
-        if update and not outcome.passed and _update(outcome, err):
-            out(f"UPDATED {outcome.scenario.name} ({_lines(len(outcome.produced))})")
-            passed += 1
-            continue
+        if update and not outcome.passed:
+            refused = outside_folder(outcome.scenario)
+            if refused is not None:
+                unusable += 1
+                err(f"ERROR {refused}")
+                continue
+            if _update(outcome, err):
+                out(f"UPDATED {outcome.scenario.name} ({_lines(len(outcome.produced))})")
+                passed += 1
+                continue
         for line in report(outcome):
             out(line)
         if outcome.passed:
@@ -151,6 +158,21 @@ def run_paths(paths: list[Path], out: Callable[[str], None], err: Callable[[str]
         else:
             failed += 1
     return passed, failed, unusable
+
+
+def outside_folder(scenario: Scenario) -> str | None:
+    """Why `--update` may not write the scenario's expected file, if it may not: only a file
+    inside the scenario file's own folder (or a folder below it) is written, never one that
+    an absolute path, `..` or a symbolic link puts elsewhere."""
+    if scenario.expected_file is None:
+        return None
+    folder = os.path.realpath(scenario.path.parent)
+    target = os.path.realpath(scenario.expected_file)
+    if os.path.commonpath([folder, target]) == folder and target != folder:
+        return None
+    return (f"{scenario.path}: --update writes only inside the scenario's folder {folder}, "
+            f"and `expected` names {target}; move the expected file there (or update it "
+            "by hand)")
 
 
 def _update(outcome: Outcome, err: Callable[[str], None]) -> bool:
@@ -165,7 +187,9 @@ def _update(outcome: Outcome, err: Callable[[str], None]) -> bool:
         return False
     try:
         s.expected_file.parent.mkdir(parents=True, exist_ok=True)
-        s.expected_file.write_text(outcome.text, encoding="utf-8")
+        # to the file itself, so a symbolic link inside the folder stays one
+        replace_file(os.path.realpath(s.expected_file), lambda out: print(outcome.text, end="",
+                                                                          file=out))
     except OSError as exc:
         err(f"{s.name}: cannot write {s.expected_file}: {exc.strerror or exc}")
         return False

@@ -147,10 +147,19 @@ def _check_keys(path: Path, data: dict[str, Any]) -> None:
             raise ScenarioError(f"{path}: `{key}` has the wrong kind of value: {value!r}")
 
 
+def json_lines(text: str) -> list[str]:
+    """The lines of a JSON Lines text: cut at `\n` (and `\r\n`) only, as JSON strings may
+    hold U+2028 and other characters `str.splitlines` would cut at."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def parse_expected(text: str, name: str, first_line: int) -> list[ExpectedLine]:
     """JSON Lines of output objects; blank lines are skipped."""
     lines: list[ExpectedLine] = []
-    for offset, raw in enumerate(text.splitlines()):
+    for offset, raw in enumerate(json_lines(text)):
         number = first_line + offset
         if not raw.strip():
             continue
@@ -172,7 +181,7 @@ def _inline_start(path: Path) -> int:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return 1
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):  # TOML's lines end at \n only
         if line.lstrip().startswith("expected_output"):
             # a multi-line string starts on the next line (TOML drops that first newline)
             return number + 1 if line.rstrip().endswith(("'''", '"""')) else number
