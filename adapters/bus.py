@@ -5,7 +5,7 @@ topics that some template names exactly (with every wildcard template that
 also matches it worked out at build time); other topics are matched against
 the wildcard templates once and the result cached, so steady traffic never
 re-matches.  The payload is parsed at most once per message, however many
-types share the topic.
+types share the topic, and never when it is over MAX_PAYLOAD bytes (a bad message).
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from typing import Any
 from cep.language import ast
 from cep.language.topics import TopicTemplate, compile_template, merge_subscriptions
 from cep.runtime.events import Event
+from cep.runtime.limits import MAX_AHEAD
 
 from .badmessages import BadMessageReporter
 from .convert import TYPES, BadValue, converter
 from .payload import (
+    MAX_PAYLOAD,
     UNPARSED,
     BadMessage,
     MappingError,
@@ -30,7 +32,8 @@ from .payload import (
     parse_payload,
 )
 
-__all__ = ["BadMessage", "BadMessageReporter", "BusMapping", "MappingError"]
+__all__ = ["MAX_AHEAD", "MAX_PAYLOAD", "BadMessage", "BadMessageReporter", "BusMapping",
+           "MappingError"]
 
 # (decoder, converted topic-bound attributes, reason when they do not convert)
 Route = tuple[PayloadDecoder, dict[str, Any], str | None]
@@ -102,14 +105,18 @@ class BusMapping:
         return list(self._filters)
 
     def decode(self, topic: str, payload: Any, arrival_ts: float,
-               value: Any = UNPARSED) -> list[Event]:
+               value: Any = UNPARSED, ahead_of: float | None = None) -> list[Event]:
         """One event per declared type whose template matches, in declaration order.
 
         [] when no template matches.  Raises BadMessage when any matching type
-        cannot read the message (the whole message is then bad).  `payload` is the
-        body as bytes; a caller that already holds the payload's JSON value (a
-        trace line) passes it as `value`, and may then pass as `payload` an object
-        whose `.payload` makes the bytes on demand (see `payload.body_of`).
+        cannot read the message (the whole message is then bad), and for a payload
+        over MAX_PAYLOAD bytes.  `payload` is the body as bytes; a caller that already
+        holds the payload's JSON value (a trace line) passes it as `value`, and may then
+        pass as `payload` an object whose `.payload` makes the bytes on demand (see
+        `payload.body_of`).  With `ahead_of` (the message's time: its arrival live, its
+        line's `ts` in a replay), an event time (TIMESTAMP FROM) more than MAX_AHEAD
+        seconds after it makes the message bad: a device clock that far ahead would hold
+        the engine's clock, and every timer, until then.
         """
         routes = self._cache.get(topic)
         if routes is None:  # not an exact topic: match the wildcard templates, once
@@ -119,13 +126,18 @@ class BusMapping:
             self._cache[topic] = routes
         if not routes:
             return []
+        if value is UNPARSED:  # bytes (a trace line's JSON value was within bounds)
+            size = len(payload) if type(payload) is bytes else len(body_of(payload))
+            if size > MAX_PAYLOAD:
+                raise BadMessage(f"the payload is {size:,} bytes (at most {MAX_PAYLOAD:,} "
+                                 "are read)")
         events: list[Event] = []
         for decoder, bound, error in routes:
             if error is not None:
                 raise BadMessage(error)
             if value is UNPARSED and decoder.needs_object:
                 value = parse_payload(body_of(payload))
-            events.append(decoder.decode(payload, value, bound, arrival_ts))
+            events.append(decoder.decode(payload, value, bound, arrival_ts, ahead_of))
         return events
 
     def make_event(self, type_name: str, ts: float, raw_attrs: Mapping[str, Any]) -> Event:

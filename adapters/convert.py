@@ -3,7 +3,13 @@
 `converter(type_name, tz)` returns one function per declared type, chosen once
 when the mapping is built.  A converter returns the converted value or raises
 `BadValue` with a short reason (`"abc" is not a FLOAT`); the caller adds which
-attribute it was.  Values never reach eval, format strings or the like.
+attribute it was, and nothing else escapes it.  Values never reach eval, format
+strings or the like.
+
+An INT is a 64-bit integer; a TIMESTAMP a time from 1970-01-01 up to 2200-01-01 UTC
+(cep.runtime.limits), read from ISO-8601 text or from a number of Unix seconds, or of
+milliseconds when the number is above MILLIS_ABOVE (`epoch_to_unix`, also used for
+trace `ts` numbers).
 """
 
 from __future__ import annotations
@@ -17,12 +23,16 @@ from typing import Any
 from dateutil.parser import isoparse
 
 from cep.language.catalog import ATTRIBUTE_TYPES
+from cep.runtime.limits import INT_MAX, INT_MIN, TIME_RANGE, time_problem
 
-__all__ = ["TYPES", "BadValue", "converter", "iso_to_unix", "number_to_unix", "show"]
+__all__ = ["MILLIS_ABOVE", "TYPES", "BadValue", "converter", "epoch_to_unix", "iso_to_unix",
+           "number_to_unix", "show"]
 
 TYPES = ATTRIBUTE_TYPES
 
-# A payload timestamp above this is in milliseconds (1e11 s is the year 5138).
+# An epoch number above this is in milliseconds (1e11 s would be the year 5138; 1e11 ms
+# is 1973-03-03).  Seconds beyond 2200 and milliseconds before 1973-03 are thus both out
+# of range.
 MILLIS_ABOVE = 1e11
 
 _TRUE = frozenset(("on", "true", "1"))
@@ -69,26 +79,33 @@ def _clean_number_text(text: str) -> str:
     return text
 
 
+def _in_64_bits(value: Any, number: int) -> int:
+    if INT_MIN <= number <= INT_MAX:
+        return number
+    raise _refuse(value, "INT", "beyond 64 bits")
+
+
 def to_int(value: Any) -> int:
     kind = type(value)
     if kind is int:
-        return value
+        return _in_64_bits(value, value)
     if kind is float:
         if value.is_integer():
-            return int(value)
+            return _in_64_bits(value, int(value))
         raise _refuse(value, "INT", "not a whole number" if math.isfinite(value)
                       else "not a finite number")
     if kind is str:
         try:
-            return int(_clean_number_text(value))
-        except ValueError:
-            pass
+            return _in_64_bits(value, int(_clean_number_text(value)))
+        except ValueError as exc:
+            if isinstance(exc, BadValue):
+                raise
         try:
             number = float(_clean_number_text(value))
         except ValueError:
             raise _refuse(value, "INT") from None
         if number.is_integer():
-            return int(number)
+            return _in_64_bits(value, int(number))
         raise _refuse(value, "INT", "not a whole number" if math.isfinite(number)
                       else "not a finite number")
     if kind is bool:
@@ -103,7 +120,10 @@ def to_float(value: Any) -> float:
             return value
         raise _refuse(value, "FLOAT", "not a finite number")
     if kind is int:
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond floats (the JSON fallback reads them)
+            raise _refuse(value, "FLOAT", "not a finite number") from None
     if kind is str:
         try:
             number = float(_clean_number_text(value))
@@ -125,7 +145,10 @@ def to_string(value: Any) -> str:
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
-        return str(value)
+        try:
+            return str(value)
+        except ValueError:  # more digits than Python will turn into text
+            raise _refuse(value, "STRING", "too many digits") from None
     if kind is float:
         if math.isfinite(value):
             return repr(value)
@@ -151,8 +174,21 @@ def to_bool(value: Any) -> bool:
 
 
 def number_to_unix(number: float) -> float:
-    """A payload's epoch number as Unix seconds: above 1e11 it is taken as milliseconds."""
+    """An epoch number as Unix seconds: above MILLIS_ABOVE it is taken as milliseconds.
+
+    Raises OverflowError for an integer beyond floats."""
     return number / 1000.0 if number > MILLIS_ABOVE else float(number)
+
+
+def epoch_to_unix(number: float) -> float | str:
+    """An epoch number (a trace `ts`, a TIMESTAMP) as Unix seconds (milliseconds above
+    MILLIS_ABOVE), or why it cannot be a time (out of range, not finite)."""
+    try:
+        seconds = number / 1000.0 if number > MILLIS_ABOVE else float(number)
+    except OverflowError:
+        return f"outside {TIME_RANGE}"
+    problem = time_problem(seconds)
+    return seconds if problem is None else problem
 
 
 def iso_to_unix(text: str, tz: tzinfo) -> float:
@@ -177,11 +213,16 @@ def iso_to_unix(text: str, tz: tzinfo) -> float:
 def make_to_timestamp(tz: tzinfo) -> Callable[[Any], float]:
     """A TIMESTAMP converter reading offset-less ISO text in `tz`."""
 
+    def in_range(value: Any, seconds: float | str) -> float:
+        if type(seconds) is float:
+            return seconds
+        raise _refuse(value, "TIMESTAMP", f"a time {seconds}")
+
     def to_timestamp(value: Any) -> float:
         kind = type(value)
         if kind is int or kind is float:
-            if math.isfinite(value):
-                return number_to_unix(value)
+            if kind is int or math.isfinite(value):
+                return in_range(value, epoch_to_unix(value))
             raise _refuse(value, "TIMESTAMP", "not a finite number")
         if kind is str:
             text = value.strip()
@@ -191,13 +232,17 @@ def make_to_timestamp(tz: tzinfo) -> Callable[[Any], float]:
                 pass
             else:
                 if math.isfinite(number):
-                    return number_to_unix(number)
+                    return in_range(value, epoch_to_unix(number))
                 raise _refuse(value, "TIMESTAMP", "not a finite number")
             try:
-                return iso_to_unix(text, tz)
+                seconds = iso_to_unix(text, tz)
             except (ValueError, OverflowError, OSError):
                 raise _refuse(value, "TIMESTAMP",
                               "expected ISO-8601 or Unix seconds/milliseconds") from None
+            problem = time_problem(seconds)
+            if problem is not None:
+                raise _refuse(value, "TIMESTAMP", f"a time {problem}")
+            return seconds
         if kind is bool:
             raise _refuse(value, "TIMESTAMP", "a boolean is not a time")
         raise _refuse(value, "TIMESTAMP", "expected ISO-8601 or Unix seconds/milliseconds")

@@ -9,24 +9,28 @@ from is decided then:
 - by default: the key of its own name in the JSON object.
 A missing key or a JSON null leaves the attribute absent (null).  A value that
 does not convert raises `BadMessage`; so does a payload that is not a JSON object
-when the type needs one.
+when the type needs one.  A payload over MAX_PAYLOAD bytes is refused by the bus
+mapping before anything parses it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import tzinfo
+from datetime import UTC, tzinfo
 from typing import Any
 
 from cep.language import ast
 from cep.language.topics import TemplateError, compile_template
 from cep.runtime.events import Event
+from cep.runtime.limits import MAX_AHEAD
+from cep.runtime.output import format_ts
 
 from .convert import TYPES, BadValue, converter, make_to_timestamp, show
 from .jsonlib import loads
 
 __all__ = [
     "INVALID",
+    "MAX_PAYLOAD",
     "UNPARSED",
     "BadMessage",
     "Body",
@@ -39,6 +43,10 @@ __all__ = [
     "parse_payload",
     "path_problems",
 ]
+
+# Bytes a message's payload may have: a bigger one is a bad message, refused before it is
+# parsed (MQTT allows 256 MB; smart home devices send a few hundred bytes).
+MAX_PAYLOAD = 1024 * 1024
 
 Path = tuple[tuple[str, int | None], ...]
 Converter = Callable[[Any], Any]
@@ -246,12 +254,13 @@ class PayloadDecoder:
         return out
 
     def decode(self, payload: Any, value: Any, bound: dict[str, Any],
-               arrival_ts: float) -> Event:
+               arrival_ts: float, ahead_of: float | None = None) -> Event:
         """The event for a message whose template matched.
 
         `payload` is the body (see `body_of`); `value` is the parsed payload (INVALID
         if it is not JSON) when `needs_object`, anything otherwise; `bound` holds the
-        converted topic values (copied here).
+        converted topic values (copied here).  With `ahead_of`, a TIMESTAMP FROM time
+        more than MAX_AHEAD seconds after it is refused.
         """
         attrs = dict(bound) if bound else {}
         if self.needs_object and type(value) is not dict:
@@ -292,6 +301,9 @@ class PayloadDecoder:
             except BadValue as exc:
                 raise BadMessage(f"{self.name} timestamp at {self.ts_text!r}: "
                                  f"{exc.reason}") from None
+            if ahead_of is not None and ts > ahead_of + MAX_AHEAD:
+                raise BadMessage(f"{self.name}: its time {format_ts(ts, UTC)} is more than a "
+                                 f"day ahead of the message's ({format_ts(ahead_of, UTC)})")
         return Event(self.name, ts, attrs)
 
     def convert_attrs(self, raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 Bus-message lines go through the same topic and payload mapping as live MQTT
 (cep.adapters.bus); engine-event lines are converted to their declared types.
-Bad lines and bad messages are reported on stderr and counted, never fatal.
+Bad lines and bad messages are reported on stderr and counted, never fatal; so is
+what the engine reports while a line is processed (a rule failing on a value, an
+action refused), prefixed with the line's FILE:LINE.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from cep.adapters.trace import TraceEvent, TraceReader
 from cep.language import ast
 from cep.language.catalog import Catalog
 from cep.runtime.engine import Engine
+from cep.runtime.limits import MAX_PARTITION_INSTANCES
 from cep.runtime.output import Sink
 
 Report = Callable[[str], None]
@@ -26,6 +29,8 @@ Report = Callable[[str], None]
 # final=True.  It runs in the replay loop: it must be cheap unless it decides to act.
 Tick = Callable[[Engine, "ReplayStats", bool], None]
 TICK_EVERY = 256
+MAX_UNMATCHED_TOPICS = 1000  # topics counted one by one; the others together
+OTHER_TOPICS = "(other topics)"
 
 
 @dataclass
@@ -38,6 +43,11 @@ class ReplayStats:
     outputs: int = 0
     seconds: float = 0.0      # wall time of the replay
     unmatched_topics: dict[str, int] = field(default_factory=dict)
+    # from the engine's stats at the end (shown in the summary when not zero):
+    rule_errors: int = 0      # a filter, WHERE, SELECT or timer that raised
+    action_errors: int = 0    # actions not carried out (a topic or payload refused)
+    nulled: int = 0           # output values JSON cannot carry, written as null
+    refused_keys: int = 0     # events of new keys a partition at its limit refused
     # kept up to date only for a tick hook (cep replay --view):
     events_by_type: dict[str, int] = field(default_factory=dict)
     position: int | None = None  # bytes of the trace read
@@ -45,10 +55,25 @@ class ReplayStats:
 
     def summary(self, trace_name: str) -> str:
         rate = self.events / self.seconds if self.seconds > 0 else 0.0
+        problems = "".join(
+            f", {count} {one if count == 1 else many}" for count, one, many in (
+                (self.rule_errors, "rule error", "rule errors"),
+                (self.action_errors, "action error", "action errors"),
+                (self.nulled, "value written as null", "values written as null"),
+                (self.refused_keys, "event of a new partition key refused",
+                 "events of new partition keys refused"))
+            if count)
         return (f"{trace_name}: {self.lines} lines, {self.events} events, "
                 f"{self.bad_lines} bad lines, {self.bad_messages} bad messages, "
-                f"{self.unmatched} unmatched, {self.outputs} outputs in {self.seconds:.3f} s "
-                f"({rate:,.0f} events/s)")
+                f"{self.unmatched} unmatched, {self.outputs} outputs{problems} in "
+                f"{self.seconds:.3f} s ({rate:,.0f} events/s)")
+
+    def count_unmatched(self, topic: str) -> None:
+        topics = self.unmatched_topics
+        self.unmatched += 1
+        if topic not in topics and len(topics) >= MAX_UNMATCHED_TOPICS:
+            topic = OTHER_TOPICS
+        topics[topic] = topics.get(topic, 0) + 1
 
 
 def create_events(catalog: Catalog) -> list[ast.CreateEvent]:
@@ -128,24 +153,40 @@ class _Ticker:
         self.tick(engine, stats, False)
 
 
+class _Where:
+    """The trace line being processed, for the reports made meanwhile."""
+
+    __slots__ = ("line", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}:{self.line}" if self.line is not None else self.name
+
+
 def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Report,
            until: float | None = None, speed: float | None = None,
            show_contexts: bool = False, tick: Tick | None = None,
            sleep: Callable[[float], None] = time.sleep,
-           wall_clock: Callable[[], float] = time.monotonic) -> ReplayStats:
+           wall_clock: Callable[[], float] = time.monotonic,
+           max_instances: int = MAX_PARTITION_INSTANCES) -> ReplayStats:
     """Replay a trace; `sleep` and `wall_clock` are what --speed waits on (tests fake them).
 
     With a tick hook, events are counted per type in `stats.events_by_type` (without
-    one, they are not counted at all).
+    one, they are not counted at all).  `max_instances`: the live instances one
+    partition context may have (see cep.runtime.contexts.PartitionRuntime).
     """
     stats = ReplayStats()
     derived = {name: info.attrs for name, info in catalog.events.items()
                if info.declaration is None}
     bus = BusMapping.from_events(create_events(catalog), tz, derived)
-    engine = Engine(catalog, sink, tz, warn=report, show_contexts=show_contexts)
     reader = TraceReader(trace_path, tz, report=report)
-    where = [""]  # FILE:LINE of the message being decoded, for the rate-limited reporter
-    reporter = BadMessageReporter(lambda message: report(f"{where[0]}: {message}"))
+    where = _Where(reader.name)
+    engine = Engine(catalog, sink, tz, warn=lambda message: report(f"{where}: {message}"),
+                    show_contexts=show_contexts, max_instances=max_instances)
+    reporter = BadMessageReporter(lambda message: report(f"{where}: {message}"))
     ticker = _Ticker(tick, engine, stats, reader) if tick is not None else None
     by_type = stats.events_by_type if ticker is not None else None
     pacer = Pacer(speed, sleep, wall_clock, on_wait=ticker) if speed else None
@@ -154,6 +195,7 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
     started = time.perf_counter()
     for record in reader:
         stats.lines += 1
+        where.line = record.line
         if ticker is not None and not stats.lines % TICK_EVERY:
             ticker()
         if pacer is not None:
@@ -162,16 +204,14 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
             if isinstance(record, TraceEvent):
                 events = [bus.make_event(record.type, record.ts, record.attrs)]
             else:
-                # the record as payload: its bytes are made only if a decoder needs them
-                events = bus.decode(record.topic, record, record.ts, record.value)
+                # the record as payload: its bytes are made only if a decoder needs them;
+                # a TIMESTAMP FROM more than a day after the line's time is bad, as live
+                events = bus.decode(record.topic, record, record.ts, record.value, record.ts)
                 if not events:
-                    stats.unmatched += 1
-                    stats.unmatched_topics[record.topic] = \
-                        stats.unmatched_topics.get(record.topic, 0) + 1
+                    stats.count_unmatched(record.topic)
                     continue
         except BadMessage as exc:
             stats.bad_messages += 1
-            where[0] = f"{reader.name}:{record.line}"
             topic = record.type if isinstance(record, TraceEvent) else record.topic
             reporter.bad(topic, exc.reason, record.ts)
             continue
@@ -180,13 +220,19 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
             if by_type is not None:
                 by_type[event.type] = by_type.get(event.type, 0) + 1
             engine.process(event)
+    where.line = None  # after the last line: timers up to --until
     if until is not None:
         if pacer is not None:
             _paced_advance(engine, pacer, until)
         engine.advance(until)
     stats.seconds = time.perf_counter() - started
     stats.bad_lines = reader.skipped
-    stats.outputs = engine.stats["outputs"]
+    counted = engine.stats
+    stats.outputs = counted["outputs"]
+    stats.rule_errors = counted["rule_errors"]
+    stats.action_errors = counted["action_errors"]
+    stats.nulled = counted["nulled"]
+    stats.refused_keys = counted["refused_keys"]
     if tick is not None:
         stats.clock = engine.now
         tick(engine, stats, True)

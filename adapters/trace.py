@@ -2,11 +2,16 @@
 
 A line is a bus message `{"ts", "topic", "payload"}` or an engine event
 `{"ts", "event": "Type", ...attributes}`.  `ts` is ISO-8601 (read in the given
-zone when it has no offset) or Unix seconds.  A string payload is the raw
-payload text; any other JSON value stands for its compact JSON text.
+zone when it has no offset) or Unix seconds (milliseconds when the number is above
+MILLIS_ABOVE, as for TIMESTAMP values), from 1970-01-01 up to 2200-01-01 UTC.  A
+string payload is the raw payload text; any other JSON value stands for its compact
+JSON text.
 
 A bad line is reported as `FILE:LINE: reason`, counted in `skipped`, and left
-out; reading goes on.
+out; reading goes on.  A line longer than MAX_LINE is bad without being parsed.  A
+message whose payload is over MAX_PAYLOAD (measured only on lines longer than that)
+is given with its payload bytes, unparsed, so that the bus mapping refuses it as it
+refuses such a payload live.
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import IO, Any
 
+from cep.runtime.limits import EARLIEST_TS, LATEST_TS, time_problem
 from cep.runtime.output import format_ts
 
-from .convert import iso_to_unix, show
+from .convert import MILLIS_ABOVE, epoch_to_unix, iso_to_unix, show
 from .jsonlib import dumps_compact, loads
-from .payload import UNPARSED
+from .payload import MAX_PAYLOAD, UNPARSED
 
 __all__ = [
+    "MAX_LINE",
     "TraceEvent",
     "TraceMessage",
     "TraceReader",
@@ -93,25 +100,39 @@ TraceRecord = TraceMessage | TraceEvent
 _BOM = b"\xef\xbb\xbf"
 _MISSING: Any = object()
 
+# A line longer than this is a bad line, refused before it is parsed (a payload given as
+# a JSON string may be escaped to several times its size, hence the room).
+MAX_LINE = 8 * MAX_PAYLOAD
+
 
 class BadLine(ValueError):
     """Why a trace line is skipped."""
 
 
 def parse_trace_ts(value: Any, tz: tzinfo) -> float:
-    """A trace `ts` as Unix seconds: ISO-8601 text (offset-less read in `tz`) or a number.
+    """A trace `ts` as Unix seconds: ISO-8601 text (offset-less read in `tz`) or a number
+    (of milliseconds above MILLIS_ABOVE), within the range of event times.
 
     Raises BadLine.
     """
     kind = type(value)
+    seconds: float | str | None = None
     if kind is str:
         try:
-            return iso_to_unix(value, tz)
+            seconds = iso_to_unix(value, tz)
         except (ValueError, OverflowError, OSError):
             pass
-    elif (kind is int or kind is float) and math.isfinite(value):
-        return float(value)
-    raise BadLine(f'bad "ts" {show(value)}: expected ISO-8601 time or Unix seconds')
+        else:
+            problem = time_problem(seconds)
+            if problem is not None:
+                seconds = problem
+    elif kind is int or (kind is float and math.isfinite(value)):
+        seconds = epoch_to_unix(value)
+    if type(seconds) is float:
+        return seconds
+    if seconds is None:
+        raise BadLine(f'bad "ts" {show(value)}: expected ISO-8601 time or Unix seconds')
+    raise BadLine(f'bad "ts" {show(value)}: a time {seconds}')
 
 
 def _common_message(number: int, data: Any) -> TraceMessage | None:
@@ -137,13 +158,17 @@ def _common_message(number: int, data: Any) -> TraceMessage | None:
         if moment.tzinfo is None:
             return None
         ts = moment.timestamp()
+        if not EARLIEST_TS <= ts < LATEST_TS:  # `_record` says what is wrong
+            return None
     elif kind is float or kind is int:
         try:
             ts = float(raw_ts)
         except OverflowError:  # an integer beyond floats: `_record` says so
             return None
-        if not math.isfinite(ts):
-            return None
+        if not EARLIEST_TS <= ts < LATEST_TS:  # also NaN
+            if not ts > MILLIS_ABOVE or not EARLIEST_TS <= ts / 1000.0 < LATEST_TS:
+                return None
+            ts /= 1000.0  # milliseconds
     else:
         return None
     payload = data["payload"]
@@ -231,7 +256,13 @@ class TraceReader:
         last_ts = -math.inf
         last_line = 0
         last_raw: Any = None
+        large = MAX_PAYLOAD  # a line longer than this may hold a payload too large
         for number, raw in enumerate(lines, 1):
+            size = len(raw)
+            if size > large and size > MAX_LINE:
+                self._skip(number, f"the line is {size:,} bytes long (at most "
+                                   f"{MAX_LINE:,} are read)")
+                continue
             try:
                 data = loads(raw)
             except ValueError:  # a blank line, a byte order mark, or bad JSON: rare
@@ -256,9 +287,19 @@ class TraceReader:
                 self._skip(number, f'time goes back: "ts" {show(raw_ts)} is earlier than '
                                    f'line {last_line} ({show(last_raw)})')
                 continue
+            if size > large:
+                _measure(record)
             last_ts, last_line, last_raw = record.ts, number, raw_ts
             self.records += 1
             yield record
+
+
+def _measure(record: TraceRecord) -> None:
+    """A message on a long line whose payload, as bytes, is over MAX_PAYLOAD is given by
+    those bytes (unparsed), so that the bus mapping refuses it as it would live."""
+    if type(record) is TraceMessage and record.value is not UNPARSED and \
+            len(record.payload) > MAX_PAYLOAD:
+        record.value = UNPARSED
 
 
 def _json_problem(raw: bytes) -> str:

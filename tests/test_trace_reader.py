@@ -73,7 +73,7 @@ TS_FORMS = [
     ('"2026-11-20T15:10:00.123456789Z"', UTC, T0 + 0.123456),  # more digits than microseconds
     (repr(T0), TAIPEI, T0),                      # a number is Unix seconds in any zone
     (str(int(T0)), UTC, T0),
-    ("1800000000123", UTC, 1800000000123.0),   # no millisecond guess for trace numbers
+    ("1800000000123", UTC, 1800000000.123),    # above 1e11: milliseconds, as for TIMESTAMP
 ]
 
 

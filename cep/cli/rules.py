@@ -25,6 +25,7 @@ from cep.cli.common import (
 from cep.language.parser import iter_trees, pretty_tree
 from cep.language.printer import dump_ast, format_file
 from cep.runtime.engine import EngineError
+from cep.runtime.limits import MAX_PARTITION_INSTANCES
 from cep.runtime.output import OutputWriter, finish_output
 
 MIN_SPEED = 1e-3  # a thousandth of real time: slower than this is a pause, not a replay
@@ -61,6 +62,10 @@ def add_rule_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     replay.add_argument("--speed", type=float, metavar="X",
                         help="play at X times real time (default: as fast as possible)")
     replay.add_argument("--out", metavar="FILE", help="write output lines to FILE")
+    replay.add_argument("--max-instances", type=_positive_int, default=MAX_PARTITION_INSTANCES,
+                        metavar="N",
+                        help="most live instances per partitioned context; events of further "
+                             f"keys are refused and reported (default {MAX_PARTITION_INSTANCES:,})")
     replay.add_argument("--contexts", action="store_true",
                         help="also write context-start / context-end lines")
     replay.add_argument("--view", action="store_true",
@@ -124,7 +129,8 @@ def run_replay(args: argparse.Namespace) -> int:
         stats = replay_trace(loaded.catalog, trace, output_sink(writer, view), tz,
                              report=lambda message: print(message, file=sys.stderr),
                              until=until, speed=args.speed, show_contexts=args.contexts,
-                             tick=view.replay_tick if view is not None else None)
+                             tick=view.replay_tick if view is not None else None,
+                             max_instances=args.max_instances)
     except EngineError as exc:
         raise CliError(str(exc), EXIT_PROBLEM) from exc
     except BrokenPipeError:
@@ -143,6 +149,17 @@ def run_replay(args: argparse.Namespace) -> int:
         finish_output(out)
     print(stats.summary(args.trace), file=sys.stderr)
     return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number from 1 up."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
+    return value
 
 
 def _number_or_text(text: str) -> object:

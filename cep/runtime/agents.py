@@ -4,6 +4,11 @@ An agent reads the channels of the event types it subscribes to, runs its
 pattern (or stream filter) per context instance, and for each result builds
 the SELECT result, emits the fired complex event, inserts the derived event
 and carries out its PUBLISH actions.  ON rules only act.
+
+What fails on one event or result stays there: a filter, WHERE or SELECT that raises
+is reported and that result is dropped; an action whose topic or payload cannot be
+made or sent (cep.runtime.limits: what MQTT or a broker would refuse) is reported as an
+action error and not carried out; nothing of it reaches the pattern's state machines.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from cep.language.walk import declared_tags, select_name
 from cep.runtime.contexts import ContextInstance
 from cep.runtime.events import Attrs, Event, Match
 from cep.runtime.expressions import ExpressionCompiler, Fn
+from cep.runtime.faults import describe_exception as describe
+from cep.runtime.limits import payload_problem, topic_problem
 from cep.runtime.matcher import EngineServices, Interest, PatternRun
-from cep.runtime.output import JsonValues, Output
+from cep.runtime.output import JsonValues, Output, OutputFailed
 from cep.runtime.pattern_compiler import PatternCompiler
 from cep.runtime.positions import PositionOf
 
@@ -110,31 +117,71 @@ class Agent:
     def partial_matches(self, instance: ContextInstance | None = None) -> int:
         return 0
 
+    def at_rest(self, instance: ContextInstance) -> bool:
+        """Whether the rule holds nothing in `instance` that a restart would not give
+        back (see `PatternRun.at_rest`); rules without a pattern hold nothing."""
+        return True
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        self.engine.report_fault(f"rule '{self.name}'", what, exc)
+
     def _compile_actions(self, compiler: ExpressionCompiler) -> list[CompiledAction]:
         return [CompiledAction(a, compiler) for a in self.info.rule.actions]
 
     def _act(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
         """What an ON rule does with a result: WHERE, then the actions."""
-        if self.where is not None and not self.where(attrs, match, ctx):
-            return
+        if self.where is not None:
+            try:
+                passed = self.where(attrs, match, ctx)
+            except Exception as exc:
+                self.failed("its WHERE", exc)
+                return
+            if not passed:
+                return
         self.matches += 1
         self.last_fired = self.engine.now
         self._publish(attrs, match, ctx)
 
     def _publish(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
-        """The PUBLISH actions; `attrs` also fill the topics' names."""
+        """The PUBLISH actions; `attrs` also fill the topics' names.  An action whose topic
+        or payload cannot be made, or would be refused by MQTT or a broker, is an action
+        error: reported, not carried out (no output line), and the next action runs."""
         engine = self.engine
         for action in self.actions:
             try:
                 topic = action.topic(attrs)
-            except ValueError as exc:
-                engine.report_action_error(self.name, f"cannot fill topic "
-                                           f"'{action.topic_text}': {exc}")
+            except ValueError as exc:  # TemplateError: a null or unfit value (it says so)
+                engine.report_action_error(self.name, str(exc))
                 continue
-            payload = action.payload(attrs, match, ctx) if action.payload is not None else ""
+            except Exception as exc:
+                engine.report_action_error(self.name, f"cannot fill topic "
+                                           f"'{action.topic_text}': {describe(exc)}")
+                continue
+            problem = topic_problem(topic)
+            if problem is not None:
+                engine.report_action_error(self.name, f"not published to "
+                                           f"{_shown(topic)}: {problem}")
+                continue
+            try:
+                built = action.payload(attrs, match, ctx) if action.payload is not None else ""
+                payload = engine.json.value(built)
+            except Exception as exc:
+                engine.report_action_error(self.name, f"cannot build the payload for "
+                                           f"{_shown(topic)}: {describe(exc)}")
+                continue
+            problem = payload_problem(payload)
+            if problem is not None:
+                engine.report_action_error(self.name, f"not published to "
+                                           f"{_shown(topic)}: {problem}")
+                continue
             engine.emit({"ts": engine.now, "kind": "publish", "rule": self.name, "topic": topic,
-                         "payload": engine.json.value(payload), "qos": action.qos,
-                         "retain": action.retain})
+                         "payload": payload, "qos": action.qos, "retain": action.retain})
+
+
+def _shown(topic: str) -> str:
+    """A topic for a report: quoted, control characters escaped, long ones shortened."""
+    text = ascii(topic[:80]) if not topic.isprintable() else repr(topic[:80])
+    return text if len(topic) <= 80 else text + f" (and {len(topic) - 80:,} more characters)"
 
 
 class SourcedAgent(Agent):
@@ -164,9 +211,13 @@ class SourcedAgent(Agent):
     def partial_matches(self, instance: ContextInstance | None = None) -> int:
         return self.source.partial_matches(instance)
 
+    def at_rest(self, instance: ContextInstance) -> bool:
+        return self.source.at_rest(instance)
+
     def result(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
         """A result of the source in instance `ctx`: `attrs` are the event's attributes
-        for a stream (None for a pattern), `match` binds the tags."""
+        for a stream (None for a pattern), `match` binds the tags.  Raises only
+        OutputFailed (what else fails is reported)."""
         raise NotImplementedError
 
 
@@ -193,20 +244,32 @@ class SelectAgent(SourcedAgent):
 
     def result(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
         """A match of the source: apply WHERE, build the result, emit it."""
-        if self.where is not None and not self.where(attrs, match, ctx):
-            return
         values: Attrs
-        if self.select is None:  # `*`: the event's attributes, or the pattern's tags
-            values = dict(attrs) if attrs is not None else {
-                tag: match.get(tag) for tag in self.source.tags}
-        else:
-            values = {name: fn(attrs, match, ctx) for name, fn in self.select}
+        try:
+            if self.where is not None and not self.where(attrs, match, ctx):
+                return
+            if self.select is None:  # `*`: the event's attributes, or the pattern's tags
+                values = dict(attrs) if attrs is not None else {
+                    tag: match.get(tag) for tag in self.source.tags}
+            else:
+                values = {name: fn(attrs, match, ctx) for name, fn in self.select}
+        except Exception as exc:
+            self.failed("its WHERE or SELECT", exc)
+            return
         engine = self.engine
         self.matches += 1
         self.last_fired = engine.now
+        key = ctx.key
+        try:
+            attributes = engine.json.attrs(values, self.schema)
+            if key is not None and type(key) is not str:
+                key = engine.json.value(key)
+        except Exception as exc:
+            self.failed("writing its result", exc)
+            return
         engine.emit({"ts": engine.now, "kind": "event", "rule": self.name,
-                     "type": self.output_type, "context": ctx.name, "key": ctx.key,
-                     "attrs": engine.json.attrs(values, self.schema)})
+                     "type": self.output_type, "context": ctx.name, "key": key,
+                     "attrs": attributes})
         if self.inserts:
             engine.insert(Event(self.output_type, engine.now, values))
         if self.actions:
@@ -246,6 +309,9 @@ class Source:
     def partial_matches(self, instance: ContextInstance | None = None) -> int:
         return 0
 
+    def at_rest(self, instance: ContextInstance) -> bool:
+        return True
+
     def wants(self) -> Callable[[Event], bool] | None:
         """See `Agent.wants`."""
         return None
@@ -273,8 +339,15 @@ class StreamSource(Source):
         attrs = event.attrs
         match: Match = {self.alias: event}
         for instance in instances:
-            if self.filter is None or self.filter(attrs, match, instance):
-                self.agent.result(attrs, match, instance)
+            if self.filter is not None:
+                try:
+                    passed = self.filter(attrs, match, instance)
+                except Exception as exc:
+                    self.agent.failed("its filter", exc)
+                    continue
+                if not passed:
+                    continue
+            self.agent.result(attrs, match, instance)
 
 
 class PatternSource(Source):
@@ -289,7 +362,8 @@ class PatternSource(Source):
         self.interest = Interest(self.node)  # which events any of the runs could use
 
     def start(self, agent: SourcedAgent, instance: ContextInstance) -> None:
-        run = PatternRun(agent.engine, instance, _on_match(agent, instance))
+        run = PatternRun(agent.engine, instance, _on_match(agent, instance),
+                         f"rule '{agent.name}'")
         self.runs[instance] = run
         run.start(self.node)
 
@@ -312,13 +386,22 @@ class PatternSource(Source):
             return run.live_states() if run is not None and not run.finished else 0
         return sum(run.live_states() for run in self.runs.values() if not run.finished)
 
+    def at_rest(self, instance: ContextInstance) -> bool:
+        run = self.runs.get(instance)
+        return run is None or run.at_rest()
+
     def wants(self) -> Callable[[Event], bool]:
         return self.interest.wants
 
 
 def _on_match(agent: SourcedAgent, instance: ContextInstance) -> Callable[[Match], None]:
     def on_match(match: Match) -> None:
-        agent.result(None, match, instance)
+        try:
+            agent.result(None, match, instance)
+        except OutputFailed:
+            raise
+        except Exception as exc:  # result reports its own failures: this is the backstop
+            agent.failed("its result", exc)
     return on_match
 
 

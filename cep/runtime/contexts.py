@@ -29,6 +29,7 @@ from cep.runtime.clock import Timer
 from cep.runtime.events import Attrs, Event, Match
 from cep.runtime.expressions import ExpressionCompiler
 from cep.runtime.geometry import Position, distance_m, point_in_polygon
+from cep.runtime.limits import MAX_PARTITION_INSTANCES
 from cep.runtime.matcher import EngineServices, Node, PatternRun
 from cep.runtime.pattern_compiler import PatternCompiler
 from cep.runtime.positions import PositionOf
@@ -76,12 +77,24 @@ class ContextInstance:
 class ContextHost(EngineServices, Protocol):
     """What context runtimes need from the engine (an initiating pattern runs in it too)."""
 
+    stats: dict[str, int]
+
     def schedule(self, deadline: float, callback: Callable[[float], None],
                  priority: int = 1) -> Timer: ...
 
     def context_opened(self, runtime: ContextRuntime, instance: ContextInstance) -> None: ...
 
     def context_closed(self, runtime: ContextRuntime, instance: ContextInstance) -> None: ...
+
+    def context_reopened(self, runtime: ContextRuntime, instance: ContextInstance) -> None: ...
+
+    def notices_opening(self, context: str) -> bool: ...
+
+    def at_rest(self, context: str, instance: ContextInstance) -> bool: ...
+
+    def release(self, context: str, instance: ContextInstance) -> None: ...
+
+    def report_limit(self, kind: object, message: Callable[[], str]) -> None: ...
 
 
 CONTEXT_TIMER = 0  # context deadlines fire before pattern timers due at the same instant
@@ -251,7 +264,8 @@ class EventIntervalRuntime(InitiatedRuntime):
 
     def begin(self, ts: float) -> None:
         if self.pattern_node is not None:
-            self.initiator_pattern = PatternRun(self.host, None, self._pattern_matched)
+            self.initiator_pattern = PatternRun(self.host, None, self._pattern_matched,
+                                                f"context '{self.name}'")
             self.initiator_pattern.start(self.pattern_node)
 
     def observe(self, event: Event) -> None:
@@ -279,10 +293,24 @@ class PartitionRuntime(ContextRuntime):
     Routing an event is one dictionary lookup: `by_key` maps the key (the value
     itself with one attribute, the tuple of values with several) to the list
     `[instance]` that `route` returns.
+
+    Memory follows the keys that have something going on, not every key ever seen:
+    from time to time (after as many new keys as there are instances, at least
+    RELEASE_FLOOR) the instances whose rules are all at rest (each pattern as it
+    started: nothing waiting beyond its first step, no timer, not finished) are
+    released, and the key's next event re-creates its instance as new.  That is the
+    same as keeping it, so nothing in the output shows it; when an opening would show
+    (`--contexts`, ON START rules) the released keys are remembered (a set of keys,
+    far smaller than instances) so a re-created instance opens silently.  No more than
+    `limit` instances are live: an event of a new key beyond that belongs to no
+    instance, counted in `refused_keys` and reported.  A partition that is part of a
+    composition keeps its instances.
     """
 
+    RELEASE_FLOOR = 1024  # new keys between releases, at least (and instances kept, at most)
+
     def __init__(self, name: str, host: ContextHost, spec: ast.Partition,
-                 catalog: Catalog) -> None:
+                 catalog: Catalog, limit: int = MAX_PARTITION_INSTANCES) -> None:
         super().__init__(name, host)
         self.attrs = tuple(a.name for a in spec.attrs)
         self.single = self.attrs[0] if len(self.attrs) == 1 else None
@@ -290,6 +318,10 @@ class PartitionRuntime(ContextRuntime):
         self.by_key: dict[Any, list[ContextInstance]] = {}
         self.observes = tuple(type_name for type_name, info in catalog.events.items()
                               if all(a in info.attrs for a in self.attrs))
+        self.limit = limit
+        self.releasable = True  # False for a part of a composition
+        self.released: set[Any] | None = None  # keys released, when openings show
+        self._until_sweep = self.RELEASE_FLOOR
 
     # Observing is routing (a new key opens its instance before rules run); the route is
     # kept for the rules that ask next.
@@ -312,12 +344,57 @@ class PartitionRuntime(ContextRuntime):
         return routed if routed is not None else self._open_key(key)
 
     def _open_key(self, key: Any) -> list[ContextInstance]:
+        self._until_sweep -= 1
+        if self._until_sweep <= 0:
+            self.sweep()
+        if len(self.by_key) >= self.limit:
+            self._refuse(key)
+            return []
         values = (key,) if self.single is not None else key
         instance = ContextInstance(self.name, key if self.single is not None else list(values),
                                    self.host.now, dict(zip(self.attrs, values)))
         routed = self.by_key[key] = [instance]
-        self.open_instance(instance)
+        released = self.released
+        if released is not None and key in released:
+            released.discard(key)
+            self.open.append(instance)
+            self.host.context_reopened(self, instance)
+        else:
+            self.open_instance(instance)
         return routed
+
+    def sweep(self) -> int:
+        """Release the instances whose rules are all at rest; how many were released."""
+        kept = len(self.by_key)
+        self._until_sweep = max(self.RELEASE_FLOOR, kept)
+        if not self.releasable:
+            return 0
+        host, name = self.host, self.name
+        if self.released is None and host.notices_opening(name):
+            self.released = set()
+        idle = [key for key, (instance,) in self.by_key.items()
+                if host.at_rest(name, instance)]
+        if not idle:
+            return 0
+        for key in idle:
+            instance = self.by_key.pop(key)[0]
+            instance.is_open = False
+            host.release(name, instance)
+            if self.released is not None:
+                self.released.add(key)
+        self.open = [instance for instance in self.open if instance.is_open]
+        self._routed_event = None  # the last route may name a released instance
+        self._routed = []
+        self._until_sweep = max(self.RELEASE_FLOOR, len(self.by_key))
+        return len(idle)
+
+    def _refuse(self, key: Any) -> None:
+        stats = self.host.stats
+        stats["refused_keys"] += 1
+        limit, name = self.limit, self.name
+        self.host.report_limit(("partition", name), lambda: (
+            f"context '{name}' has {limit:,} instances, its limit: an event of a new key "
+            f"({key!r:.80}) belongs to no instance of it ({stats['refused_keys']:,} so far)"))
 
 
 # ====================================================================== spatial
@@ -527,8 +604,10 @@ class CompositeRuntime(ContextRuntime):
 
 
 def build_runtimes(catalog: Catalog, host: ContextHost, zone: tzinfo,
-                   position_of: PositionOf) -> tuple[dict[str, ContextRuntime], EntityTracker]:
-    """A runtime for every declared context (parts before the composites using them)."""
+                   position_of: PositionOf, max_instances: int = MAX_PARTITION_INSTANCES,
+                   ) -> tuple[dict[str, ContextRuntime], EntityTracker]:
+    """A runtime for every declared context (parts before the composites using them);
+    `max_instances` is the limit of each partition's live instances."""
     places = Places(catalog, position_of)
     tracker = EntityTracker(catalog, position_of)
     runtimes: dict[str, ContextRuntime] = {}
@@ -543,7 +622,7 @@ def build_runtimes(catalog: Catalog, host: ContextHost, zone: tzinfo,
         elif isinstance(spec, ast.EventInterval):
             runtime = EventIntervalRuntime(name, host, spec, catalog, position_of)
         elif isinstance(spec, ast.Partition):
-            runtime = PartitionRuntime(name, host, spec, catalog)
+            runtime = PartitionRuntime(name, host, spec, catalog, max_instances)
         elif isinstance(spec, ast.FixedLocation):
             runtime = FixedLocationRuntime(name, host, places.regions[spec.location.name], places)
         elif isinstance(spec, ast.EntityDistance):
@@ -551,7 +630,11 @@ def build_runtimes(catalog: Catalog, host: ContextHost, zone: tzinfo,
         elif isinstance(spec, ast.EventDistance):
             runtime = EventDistanceRuntime(name, host, spec, catalog, position_of)
         else:
-            runtime = CompositeRuntime(name, host, [build(p.name) for p in spec.parts], catalog)
+            parts = [build(p.name) for p in spec.parts]
+            for part in parts:
+                if isinstance(part, PartitionRuntime):
+                    part.releasable = False  # combinations hold its instances
+            runtime = CompositeRuntime(name, host, parts, catalog)
         runtimes[name] = runtime
         return runtime
 

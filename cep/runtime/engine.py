@@ -8,6 +8,12 @@ time and delivered, in order, before the next input event or timer.
 
 Output order within one instant: by cause (timers by deadline, then the
 event, then the derived events it caused), then by rule order in the files.
+
+Whatever one event, value or action does, the engine goes on: a filter, a WHERE, a
+SELECT, an action or the sink that raises is counted in `stats` and reported (rule,
+what, when; repeated reports at most once per minute of event time), and the rule's
+pattern state machines are left as the event found them.  An event time outside the
+range of event times (cep.runtime.limits) never moves the clock.
 """
 
 from __future__ import annotations
@@ -30,6 +36,14 @@ from cep.runtime.contexts import (
     build_runtimes,
 )
 from cep.runtime.events import Event
+from cep.runtime.faults import FaultReporter, describe_exception
+from cep.runtime.limits import (
+    EARLIEST_TS,
+    LATEST_TS,
+    MAX_PARTITION_INSTANCES,
+    REPORT_INTERVAL,
+    time_problem,
+)
 from cep.runtime.output import JsonValues, Output, OutputFailed, Sink, format_ts
 from cep.runtime.positions import position_resolver
 
@@ -55,7 +69,10 @@ class EngineError(Exception):
 class Engine:
     def __init__(self, catalog: Catalog, sink: Sink, tz: tzinfo | None = None,
                  warn: Callable[[str], None] = lambda m: print(f"cep: {m}", file=sys.stderr),
-                 max_derived: int = MAX_DERIVED_PER_CAUSE, show_contexts: bool = False) -> None:
+                 max_derived: int = MAX_DERIVED_PER_CAUSE, show_contexts: bool = False,
+                 max_instances: int = MAX_PARTITION_INSTANCES) -> None:
+        """`max_instances`: live instances one partition context may have (see
+        cep.runtime.contexts.PartitionRuntime); events of further new keys belong to none."""
         self.catalog = catalog
         self.show_contexts = show_contexts
         zone = tz or get_zone(catalog.timezone)
@@ -70,11 +87,20 @@ class Engine:
         self.event_seq = 0
         self.started = False
         self.position_of = position_resolver(catalog)
-        self.json = JsonValues(catalog, self.tz)
         self.derived: deque[Event] = deque()
+        # late: events earlier than the clock (taken as happening now); bad_times: events
+        # whose time is outside the range of event times (dropped); nulled: output values
+        # JSON cannot carry, written as null; output_errors: records the sink failed on;
+        # refused_keys: events of new keys a partition at its limit took in no instance;
+        # released: partition instances released with nothing waiting in them.
         self.stats = {"events": 0, "derived": 0, "outputs": 0, "late": 0, "action_errors": 0,
-                      "runaway": 0, "rule_errors": 0}
-        self.contexts, self.entities = build_runtimes(catalog, self, self.tz, self.position_of)
+                      "runaway": 0, "rule_errors": 0, "bad_times": 0, "nulled": 0,
+                      "output_errors": 0, "refused_keys": 0, "released": 0}
+        self.json = JsonValues(catalog, self.tz, self.stats)
+        self.faults = FaultReporter(lambda message: self.warn(message), REPORT_INTERVAL)
+        self.delivering: Event | None = None  # the event being delivered, for reports
+        self.contexts, self.entities = build_runtimes(catalog, self, self.tz, self.position_of,
+                                                      max_instances)
         event_attrs = {name: info.attrs for name, info in catalog.events.items()}
         self.agents: list[Agent] = [build_agent(info, self, event_attrs)
                                     for info in catalog.rules]
@@ -148,19 +174,81 @@ class Engine:
         for rule in self.on_end[runtime.name]:
             rule.lifecycle(instance)
 
+    def context_reopened(self, runtime: ContextRuntime, instance: ContextInstance) -> None:
+        """A released partition instance is back (its key's next event): its rules start
+        in it as in a new one, without a second context-start line or ON START."""
+        for agent in self.rules_in[runtime.name]:
+            agent.start(instance)
+
+    def notices_opening(self, context: str) -> bool:
+        """Whether an instance of `context` opening shows (a context-start line, ON START
+        rules): a partition then remembers the keys of the instances it releases."""
+        return self.show_contexts or bool(self.on_start[context])
+
+    def at_rest(self, context: str, instance: ContextInstance) -> bool:
+        """Whether every rule of the context is in `instance` as it started: nothing
+        waiting beyond the first step, no timer, nothing it must remember."""
+        for agent in self.rules_in[context]:
+            if not agent.at_rest(instance):
+                return False
+        return True
+
+    def release(self, context: str, instance: ContextInstance) -> None:
+        """Drop the rules' state in an instance that is at rest (nothing is emitted)."""
+        self.stats["released"] += 1
+        for agent in self.rules_in[context]:
+            agent.stop(instance)
+
     def _lifecycle_line(self, kind: str, instance: ContextInstance) -> None:
-        self.emit({"ts": self.now, "kind": kind, "context": instance.name, "key": instance.key})
+        self.emit({"ts": self.now, "kind": kind, "context": instance.name,
+                   "key": self.json.value(instance.key)})
 
     def emit(self, record: Output) -> None:
+        """Hand a record to the sink; a sink that fails (other than OutputFailed) is
+        counted and reported, and the rule that made the record goes on."""
         self.stats["outputs"] += 1
-        self.sink(record)
+        try:
+            self.sink(record)
+        except OutputFailed:
+            raise
+        except Exception as exc:
+            self._output_failed(record, exc)
+
+    def _output_failed(self, record: Output, exc: Exception) -> None:
+        # (not in `emit`: a closure there would make its locals cells, on every call)
+        self.stats["output_errors"] += 1
+        source = record.get("rule") or record.get("context") or "?"
+        detail = describe_exception(exc)
+        self.faults(("output", source),
+                    lambda: f"could not output the {record.get('kind')} record of "
+                            f"'{source}' at {self.show_time(self.now)}: {detail}", self.now)
 
     def insert(self, event: Event) -> None:
         self.derived.append(event)
 
     def report_action_error(self, rule: str, message: str) -> None:
+        """A PUBLISH that was not carried out (counted; reported at most once a minute per
+        rule)."""
         self.stats["action_errors"] += 1
-        self.warn(f"rule '{rule}': {message}")
+        self.faults(("action", rule),
+                    lambda: f"rule '{rule}': at {self.show_time(self.now)}: {message}", self.now)
+
+    def report_fault(self, source: str, what: str, exc: BaseException) -> None:
+        """Something of a rule or context (`source`: `rule 'name'`, `context 'C'`) raised:
+        counted in `rule_errors`, reported with what failed and on which event."""
+        self.stats["rule_errors"] += 1
+        event = self.delivering
+
+        def message() -> str:
+            cause = f"a {event.type} event" if event is not None else "a timer"
+            return (f"{source}: {what} failed on {cause} at {self.show_time(self.now)}: "
+                    f"{describe_exception(exc)}")
+        self.faults(("fault", source, what), message, self.now)
+
+    def report_limit(self, kind: object, message: Callable[[], str]) -> None:
+        """A limit refused something (a partition at its limit): reported at most once a
+        minute per kind; the caller counts."""
+        self.faults(("limit", kind), message, self.now)
 
     # -------------------------------------------------------------- time and input
     def start(self, ts: float) -> None:
@@ -178,12 +266,21 @@ class Engine:
         self._drain()
 
     def process(self, event: Event) -> None:
-        """Deliver one input event (timers due up to its time fire first)."""
-        if not self.started:
-            self.start(event.ts)
+        """Deliver one input event (timers due up to its time fire first).
+
+        An event whose time is outside the range of event times is dropped, counted in
+        `bad_times` and reported (the adapters refuse such messages before this)."""
         ts = event.ts
+        if not self.started:
+            if not EARLIEST_TS <= ts < LATEST_TS:
+                self._bad_time(event)
+                return
+            self.start(ts)
         if ts < self.now:
             self.stats["late"] += 1  # the clock never goes back: take it as happening now
+        elif not ts < LATEST_TS:  # also NaN
+            self._bad_time(event)
+            return
         elif self.timers.due(ts):
             self.advance(ts)
         else:
@@ -193,8 +290,22 @@ class Engine:
         if self.derived:
             self._drain()
 
+    def _bad_advance(self, to: float) -> None:
+        self.faults(("advance",), lambda: f"the clock cannot move to {to!r} (Unix seconds): "
+                                          f"{time_problem(to)}", self.now)
+
+    def _bad_time(self, event: Event) -> None:
+        self.stats["bad_times"] += 1
+        self.faults(("time", event.type),
+                    lambda: f"a {event.type} event at {event.ts!r} (Unix seconds) is "
+                            f"{time_problem(event.ts)}: dropped", self.now)
+
     def advance(self, to: float) -> None:
-        """Move the clock to `to`, firing every timer due at or before it."""
+        """Move the clock to `to`, firing every timer due at or before it.  A time outside
+        the range of event times moves nothing (reported)."""
+        if not EARLIEST_TS <= to < LATEST_TS:
+            self._bad_advance(to)
+            return
         if not self.started:
             self.start(to)
         timers = self.timers
@@ -204,24 +315,31 @@ class Engine:
                 break
             if timer.deadline > self.now:
                 self.now = timer.deadline
+            self.delivering = None  # what fails now fails on a timer
             try:
                 timer.callback(timer.deadline)
             except OutputFailed:
                 raise
             except Exception as exc:
-                self.stats["rule_errors"] += 1
-                self.warn(f"a timer at {self.show_time(timer.deadline)} failed: "
-                          f"{type(exc).__name__}: {exc}")
+                self.report_fault("a timer", "its callback", exc)
             self._drain()
         if to > self.now:
             self.now = to
 
     def _deliver(self, event: Event) -> None:
         self.event_seq += 1
+        self.delivering = event
         watchers = self.observers.get(event.type)
         if watchers:
             for watcher in watchers:
-                watcher.observe(event)
+                try:
+                    watcher.observe(event)
+                except OutputFailed:
+                    raise
+                except Exception as exc:
+                    name = getattr(watcher, "name", None)
+                    self.report_fault(f"context '{name}'" if name else "the entity tracker",
+                                      "following the event", exc)
         routes = self.routes.get(event.type)
         if not routes:
             return
@@ -237,10 +355,8 @@ class Engine:
                     receive(event, instances)
             except OutputFailed:
                 raise
-            except Exception as exc:
-                self.stats["rule_errors"] += 1
-                self.warn(f"rule '{agent.name}' failed on a {event.type} event at "
-                          f"{self.show_time(self.now)}: {type(exc).__name__}: {exc}")
+            except Exception as exc:  # the rule's own guards let nothing through: a bug
+                self.report_fault(f"rule '{agent.name}'", "taking the event", exc)
 
     def _drain(self) -> None:
         derived = self.derived
@@ -249,8 +365,10 @@ class Engine:
             count += 1
             if count > self.max_derived:
                 self.stats["runaway"] += 1
-                self.warn(f"more than {self.max_derived} derived events from one cause at "
-                          f"{self.show_time(self.now)}: dropping the rest ({len(derived)} queued)")
+                message = (f"more than {self.max_derived} derived events from one cause at "
+                           f"{self.show_time(self.now)}: dropping the rest ({len(derived)} "
+                           "queued)")
+                self.faults(("runaway",), message.__str__, self.now)
                 derived.clear()
                 return
             event = derived.popleft()

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import math
 import operator
-import re
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any, Protocol, TypeAlias
 
 from cep.language import ast
 from cep.runtime.events import Attrs, Event, Match
 from cep.runtime.geometry import distance_m
+from cep.runtime.like import like_matcher
 from cep.runtime.positions import PositionOf, no_position
 
 
@@ -153,7 +152,12 @@ class ExpressionCompiler:
 
         def minus(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
             value = operand(a, m, c)
-            return None if value is None else -value
+            if value is None:
+                return None
+            try:
+                return -value
+            except _VALUE_ERRORS:  # a value of no number type
+                return None
         return minus
 
     def _Binary(self, expr: ast.Binary) -> Fn:
@@ -223,7 +227,12 @@ class ExpressionCompiler:
 
             def in_constants(a: Attrs | None, m: Match, c: ContextView | None) -> bool:
                 value = operand(a, m, c)
-                return value is not None and ((value in constants) != negated)
+                if value is None:
+                    return False
+                try:
+                    return (value in constants) != negated
+                except TypeError:  # an unhashable value (a list) equals no constant
+                    return negated
             return in_constants
         items = [self.compile(i) for i in expr.items]
 
@@ -254,11 +263,11 @@ class ExpressionCompiler:
         operand = self.compile(expr.operand)
         negated = expr.negated
         if isinstance(expr.pattern, ast.Literal) and isinstance(expr.pattern.value, str):
-            regex = like_regex(expr.pattern.value)
+            matches = like_matcher(expr.pattern.value)  # compiled once
 
             def like_constant(a: Attrs | None, m: Match, c: ContextView | None) -> bool:
                 value = operand(a, m, c)
-                return isinstance(value, str) and (regex.fullmatch(value) is not None) != negated
+                return isinstance(value, str) and matches(value) != negated
             return like_constant
         pattern = self.compile(expr.pattern)
 
@@ -266,7 +275,7 @@ class ExpressionCompiler:
             value, text = operand(a, m, c), pattern(a, m, c)
             if not isinstance(value, str) or not isinstance(text, str):
                 return False
-            return (like_regex(text).fullmatch(value) is not None) != negated
+            return like_matcher(text)(value) != negated
         return like
 
     def _IsNull(self, expr: ast.IsNull) -> Fn:
@@ -373,16 +382,3 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
     "upper": str.upper,
 }
 
-
-@lru_cache(maxsize=256)
-def like_regex(pattern: str) -> re.Pattern[str]:
-    """SQL LIKE: `%` any run of characters, `_` one character, everything else literal."""
-    parts = []
-    for ch in pattern:
-        if ch == "%":
-            parts.append(".*")
-        elif ch == "_":
-            parts.append(".")
-        else:
-            parts.append(re.escape(ch))
-    return re.compile("".join(parts), re.S)

@@ -14,6 +14,11 @@ tags it bound, and whether it is finished: `quitted`) or permanently false.
   `not` false and would complete the other side of its `and`, the `not` wins.
 - Stopped states unregister their atoms and cancel their timers at once, so
   memory follows live state only.
+- A filter that raises is reported (`EngineServices.report_fault`) and counts as false:
+  the states around it go on as if the event had not matched.
+- `at_rest()` tells whether a run is exactly as it started (only its first step
+  waiting, no timer, not finished, nothing matched while starting): a partition may
+  then release it and start a new one later, with the same effect.
 """
 
 from __future__ import annotations
@@ -167,10 +172,12 @@ class PatternRun:
     __slots__ = (
         "born",
         "ctx",
+        "eager",
         "engine",
         "finished",
         "index",
         "on_match",
+        "owner",
         "priority_index",
         "registered",
         "root",
@@ -178,10 +185,12 @@ class PatternRun:
     )
 
     def __init__(self, engine: EngineServices, ctx: ContextView | None,
-                 on_match: Callable[[Match], None]) -> None:
+                 on_match: Callable[[Match], None], owner: str = "a pattern") -> None:
         self.engine = engine
         self.ctx = ctx
         self.on_match = on_match
+        self.owner = owner  # who runs it, for reports: "rule 'name'", "context 'C'"
+        self.eager = False  # it matched while starting (`not A`): a restart would again
         self.index: dict[str, AtomIndex] = {}
         self.priority_index: dict[str, AtomIndex] = {}
         self.timers: dict[TimedState, None] = {}
@@ -232,6 +241,16 @@ class PatternRun:
         return sum(atoms.size for atoms in self.index.values()) + \
             sum(atoms.size for atoms in self.priority_index.values()) + len(self.timers)
 
+    def at_rest(self) -> bool:
+        """Whether the run is as it started: a new run would behave exactly alike."""
+        root = self.root
+        if self.finished or self.eager or self.timers or root is None or root.child is None:
+            return False
+        return root.child.at_rest()
+
+    def filter_failed(self, exc: Exception) -> None:
+        self.engine.report_fault(self.owner, "a pattern filter", exc)
+
     # -------------------------------------------------------------- atom registry
     def add_atom(self, state: AtomState) -> None:
         node = state.node
@@ -254,12 +273,15 @@ class PatternRun:
 
 
 class EngineServices(Protocol):
-    """What pattern states need from the engine: the time, timers, the event sequence."""
+    """What pattern states need from the engine: the time, timers, the event sequence,
+    and where to report a filter that fails."""
 
     event_seq: int
     now: float
 
     def schedule(self, deadline: float, callback: Callable[[float], None]) -> Timer: ...
+
+    def report_fault(self, source: str, what: str, exc: BaseException) -> None: ...
 
 
 # ====================================================================== states
@@ -278,6 +300,10 @@ class State:
 
     def stop(self) -> None:
         self.active = False
+
+    def at_rest(self) -> bool:
+        """Whether the state is as it was started (see `PatternRun.at_rest`)."""
+        return False
 
 
 class Parent:
@@ -300,9 +326,12 @@ class RootState(Parent):
         self.child: State | None = None
 
     def child_true(self, child: State, match: Match, quitted: bool) -> None:
+        run = self.run
         if quitted:
-            self.run.finished = True
-        self.run.on_match(match)
+            run.finished = True
+        if run.born is not None:  # still starting
+            run.eager = True
+        run.on_match(match)
 
     def child_false(self, child: State) -> None:
         self.run.finished = True
@@ -327,8 +356,14 @@ class AtomState(State):
 
     def on_event(self, event: Event) -> None:
         node = self.node
-        if node.filter is not None and not node.filter(event.attrs, self.match, self.run.ctx):
-            return
+        if node.filter is not None:
+            try:
+                passed = node.filter(event.attrs, self.match, self.run.ctx)
+            except Exception as exc:  # as if it did not match; reported
+                self.run.filter_failed(exc)
+                return
+            if not passed:
+                return
         self.stop()
         match = self.match
         if node.tag is not None:
@@ -339,6 +374,9 @@ class AtomState(State):
         if self.active:
             self.active = False
             self.run.remove_atom(self)
+
+    def at_rest(self) -> bool:
+        return self.active
 
 
 class TimedState(State):
@@ -442,6 +480,13 @@ class FollowedByState(BranchState[int]):
             self.stop()
         self.parent.child_true(self, match, finished)
 
+    def at_rest(self) -> bool:
+        if not self.active or len(self.children) != 1:
+            return False
+        for child, step in self.children.items():
+            return step == 0 and child.at_rest()
+        return False
+
 
 def only_negations(children: Iterable[State]) -> bool:
     """True when no child but `not`s is left: a `not` that is true never quits by itself,
@@ -495,6 +540,13 @@ class EveryState(BranchState[None]):
             return
         self._spawn()
 
+    def at_rest(self) -> bool:
+        if not self.active or len(self.children) != 1:
+            return False
+        for child in self.children:
+            return child.at_rest()
+        return False
+
 
 class OrState(BranchState[None]):
     __slots__ = ("node",)
@@ -520,17 +572,22 @@ class OrState(BranchState[None]):
             self.stop()
         self.parent.child_true(self, match, quitted)
 
+    def at_rest(self) -> bool:
+        return self.active and len(self.children) == len(self.node.items) and \
+            all(child.at_rest() for child in self.children)
+
 
 class AndState(BranchState[int]):
     """`p and q ...`: children map to their position; `results` keeps each one's matches."""
 
-    __slots__ = ("node", "results")
+    __slots__ = ("node", "rest", "results")
 
     def __init__(self, node: AndNode, parent: Parent, run: PatternRun) -> None:
         super().__init__(parent, run)
         self.node = node
         self.children = {}
         self.results: list[list[Match]] = [[] for _ in node.items]
+        self.rest = -1  # results held once started (from `not`s, true from the start)
 
     def start(self, match: Match) -> None:
         created = [item.create(self, self.run) for item in self.node.items]
@@ -539,6 +596,13 @@ class AndState(BranchState[int]):
         for child in created:
             if self.active and child in self.children:
                 child.start(match)
+        if self.active:
+            self.rest = sum(len(r) for r in self.results)
+
+    def at_rest(self) -> bool:
+        return self.active and len(self.children) == len(self.node.items) and \
+            sum(len(r) for r in self.results) == self.rest and \
+            all(child.at_rest() for child in self.children)
 
     def child_true(self, child: State, match: Match, quitted: bool) -> None:
         if not self.active:
@@ -603,6 +667,9 @@ class NotState(State, Parent):
             self.child.stop()
             self.child = None
 
+    def at_rest(self) -> bool:
+        return self.active and self.child is not None and self.child.at_rest()
+
 
 class RepeatState(BranchState[list[Match]]):
     """`[n] p`: p, then p again started after that, n times; tags become lists.
@@ -637,6 +704,13 @@ class RepeatState(BranchState[list[Match]]):
         if finished:
             self.active = False
         self.parent.child_true(self, collect(self.begin, rounds, self.node.tags), finished)
+
+    def at_rest(self) -> bool:
+        if not self.active or len(self.children) != 1:
+            return False
+        for child, rounds in self.children.items():
+            return not rounds and child.at_rest()
+        return False
 
 
 class UntilState(State, Parent):
@@ -695,6 +769,10 @@ class UntilState(State, Parent):
     def _finish_false(self) -> None:
         self.stop()
         self.parent.child_false(self)
+
+    def at_rest(self) -> bool:
+        return self.active and not self.rounds and self.body is not None and \
+            self.stop_child is not None and self.body.at_rest() and self.stop_child.at_rest()
 
     def stop(self) -> None:
         self.active = False

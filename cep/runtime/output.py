@@ -10,26 +10,49 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import datetime, tzinfo
+from math import isfinite
 from typing import IO, Any
 
 from cep.language.catalog import TIMESTAMP, Catalog
 from cep.runtime.events import Event
+from cep.runtime.limits import EARLIEST_TS, LATEST_TS
 
 Output = dict[str, Any]
 Sink = Callable[[Output], None]
 
 
 def format_ts(ts: float, tz: tzinfo) -> str:
-    """ISO-8601 with the zone's offset, to the millisecond."""
+    """ISO-8601 with the zone's offset, to the millisecond.
+
+    Never raises: a time datetime cannot show (beyond the year 9999, not a number) comes
+    out as its number, for messages about it.
+    """
+    try:
+        return datetime.fromtimestamp(ts, tz).isoformat(timespec="milliseconds")
+    except (ValueError, OverflowError, OSError, TypeError):
+        return f"{ts!r} (Unix seconds, not a representable time)"
+
+
+def iso_or_none(ts: float, tz: tzinfo) -> str | None:
+    """`format_ts` for a time in the range of event times (cep.runtime.limits), else None."""
+    if not EARLIEST_TS <= ts < LATEST_TS:
+        return None
     return datetime.fromtimestamp(ts, tz).isoformat(timespec="milliseconds")
 
 
 class JsonValues:
-    """Engine values → JSON values: events become objects, timestamps ISO strings."""
+    """Engine values → JSON values: events become objects, timestamps ISO strings.
 
-    def __init__(self, catalog: Catalog, tz: tzinfo) -> None:
+    What JSON cannot carry is written as null and counted in `stats["nulled"]`: a number
+    that is not finite (NaN, ±Infinity: JSON has no such numbers) and a TIMESTAMP outside
+    the range of event times.
+    """
+
+    def __init__(self, catalog: Catalog, tz: tzinfo, stats: dict[str, int] | None = None) -> None:
         self.tz = tz
         self.types = {name: info.attrs for name, info in catalog.events.items()}
+        self.stats = stats if stats is not None else {}
+        self.stats.setdefault("nulled", 0)
 
     def attrs(self, values: dict[str, Any], types: dict[str, str] | None) -> dict[str, Any]:
         out = {}
@@ -37,27 +60,52 @@ class JsonValues:
             kind = type(value)
             if kind is str or kind is bool or value is None:  # the usual values, as they are
                 out[name] = value
-            elif types is not None and types.get(name) == TIMESTAMP and \
-                    isinstance(value, (int, float)) and not isinstance(value, bool):
-                out[name] = format_ts(value, self.tz)
-            elif kind is int or kind is float:
-                out[name] = value
+            elif kind is float or kind is int:
+                if types is not None and types.get(name) == TIMESTAMP:
+                    text = iso_or_none(value, self.tz)
+                    if text is None:
+                        self.stats["nulled"] += 1
+                    out[name] = text
+                elif kind is int or value - value == 0.0:  # not NaN or an infinity
+                    out[name] = value
+                else:
+                    self.stats["nulled"] += 1
+                    out[name] = None
             else:
                 out[name] = self.value(value)
         return out
 
     def value(self, value: Any) -> Any:
-        if isinstance(value, Event):
+        kind = type(value)
+        if kind is float:
+            if isfinite(value):
+                return value
+            self.stats["nulled"] += 1
+            return None
+        if kind is Event:
             return self.attrs(value.attrs, self.types.get(value.type))
-        if isinstance(value, list):
+        if kind is list:
             return [self.value(v) for v in value]
-        if isinstance(value, dict):
+        if kind is dict:
             return {k: self.value(v) for k, v in value.items()}
         return value
 
 
-# json.dumps(value, ensure_ascii=False) builds an encoder per call; one is enough.
-_ENCODER = json.JSONEncoder(ensure_ascii=False)
+# json.dumps(value, ensure_ascii=False) builds an encoder per call; one is enough. NaN and
+# infinities are not JSON: JsonValues has made them null; should one still come (a record
+# not built by the engine), the line is written with it as null.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every number that is not finite replaced by None."""
+    if isinstance(value, float):
+        return value if isfinite(value) else None
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
 
 
 class OutputFailed(Exception):
@@ -98,7 +146,11 @@ class OutputWriter:
         line = dict(record)
         line["ts"] = format_ts(record["ts"], self.tz)
         try:
-            self.out.write(_ENCODER.encode(line) + "\n")
+            text = _ENCODER.encode(line)
+        except ValueError:  # a number that is not finite
+            text = _ENCODER.encode(_finite(line))
+        try:
+            self.out.write(text + "\n")
             if self.flush:
                 self.out.flush()
         except OSError as exc:
