@@ -1,12 +1,29 @@
 """Running rules live against an MQTT broker (`cep run`) and recording bus traffic (`cep record`).
 
 Threads: paho's network thread only stamps each received message with the
-clock and puts it on a queue; one engine thread (the caller's) takes messages
-off the queue in arrival order, decodes them through the same bus mapping as
-replay, and runs the engine.  So the engine stays single-threaded and, for a
-given arrival order, deterministic.  While no message comes, the engine thread
-sleeps until the next timer is due and then advances the engine to it: timers
-fire on the real clock.
+clock and puts it in the inbox; one engine thread (the caller's) takes messages
+out in arrival order, decodes them through the same bus mapping as replay, and
+runs the engine.  So the engine stays single-threaded and, for a given arrival
+order, deterministic.  While no message comes, the engine thread sleeps until
+the next timer is due and then advances the engine to it: timers fire on the
+real clock.
+
+The inbox is bounded (`INBOX_SIZE` messages, `cep run --inbox N`): when it is
+full, paho's network thread waits in its on_message callback until the engine
+thread has taken one out, so it reads no more from the socket, and the backlog
+stays in the kernel's TCP buffers and the broker (which queues QoS 1/2 messages
+for a subscriber, up to its own limits, and drops QoS 0 ones as it sees fit)
+instead of in cep's memory.  This cannot deadlock: the engine thread never waits
+for the network thread while running.  Its publishes only append to paho's
+outgoing queue (under paho's own short locks, none of which the network thread
+holds while it waits in on_message) and wake the network thread through a
+non-blocking socket pair, so they go out as soon as it runs again; and the
+network thread waits only for a slot that the engine thread, which never
+stops taking messages, frees.  At the end the inbox is closed *before* the
+connection waits for its last acknowledgements: from then on the network thread
+no longer waits (it drops what still arrives), so it is free to read those
+acknowledgements and to end.  The inbox's current and peak size are in the
+view's input panel and the summary.
 
 The clock is passed in (real time by default; tests may give their own): the
 engine itself never reads it.
@@ -27,11 +44,12 @@ from typing import Any, Protocol
 from cep.adapters.badmessages import BadMessageReporter
 from cep.adapters.bus import BadMessage, BusMapping
 from cep.adapters.jsonlib import dumps_compact
-from cep.adapters.mqtt import BrokerSettings, MqttConnection, ReceivedMessage
+from cep.adapters.mqtt import INBOX_SIZE, BrokerSettings, MqttConnection, ReceivedMessage
 from cep.adapters.replay import create_events
 from cep.adapters.trace import TraceWriter
 from cep.language.catalog import Catalog
 from cep.runtime.engine import Engine
+from cep.runtime.limits import MAX_PARTITION_INSTANCES
 from cep.runtime.output import Output, Sink
 
 Report = Callable[[str], None]
@@ -41,10 +59,74 @@ IDLE_WAKE = 0.5  # seconds: the engine thread looks at stop requests and the vie
 
 
 class _Stop:
-    """Put on the queue to end the run (from a signal handler: SimpleQueue.put is reentrant)."""
+    """Put in the inbox to end the run (from a signal handler: SimpleQueue.put is reentrant).
+
+    `reason` is set when the connection gave up (the run then ends with exit status 1)."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        self.reason = reason
 
 
 STOP = _Stop()
+
+
+class Inbox:
+    """Messages from paho's network thread to the engine thread, at most `size` waiting.
+
+    `put_message` (paho's thread) waits while `size` messages wait; `put` (stop requests,
+    from any thread or a signal handler) never waits.  `get`/`get_nowait` hand out items in
+    order and free a message's slot.  After `close()` nothing waits any more: messages that
+    still come are dropped (counted in `dropped`).  See the module docstring."""
+
+    def __init__(self, size: int = INBOX_SIZE) -> None:
+        if size < 1:
+            raise ValueError("the inbox holds at least one message")
+        self.size = size
+        self.peak = 0
+        self.dropped = 0
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._slots = threading.Semaphore(size)
+        self._closed = False
+        # Each counter has one writer: messages put (the network thread), taken (the engine).
+        self._put = 0
+        self._taken = 0
+
+    def put_message(self, message: ReceivedMessage) -> None:
+        if not self._closed:
+            self._slots.acquire()  # a slot, or close() waking us
+        if self._closed:
+            self.dropped += 1
+            return
+        self._queue.put(message)
+        self._put += 1
+        waiting = self._put - self._taken
+        if waiting > self.peak:
+            self.peak = waiting
+
+    def put(self, item: object) -> None:
+        self._queue.put(item)
+
+    def get(self, timeout: float | None = None) -> object:
+        """The next item (queue.Empty after `timeout` seconds without one)."""
+        return self._took(self._queue.get(timeout=timeout))
+
+    def get_nowait(self) -> object:
+        return self._took(self._queue.get_nowait())
+
+    def _took(self, item: object) -> object:
+        if isinstance(item, ReceivedMessage):
+            self._taken += 1
+            self._slots.release()
+        return item
+
+    def close(self) -> None:
+        """No more waiting: a network thread waiting for a slot goes on (and drops)."""
+        self._closed = True
+        self._slots.release(self.size + 1)
+
+    def __len__(self) -> int:
+        """Messages waiting (not counting a stop request)."""
+        return max(0, self._put - self._taken)
 
 
 class LiveTicker(Protocol):
@@ -66,8 +148,14 @@ class LiveStats:
     actions: int = 0            # PUBLISH actions handed to the broker
     action_failures: int = 0    # QoS 0 actions dropped while disconnected
     actions_unsent: int = 0     # QoS 1/2 actions still queued when the run ended (lost)
+    actions_refused: int = 0    # not sent: a topic or size the broker would refuse
     reconnects: int = 0
     started: float = 0.0
+    inbox: int = 0              # messages waiting for the engine thread (at the last tick)
+    inbox_peak: int = 0
+    inbox_size: int = INBOX_SIZE
+    problem: str = ""           # the connection's last failure, while not connected
+    gave_up: str | None = None  # why the connection stopped reconnecting (exit status 1)
     events_by_type: dict[str, int] = field(default_factory=dict)
     unmatched_topics: dict[str, int] = field(default_factory=dict)
 
@@ -79,7 +167,10 @@ class LiveStats:
                 f"{self.actions - self.actions_unsent} actions published "
                 f"({self.action_failures} dropped"
                 + (f", {self.actions_unsent} never sent" if self.actions_unsent else "")
-                + f"), {self.reconnects} reconnects, in {elapsed:.1f} s")
+                + (f", {self.actions_refused} not sent: refused topic or size"
+                   if self.actions_refused else "")
+                + f"), {self.reconnects} reconnects, inbox peak {self.inbox_peak:,} of "
+                  f"{self.inbox_size:,}, in {elapsed:.1f} s")
 
 
 def payload_bytes(payload: Any) -> bytes:
@@ -90,7 +181,7 @@ def payload_bytes(payload: Any) -> bytes:
 
 
 @contextmanager
-def stop_on_signals(inbox: queue.SimpleQueue[object]) -> Iterator[None]:
+def stop_on_signals(inbox: Inbox) -> Iterator[None]:
     """SIGINT and SIGTERM end the run cleanly (from the main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -115,30 +206,38 @@ class LiveRunner:
     def __init__(self, catalog: Catalog, settings: BrokerSettings, sink: Sink, tz: tzinfo,
                  report: Report, clock: Clock = time.time, take_retained: bool = False,
                  show_contexts: bool = False, record: TraceWriter | None = None,
-                 ticker: LiveTicker | None = None, idle_wake: float = IDLE_WAKE) -> None:
+                 ticker: LiveTicker | None = None, idle_wake: float = IDLE_WAKE,
+                 inbox_size: int = INBOX_SIZE,
+                 max_instances: int = MAX_PARTITION_INSTANCES) -> None:
         self.report = report
         self.idle_wake = idle_wake
         self.clock = clock
         self.take_retained = take_retained
         self.record = record
         self.ticker = ticker
-        self.inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.inbox = Inbox(inbox_size)
         derived = {name: info.attrs for name, info in catalog.events.items()
                    if info.declaration is None}
         self.bus = BusMapping.from_events(create_events(catalog), tz, derived)
-        self.stats = LiveStats(broker=settings.display)
-        self.connection = MqttConnection(settings, self.bus.subscriptions(), self.inbox.put,
-                                         report, clock)
+        self.stats = LiveStats(broker=settings.display, inbox_size=inbox_size)
+        self.connection = MqttConnection(settings, self.bus.subscriptions(),
+                                         self.inbox.put_message, report, clock,
+                                         on_give_up=self._gave_up)
         self._sink = sink
-        self.engine = Engine(catalog, self._emit, tz, warn=report, show_contexts=show_contexts)
+        self.engine = Engine(catalog, self._emit, tz, warn=report, show_contexts=show_contexts,
+                             max_instances=max_instances)
         self.reporter = BadMessageReporter(report)
 
     def _emit(self, record: Output) -> None:
         if record["kind"] == "publish":
-            sent = self.connection.publish(record["topic"], payload_bytes(record["payload"]),
-                                           record["qos"], record["retain"])
+            connection = self.connection
+            refused = connection.refused
+            sent = connection.publish(record["topic"], payload_bytes(record["payload"]),
+                                      record["qos"], record["retain"])
             if sent:
                 self.stats.actions += 1
+            elif connection.refused != refused:
+                self.stats.actions_refused += 1
             else:
                 self.stats.action_failures += 1
         self.stats.outputs += 1
@@ -147,6 +246,10 @@ class LiveRunner:
     def stop(self) -> None:
         """Ask the run to end (from any thread)."""
         self.inbox.put(STOP)
+
+    def _gave_up(self, reason: str) -> None:
+        """The connection stopped reconnecting (paho's thread): end the run, exit status 1."""
+        self.inbox.put(_Stop(reason))
 
     def run(self, install_signals: bool = True) -> LiveStats:
         """Connect, run until stopped (SIGINT/SIGTERM or `stop()`), then close cleanly.
@@ -161,17 +264,23 @@ class LiveRunner:
             self.engine.start(stats.started)
             try:
                 self.connection.start()
-                self._loop()
+                stats.gave_up = self._loop()
             finally:
+                # No more waiting on paho's thread from here: it must be free to read the
+                # acknowledgements close() waits for, and to end.
+                self.inbox.close()
                 try:
                     self._drain_waiting()
                 finally:  # even when output cannot be written: offline, disconnected
                     self.connection.close()
                     self.stats.actions_unsent = self.connection.unsent
+                    if stats.gave_up is None:
+                        stats.gave_up = self.connection.gave_up
                     self._tick()
         return stats
 
-    def _loop(self) -> None:
+    def _loop(self) -> str | None:
+        """Until a stop request; the reason when the connection gave up."""
         inbox, engine, clock, idle = self.inbox, self.engine, self.clock, self.idle_wake
         while True:
             deadline = engine.timers.next_deadline()
@@ -185,14 +294,15 @@ class LiveRunner:
                 self._tick()
                 continue
             if isinstance(item, _Stop):
-                return
+                return item.reason
             if isinstance(item, ReceivedMessage):
                 self._take(item)
             if self.ticker is not None:
                 self._tick()  # cheap: the view draws only when a frame is due
 
     def _drain_waiting(self) -> None:
-        """Messages that arrived before the stop are still processed."""
+        """Messages that arrived before the stop are still processed (the inbox is closed:
+        what comes after is not)."""
         while True:
             try:
                 item = self.inbox.get_nowait()
@@ -204,7 +314,10 @@ class LiveRunner:
     def _tick(self) -> None:
         stats, connection = self.stats, self.connection
         stats.state = connection.state
+        stats.problem = connection.problem or ""
         stats.reconnects = max(0, connection.connects - 1)
+        stats.inbox = len(self.inbox)
+        stats.inbox_peak = self.inbox.peak
         if self.ticker is not None:
             self.ticker.tick(self.engine, stats)
 
@@ -218,8 +331,12 @@ class LiveRunner:
         ts = max(message.arrival, self.engine.now)
         if self.record is not None:
             self.record.message(ts, message.topic, message.payload)
+        if message.bad_topic is not None:
+            stats.bad_messages += 1
+            self.reporter.bad(message.topic, message.bad_topic, ts)
+            return
         try:
-            events = self.bus.decode(message.topic, message.payload, ts)
+            events = self.bus.decode(message.topic, message.payload, ts, ahead_of=ts)
         except BadMessage as exc:
             stats.bad_messages += 1
             self.reporter.bad(message.topic, exc.reason, ts)
@@ -248,22 +365,27 @@ def _no_guard() -> Iterator[None]:
 class RecordStats:
     messages: int = 0
     retained_ignored: int = 0
+    inbox_peak: int = 0
+    gave_up: str | None = None  # why the connection stopped reconnecting (exit status 1)
 
     def summary(self, path: str, elapsed: float) -> str:
         return (f"{path}: recorded {self.messages} messages in {elapsed:.1f} s "
-                f"({self.retained_ignored} retained ignored)")
+                f"({self.retained_ignored} retained ignored, inbox peak {self.inbox_peak:,})")
 
 
 def record(settings: BrokerSettings, filters: list[str], writer: TraceWriter, report: Report,
            duration: float | None = None, clock: Clock = time.time,
            take_retained: bool = False, install_signals: bool = True,
-           on_ready: Callable[[MqttConnection], None] | None = None) -> RecordStats:
-    """Write every message on `filters` to `writer` until the duration ends or a stop signal.
+           on_ready: Callable[[MqttConnection], None] | None = None,
+           inbox_size: int = INBOX_SIZE) -> RecordStats:
+    """Write every message on `filters` to `writer` until the duration ends or a stop signal
+    (or the connection gives up: `gave_up`).
 
     Lines are flushed one by one, so a killed recorder loses at most the line it was writing.
     """
-    inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
-    connection = MqttConnection(settings, filters, inbox.put, report, clock)
+    inbox = Inbox(inbox_size)
+    connection = MqttConnection(settings, filters, inbox.put_message, report, clock,
+                                on_give_up=lambda reason: inbox.put(_Stop(reason)))
     stats = RecordStats()
     guard = stop_on_signals(inbox) if install_signals else _no_guard()
     with guard:  # before connecting: a stop signal at any moment ends the recording cleanly
@@ -283,6 +405,7 @@ def record(settings: BrokerSettings, filters: list[str], writer: TraceWriter, re
                         return stats
                     continue
                 if isinstance(item, _Stop):
+                    stats.gave_up = item.reason
                     return stats
                 if not isinstance(item, ReceivedMessage):
                     continue
@@ -295,4 +418,8 @@ def record(settings: BrokerSettings, filters: list[str], writer: TraceWriter, re
                 writer.message(last_ts, item.topic, item.payload)
                 stats.messages += 1
         finally:
+            inbox.close()  # paho's thread waits no more: free to end (see the module doc)
             connection.close()
+            stats.inbox_peak = inbox.peak
+            if stats.gave_up is None:
+                stats.gave_up = connection.gave_up

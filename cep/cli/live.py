@@ -8,7 +8,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from cep.adapters.mqtt import PASSWORD_ENV, BrokerSettings
+from cep.adapters.mqtt import CONNECT_TIMEOUT, INBOX_SIZE, PASSWORD_ENV, BrokerSettings
 from cep.cli.common import (
     EXIT_OK,
     EXIT_PROBLEM,
@@ -18,6 +18,7 @@ from cep.cli.common import (
     report,
     time_zone,
 )
+from cep.runtime.limits import MAX_PARTITION_INSTANCES
 
 if TYPE_CHECKING:  # the live runner and the view (rich) load only when a command needs them
     from cep.adapters.live import LiveStats
@@ -67,6 +68,14 @@ def _add_broker_options(parser: argparse.ArgumentParser, default_status: str | N
                         help="first reconnect delay in seconds, doubled per failure (default 1)")
     broker.add_argument("--reconnect-max", type=float, default=60.0, metavar="S",
                         help="longest reconnect delay in seconds (default 60)")
+    broker.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT, metavar="S",
+                        help=f"seconds for the TCP connection and TLS handshake, and then for "
+                             f"the broker's CONNACK (default {CONNECT_TIMEOUT:g}); a server "
+                             f"that sends none is not an MQTT broker")
+    broker.add_argument("--inbox", type=_at_least_one, default=INBOX_SIZE, metavar="N",
+                        help=f"messages received and waiting for the engine, at most (default "
+                             f"{INBOX_SIZE:,}); when full, cep reads no more from the broker "
+                             f"until there is room")
     if default_status is not None:
         broker.add_argument("--status-topic", default=default_status, metavar="TOPIC",
                             help=f"retained availability topic: online while connected, "
@@ -85,8 +94,10 @@ def add_live_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
                     "every action back to the broker, and write the output lines (fired "
                     "complex events and actions) to stdout or --out as they happen. Events are "
                     "timestamped on arrival (or TIMESTAMP FROM); timers fire on the real "
-                    "clock. Reconnects with backoff after a lost connection. SIGINT or SIGTERM "
-                    "stops cleanly (exit 0). Connection news and the summary go to stderr.")
+                    "clock. Reconnects with backoff after a lost connection; gives up (exit "
+                    "1) when another client with the same client id keeps taking the "
+                    "connection. SIGINT or SIGTERM stops cleanly (exit 0). Connection news and "
+                    "the summary go to stderr.")
     run.add_argument("rules", nargs="+", metavar="RULES", help="rule files or folders")
     _add_broker_options(run, default_status="cep/status")
     run.add_argument("--tz", metavar="ZONE",
@@ -97,6 +108,10 @@ def add_live_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
                           "lines go only to --out)")
     run.add_argument("--contexts", action="store_true",
                      help="also write context-start / context-end lines")
+    run.add_argument("--max-instances", type=_at_least_one, default=MAX_PARTITION_INSTANCES,
+                     metavar="N",
+                     help="most live instances per partitioned context; events of further "
+                          f"keys are refused and reported (default {MAX_PARTITION_INSTANCES:,})")
     run.add_argument("--record", metavar="FILE",
                      help="also write every message the engine takes to a trace FILE, with "
                           "the timestamps it used: replaying it gives the same outputs")
@@ -128,7 +143,25 @@ def _settings(args: argparse.Namespace, status_topic: str | None,
         key_file=args.key, insecure=args.insecure, client_id=args.client_id,
         keepalive=args.keepalive, persistent=args.persistent, subscribe_qos=args.sub_qos,
         status_topic=status_topic, reconnect_min=args.reconnect_min,
-        reconnect_max=args.reconnect_max, default_client_id=client_prefix)
+        reconnect_max=args.reconnect_max, connect_timeout=args.connect_timeout,
+        default_client_id=client_prefix)
+
+
+def _at_least_one(text: str) -> int:
+    """An argparse type: a whole number from 1 up."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is less than 1")
+    return number
+
+
+def _gave_up(reason: str) -> CliError:
+    """The connection stopped reconnecting (after TAKEOVER_GIVE_UP connections taken by
+    another client with the same client id, or a failed network thread): exit status 1."""
+    return CliError(reason, EXIT_PROBLEM)
 
 
 def run_live(args: argparse.Namespace) -> int:
@@ -164,7 +197,8 @@ def run_live(args: argparse.Namespace) -> int:
     try:
         runner = LiveRunner(loaded.catalog, settings, sink, tz, report=report,
                             take_retained=args.retained, show_contexts=args.contexts,
-                            record=recorder, ticker=ticker)
+                            record=recorder, ticker=ticker, inbox_size=args.inbox,
+                            max_instances=args.max_instances)
     except EngineError as exc:
         raise CliError(str(exc), EXIT_PROBLEM) from exc
     started = time.monotonic()
@@ -195,6 +229,8 @@ def run_live(args: argparse.Namespace) -> int:
         # The trace holds messages only; the run's last instant must be given to replay.
         print(f"cep: replay the recording with --trace {args.record} --until "
               f"{format_ts(runner.engine.now, tz)}", file=sys.stderr)
+    if stats.gave_up is not None:
+        raise _gave_up(stats.gave_up)
     return EXIT_OK
 
 
@@ -212,7 +248,9 @@ class LiveViewTicker:
             reconnects=stats.reconnects, messages=stats.messages, events=stats.events,
             events_by_type=tuple(sorted(stats.events_by_type.items())),
             bad_messages=stats.bad_messages, unmatched=stats.unmatched,
-            unmatched_topics=tuple(sorted(stats.unmatched_topics.items())), finished=finished)
+            unmatched_topics=tuple(sorted(stats.unmatched_topics.items())), finished=finished,
+            backlog=stats.inbox, backlog_peak=stats.inbox_peak, backlog_limit=stats.inbox_size,
+            problem=stats.problem)
 
     def tick(self, engine: Engine, stats: LiveStats) -> None:
         self.view.tick(engine, lambda: self.status(stats))
@@ -250,8 +288,10 @@ def run_record(args: argparse.Namespace) -> int:
             + (f" for {args.duration}" if duration else ""))
     with writer:
         stats = record(settings, args.topic, writer, report, duration=duration,
-                       take_retained=args.retained)
+                       take_retained=args.retained, inbox_size=args.inbox)
     print(stats.summary(args.out, time.monotonic() - started), file=sys.stderr)
+    if stats.gave_up is not None:
+        raise _gave_up(stats.gave_up)
     return EXIT_OK
 
 

@@ -4,21 +4,27 @@ See `cep/tools/view/__init__.py` for the driver API.  Refresh decisions use a
 monotonic wall clock here only; the engine never reads the wall clock.  A frame
 is due `interval` seconds after the previous one, or later when drawing is slow:
 the view spends at most about `max_share` of the wall time drawing.
+
+While the view draws on stderr, lines written to stderr (reports, warnings) are
+printed above the frame as plain text with their control characters escaped
+(`PlainStderr`; rich's own redirect would decode ANSI colours and links in them).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from cep.adapters.badmessages import printable
 from cep.runtime.output import Sink
 from cep.tools.view.panels import Dashboard
 from cep.tools.view.snapshot import (
@@ -51,6 +57,54 @@ def terminal_console() -> Console | None:
     return Console(file=handle)
 
 
+class PlainStderr(io.TextIOBase):
+    """Stands in for sys.stderr while the view is on: each complete line goes above the
+    frame (rich's render hook) as plain text, control characters escaped."""
+
+    def __init__(self, console: Console, original: IO[str]) -> None:
+        super().__init__()
+        self.console = console
+        self.original = original
+        self._partial: list[str] = []
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        lines: list[str] = []
+        rest = text
+        while rest:
+            line, newline, rest = rest.partition("\n")
+            if not newline:
+                self._partial.append(line)
+                break
+            lines.append("".join(self._partial) + line)
+            self._partial.clear()
+        if lines:
+            self._print(lines)
+        return len(text)
+
+    def _print(self, lines: list[str]) -> None:
+        with self.console:
+            self.console.print(Text("\n".join(printable(line) for line in lines)),
+                               markup=False, emoji=False, highlight=False, soft_wrap=True)
+
+    def flush(self) -> None:
+        if self._partial:
+            line = "".join(self._partial)
+            self._partial.clear()
+            self._print([line])
+
+    def fileno(self) -> int:
+        return self.original.fileno()
+
+    def isatty(self) -> bool:
+        return self.original.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.original, "encoding", "utf-8")
+
+
 class TerminalView:
     """Watch an engine in a terminal: `start()`, `tick(engine, status)` often, `stop(summary)`."""
 
@@ -72,6 +126,7 @@ class TerminalView:
         self.frames = 0
         self.drawing = 0.0           # wall seconds spent building and drawing frames
         self.last: Snapshot | None = None
+        self._stderr: PlainStderr | None = None
         self._marks: deque[tuple[float, int]] = deque()
         self._rate = 0.0
 
@@ -93,9 +148,12 @@ class TerminalView:
         self.due = self.started_at
         redirect = self.console.file is sys.stderr
         self.live = Live(Text("cep: starting…"), console=self.console, auto_refresh=False,
-                         transient=False, redirect_stdout=False, redirect_stderr=redirect,
+                         transient=False, redirect_stdout=False, redirect_stderr=False,
                          vertical_overflow="crop")
         self.live.start(refresh=True)
+        if redirect:
+            self._stderr = PlainStderr(self.console, sys.stderr)
+            sys.stderr = self._stderr
 
     def tick(self, engine: Engine, status: StatusArg, force: bool = False) -> bool:
         """Draw a frame if one is due (or `force`); cheap otherwise. True when it drew."""
@@ -147,10 +205,16 @@ class TerminalView:
     def stop(self, summary: str | None = None) -> None:
         """Leave the last frame on screen, then print `summary` under it (if given)."""
         live, self.live = self.live, None
+        proxy, self._stderr = self._stderr, None
+        if proxy is not None:
+            proxy.flush()
+            if sys.stderr is proxy:
+                sys.stderr = proxy.original
         if live is not None:
             live.stop()
         if summary and self.console is not None:
-            self.console.print(summary, markup=False, highlight=False, soft_wrap=True)
+            self.console.print(Text(printable(summary)), markup=False, emoji=False,
+                               highlight=False, soft_wrap=True)
         if self.console is not None and self.console.file not in (sys.stderr, sys.stdout):
             try:
                 self.console.file.flush()

@@ -5,6 +5,12 @@ the screen; `Dashboard` arranges them to fill a terminal (one column up to 159
 columns, two from 160 on).  A panel given `rows` shows at most that many data
 rows (the last one saying how many more there are) and is exactly `rows + 3`
 lines tall (borders and header); without `rows` it shows everything.
+
+Every string that comes from events, payloads, topics, rule names or output, or
+the broker is drawn through `plain()`: a `rich.text.Text`, so no markup (`[/]`,
+`[link=...]`), no emoji codes and no links are ever interpreted, with control
+characters escaped (`\x1b`, `\n`) so nothing reaches the terminal as a control
+sequence; tables and lines cut what is too long with an ellipsis.
 """
 
 from __future__ import annotations
@@ -19,17 +25,26 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from cep.adapters.badmessages import printable
 from cep.tools.view.snapshot import ContextRow, OutputRow, RuleRow, Snapshot
 
 WIDE = 160            # from this width on, two columns
 INPUT_LINES = 3       # content lines of the input panel
 PANEL_CHROME = 3      # top border, header row, bottom border
 DASH = "—"
+PLAIN_LIMIT = 1000    # characters of one string drawn at most (no terminal is wider)
 
 T = TypeVar("T")
 
 
 # ---------------------------------------------------------------------- formatting
+
+def plain(value: object, style: str = "") -> Text:
+    """A string from the outside as it is: a Text (no markup, emoji codes or links) with its
+    control characters escaped, at most PLAIN_LIMIT characters."""
+    text = value if isinstance(value, str) else str(value)
+    return Text(printable(text[: PLAIN_LIMIT + 1], PLAIN_LIMIT), style=style)
+
 
 def _local(ts: float, tz: tzinfo) -> datetime:
     return datetime.fromtimestamp(ts, tz)
@@ -101,8 +116,8 @@ def _table(*columns: tuple[str, dict[str, Any]]) -> Table:
 
 def _panel(body: Any, title: str, rows: int | None, style: str = "") -> Panel:
     height = rows + PANEL_CHROME if rows is not None else None
-    return Panel(body, title=title, title_align="left", box=box.ROUNDED, padding=(0, 1),
-                 height=height, border_style=style)
+    return Panel(body, title=plain(title), title_align="left", box=box.ROUNDED,
+                 padding=(0, 1), height=height, border_style=style)
 
 
 def _or_note(table: Table, empty: bool, note: str) -> Any:
@@ -136,7 +151,7 @@ class InputPanel:
         for line in lines:
             line.no_wrap = True
             line.overflow = "ellipsis"
-        yield Panel(Group(*lines), title=self._title(inner - 2), title_align="left",
+        yield Panel(Group(*lines), title=plain(self._title(inner - 2)), title_align="left",
                     box=box.ROUNDED, padding=(0, 1), height=INPUT_LINES + 2,
                     border_style="green" if status.finished else "blue")
 
@@ -150,7 +165,7 @@ class InputPanel:
         if not status.source:
             return head + tail
         room = width - len(head) - len(tail) - len(" · ")
-        source = status.source
+        source = printable(status.source)
         if len(source) > room:
             source = "…" + source[len(source) - max(room - 1, 8):]
         return f"{head} · {source}{tail}"
@@ -163,9 +178,12 @@ class InputPanel:
         if status.mode == "live":
             state = status.connection or "?"
             style = "green" if state == "connected" else "yellow"
-            line.append(state, style=style)
+            line.append_text(plain(state, style))
             line.append(f" · reconnects {status.reconnects} · ")
             line.append(clock, style="bold")
+            if status.problem and state != "connected":
+                line.append(" · ")
+                line.append_text(plain(status.problem, "yellow"))
             return line
         tail = f"  {clock}  {fmt_speed(status.speed)}"
         progress = status.progress
@@ -190,12 +208,20 @@ class InputPanel:
         line = Text()
         rate = f"{snap.rate:.1f}" if 0 < snap.rate < 10 else fmt_count(snap.rate)
         line.append(f"{rate} msg/s", style="bold")
+        if status.backlog_limit:
+            full = status.backlog / status.backlog_limit
+            line.append(" · ")
+            line.append(f"backlog {fmt_count(status.backlog)}",
+                        style="red" if full >= 1 else "yellow" if full >= 0.5 else "")
+            line.append(f" (peak {fmt_count(status.backlog_peak)} of "
+                        f"{fmt_count(status.backlog_limit)})")
         noun = "lines" if status.mode == "replay" else "messages"
         count = status.lines if status.mode == "replay" else status.messages
         line.append(f" · {fmt_count(count)} {noun} · {fmt_count(status.events)} events")
         if status.events_by_type:
             ordered = sorted(status.events_by_type, key=lambda item: (-item[1], item[0]))
-            line.append(": " + ", ".join(f"{name} {fmt_count(n)}" for name, n in ordered))
+            line.append_text(plain(": " + ", ".join(f"{name} {fmt_count(n)}"
+                                                    for name, n in ordered[:50])))
         return line
 
     def _problems_line(self) -> Text:
@@ -210,7 +236,8 @@ class InputPanel:
                     style="yellow" if status.unmatched else "")
         if status.unmatched_topics:
             ordered = sorted(status.unmatched_topics, key=lambda item: (-item[1], item[0]))
-            line.append(" (" + ", ".join(f"{topic} {fmt_count(n)}" for topic, n in ordered) + ")")
+            line.append_text(plain(" (" + ", ".join(f"{topic[:PLAIN_LIMIT]} {fmt_count(n)}"
+                                                    for topic, n in ordered[:20]) + ")"))
         line.append(f" · outputs {fmt_count(self.snapshot.outputs_total)}")
         return line
 
@@ -257,10 +284,11 @@ class ContextsPanel:
         else:
             closes = fmt_clock(row.closes_at, tz, now)
             left = fmt_duration(row.closes_at - now) if row.closes_at is not None else DASH
-        cells: list[Any] = [row.context, fmt_key(row.key), fmt_clock(row.opened_at, tz, now),
-                            closes, left, row.policy or DASH]
+        cells: list[Any] = [plain(row.context), plain(fmt_key(row.key)),
+                            fmt_clock(row.opened_at, tz, now), closes, left,
+                            plain(row.policy or DASH)]
         if wide:
-            cells.append(row.kind)
+            cells.append(plain(row.kind))
         cells.append(str(row.partial_matches) if row.closed_at is None else DASH)
         return cells
 
@@ -289,9 +317,9 @@ class RulesPanel:
 
     def _cells(self, rule: RuleRow) -> list[Any]:
         snap = self.snapshot
-        name = Text(rule.name, style="bold" if rule.matches else "")
+        name = plain(rule.name, style="bold" if rule.matches else "")
         if rule.kind.startswith("on "):
-            name.append(f" ({rule.kind})", style="dim")
+            name.append_text(plain(f" ({rule.kind})", style="dim"))
         if rule.last_fired is None:
             last = Text(DASH, style="dim")
         else:
@@ -299,8 +327,8 @@ class RulesPanel:
             last = Text(fmt_clock(rule.last_fired, snap.tz, snap.now))
             last.append(f" {fmt_duration(ago)} ago" if ago >= 1 else " now",
                         style="dim" if ago >= 1 else "green")
-        return [name, rule.context or DASH, str(rule.partial_matches), fmt_count(rule.matches),
-                last]
+        return [name, plain(rule.context or DASH), str(rule.partial_matches),
+                fmt_count(rule.matches), last]
 
 
 class EventsPanel:
@@ -329,9 +357,10 @@ class EventsPanel:
         snap = self.snapshot
         time = fmt_clock(output.ts, snap.tz, snap.now)
         if output.kind == "publish":
-            return [time, output.rule, Text(f"→ {output.what}", style="cyan"),
-                    Text(output.detail, style="cyan")]
-        return [time, output.rule, Text(output.what, style="bold yellow"), output.detail]
+            return [time, plain(output.rule), plain(f"→ {output.what}", style="cyan"),
+                    plain(output.detail, style="cyan")]
+        return [time, plain(output.rule), plain(output.what, style="bold yellow"),
+                plain(output.detail)]
 
 
 # ---------------------------------------------------------------------- layout

@@ -31,10 +31,15 @@ class InputStatus:
     replay: `source` is the trace name, `clock` the trace's time as played,
     `position`/`total` the bytes read of the file (total None for stdin), `speed`
     the --speed factor (None: as fast as possible), `lines` the trace records read.
-    live: `source` is the broker URL, `connection` a short state ("connected",
-    "reconnecting", ...), `reconnects` how many times it reconnected.
+    live: `source` is the broker URL (password masked), `connection` a short state
+    ("connected", "reconnecting", ...), `reconnects` how many times it reconnected,
+    `problem` the last connection failure while not connected, `backlog` the messages
+    waiting in the inbox for the engine, `backlog_peak` the most so far, `backlog_limit`
+    the inbox size (0: not shown).
     Both: `messages` bus messages (replay: lines), `events` engine events made,
     `events_by_type`, `bad_lines`, `bad_messages`, `unmatched` and its topics.
+    Strings here may come from anywhere (topics, payloads): the panels show them as
+    plain text, control characters escaped.
     """
 
     mode: str = "replay"                       # "replay" or "live"
@@ -54,6 +59,10 @@ class InputStatus:
     connection: str = ""
     reconnects: int = 0
     finished: bool = False
+    backlog: int = 0
+    backlog_peak: int = 0
+    backlog_limit: int = 0
+    problem: str = ""
 
     @property
     def progress(self) -> float | None:
