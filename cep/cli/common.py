@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from datetime import tzinfo
 from typing import TYPE_CHECKING
@@ -79,3 +80,14 @@ def time_zone(name: str | None, loaded: LoadedRules | None = None) -> tzinfo:
         shown = zone_name if len(zone_name) <= 80 else zone_name[:80] + "..."
         raise CliError(f"unknown time zone {shown!r}: {ZONE_HELP}")
     return zone
+
+
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number from 1 up."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is less than 1")
+    return number

@@ -13,6 +13,7 @@ from cep.cli.common import (
     EXIT_OK,
     EXIT_PROBLEM,
     CliError,
+    at_least_one,
     load_runnable_rules,
     output_sink,
     report,
@@ -72,7 +73,7 @@ def _add_broker_options(parser: argparse.ArgumentParser, default_status: str | N
                         help=f"seconds for the TCP connection and TLS handshake, and then for "
                              f"the broker's CONNACK (default {CONNECT_TIMEOUT:g}); a server "
                              f"that sends none is not an MQTT broker")
-    broker.add_argument("--inbox", type=_at_least_one, default=INBOX_SIZE, metavar="N",
+    broker.add_argument("--inbox", type=at_least_one, default=INBOX_SIZE, metavar="N",
                         help=f"messages received and waiting for the engine, at most (default "
                              f"{INBOX_SIZE:,}); when full, cep reads no more from the broker "
                              f"until there is room")
@@ -108,7 +109,7 @@ def add_live_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
                           "lines go only to --out)")
     run.add_argument("--contexts", action="store_true",
                      help="also write context-start / context-end lines")
-    run.add_argument("--max-instances", type=_at_least_one, default=MAX_PARTITION_INSTANCES,
+    run.add_argument("--max-instances", type=at_least_one, default=MAX_PARTITION_INSTANCES,
                      metavar="N",
                      help="most live instances per partitioned context; events of further "
                           f"keys are refused and reported (default {MAX_PARTITION_INSTANCES:,})")
@@ -145,17 +146,6 @@ def _settings(args: argparse.Namespace, status_topic: str | None,
         status_topic=status_topic, reconnect_min=args.reconnect_min,
         reconnect_max=args.reconnect_max, connect_timeout=args.connect_timeout,
         default_client_id=client_prefix)
-
-
-def _at_least_one(text: str) -> int:
-    """An argparse type: a whole number from 1 up."""
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{number} is less than 1")
-    return number
 
 
 def _gave_up(reason: str) -> CliError:

@@ -16,6 +16,7 @@ from cep.cli.common import (
     EXIT_OK,
     EXIT_PROBLEM,
     CliError,
+    at_least_one,
     load_rules,
     load_runnable_rules,
     output_sink,
@@ -62,7 +63,7 @@ def add_rule_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     replay.add_argument("--speed", type=float, metavar="X",
                         help="play at X times real time (default: as fast as possible)")
     replay.add_argument("--out", metavar="FILE", help="write output lines to FILE")
-    replay.add_argument("--max-instances", type=_positive_int, default=MAX_PARTITION_INSTANCES,
+    replay.add_argument("--max-instances", type=at_least_one, default=MAX_PARTITION_INSTANCES,
                         metavar="N",
                         help="most live instances per partitioned context; events of further "
                              f"keys are refused and reported (default {MAX_PARTITION_INSTANCES:,})")
@@ -149,17 +150,6 @@ def run_replay(args: argparse.Namespace) -> int:
         finish_output(out)
     print(stats.summary(args.trace), file=sys.stderr)
     return EXIT_OK
-
-
-def _positive_int(text: str) -> int:
-    """An argparse type: a whole number from 1 up."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
-    return value
 
 
 def _number_or_text(text: str) -> object:
