@@ -48,6 +48,15 @@ def expected_output() -> str:
         return handle.read()
 
 
+def _default_sigint() -> None:
+    """In the child, before exec: SIGINT back to its default. A suite started in the
+    background (`cmd &` in a script) runs with SIGINT ignored, and a program started with
+    SIGINT ignored keeps ignoring it, so Ctrl-C would never reach the replay."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_in_pty(args: list[str], interrupt_when: str = "") -> tuple[int, str]:
     """Run `args` in a new 80x24 pseudo-terminal; (exit status, everything it drew).
 
@@ -62,7 +71,8 @@ def run_in_pty(args: list[str], interrupt_when: str = "") -> tuple[int, str]:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     process = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave,
-                               env=environment(), cwd=ROOT, start_new_session=True)
+                               env=environment(), cwd=ROOT, start_new_session=True,
+                               preexec_fn=_default_sigint)
     os.close(slave)
     chunks: list[bytes] = []
     deadline = time.monotonic() + TIMEOUT
