@@ -15,6 +15,7 @@ from datetime import UTC, tzinfo
 from typing import Any
 
 from cep.language import ast
+from cep.language.catalog import Catalog
 from cep.language.topics import TopicTemplate, compile_template, merge_subscriptions
 from cep.runtime.events import Event
 from cep.runtime.limits import MAX_AHEAD
@@ -41,6 +42,12 @@ Route = tuple[PayloadDecoder, dict[str, Any], str | None]
 _NO_ROUTES: tuple[Route, ...] = ()
 
 
+def create_events(catalog: Catalog) -> list[ast.CreateEvent]:
+    """The CREATE EVENT statements of a checked rule set, in declaration order."""
+    return [info.declaration for info in catalog.events.values()
+            if info.declaration is not None]
+
+
 class BusMapping:
     """Topic and payload mapping for every declared event type."""
 
@@ -65,6 +72,14 @@ class BusMapping:
         # they come (one lookup per message either way).
         self._cache: dict[str, tuple[Route, ...]] = dict(exact)
         self._derived: dict[str, dict[str, Callable[[Any], Any]]] = {}
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog, tz: tzinfo) -> BusMapping:
+        """The mapping a run of `catalog` reads with: its declared events from their topics,
+        and trace lines of its derived (INSERT INTO) types by their schemas."""
+        derived = {name: info.attrs for name, info in catalog.events.items()
+                   if info.declaration is None}
+        return cls.from_events(create_events(catalog), tz, derived)
 
     @classmethod
     def from_events(cls, create_events: Iterable[ast.CreateEvent],

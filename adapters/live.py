@@ -45,7 +45,6 @@ from cep.adapters.badmessages import BadMessageReporter
 from cep.adapters.bus import BadMessage, BusMapping
 from cep.adapters.jsonlib import dumps_compact
 from cep.adapters.mqtt import INBOX_SIZE, BrokerSettings, MqttConnection, ReceivedMessage
-from cep.adapters.replay import create_events
 from cep.adapters.trace import TraceWriter
 from cep.language.catalog import Catalog
 from cep.runtime.engine import Engine
@@ -216,9 +215,7 @@ class LiveRunner:
         self.record = record
         self.ticker = ticker
         self.inbox = Inbox(inbox_size)
-        derived = {name: info.attrs for name, info in catalog.events.items()
-                   if info.declaration is None}
-        self.bus = BusMapping.from_events(create_events(catalog), tz, derived)
+        self.bus = BusMapping.from_catalog(catalog, tz)
         self.stats = LiveStats(broker=settings.display, inbox_size=inbox_size)
         self.connection = MqttConnection(settings, self.bus.subscriptions(),
                                          self.inbox.put_message, report, clock,

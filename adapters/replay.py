@@ -17,7 +17,6 @@ from datetime import tzinfo
 from cep.adapters.badmessages import BadMessageReporter
 from cep.adapters.bus import BadMessage, BusMapping
 from cep.adapters.trace import TraceEvent, TraceReader
-from cep.language import ast
 from cep.language.catalog import Catalog
 from cep.runtime.engine import Engine
 from cep.runtime.limits import MAX_PARTITION_INSTANCES
@@ -74,11 +73,6 @@ class ReplayStats:
         if topic not in topics and len(topics) >= MAX_UNMATCHED_TOPICS:
             topic = OTHER_TOPICS
         topics[topic] = topics.get(topic, 0) + 1
-
-
-def create_events(catalog: Catalog) -> list[ast.CreateEvent]:
-    return [info.declaration for info in catalog.events.values()
-            if info.declaration is not None]
 
 
 WAIT_SLICE = 0.05  # seconds: with a tick hook, a --speed wait is slept in slices this long
@@ -179,9 +173,7 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
     partition context may have (see cep.runtime.contexts.PartitionRuntime).
     """
     stats = ReplayStats()
-    derived = {name: info.attrs for name, info in catalog.events.items()
-               if info.declaration is None}
-    bus = BusMapping.from_events(create_events(catalog), tz, derived)
+    bus = BusMapping.from_catalog(catalog, tz)
     reader = TraceReader(trace_path, tz, report=report)
     where = _Where(reader.name)
     engine = Engine(catalog, sink, tz, warn=lambda message: report(f"{where}: {message}"),

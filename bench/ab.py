@@ -280,8 +280,7 @@ def current_rss_mb() -> float:
 
 def memory_day(hours: float) -> int:
     """Replay `hours` of the AB stream in this process; RSS and live state every hour."""
-    from cep.adapters.bus import BusMapping
-    from cep.adapters.replay import create_events
+    from cep.adapters.bus import BusMapping, create_events
     from cep.adapters.trace import TraceReader
     from cep.checks.loader import load_paths
     from cep.runtime.engine import Engine

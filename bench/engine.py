@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 
-from cep.adapters.bus import BusMapping
-from cep.adapters.replay import create_events, replay
+from cep.adapters.bus import BusMapping, create_events
+from cep.adapters.replay import replay
 from cep.adapters.trace import TraceMessage, TraceReader
 from cep.checks.loader import load_texts
 from cep.runtime.output import OutputWriter

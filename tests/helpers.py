@@ -84,8 +84,7 @@ def run_rules(text: str, lines: list[tuple[str, str, dict]], until: str | None =
     import json
     from datetime import datetime
 
-    from cep.adapters.bus import BusMapping
-    from cep.adapters.replay import create_events
+    from cep.adapters.bus import BusMapping, create_events
     from cep.adapters.trace import parse_trace_ts
     from cep.language.timezones import get_zone
     from cep.runtime.engine import Engine

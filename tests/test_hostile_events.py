@@ -17,9 +17,9 @@ from datetime import UTC
 
 import pytest
 
-from cep.adapters.bus import MAX_AHEAD, MAX_PAYLOAD, BadMessage, BusMapping
+from cep.adapters.bus import MAX_AHEAD, MAX_PAYLOAD, BadMessage, BusMapping, create_events
 from cep.adapters.convert import BadValue, converter
-from cep.adapters.replay import create_events, replay
+from cep.adapters.replay import replay
 from cep.adapters.trace import parse_trace_ts
 from cep.checks.loader import load_texts
 from cep.cli import main

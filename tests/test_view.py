@@ -245,8 +245,7 @@ def test_fmt_duration():
 
 
 def night_engine(records: int):
-    from cep.adapters.bus import BusMapping
-    from cep.adapters.replay import create_events
+    from cep.adapters.bus import BusMapping, create_events
     from cep.adapters.trace import TraceReader
     from cep.checks.loader import load_paths
     from cep.language.timezones import get_zone
