@@ -6,6 +6,11 @@ also matches it worked out at build time); other topics are matched against
 the wildcard templates once and the result cached, so steady traffic never
 re-matches.  The payload is parsed at most once per message, however many
 types share the topic, and never when it is over MAX_PAYLOAD bytes (a bad message).
+
+Each type that maps a message reads it on its own: a type that cannot (a value that
+does not convert, a topic level that does not, a missing TIMESTAMP FROM) is a problem
+of that type alone, and the other types still make their events.  Only a payload over
+MAX_PAYLOAD bytes makes the whole message bad.
 """
 
 from __future__ import annotations
@@ -34,12 +39,23 @@ from .payload import (
 )
 
 __all__ = ["MAX_AHEAD", "MAX_PAYLOAD", "BadMessage", "BadMessageReporter", "BusMapping",
-           "MappingError"]
+           "Decoded", "MappingError"]
 
 # (decoder, converted topic-bound attributes, reason when they do not convert)
 Route = tuple[PayloadDecoder, dict[str, Any], str | None]
 
+Decoded = tuple[list[Event], tuple[BadMessage, ...]]
+"""What `BusMapping.decode` makes of a message: (events, problems).
+
+`events`: one per matching type that read the message, in declaration order.
+`problems`: one `BadMessage` per matching type that could not (its `type_name` set, its
+`reason` starting with the type's name), in declaration order; each is a bad message of
+its own.  Both empty: no template matches the topic (the message is unmatched).
+A plain tuple, not a NamedTuple: one is made per message, and a tuple costs a tenth.
+"""
+
 _NO_ROUTES: tuple[Route, ...] = ()
+_NO_PROBLEMS: tuple[BadMessage, ...] = ()
 
 
 def create_events(catalog: Catalog) -> list[ast.CreateEvent]:
@@ -120,18 +136,21 @@ class BusMapping:
         return list(self._filters)
 
     def decode(self, topic: str, payload: Any, arrival_ts: float,
-               value: Any = UNPARSED, ahead_of: float | None = None) -> list[Event]:
-        """One event per declared type whose template matches, in declaration order.
+               value: Any = UNPARSED, ahead_of: float | None = None) -> Decoded:
+        """(events, problems): see `Decoded`.  ([], ()) when no template matches.
 
-        [] when no template matches.  Raises BadMessage when any matching type
-        cannot read the message (the whole message is then bad), and for a payload
-        over MAX_PAYLOAD bytes.  `payload` is the body as bytes; a caller that already
-        holds the payload's JSON value (a trace line) passes it as `value`, and may then
-        pass as `payload` an object whose `.payload` makes the bytes on demand (see
-        `payload.body_of`).  With `ahead_of` (the message's time: its arrival live, its
-        line's `ts` in a replay), an event time (TIMESTAMP FROM) more than MAX_AHEAD
-        seconds after it makes the message bad: a device clock that far ahead would hold
-        the engine's clock, and every timer, until then.
+        Every matching type reads the message on its own: one that cannot is a problem
+        of that type alone, and the others still make their events.  Raises BadMessage
+        only when the message as a whole is bad: a payload over MAX_PAYLOAD bytes (no
+        type reads it then).  Every event's `source` is `topic`.
+
+        `payload` is the body as bytes; a caller that already holds the payload's JSON
+        value (a trace line) passes it as `value`, and may then pass as `payload` an
+        object whose `.payload` makes the bytes on demand (see `payload.body_of`).  With
+        `ahead_of` (the message's time: its arrival live, its line's `ts` in a replay), an
+        event time (TIMESTAMP FROM) more than MAX_AHEAD seconds after it is a problem of
+        that type: a device clock that far ahead would hold the engine's clock, and every
+        timer, until then.
         """
         routes = self._cache.get(topic)
         if routes is None:  # not an exact topic: match the wildcard templates, once
@@ -140,23 +159,36 @@ class BusMapping:
                 self._cache = dict(self._exact)
             self._cache[topic] = routes
         if not routes:
-            return []
+            return [], _NO_PROBLEMS
         if value is UNPARSED:  # bytes (a trace line's JSON value was within bounds)
             size = len(payload) if type(payload) is bytes else len(body_of(payload))
             if size > MAX_PAYLOAD:
                 raise BadMessage(f"the payload is {size:,} bytes (at most {MAX_PAYLOAD:,} "
                                  "are read)")
         events: list[Event] = []
+        problems: list[BadMessage] | None = None
         for decoder, bound, error in routes:
-            if error is not None:
-                raise BadMessage(error)
-            if value is UNPARSED and decoder.needs_object:
-                value = parse_payload(body_of(payload))
-            events.append(decoder.decode(payload, value, bound, arrival_ts, ahead_of))
-        return events
+            if error is None:
+                if value is UNPARSED and decoder.needs_object:
+                    value = parse_payload(body_of(payload))
+                try:
+                    events.append(decoder.decode(topic, payload, value, bound, arrival_ts,
+                                                 ahead_of))
+                    continue
+                except BadMessage as exc:
+                    problem = exc
+            else:  # the topic's levels do not convert for this type
+                problem = BadMessage(error, decoder.name)
+            if problems is None:
+                problems = []
+            problems.append(problem)
+        return events, (tuple(problems) if problems is not None else _NO_PROBLEMS)
 
     def make_event(self, type_name: str, ts: float, raw_attrs: Mapping[str, Any]) -> Event:
-        """An engine event given directly (a trace line), converted to its type's schema."""
+        """An engine event given directly (a trace line), converted to its type's schema.
+
+        Its `source` is None: it came from no topic.  Raises BadMessage when it does not
+        convert."""
         decoder = self._by_name.get(type_name)
         if decoder is not None:
             return Event(type_name, ts, decoder.convert_attrs(raw_attrs))

@@ -333,12 +333,19 @@ class LiveRunner:
             self.reporter.bad(message.topic, message.bad_topic, ts)
             return
         try:
-            events = self.bus.decode(message.topic, message.payload, ts, ahead_of=ts)
-        except BadMessage as exc:
+            events, problems = self.bus.decode(message.topic, message.payload, ts, ahead_of=ts)
+        except BadMessage as exc:  # the whole message is bad
             stats.bad_messages += 1
             self.reporter.bad(message.topic, exc.reason, ts)
             return
+        # each type that could not read the message is a bad message of its own; the other
+        # types' events go on
+        for problem in problems:
+            stats.bad_messages += 1
+            self.reporter.bad(message.topic, problem.reason, ts)
         if not events:
+            if problems:
+                return
             stats.unmatched += 1
             stats.unmatched_topics[message.topic] = \
                 stats.unmatched_topics.get(message.topic, 0) + 1

@@ -8,9 +8,11 @@ from is decided then:
   indexes arrays); every other attribute is read from the key of its own name;
 - by default: the key of its own name in the JSON object.
 A missing key or a JSON null leaves the attribute absent (null).  A value that
-does not convert raises `BadMessage`; so does a payload that is not a JSON object
-when the type needs one.  A payload over MAX_PAYLOAD bytes is refused by the bus
-mapping before anything parses it.
+does not convert raises `BadMessage` (naming the type: a bad message of this type
+alone when other types map the same message); so does a payload that is not a JSON
+object when the type needs one.  A payload over MAX_PAYLOAD bytes is refused by the
+bus mapping before anything parses it.  Each event made from a message has the
+message's topic as its `source`.
 """
 
 from __future__ import annotations
@@ -54,11 +56,17 @@ Body = bytes | bytearray | memoryview  # a payload's bytes, as a client library 
 
 
 class BadMessage(ValueError):
-    """A message that cannot become events; `reason` is for people (names attribute and value)."""
+    """A message that cannot become events; `reason` is for people (names attribute and value).
 
-    def __init__(self, reason: str) -> None:
+    `type_name` is the event type that could not read it (its name also starts `reason`,
+    or for a payload that is not a JSON object ends it), or None when the message as a
+    whole is bad (a payload too large).
+    """
+
+    def __init__(self, reason: str, type_name: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.type_name = type_name
 
 
 class MappingError(ValueError):
@@ -250,21 +258,24 @@ class PayloadDecoder:
             try:
                 out[attr] = self.converters[attr](text)
             except BadValue as exc:
-                raise BadMessage(f"{self.name}.{attr} (from the topic): {exc.reason}") from None
+                raise BadMessage(f"{self.name}.{attr} (from the topic): {exc.reason}",
+                                 self.name) from None
         return out
 
-    def decode(self, payload: Any, value: Any, bound: dict[str, Any],
+    def decode(self, topic: str, payload: Any, value: Any, bound: dict[str, Any],
                arrival_ts: float, ahead_of: float | None = None) -> Event:
-        """The event for a message whose template matched.
+        """The event for a message on `topic` (its `source`) whose template matched.
 
         `payload` is the body (see `body_of`); `value` is the parsed payload (INVALID
         if it is not JSON) when `needs_object`, anything otherwise; `bound` holds the
         converted topic values (copied here).  With `ahead_of`, a TIMESTAMP FROM time
-        more than MAX_AHEAD seconds after it is refused.
+        more than MAX_AHEAD seconds after it is refused.  Raises BadMessage (with this
+        type's name) when this type cannot read the message.
         """
+        name = self.name
         attrs = dict(bound) if bound else {}
         if self.needs_object and type(value) is not dict:
-            raise BadMessage(_not_object_reason(value, payload, self.name))
+            raise BadMessage(_not_object_reason(value, payload, name), name)
         for attr, key, path, convert, native in self._fields:
             item = value.get(key) if path is None else lookup(value, path)
             if item is None:
@@ -275,14 +286,15 @@ class PayloadDecoder:
             try:
                 attrs[attr] = convert(item)
             except BadValue as exc:
-                raise BadMessage(f"{self.name}.{attr}: {exc.reason}") from None
+                raise BadMessage(f"{name}.{attr}: {exc.reason}", name) from None
         if self.raw_attr is not None:
             attr, convert = self.raw_attr
             body = body_of(payload)
             try:
                 text = bytes(body).decode("utf-8")
             except UnicodeDecodeError:
-                raise BadMessage(f"{self.name}.{attr}: the payload is not UTF-8 text") from None
+                raise BadMessage(f"{name}.{attr}: the payload is not UTF-8 text",
+                                 name) from None
             if text[:1] == '"':  # a JSON string payload: its content, not its quotes
                 unquoted = parse_payload(body)
                 if type(unquoted) is str:
@@ -290,21 +302,23 @@ class PayloadDecoder:
             try:
                 attrs[attr] = convert(text)
             except BadValue as exc:
-                raise BadMessage(f"{self.name}.{attr}: {exc.reason}") from None
+                raise BadMessage(f"{name}.{attr}: {exc.reason}", name) from None
         ts = arrival_ts
         if self.ts_path is not None:
             raw_ts = lookup(value, self.ts_path)
             if raw_ts is None:
-                raise BadMessage(f"{self.name}: the payload has no timestamp at {self.ts_text!r}")
+                raise BadMessage(f"{name}: the payload has no timestamp at {self.ts_text!r}",
+                                 name)
             try:
                 ts = self._to_ts(raw_ts)
             except BadValue as exc:
-                raise BadMessage(f"{self.name} timestamp at {self.ts_text!r}: "
-                                 f"{exc.reason}") from None
+                raise BadMessage(f"{name} timestamp at {self.ts_text!r}: {exc.reason}",
+                                 name) from None
             if ahead_of is not None and ts > ahead_of + MAX_AHEAD:
-                raise BadMessage(f"{self.name}: its time {format_ts(ts, UTC)} is more than a "
-                                 f"day ahead of the message's ({format_ts(ahead_of, UTC)})")
-        return Event(self.name, ts, attrs)
+                raise BadMessage(f"{name}: its time {format_ts(ts, UTC)} is more than a "
+                                 f"day ahead of the message's ({format_ts(ahead_of, UTC)})",
+                                 name)
+        return Event(name, ts, attrs, topic)
 
     def convert_attrs(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Attributes given directly (a trace's engine event) converted; nulls left out."""
@@ -318,13 +332,13 @@ def convert_attrs(type_name: str, converters: Mapping[str, Callable[[Any], Any]]
     for attr, item in raw.items():
         convert = converters.get(attr)
         if convert is None:
-            raise BadMessage(f"{type_name} has no attribute {attr!r}")
+            raise BadMessage(f"{type_name} has no attribute {attr!r}", type_name)
         if item is None:
             continue
         try:
             out[attr] = convert(item)
         except BadValue as exc:
-            raise BadMessage(f"{type_name}.{attr}: {exc.reason}") from None
+            raise BadMessage(f"{type_name}.{attr}: {exc.reason}", type_name) from None
     return out
 
 

@@ -4,7 +4,9 @@ Bus-message lines go through the same topic and payload mapping as live MQTT
 (cep.adapters.bus); engine-event lines are converted to their declared types.
 Bad lines and bad messages are reported on stderr and counted, never fatal; so is
 what the engine reports while a line is processed (a rule failing on a value, an
-action refused), prefixed with the line's FILE:LINE.
+action refused), prefixed with the line's FILE:LINE.  A message that several types
+map is a bad message for each type that cannot read it, and still gives the other
+types' events.
 """
 
 from __future__ import annotations
@@ -198,11 +200,18 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
             else:
                 # the record as payload: its bytes are made only if a decoder needs them;
                 # a TIMESTAMP FROM more than a day after the line's time is bad, as live
-                events = bus.decode(record.topic, record, record.ts, record.value, record.ts)
+                events, problems = bus.decode(record.topic, record, record.ts, record.value,
+                                              record.ts)
+                # each type that could not read the message is a bad message of its own;
+                # the other types' events go on
+                for problem in problems:
+                    stats.bad_messages += 1
+                    reporter.bad(record.topic, problem.reason, record.ts)
                 if not events:
-                    stats.count_unmatched(record.topic)
+                    if not problems:
+                        stats.count_unmatched(record.topic)
                     continue
-        except BadMessage as exc:
+        except BadMessage as exc:  # the whole message (or trace event) is bad
             stats.bad_messages += 1
             topic = record.type if isinstance(record, TraceEvent) else record.topic
             reporter.bad(topic, exc.reason, record.ts)

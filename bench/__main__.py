@@ -12,6 +12,7 @@ COMMANDS = {
     "ab": ("bench.ab", "main"),
     "memory": ("bench.ab", "memory_main"),
     "memory-keys": ("bench.keys", "main"),
+    "windowed": ("bench.windowed", "main"),
     "mqtt": ("bench.mqtt", "main"),
     "view": ("bench.view", "main"),
     "check": ("bench.check", "main"),

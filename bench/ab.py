@@ -26,9 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 RULES = BENCH_DIR / "ab.epl"
@@ -69,15 +71,22 @@ def write_ab(n: int, folder: Path, seed: int = 42) -> tuple[Path, Path]:
     return trace, csv
 
 
-def ab_data(n: int) -> tuple[Path, Path]:
-    """The n-event trace and CSV, generated once into the cache folder."""
-    folder = cache_dir() / "data" / f"ab-{n}"
+def cached_data(name: str, n: int,
+                write: Callable[[int, Path], tuple[Path, Path]]) -> tuple[Path, Path]:
+    """The n-event trace and CSV that `write(n, folder)` makes, generated once into the
+    cache folder (`data/NAME-N`)."""
+    folder = cache_dir() / "data" / f"{name}-{n}"
     done = folder / "done"
     if not done.exists():
         print(f"generating {n:,} events into {folder} ...", file=sys.stderr)
-        write_ab(n, folder)
+        write(n, folder)
         done.write_text("ok\n")
-    return folder / "ab.jsonl", folder / "ab.csv"
+    return folder / f"{name}.jsonl", folder / f"{name}.csv"
+
+
+def ab_data(n: int) -> tuple[Path, Path]:
+    """The n-event AB trace and CSV, generated once into the cache folder."""
+    return cached_data("ab", n, write_ab)
 
 
 def edge_pairs(n: int, window_ms: int = 20 * 60 * 1000) -> int:
@@ -131,9 +140,9 @@ def run_process(command: list[str], cwd: Path | None = None) -> Run:
     return Run(wall, usage.ru_maxrss / 1024, stdout, stderr)  # ru_maxrss is in KB on Linux
 
 
-def run_cep(trace: Path, out: Path) -> tuple[Run, int, float]:
+def run_cep(trace: Path, out: Path, rules: Path = RULES) -> tuple[Run, int, float]:
     """A whole `cep replay` process; also its match count and its own replay-loop seconds."""
-    run = run_process([sys.executable, "-m", "cep", "replay", str(RULES), "--trace", str(trace),
+    run = run_process([sys.executable, "-m", "cep", "replay", str(rules), "--trace", str(trace),
                        "--out", str(out)])
     found = re.search(r"outputs in ([0-9.]+) s", run.stderr)
     loop = float(found.group(1)) if found else float("nan")
@@ -142,9 +151,14 @@ def run_cep(trace: Path, out: Path) -> tuple[Run, int, float]:
     return run, matches, loop
 
 
-def run_siddhi(classpath: str, csv: Path) -> tuple[Run, int]:
-    """A whole Siddhi process (its JVM start included, as for cep) and its match count."""
-    run = run_process(["java", "-cp", classpath, "SiddhiAB", str(csv)], cwd=cache_dir())
+def run_siddhi(classpath: str, csv: Path, main: str = "SiddhiAB",
+               *args: str) -> tuple[Run, int]:
+    """A whole Siddhi process (its JVM start included, as for cep) and its match count.
+
+    `main` is the class to run, given the CSV and `args`; it prints
+    `SIDDHI events=N matches=M ...`.
+    """
+    run = run_process(["java", "-cp", classpath, main, str(csv), *args], cwd=cache_dir())
     found = re.search(r"SIDDHI events=(\d+) matches=(\d+)", run.stdout)
     if found is None:
         raise RuntimeError(f"Siddhi said: {run.stdout.strip()[-500:]}")
@@ -158,13 +172,14 @@ class SiddhiUnavailable(Exception):
     """Why Siddhi cannot run here (the bench then reports cep alone)."""
 
 
-def siddhi_classpath() -> str:
-    """Set up the Siddhi peer in the cache folder (once) and return its class path."""
+def siddhi_classpath(source: Path = JAVA_SOURCE) -> str:
+    """Set up the Siddhi peer in the cache folder (once), compile `source` (a class of
+    the same name, in the default package) against it, and return its class path."""
     for tool in ("java", "javac"):
         if shutil.which(tool) is None:
             raise SiddhiUnavailable(f"no `{tool}` on PATH")
-    if not JAVA_SOURCE.exists():
-        raise SiddhiUnavailable(f"{JAVA_SOURCE} not found (run from a checkout)")
+    if not source.exists():
+        raise SiddhiUnavailable(f"{source} not found (run from a checkout)")
     root = cache_dir() / "siddhi"
     venv = root / "venv"
     libs = list(venv.glob("lib/python3*/site-packages/__PySiddhiProxy/target/lib"))
@@ -183,11 +198,11 @@ def siddhi_classpath() -> str:
         if not libs:
             raise SiddhiUnavailable(f"{PYSIDDHI} carries no Siddhi jars")
     classes = root / "classes"
-    compiled = classes / "SiddhiAB.class"
-    if not compiled.exists() or compiled.stat().st_mtime < JAVA_SOURCE.stat().st_mtime:
+    compiled = classes / f"{source.stem}.class"
+    if not compiled.exists() or compiled.stat().st_mtime < source.stat().st_mtime:
         classes.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(["javac", "-nowarn", "-cp", f"{libs[0]}/*", "-d", str(classes),
-                                 str(JAVA_SOURCE)], capture_output=True, text=True)
+                                 str(source)], capture_output=True, text=True)
         if result.returncode != 0:
             raise SiddhiUnavailable(f"javac failed: {result.stderr.strip()[-300:]}")
     return f"{classes}{os.pathsep}{libs[0]}/*"
@@ -280,14 +295,25 @@ def current_rss_mb() -> float:
 
 def memory_day(hours: float) -> int:
     """Replay `hours` of the AB stream in this process; RSS and live state every hour."""
+    events = int(hours * 3600 * 1000 / STEP_MS)
+    trace, _ = ab_data(events)
+    print(f"{hours:g} hours of the AB workload ({events:,} events), sampled every hour")
+    print(f"{'hour':>5} {'RSS MB':>8} {'instances':>10} {'waiting':>8} {'timers':>7} "
+          f"{'outputs':>9}")
+    sampled_replay(RULES, trace, _memory_line)
+    return 0
+
+
+def sampled_replay(rules: Path, trace: Path, sample: Callable[[Any, float, int], None]) -> None:
+    """Replay the trace through `rules` in this process, calling `sample(engine, hour,
+    outputs)` at the start of every simulated hour (before that hour's first event) and
+    after the last event (`hour` from the first event's time)."""
     from cep.adapters.bus import BusMapping, create_events
     from cep.adapters.trace import TraceReader
     from cep.checks.loader import load_paths
     from cep.runtime.engine import Engine
 
-    events = int(hours * 3600 * 1000 / STEP_MS)
-    trace, _ = ab_data(events)
-    loaded = load_paths([str(RULES)])
+    loaded = load_paths([str(rules)])
     loaded.raise_for_errors()
     outputs = [0]
 
@@ -296,20 +322,19 @@ def memory_day(hours: float) -> int:
 
     engine = Engine(loaded.catalog, count, UTC)
     bus = BusMapping.from_events(create_events(loaded.catalog), UTC)
-    print(f"{hours:g} hours of the AB workload ({events:,} events), sampled every hour")
-    print(f"{'hour':>5} {'RSS MB':>8} {'instances':>10} {'waiting':>8} {'timers':>7} "
-          f"{'outputs':>9}")
-    next_hour, start = None, None
+    next_hour, start, last = None, None, None
     for record in TraceReader(trace, UTC):
         if start is None:
             start = next_hour = record.ts
         if record.ts >= next_hour:  # type: ignore[operator]
-            _memory_line(engine, (record.ts - start) / 3600, outputs[0])
+            sample(engine, (record.ts - start) / 3600, outputs[0])
             next_hour += 3600  # type: ignore[operator]
-        for event in bus.decode(record.topic, record, record.ts, record.value):
+        events, _ = bus.decode(record.topic, record, record.ts, record.value)
+        for event in events:
             engine.process(event)
-    _memory_line(engine, hours, outputs[0])
-    return 0
+        last = record.ts
+    sample(engine, 0.0 if start is None else (last - start) / 3600,  # type: ignore[operator]
+           outputs[0])
 
 
 def _memory_line(engine, hour: float, outputs: int) -> None:

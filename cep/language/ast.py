@@ -197,8 +197,77 @@ class Call:
     span: Span = _span()
 
 
+@dataclass(frozen=True)
+class Aggregate:
+    """`count(*)` (arg None), `count(x)`, `sum`, `avg`, `min`, `max` (one argument),
+    `first`, `last`, `stddev`, `list`; `name` lower-cased."""
+
+    name: str
+    arg: Expr | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Cast:
+    """`cast(x, TYPE)`; type upper-cased as written, validated by cep.checks."""
+
+    operand: Expr
+    type: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Prior:
+    """`prior(n, attr)`: `attr` of the n-th earlier event of the rule's stream."""
+
+    count: int
+    attr: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class When:
+    """`WHEN test THEN value` of a CASE."""
+
+    test: Expr
+    value: Expr
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Case:
+    """`CASE [operand] WHEN w THEN v ... [ELSE default] END` (operand None: WHEN conditions)."""
+
+    operand: Expr | None
+    whens: tuple[When, ...]
+    default: Expr | None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class KeyedRead:
+    """`Window[k1, k2].attr`: the attribute of a `#unique` window's event with that key.
+    (`Window[3].attr`, a single whole number, is read as an `Attribute` with an index,
+    which is a tag index when the name is a tag and a key when it is a window.)"""
+
+    window: str
+    keys: tuple[Expr, ...]
+    attr: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Subquery:
+    """`(SELECT expr FROM Window [WHERE condition])`."""
+
+    select: Expr
+    window: Ident
+    where: Expr | None
+    span: Span = _span()
+
+
 Expr = (Literal | Name | Attribute | ContextField | Unary | Binary | InList | Between | Like |
-        IsNull | Call)
+        IsNull | Call | Aggregate | Cast | Prior | Case | KeyedRead | Subquery)
 
 
 # ------------------------------------------------------------------ patterns
@@ -288,13 +357,25 @@ Pattern = (EventAtom | TimerInterval | FollowedBy | PatternOr | PatternAnd | Eve
 
 
 @dataclass(frozen=True)
+class View:
+    """`#time(10 min)`, `#length(5)`, `#lastevent`, `#unique(a, b)`: the view's name
+    (lower-cased) and its arguments as written (durations, whole numbers as Literals,
+    attribute names as Idents); cep.checks says which view takes which."""
+
+    name: str
+    args: tuple[Duration | Literal | Ident, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class StreamSource:
-    """`Type[(filter)] [AS alias]`: a single event type as a rule's input."""
+    """`Type[(filter)][#view] [AS alias]`: a single event type as a rule's input."""
 
     type: str
     filter: Expr | None
     alias: str | None
     span: Span = _span()
+    view: View | None = None
 
 
 @dataclass(frozen=True)
@@ -489,6 +570,26 @@ class CreateContext:
 
 
 @dataclass(frozen=True)
+class CreateWindow:
+    """`CREATE WINDOW Name#view FROM Type[(filter)]` (source: the type and its filter)."""
+
+    name: str
+    view: View
+    source: StreamSource
+    span: Span = _span()
+    name_span: Span = _span()  # where the declared name is
+
+
+@dataclass(frozen=True)
+class OutputClause:
+    """`OUTPUT FIRST | LAST | SNAPSHOT EVERY d` (kind lower-cased)."""
+
+    kind: str
+    every: Duration
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class Annotation:
     """`@name('text')`; name as written."""
 
@@ -542,6 +643,9 @@ class SelectRule:
     where: Expr | None
     actions: tuple[Action, ...]
     span: Span = _span()
+    group_by: tuple[Ident, ...] = ()
+    having: Expr | None = None
+    output: OutputClause | None = None
 
 
 @dataclass(frozen=True)
@@ -565,10 +669,12 @@ class OnRule:
     where: Expr | None
     actions: tuple[Action, ...]
     span: Span = _span()
+    output: OutputClause | None = None
 
 
 Rule = SelectRule | OnRule
-Statement = SetTimezone | CreateEvent | CreateLocation | CreateContext | SelectRule | OnRule
+Statement = (SetTimezone | CreateEvent | CreateLocation | CreateContext | CreateWindow |
+             SelectRule | OnRule)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ ANY = "ANY"        # unknown (after an error): compatible with everything, repor
 EVENT = "EVENT"    # a tagged event as a value (`SELECT a`, `SELECT *` in a pattern)
 EVENTS = "EVENTS"  # a repeated tag as a value: a list of events
 LIST = "LIST"      # the key of a context partitioned by several attributes
+VALUES = "VALUES"  # what list(x) makes: a JSON array of values (selected, published, not compared)
 ATTRIBUTE_TYPES = (INT, FLOAT, STRING, BOOL, TIMESTAMP)
 NUMERIC = (INT, FLOAT)
 
@@ -65,12 +66,27 @@ class RuleInfo:
 
 
 @dataclass
+class WindowInfo:
+    """A named window (CREATE WINDOW): the type it holds and, for `#unique`, its key."""
+
+    name: str
+    declaration: ast.CreateWindow
+    type: str
+    keys: tuple[str, ...] = ()  # the `#unique(...)` attributes; () for other views
+
+    @property
+    def view(self) -> ast.View:
+        return self.declaration.view
+
+
+@dataclass
 class Catalog:
     timezone: str = "UTC"
     timezone_span: ast.Span = ast.NO_SPAN
     events: dict[str, EventTypeInfo] = field(default_factory=dict)
     locations: dict[str, ast.CreateLocation] = field(default_factory=dict)
     contexts: dict[str, ast.CreateContext] = field(default_factory=dict)
+    windows: dict[str, WindowInfo] = field(default_factory=dict)
     rules: list[RuleInfo] = field(default_factory=list)
 
     def rule(self, name: str) -> RuleInfo | None:

@@ -451,6 +451,7 @@ TERMINAL_WORDS = {
     "SEMICOLON": "`;`",
     "AT": "`AT`",
     "ANNOT": "`@`",
+    "HASH": "`#`",
     "$END": "the end of the statement",
 }
 

@@ -147,6 +147,32 @@ class _Expr:
     def _call(self, expr: ast.Call) -> str:
         return f"{expr.name}({', '.join(self.text(arg) for arg in expr.args)})"
 
+    def _aggregate(self, expr: ast.Aggregate) -> str:
+        return f"{expr.name}({'*' if expr.arg is None else self.text(expr.arg)})"
+
+    def _cast(self, expr: ast.Cast) -> str:
+        return f"cast({self.text(expr.operand)}, {expr.type})"
+
+    def _prior(self, expr: ast.Prior) -> str:
+        return f"prior({expr.count}, {expr.attr})"
+
+    def _case(self, expr: ast.Case) -> str:
+        words = ["CASE"]
+        if expr.operand is not None:
+            words.append(self.text(expr.operand))
+        for when in expr.whens:
+            words += ["WHEN", self.text(when.test), "THEN", self.text(when.value)]
+        if expr.default is not None:
+            words += ["ELSE", self.text(expr.default)]
+        return " ".join([*words, "END"])
+
+    def _keyedread(self, expr: ast.KeyedRead) -> str:
+        return f"{expr.window}[{', '.join(self.text(k) for k in expr.keys)}].{expr.attr}"
+
+    def _subquery(self, expr: ast.Subquery) -> str:
+        where = f" WHERE {self.text(expr.where)}" if expr.where is not None else ""
+        return f"(SELECT {self.text(expr.select)} FROM {expr.window.name}{where})"
+
     def _unary(self, expr: ast.Unary) -> str:
         if expr.op == "not":
             return "NOT " + self.at_least(expr.operand, _E_NOT)
@@ -250,12 +276,20 @@ def _filter(expr: ast.Expr | None) -> str:
 # ------------------------------------------------------------------ sources, templates
 
 
+def format_view(view: ast.View) -> str:
+    """`#time(10 min)`, `#lastevent`."""
+    args = ", ".join(format_duration(a) if isinstance(a, ast.Duration) else
+                     a.name if isinstance(a, ast.Ident) else format_expr(a) for a in view.args)
+    return f"#{view.name}({args})" if view.args else f"#{view.name}"
+
+
 def format_source(source: ast.Source) -> str:
-    """`PATTERN [p]` or `Type(filter) AS alias`."""
+    """`PATTERN [p]` or `Type(filter)#view AS alias`."""
     if isinstance(source, ast.PatternSource):
         return f"PATTERN [{format_pattern(source.pattern)}]"
+    view = format_view(source.view) if source.view is not None else ""
     alias = f" AS {source.alias}" if source.alias is not None else ""
-    return f"{source.type}{_filter(source.filter)}{alias}"
+    return f"{source.type}{_filter(source.filter)}{view}{alias}"
 
 
 def format_json(value: ast.JsonValue) -> str:
@@ -365,6 +399,14 @@ def _rule_head(rule: ast.SelectRule | ast.OnRule) -> list[str]:
 
 def _rule_tail(rule: ast.SelectRule | ast.OnRule) -> list[str]:
     lines = [f"WHERE {format_expr(rule.where)}"] if rule.where is not None else []
+    if isinstance(rule, ast.SelectRule):
+        if rule.group_by:
+            lines.append("GROUP BY " + ", ".join(attr.name for attr in rule.group_by))
+        if rule.having is not None:
+            lines.append(f"HAVING {format_expr(rule.having)}")
+    if rule.output is not None:
+        lines.append(f"OUTPUT {rule.output.kind.upper()} EVERY "
+                     f"{format_duration(rule.output.every)}")
     return lines + [format_action(action) for action in rule.actions]
 
 
@@ -401,6 +443,9 @@ def format_statement(stmt: ast.Statement) -> str:
         text = _create_location(stmt)
     elif isinstance(stmt, ast.CreateContext):
         text = f"CREATE CONTEXT {stmt.name} {_context_spec(stmt.spec)}"
+    elif isinstance(stmt, ast.CreateWindow):
+        text = (f"CREATE WINDOW {stmt.name}{format_view(stmt.view)} FROM "
+                f"{format_source(stmt.source)}")
     elif isinstance(stmt, ast.SelectRule):
         text = _select_rule(stmt)
     elif isinstance(stmt, ast.OnRule):

@@ -33,6 +33,10 @@ TIME_UNITS = {
 }
 DISTANCE_UNITS = {"m": 1.0, "km": 1000.0}
 
+AGGREGATES = ("count", "sum", "avg", "min", "max", "first", "last", "stddev", "list")
+# min and max with two or more arguments are the scalar functions
+SCALAR_TOO = ("min", "max")
+
 MAX_INT = 2**63 - 1  # the largest whole number a rule may write (JSON output holds 64 bits)
 
 _KEEP_TOKENS = {"NAME", "STRING", "NUMBER", "TIME", "MINUS"}
@@ -393,6 +397,36 @@ class ToAst:
         name, spec = self._values(children)
         return ast.CreateContext(str(name), spec, self._span(meta), self._tspan(name))
 
+    # -------------------------------------------------------------- CREATE WINDOW
+    def create_window(self, meta: Meta, children: list[Any]) -> ast.CreateWindow:
+        # CREATE WINDOW NAME view FROM NAME [filter]
+        _create, _window, name, view, _from, type_token, filter_expr = children
+        source = ast.StreamSource(str(type_token), filter_expr, None,
+                                  self._between(type_token, filter_expr))
+        return ast.CreateWindow(str(name), view, source, self._span(meta), self._tspan(name))
+
+    def _between(self, token: Token, last: Any) -> ast.Span:
+        """The span from `token` to the end of `last` (a node with a span, or None)."""
+        first = self._tspan(token)
+        end = getattr(last, "span", None) if last is not None else None
+        if end is None or not end.line:
+            return first
+        return ast.Span(first.file, first.line, first.col, end.end_line, end.end_col + 1)
+
+    def view(self, meta: Meta, children: list[Any]) -> ast.View:
+        # HASH NAME ["(" [view_arg ("," view_arg)*] ")"]
+        _hash, name, *args = children
+        return ast.View(str(name).lower(), tuple(a for a in args if a is not None),
+                        self._span(meta))
+
+    def view_number(self, meta: Meta, children: list[Token]) -> ast.Literal:
+        (token,) = children
+        return ast.Literal(self._number(token), self._span(meta))
+
+    def view_name(self, meta: Meta, children: list[Token]) -> ast.Ident:
+        (token,) = children
+        return self._ident(token)
+
     # -------------------------------------------------------------- rules
     def annotation(self, meta: Meta, children: list[Any]) -> ast.Annotation:
         name, value = self._values(children)
@@ -416,15 +450,21 @@ class ToAst:
         return ast.SelectItem(expr, str(alias) if alias is not None else None, self._span(meta))
 
     def filter(self, meta: Meta, children: list[Any]) -> ast.Expr | None:
-        """`(expr)`, or `()`: no filter, like leaving the parentheses out."""
-        (expr,) = children
-        result: ast.Expr | None = expr
+        """`(expr)`, or `()`: no filter, like leaving the parentheses out; `(a, b)` is
+        `(a) AND (b)`."""
+        conditions = [c for c in children if c is not None]
+        if not conditions:
+            return None
+        result: ast.Expr = conditions[0]
+        for condition in conditions[1:]:
+            result = ast.Binary("and", result, condition, self._span(meta))
         return result
 
     def stream(self, meta: Meta, children: list[Any]) -> ast.StreamSource:
-        type_token, filter_expr, _as, alias = children
+        type_token, filter_expr, view, _as, alias = children
         return ast.StreamSource(str(type_token), filter_expr,
-                                str(alias) if alias is not None else None, self._span(meta))
+                                str(alias) if alias is not None else None, self._span(meta),
+                                view)
 
     def pattern_source(self, meta: Meta, children: list[Any]) -> ast.PatternSource:
         return ast.PatternSource(self._only(children), self._span(meta))
@@ -444,15 +484,29 @@ class ToAst:
         # annotation* [context_clause] [insert_into] SELECT select_list FROM source [where]
         # action*
         annotations, middle, actions = _split_rule(children)
-        context, insert, _select, select, _from, source, where = middle
+        context, insert, _select, select, _from, source, where, group_by, having, output = \
+            middle
         return ast.SelectRule(annotations, context, insert, select, source, where, actions,
-                              self._span(meta))
+                              self._span(meta), group_by or (), having, output)
 
     def on_rule(self, meta: Meta, children: list[Any]) -> ast.OnRule:
         # annotation* [context_clause] ON on_trigger [where] action+
         annotations, middle, actions = _split_rule(children)
-        context, _on, trigger, where = middle
-        return ast.OnRule(annotations, context, trigger, where, actions, self._span(meta))
+        context, _on, trigger, where, output = middle
+        return ast.OnRule(annotations, context, trigger, where, actions, self._span(meta),
+                          output)
+
+    def group_by(self, meta: Meta, children: list[Any]) -> tuple[ast.Ident, ...]:
+        return tuple(self._ident(t) for t in self._values(children))
+
+    def having(self, meta: Meta, children: list[Any]) -> ast.Expr:
+        _having, condition = children
+        result: ast.Expr = condition
+        return result
+
+    def output_clause(self, meta: Meta, children: list[Any]) -> ast.OutputClause:
+        _output, kind, _every, every = children
+        return ast.OutputClause(str(kind).lower(), every, self._span(meta))
 
     def action(self, meta: Meta, children: list[Any]) -> ast.Action:
         # PUBLISH string [PAYLOAD payload] [QOS NUMBER] [RETAIN]
@@ -624,21 +678,65 @@ class ToAst:
         tag, attr = children
         return ast.Attribute(str(tag), None, str(attr), self._span(meta))
 
-    def indexed_ref(self, meta: Meta, children: list[Token]) -> ast.Attribute:
-        tag, index, attr = children
-        number = 0
-        if not str(index).isdigit():
-            self.diagnostics.error(f"a tag index must be a whole number, not {_shown(index)}",
-                                   self._tspan(index))
-        else:
-            number = int(self._number(index))
-        return ast.Attribute(str(tag), number, str(attr), self._span(meta))
+    def indexed_ref(self, meta: Meta, children: list[Any]) -> ast.Attribute | ast.KeyedRead:
+        """`tag[0].attr` (one whole number: an Attribute with an index) or
+        `Window[k1, k2].attr` (a KeyedRead)."""
+        name, *keys, attr = children
+        if len(keys) == 1 and isinstance(keys[0], ast.Literal) \
+                and type(keys[0].value) is int:
+            return ast.Attribute(str(name), keys[0].value, str(attr), self._span(meta))
+        return ast.KeyedRead(str(name), tuple(keys), str(attr), self._span(meta))
 
     def context_ref(self, meta: Meta, children: list[Token]) -> ast.ContextField:
         _context, field = children
         return ast.ContextField(str(field), self._span(meta))
 
-    def call(self, meta: Meta, children: list[Any]) -> ast.Call:
-        name, *args = children  # `f()` gives one None placeholder
-        return ast.Call(str(name).lower(), tuple(a for a in args if a is not None),
-                        self._span(meta))
+    def call(self, meta: Meta, children: list[Any]) -> ast.Expr:
+        """A function call; aggregates, `cast` and `prior` get nodes of their own."""
+        name_token, *given = children  # `f()` gives one None placeholder
+        name = str(name_token).lower()
+        args = tuple(a for a in given if a is not None)
+        span = self._span(meta)
+        if name in AGGREGATES and not (name in SCALAR_TOO and len(args) >= 2):
+            if len(args) == 1:
+                return ast.Aggregate(name, args[0], span)
+            self.diagnostics.error(f"the aggregate {name}() takes one argument"
+                                   f"{', or * for count(*)' if name == 'count' else ''}, not "
+                                   f"{len(args)}", span)
+            return ast.Aggregate(name, args[0] if args else None, span)
+        if name == "cast":
+            if len(args) == 2 and isinstance(args[1], ast.Name):
+                return ast.Cast(args[0], args[1].name.upper(), span)
+            self.diagnostics.error("cast takes a value and a type: `cast(x, INT)` (STRING, INT, "
+                                   "FLOAT or BOOL)", span)
+            return ast.Literal(None, span)
+        if name == "prior":
+            if len(args) == 2 and isinstance(args[0], ast.Literal) \
+                    and type(args[0].value) is int and isinstance(args[1], ast.Name):
+                return ast.Prior(args[0].value, args[1].name, span)
+            self.diagnostics.error("prior takes a whole number and an attribute: `prior(1, "
+                                   "value)` is `value` of the event before this one", span)
+            return ast.Literal(None, span)
+        return ast.Call(name, args, span)
+
+    def call_star(self, meta: Meta, children: list[Any]) -> ast.Expr:
+        name_token, _star = children
+        name = str(name_token).lower()
+        if name != "count":
+            self.diagnostics.error(f"only count takes *: write `{name}(attribute)`",
+                                   self._span(meta))
+        return ast.Aggregate("count", None, self._span(meta))
+
+    def case_when(self, meta: Meta, children: list[Any]) -> ast.When:
+        _when, test, _then, value = children
+        return ast.When(test, value, self._span(meta))
+
+    def case(self, meta: Meta, children: list[Any]) -> ast.Case:
+        # CASE [expr] case_when+ [ELSE expr] END
+        _case, operand, *whens, _else, default, _end = children
+        return ast.Case(operand, tuple(whens), default, self._span(meta))
+
+    def subquery(self, meta: Meta, children: list[Any]) -> ast.Subquery:
+        # "(" SELECT expr FROM NAME [where] ")"
+        _select, select, _from, window, where = children
+        return ast.Subquery(select, self._ident(window), where, self._span(meta))

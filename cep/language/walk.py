@@ -69,6 +69,52 @@ class PatternVisitor(ABC, Generic[R]):
     def within(self, node: ast.Within, *args: Any) -> R: ...
 
 
+def expr_children(expr: ast.Expr, into_subqueries: bool = True) -> tuple[ast.Expr, ...]:
+    """The expressions directly inside `expr`, in source order (a subquery's SELECT and
+    WHERE only with `into_subqueries`: they are in the window's scope, not the rule's)."""
+    if isinstance(expr, ast.Binary):
+        return (expr.left, expr.right)
+    if isinstance(expr, (ast.Unary, ast.IsNull, ast.Cast)):
+        return (expr.operand,)
+    if isinstance(expr, ast.InList):
+        return (expr.operand, *expr.items)
+    if isinstance(expr, ast.Between):
+        return (expr.operand, expr.low, expr.high)
+    if isinstance(expr, ast.Like):
+        return (expr.operand, expr.pattern)
+    if isinstance(expr, ast.Call):
+        return expr.args
+    if isinstance(expr, ast.Aggregate):
+        return (expr.arg,) if expr.arg is not None else ()
+    if isinstance(expr, ast.KeyedRead):
+        return expr.keys
+    if isinstance(expr, ast.Case):
+        parts: list[ast.Expr] = [expr.operand] if expr.operand is not None else []
+        for when in expr.whens:
+            parts += (when.test, when.value)
+        if expr.default is not None:
+            parts.append(expr.default)
+        return tuple(parts)
+    if isinstance(expr, ast.Subquery) and into_subqueries:
+        return (expr.select, expr.where) if expr.where is not None else (expr.select,)
+    return ()
+
+
+def walk_expr(expr: ast.Expr, into_subqueries: bool = True) -> Iterator[ast.Expr]:
+    """Every expression node, parents before children (without recursion)."""
+    pending = [expr]
+    while pending:
+        node = pending.pop()
+        yield node
+        pending.extend(reversed(expr_children(node, into_subqueries)))
+
+
+def aggregates(expr: ast.Expr) -> list[ast.Aggregate]:
+    """The aggregates of an expression outside its subqueries, in source order."""
+    return [node for node in walk_expr(expr, into_subqueries=False)
+            if isinstance(node, ast.Aggregate)]
+
+
 def children(pattern: ast.Pattern) -> tuple[ast.Pattern, ...]:
     """The patterns directly inside `pattern`, in source order."""
     if isinstance(pattern, ast.FollowedBy):

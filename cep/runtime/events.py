@@ -14,15 +14,18 @@ class Event:
     """One event: its type name, its time (Unix seconds, UTC) and its attributes.
 
     Attributes a message lacked are simply absent from `attrs` and read as null.
+    `source` is where it came from, for `changed()`: the MQTT topic of its message, or
+    None for an event given directly or derived (its type is then its source).
     `__slots__` keeps an event small: the engine creates one per input message.
     """
 
-    __slots__ = ("attrs", "ts", "type")
+    __slots__ = ("attrs", "source", "ts", "type")
 
-    def __init__(self, type: str, ts: float, attrs: Attrs) -> None:
+    def __init__(self, type: str, ts: float, attrs: Attrs, source: str | None = None) -> None:
         self.type = type
         self.ts = ts
         self.attrs = attrs
+        self.source = source
 
     def __repr__(self) -> str:
         return f"Event({self.type!r}, {self.ts!r}, {self.attrs!r})"
