@@ -13,22 +13,26 @@ action error and not carried out; nothing of it reaches the pattern's state mach
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from cep.language import ast
 from cep.language.catalog import RuleInfo
 from cep.language.topics import compile_template
 from cep.language.walk import declared_tags, select_name
+from cep.runtime.clock import Timer
 from cep.runtime.contexts import ContextInstance
 from cep.runtime.events import Attrs, Event, Match
-from cep.runtime.expressions import ExpressionCompiler, Fn
+from cep.runtime.expressions import AggregateSlot, ExprEnv, ExpressionCompiler, Fn, PriorSlot
 from cep.runtime.faults import describe_exception as describe
 from cep.runtime.limits import payload_problem, topic_problem
 from cep.runtime.matcher import EngineServices, Interest, PatternRun
 from cep.runtime.output import JsonValues, Output, OutputFailed
 from cep.runtime.pattern_compiler import PatternCompiler
 from cep.runtime.positions import PositionOf
+from cep.runtime.rate import OUTPUT_TIMER, OutputLimiter, period_end
+from cep.runtime.windows import GroupedWindow, ViewSpec, hashable
 
 
 class AgentHost(EngineServices, Protocol):
@@ -36,6 +40,11 @@ class AgentHost(EngineServices, Protocol):
 
     json: JsonValues
     position_of: PositionOf
+    env: ExprEnv
+    window_attrs: dict[str, frozenset[str]]
+
+    def schedule(self, deadline: float, callback: Callable[[float], None],
+                 priority: int = 1) -> Timer: ...
 
     def emit(self, record: Output) -> None: ...
 
@@ -93,6 +102,14 @@ class Agent:
         self.position_of = engine.position_of
         self.where: Fn | None = None
         self.actions: list[CompiledAction] = []
+        output = info.rule.output
+        self.limiter = OutputLimiter(output, engine, self.release) \
+            if output is not None and output.kind != "snapshot" else None
+        self.group: Any = None  # the group of the result being made (windowed rules)
+
+    def release(self, instance: Any, held: Any) -> None:
+        """A result an OUTPUT LAST period held, at the period's end."""
+        raise NotImplementedError
 
     def start(self, instance: ContextInstance) -> None:
         raise NotImplementedError
@@ -138,6 +155,8 @@ class Agent:
                 return
             if not passed:
                 return
+        if self.limiter is not None and not self.limiter.offer(ctx, None, (attrs, match)):
+            return
         self.matches += 1
         self.last_fired = self.engine.now
         self._publish(attrs, match, ctx)
@@ -194,9 +213,13 @@ class SourcedAgent(Agent):
         self.where = source.compiler.compile(where) if where is not None else None
 
     def start(self, instance: ContextInstance) -> None:
+        if self.limiter is not None:
+            self.limiter.start(instance)
         self.source.start(self, instance)
 
     def stop(self, instance: ContextInstance) -> None:
+        if self.limiter is not None:
+            self.limiter.stop(instance)
         self.source.stop(instance)
 
     def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
@@ -212,6 +235,8 @@ class SourcedAgent(Agent):
         return self.source.partial_matches(instance)
 
     def at_rest(self, instance: ContextInstance) -> bool:
+        if self.limiter is not None and not self.limiter.at_rest(instance):
+            return False
         return self.source.at_rest(instance)
 
     def result(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
@@ -237,25 +262,52 @@ class SelectAgent(SourcedAgent):
                 name = select_name(item)
                 assert name is not None, "cep.checks gives every SELECT result a name"
                 self.select.append((name, source.compiler.compile(item.expr)))
+        self.having = source.compiler.compile(rule.having) if rule.having is not None else None
+        if source.applies_where:  # a window's WHERE comes before the event enters it
+            self.where = None
         result_names = frozenset(info.schema)
         self.actions = self._compile_actions(
-            ExpressionCompiler(frozenset(), result_names, self.position_of))
+            ExpressionCompiler(frozenset(), result_names, self.position_of, engine.env,
+                               prior=source.prior, window_attrs=engine.window_attrs))
         self.schema = info.schema
 
     def result(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
-        """A match of the source: apply WHERE, build the result, emit it."""
+        """A match of the source: apply WHERE, build the result, HAVING, then the output
+        clause (which may drop it or hold it), and emit it."""
+        values = self._values(attrs, match, ctx)
+        if values is None:
+            return
+        if self.limiter is not None and not self.limiter.offer(ctx, self.group, values):
+            return
+        self._emit(values, ctx)
+
+    def snapshot(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
+        """One group's result at an OUTPUT SNAPSHOT period's end."""
+        values = self._values(attrs, match, ctx)
+        if values is not None:
+            self._emit(values, ctx)
+
+    def release(self, instance: Any, held: Any) -> None:
+        self._emit(held, instance)
+
+    def _values(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> Attrs | None:
         values: Attrs
         try:
             if self.where is not None and not self.where(attrs, match, ctx):
-                return
+                return None
             if self.select is None:  # `*`: the event's attributes, or the pattern's tags
                 values = dict(attrs) if attrs is not None else {
                     tag: match.get(tag) for tag in self.source.tags}
             else:
                 values = {name: fn(attrs, match, ctx) for name, fn in self.select}
+            if self.having is not None and not self.having(attrs, match, ctx):
+                return None
         except Exception as exc:
-            self.failed("its WHERE or SELECT", exc)
-            return
+            self.failed("its WHERE, SELECT or HAVING", exc)
+            return None
+        return values
+
+    def _emit(self, values: Attrs, ctx: ContextInstance) -> None:
         engine = self.engine
         self.matches += 1
         self.last_fired = engine.now
@@ -287,6 +339,12 @@ class OnAgent(SourcedAgent):
     def result(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
         self._act(attrs, match, ctx)
 
+    def release(self, instance: Any, held: Any) -> None:
+        attrs, match = held
+        self.matches += 1
+        self.last_fired = self.engine.now
+        self._publish(attrs, match, instance)
+
 
 # ====================================================================== sources
 
@@ -296,6 +354,8 @@ class Source:
 
     compiler: ExpressionCompiler
     tags: tuple[str, ...]
+    applies_where = False  # True: the source applies the rule's WHERE itself
+    prior: PriorSlot | None = None
 
     def start(self, agent: SourcedAgent, instance: ContextInstance) -> None:
         raise NotImplementedError
@@ -318,26 +378,49 @@ class Source:
 
 
 class StreamSource(Source):
-    """`FROM Type(filter) AS alias`: every matching event is a result."""
+    """`FROM Type(filter) AS alias`: every matching event is a result.
+
+    With `prior(n, attr)` in the rule, it keeps the last n events that passed the
+    filter in each context instance (`history`)."""
 
     agent: SourcedAgent  # the agent it feeds, from the first `start` on
 
     def __init__(self, source: ast.StreamSource, attrs: frozenset[str],
-                 position_of: PositionOf) -> None:
+                 position_of: PositionOf, env: ExprEnv | None = None,
+                 window_attrs: dict[str, frozenset[str]] | None = None,
+                 aggregates: AggregateSlot | None = None) -> None:
         self.alias = source.alias or source.type
         self.tags = (self.alias,)
-        self.compiler = ExpressionCompiler(frozenset(self.tags), attrs, position_of)
+        self.prior = PriorSlot()
+        self.compiler = ExpressionCompiler(frozenset(self.tags), attrs, position_of, env,
+                                           source.type, aggregates, self.prior, window_attrs)
         self.filter = self.compiler.compile(source.filter) if source.filter is not None else None
+        self.history: dict[ContextInstance, deque[Attrs]] = {}
 
     def start(self, agent: SourcedAgent, instance: ContextInstance) -> None:
-        self.agent = agent  # a stream rule keeps no state per instance
+        self.agent = agent
 
     def stop(self, instance: ContextInstance) -> None:
-        pass
+        self.history.pop(instance, None)
+
+    def at_rest(self, instance: ContextInstance) -> bool:
+        return not self.history.get(instance)
+
+    def _passes(self, attrs: Attrs, match: Match, instance: ContextInstance) -> bool:
+        if self.filter is None:
+            return True
+        try:
+            return bool(self.filter(attrs, match, instance))
+        except Exception as exc:
+            self.agent.failed("its filter", exc)
+            return False
 
     def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
         attrs = event.attrs
         match: Match = {self.alias: event}
+        if self.prior.depth:
+            self._with_history(event, attrs, match, instances)
+            return
         for instance in instances:
             if self.filter is not None:
                 try:
@@ -349,15 +432,176 @@ class StreamSource(Source):
                     continue
             self.agent.result(attrs, match, instance)
 
+    def _history_of(self, instance: ContextInstance) -> deque[Attrs]:
+        history = self.history.get(instance)
+        if history is None:
+            history = self.history[instance] = deque(maxlen=self.prior.depth)
+        return history
+
+    def _with_history(self, event: Event, attrs: Attrs, match: Match,
+                      instances: list[ContextInstance]) -> None:
+        prior = self.prior
+        for instance in instances:
+            if not self._passes(attrs, match, instance):
+                continue
+            history = self._history_of(instance)
+            prior.history, prior.offset = history, 0
+            try:
+                self.agent.result(attrs, match, instance)
+            finally:
+                prior.history = None
+                history.append(attrs)
+
+
+class WindowedSource(StreamSource):
+    """`FROM Type(filter)#view AS alias [WHERE ...] [GROUP BY ...]`: the events that pass
+    the filter and WHERE enter the instance's window, then the rule makes one result
+    for the arriving event's group (expiry alone makes none). With OUTPUT SNAPSHOT, the
+    results come instead at each period's end, one per group."""
+
+    applies_where = True
+
+    def __init__(self, source: ast.StreamSource, rule: ast.SelectRule, attrs: frozenset[str],
+                 engine: AgentHost) -> None:
+        self.slot = AggregateSlot()
+        super().__init__(source, attrs, engine.position_of, engine.env, engine.window_attrs,
+                         self.slot)
+        assert source.view is not None
+        self.engine = engine
+        self.spec = ViewSpec.of(source.view)
+        self.where = self.compiler.compile(rule.where) if rule.where is not None else None
+        self.group_by = [g.name for g in rule.group_by]
+        self.windows: dict[ContextInstance, GroupedWindow] = {}
+        self.snapshots: dict[ContextInstance, Timer] = {}
+        self.snapshot_every = rule.output.every.seconds \
+            if rule.output is not None and rule.output.kind == "snapshot" else None
+        self.started: dict[ContextInstance, float] = {}
+
+    def start(self, agent: SourcedAgent, instance: ContextInstance) -> None:
+        self.agent = agent
+        self.started[instance] = self.engine.now
+
+    def stop(self, instance: ContextInstance) -> None:
+        super().stop(instance)
+        self.started.pop(instance, None)
+        window = self.windows.pop(instance, None)
+        if window is not None:
+            window.disarm()
+        timer = self.snapshots.pop(instance, None)
+        if timer is not None:
+            timer.cancel()
+
+    def at_rest(self, instance: ContextInstance) -> bool:
+        window = self.windows.get(instance)
+        return super().at_rest(instance) and (window is None or not len(window))
+
+    def partial_matches(self, instance: ContextInstance | None = None) -> int:
+        """The events held in the windows (shown where patterns show partial matches)."""
+        if instance is not None:
+            window = self.windows.get(instance)
+            return len(window) if window is not None else 0
+        return sum(len(w) for w in self.windows.values())
+
+    def _group_key(self, attrs: Attrs) -> Any:
+        names = self.group_by
+        if not names:
+            return None
+        if len(names) == 1:
+            return hashable(attrs.get(names[0]))
+        return tuple(hashable(attrs.get(name)) for name in names)
+
+    def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
+        attrs = event.attrs
+        match: Match = {self.alias: event}
+        prior = self.prior
+        for instance in instances:
+            if not self._passes(attrs, match, instance):
+                continue
+            history = self._history_of(instance) if prior.depth else None
+            prior.history, prior.offset = history, 0
+            try:
+                self._enter(event, attrs, match, instance)
+            finally:
+                prior.history = None
+                if history is not None:
+                    history.append(attrs)
+
+    def _enter(self, event: Event, attrs: Attrs, match: Match,
+               instance: ContextInstance) -> None:
+        agent = self.agent
+        try:
+            if self.where is not None and not self.where(attrs, match, instance):
+                return
+            values = tuple(True if spec.argument is None else spec.argument(attrs, match,
+                                                                            instance)
+                           for spec in self.slot.specs)
+            key = self._group_key(attrs)
+        except Exception as exc:
+            agent.failed("its WHERE or an aggregate's value", exc)
+            return
+        window = self.windows.get(instance)
+        if window is None:
+            window = self.windows[instance] = GroupedWindow(self.spec, self.slot.specs,
+                                                            self.engine.schedule)
+        window.insert(self.engine.now, event, key, values)
+        window.arm()
+        if self.snapshot_every is not None:
+            self._arm_snapshot(instance)
+            return
+        self.slot.group = window.group_of(key)
+        agent.group = key
+        try:
+            agent.result(attrs, match, instance)
+        finally:
+            self.slot.group = None
+            agent.group = None
+
+    def _arm_snapshot(self, instance: ContextInstance) -> None:
+        if instance in self.snapshots or self.snapshot_every is None:
+            return
+        every = self.snapshot_every
+        start = self.started.get(instance, self.engine.now)
+        deadline = period_end(start, every, self.engine.now)
+        self.snapshots[instance] = self.engine.schedule(
+            deadline, lambda at: self._snapshot(instance), OUTPUT_TIMER)
+
+    def _snapshot(self, instance: ContextInstance) -> None:
+        """A period's end: one result per group of the window's content (none when it is
+        empty); the next period's end is awaited only while the window holds events."""
+        self.snapshots.pop(instance, None)
+        window = self.windows.get(instance)
+        if window is None or not len(window):
+            return
+        agent = self.agent
+        assert isinstance(agent, SelectAgent)
+        prior = self.prior
+        history = self.history.get(instance)
+        for key, group in list(window.groups.items()):
+            newest = group.newest
+            if newest is None:
+                continue
+            self.slot.group = group
+            prior.history, prior.offset = history, 1
+            agent.group = key
+            try:
+                agent.snapshot(newest.attrs, {self.alias: newest}, instance)
+            finally:
+                self.slot.group = None
+                prior.history = None
+                agent.group = None
+        self._arm_snapshot(instance)
+
 
 class PatternSource(Source):
     """`PATTERN [...]`: one pattern run per context instance."""
 
     def __init__(self, source: ast.PatternSource, compiler: PatternCompiler,
-                 position_of: PositionOf) -> None:
+                 position_of: PositionOf, env: ExprEnv | None = None,
+                 window_attrs: dict[str, frozenset[str]] | None = None) -> None:
         self.node = compiler.compile(source.pattern)
         self.tags = tuple(declared_tags(source.pattern))
-        self.compiler = ExpressionCompiler(frozenset(self.tags), None, position_of)
+        self.compiler = ExpressionCompiler(frozenset(self.tags), None, position_of, env,
+                                           window_attrs=window_attrs)
         self.runs: dict[ContextInstance, PatternRun] = {}
         self.interest = Interest(self.node)  # which events any of the runs could use
 
@@ -419,7 +663,8 @@ class LifecycleAgent(Agent):
         self.kind = kind
         self.inputs = []
         names = frozenset(engine.lifecycle_names(info.context or ""))
-        compiler = ExpressionCompiler(frozenset(), names, self.position_of)
+        compiler = ExpressionCompiler(frozenset(), names, self.position_of, engine.env,
+                                      window_attrs=engine.window_attrs)
         rule = info.rule
         self.where = compiler.compile(rule.where) if rule.where is not None else None
         self.actions = self._compile_actions(compiler)
@@ -445,10 +690,17 @@ def build_agent(info: RuleInfo, engine: AgentHost,
         return LifecycleAgent(info, engine, source_ast.kind)
     if isinstance(source_ast, ast.StreamSource):
         attrs = frozenset(event_attrs.get(source_ast.type) or ())
-        source: Source = StreamSource(source_ast, attrs, engine.position_of)
+        source: Source
+        if source_ast.view is not None and isinstance(rule, ast.SelectRule):
+            source = WindowedSource(source_ast, rule, attrs, engine)
+        else:
+            source = StreamSource(source_ast, attrs, engine.position_of, engine.env,
+                                  engine.window_attrs)
     else:
-        source = PatternSource(source_ast, PatternCompiler(event_attrs, engine.position_of),
-                               engine.position_of)
+        patterns = PatternCompiler(event_attrs, engine.position_of, engine.env,
+                                   engine.window_attrs)
+        source = PatternSource(source_ast, patterns, engine.position_of, engine.env,
+                               engine.window_attrs)
     if isinstance(rule, ast.SelectRule):
         return SelectAgent(info, engine, source)
     return OnAgent(info, engine, source)

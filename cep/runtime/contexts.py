@@ -27,7 +27,7 @@ from cep.language.catalog import Catalog
 from cep.language.walk import event_types
 from cep.runtime.clock import Timer
 from cep.runtime.events import Attrs, Event, Match
-from cep.runtime.expressions import ExpressionCompiler
+from cep.runtime.expressions import ExprEnv, ExpressionCompiler, window_attrs
 from cep.runtime.geometry import Position, distance_m, point_in_polygon
 from cep.runtime.limits import MAX_PARTITION_INSTANCES
 from cep.runtime.matcher import EngineServices, Node, PatternRun
@@ -189,14 +189,16 @@ class RecurringRuntime(ContextRuntime):
 class EventFilter:
     """`Type(filter) [AS alias]` compiled for matching single events."""
 
-    def __init__(self, source: ast.StreamSource, catalog: Catalog, position_of: PositionOf) -> None:
+    def __init__(self, source: ast.StreamSource, catalog: Catalog, position_of: PositionOf,
+                 env: ExprEnv | None = None) -> None:
         self.type = source.type
         alias = source.alias or source.type
         self.alias = alias
         attrs = frozenset(catalog.events[source.type].attrs) if source.type in catalog.events \
             else frozenset()
-        self.filter = ExpressionCompiler(frozenset({alias}), attrs, position_of).compile(
-            source.filter) if source.filter is not None else None
+        compiler = ExpressionCompiler(frozenset({alias}), attrs, position_of, env, source.type,
+                                      window_attrs=window_attrs(catalog))
+        self.filter = compiler.compile(source.filter) if source.filter is not None else None
 
     def matches(self, event: Event) -> bool:
         if event.type != self.type:
@@ -242,21 +244,23 @@ class EventIntervalRuntime(InitiatedRuntime):
     time_only = True
 
     def __init__(self, name: str, host: ContextHost, spec: ast.EventInterval, catalog: Catalog,
-                 position_of: PositionOf) -> None:
+                 position_of: PositionOf, env: ExprEnv | None = None) -> None:
         super().__init__(name, host, spec.policy,
                          spec.duration.seconds if spec.duration is not None else None)
-        self.terminator = EventFilter(spec.terminator, catalog, position_of) \
+        self.terminator = EventFilter(spec.terminator, catalog, position_of, env) \
             if spec.terminator is not None else None
         self.initiator: EventFilter | None = None
         self.initiator_pattern: PatternRun | None = None
         self.pattern_node: Node | None = None
         observed: list[str] = []
         if isinstance(spec.initiator, ast.StreamSource):
-            self.initiator = EventFilter(spec.initiator, catalog, position_of)
+            self.initiator = EventFilter(spec.initiator, catalog, position_of, env)
             observed.append(spec.initiator.type)
         else:
             attrs = {n: i.attrs for n, i in catalog.events.items()}
-            self.pattern_node = PatternCompiler(attrs, position_of).compile(spec.initiator.pattern)
+            self.pattern_node = PatternCompiler(attrs, position_of, env,
+                                                window_attrs(catalog)).compile(
+                spec.initiator.pattern)
             observed.extend(event_types(spec.initiator.pattern))
         if self.terminator is not None:
             observed.append(self.terminator.type)
@@ -520,9 +524,9 @@ class EventDistanceRuntime(InitiatedRuntime):
     """`WITHIN d OF Type(filter) DURATION t [POLICY p]`: instances centred on initiators."""
 
     def __init__(self, name: str, host: ContextHost, spec: ast.EventDistance, catalog: Catalog,
-                 position_of: PositionOf) -> None:
+                 position_of: PositionOf, env: ExprEnv | None = None) -> None:
         super().__init__(name, host, spec.policy, spec.duration.seconds)
-        self.initiator = EventFilter(spec.source, catalog, position_of)
+        self.initiator = EventFilter(spec.source, catalog, position_of, env)
         self.meters = spec.distance.meters
         self.position_of = position_of
         self.observes = (spec.source.type,)
@@ -605,9 +609,11 @@ class CompositeRuntime(ContextRuntime):
 
 def build_runtimes(catalog: Catalog, host: ContextHost, zone: tzinfo,
                    position_of: PositionOf, max_instances: int = MAX_PARTITION_INSTANCES,
+                   env: ExprEnv | None = None,
                    ) -> tuple[dict[str, ContextRuntime], EntityTracker]:
     """A runtime for every declared context (parts before the composites using them);
-    `max_instances` is the limit of each partition's live instances."""
+    `max_instances` is the limit of each partition's live instances; `env` what their
+    filters read beyond the event (named windows, `changed()`)."""
     places = Places(catalog, position_of)
     tracker = EntityTracker(catalog, position_of)
     runtimes: dict[str, ContextRuntime] = {}
@@ -620,7 +626,7 @@ def build_runtimes(catalog: Catalog, host: ContextHost, zone: tzinfo,
         if isinstance(spec, ast.Recurring):
             runtime = RecurringRuntime(name, host, spec, zone)
         elif isinstance(spec, ast.EventInterval):
-            runtime = EventIntervalRuntime(name, host, spec, catalog, position_of)
+            runtime = EventIntervalRuntime(name, host, spec, catalog, position_of, env)
         elif isinstance(spec, ast.Partition):
             runtime = PartitionRuntime(name, host, spec, catalog, max_instances)
         elif isinstance(spec, ast.FixedLocation):
@@ -628,7 +634,7 @@ def build_runtimes(catalog: Catalog, host: ContextHost, zone: tzinfo,
         elif isinstance(spec, ast.EntityDistance):
             runtime = EntityDistanceRuntime(name, host, spec, tracker, position_of)
         elif isinstance(spec, ast.EventDistance):
-            runtime = EventDistanceRuntime(name, host, spec, catalog, position_of)
+            runtime = EventDistanceRuntime(name, host, spec, catalog, position_of, env)
         else:
             parts = [build(p.name) for p in spec.parts]
             for part in parts:

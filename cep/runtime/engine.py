@@ -28,6 +28,7 @@ from cep.language.catalog import Catalog
 from cep.language.context_info import lifecycle_attrs
 from cep.language.timezones import get_zone
 from cep.runtime.agents import Agent, LifecycleAgent, build_agent
+from cep.runtime.changes import ChangeTracker
 from cep.runtime.clock import Timer, TimerQueue
 from cep.runtime.contexts import (
     CompositeRuntime,
@@ -36,6 +37,7 @@ from cep.runtime.contexts import (
     build_runtimes,
 )
 from cep.runtime.events import Event
+from cep.runtime.expressions import ExprEnv, window_attrs
 from cep.runtime.faults import FaultReporter, describe_exception
 from cep.runtime.limits import (
     EARLIEST_TS,
@@ -44,6 +46,7 @@ from cep.runtime.limits import (
     REPORT_INTERVAL,
     time_problem,
 )
+from cep.runtime.named_windows import NamedWindows
 from cep.runtime.output import JsonValues, Output, OutputFailed, Sink, format_ts
 from cep.runtime.positions import position_resolver
 
@@ -99,8 +102,13 @@ class Engine:
         self.json = JsonValues(catalog, self.tz, self.stats)
         self.faults = FaultReporter(lambda message: self.warn(message), REPORT_INTERVAL)
         self.delivering: Event | None = None  # the event being delivered, for reports
+        self.changes = ChangeTracker()
+        self.env = ExprEnv(changes=self.changes, now=self._now, tz=self.tz)
+        self.window_attrs = window_attrs(catalog)
+        self.windows = NamedWindows(catalog, self.schedule, self.env, self.position_of,
+                                    self._window_failed)
         self.contexts, self.entities = build_runtimes(catalog, self, self.tz, self.position_of,
-                                                      max_instances)
+                                                      max_instances, self.env)
         event_attrs = {name: info.attrs for name, info in catalog.events.items()}
         self.agents: list[Agent] = [build_agent(info, self, event_attrs)
                                     for info in catalog.rules]
@@ -142,6 +150,12 @@ class Engine:
         for watcher in watchers:
             for type_name in watcher.observes:
                 self.observers.setdefault(type_name, []).append(watcher)
+
+    def _now(self) -> float:
+        return self.now
+
+    def _window_failed(self, window: str, exc: BaseException) -> None:
+        self.report_fault(f"window '{window}'", "its filter", exc)
 
     # -------------------------------------------------------------- services for states
     def schedule(self, deadline: float, callback: Callable[[float], None],
@@ -327,8 +341,12 @@ class Engine:
             self.now = to
 
     def _deliver(self, event: Event) -> None:
+        """`changed()` memory, then named windows, then contexts (and the entity tracker),
+        then the rules."""
         self.event_seq += 1
         self.delivering = event
+        self.changes.observe(event)
+        self.windows.update(event)
         watchers = self.observers.get(event.type)
         if watchers:
             for watcher in watchers:

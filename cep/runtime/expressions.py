@@ -17,14 +17,22 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol, TypeAlias
 
 from cep.language import ast
+from cep.language.catalog import Catalog
+from cep.language.walk import aggregates as aggregates_in
+from cep.runtime.aggregates import make_aggregator
+from cep.runtime.changes import ChangeTracker
+from cep.runtime.convert import caster, text_of
 from cep.runtime.events import Attrs, Event, Match
 from cep.runtime.geometry import distance_m
 from cep.runtime.like import like_matcher
 from cep.runtime.positions import PositionOf, no_position
+from cep.runtime.windows import AggregateSpec, EventWindow, Group, hashable
 
 
 class ContextView(Protocol):
@@ -52,19 +60,81 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt, ">=": operator.ge}
 
 
+class ExprEnv:
+    """What expressions read beyond their event: the named windows, the memory of
+    `changed()`, the clock (`current_timestamp()`, `hour()`, ...) and the rules' zone."""
+
+    def __init__(self, windows: Mapping[str, EventWindow] | None = None,
+                 changes: ChangeTracker | None = None,
+                 now: Callable[[], float] = lambda: 0.0, tz: tzinfo = UTC) -> None:
+        self.windows: Mapping[str, EventWindow] = windows if windows is not None else {}
+        self.changes = changes if changes is not None else ChangeTracker()
+        self.now = now
+        self.tz = tz
+
+
+class AggregateSlot:
+    """The aggregates of a windowed rule (or subquery): each aggregate node compiles to a
+    read of `group.aggs[i]`, the group the rule's window sets before evaluating."""
+
+    def __init__(self) -> None:
+        self.specs: list[AggregateSpec] = []
+        self._index: dict[ast.Aggregate, int] = {}
+        self.group: Group | None = None
+
+    def index_of(self, node: ast.Aggregate, compiler: ExpressionCompiler) -> int:
+        index = self._index.get(node)
+        if index is None:
+            argument = compiler.compile(node.arg) if node.arg is not None else None
+            index = self._index[node] = len(self.specs)
+            self.specs.append(AggregateSpec(node.name, argument))
+        return index
+
+
+class PriorSlot:
+    """`prior(n, attr)`: the stream's earlier events (after its filter) in the current
+    context instance, newest last, set by the rule before evaluating; `depth` is the
+    largest n its expressions ask for."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.history: deque[Attrs] | None = None
+        self.offset = 0  # 1 when the newest event in `history` is the current one
+
+
+EMPTY_ENV = ExprEnv()
+
+
+def window_attrs(catalog: Catalog) -> dict[str, frozenset[str]]:
+    """Each named window's attributes (its type's), for subqueries over it."""
+    return {name: frozenset(catalog.events[info.type].attrs) if info.type in catalog.events
+            else frozenset() for name, info in catalog.windows.items()}
+
+
 class ExpressionCompiler:
     """Compiles expressions of one place in a rule.
 
     `tags`: names that are tags there (a bare tag name is the tagged event);
-    `attrs`: bare names that are attributes there (they win over tags).
+    `attrs`: bare names that are attributes there (they win over tags);
+    `env`: named windows, `changed()` memory, clock; `event_type`: the type a filter
+    tests (for `changed()`); `aggregates`, `prior`: where a windowed or stream rule
+    keeps what its aggregates and `prior()` read.
     """
 
     def __init__(self, tags: frozenset[str] = frozenset(),
                  attrs: frozenset[str] | None = None,
-                 position_of: PositionOf = no_position) -> None:
+                 position_of: PositionOf = no_position, env: ExprEnv | None = None,
+                 event_type: str | None = None, aggregates: AggregateSlot | None = None,
+                 prior: PriorSlot | None = None,
+                 window_attrs: Mapping[str, frozenset[str]] | None = None) -> None:
         self.tags = tags
         self.attrs = attrs
         self.position_of = position_of
+        self.env = env if env is not None else EMPTY_ENV
+        self.event_type = event_type
+        self.aggregates = aggregates
+        self.prior = prior
+        self.window_attrs = window_attrs or {}  # window name -> its type's attributes
 
     def compile(self, expr: ast.Expr) -> Fn:
         """The closure of `expr`, built by the method named after its node class."""
@@ -121,6 +191,9 @@ class ExpressionCompiler:
 
     def _Attribute(self, expr: ast.Attribute) -> Fn:
         tag, attr, index = expr.tag, expr.attr, expr.index
+        window = self.env.windows.get(tag) if tag not in self.tags else None
+        if window is not None:
+            return _window_read(window, attr, index)
         if index is None:
             def attribute(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
                 # cep.checks allows `tag.attr` only for a tag bound to one event
@@ -135,6 +208,112 @@ class ExpressionCompiler:
                 return None
             return events[index].attrs.get(attr)
         return indexed
+
+    def _KeyedRead(self, expr: ast.KeyedRead) -> Fn:
+        window = self.env.windows[expr.window]
+        keys = [self.compile(key) for key in expr.keys]
+        attr = expr.attr
+
+        def keyed(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
+            # as ViewSpec.unique_key makes them: one attribute's value, or a tuple
+            key = hashable(keys[0](a, m, c)) if len(keys) == 1 else \
+                tuple(hashable(k(a, m, c)) for k in keys)
+            event = window.get(key)
+            return event.attrs.get(attr) if event is not None else None
+        return keyed
+
+    def _Subquery(self, expr: ast.Subquery) -> Fn:
+        """Over the window's current events that pass WHERE: the aggregates of the
+        SELECT expression, or (without aggregates) the expression on the newest one."""
+        window = self.env.windows[expr.window.name]
+        slot = AggregateSlot()
+        inner = ExpressionCompiler(self.tags, self.window_attrs.get(expr.window.name,
+                                                                    frozenset()),
+                                   self.position_of, self.env, None, slot, None,
+                                   self.window_attrs)
+        select = inner.compile(expr.select)
+        where = inner.compile(expr.where) if expr.where is not None else None
+        if not aggregates_in(expr.select):
+            def newest(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
+                for event in window.newest_first():
+                    if where is None or where(event.attrs, m, c):
+                        return select(event.attrs, m, c)
+                return None
+            return newest
+        specs = slot.specs
+
+        def aggregated(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
+            group = Group(None, [make_aggregator(s.name, s.argument is None, True)
+                                 for s in specs], True)
+            seq = 0
+            for event in window.events():
+                values = event.attrs
+                if where is not None and not where(values, m, c):
+                    continue
+                seq += 1
+                for spec, aggregator in zip(specs, group.aggs):
+                    argument = spec.argument
+                    aggregator.add(seq, True if argument is None else argument(values, m, c))
+            saved = slot.group
+            slot.group = group
+            try:
+                return select(None, m, c)
+            finally:
+                slot.group = saved
+        return aggregated
+
+    def _Aggregate(self, expr: ast.Aggregate) -> Fn:
+        slot = self.aggregates
+        if slot is None:  # cep.checks allows aggregates only where a window sets them
+            return lambda a, m, c: None
+        index = slot.index_of(expr, self)
+
+        def aggregate(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
+            group = slot.group
+            return group.aggs[index].result() if group is not None else None
+        return aggregate
+
+    def _Prior(self, expr: ast.Prior) -> Fn:
+        slot = self.prior
+        if slot is None:  # cep.checks allows prior only in stream rules
+            return lambda a, m, c: None
+        count, attr = expr.count, expr.attr
+        slot.depth = max(slot.depth, count)
+
+        def prior(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
+            history = slot.history
+            back = count + slot.offset
+            if history is None or len(history) < back:
+                return None
+            return history[-back].get(attr)
+        return prior
+
+    def _Cast(self, expr: ast.Cast) -> Fn:
+        operand = self.compile(expr.operand)
+        convert = caster(expr.type)
+        return lambda a, m, c: convert(operand(a, m, c))
+
+    def _Case(self, expr: ast.Case) -> Fn:
+        whens = [(self.compile(w.test), self.compile(w.value)) for w in expr.whens]
+        default = self.compile(expr.default) if expr.default is not None else None
+        if expr.operand is None:
+            def searched(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
+                for test, value in whens:
+                    if test(a, m, c):
+                        return value(a, m, c)
+                return default(a, m, c) if default is not None else None
+            return searched
+        operand = self.compile(expr.operand)
+
+        def simple(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
+            x = operand(a, m, c)
+            if x is not None:
+                for test, value in whens:
+                    y = test(a, m, c)
+                    if y is not None and _equal(x, y):
+                        return value(a, m, c)
+            return default(a, m, c) if default is not None else None
+        return simple
 
     def _ContextField(self, expr: ast.ContextField) -> Fn:
         if expr.field == "name":
@@ -288,6 +467,10 @@ class ExpressionCompiler:
     def _Call(self, expr: ast.Call) -> Fn:
         if expr.name == "distance":
             return self._distance(expr)
+        if expr.name == "changed":
+            return self._changed(expr)
+        if expr.name in _CLOCK_FUNCTIONS:
+            return self._clock(expr)
         args = [self.compile(a) for a in expr.args]
         if expr.name == "coalesce":
             def coalesce(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
@@ -309,6 +492,40 @@ class ExpressionCompiler:
                 return None
         return call
 
+    def _changed(self, expr: ast.Call) -> Fn:
+        """`changed(attr)` in a filter of `event_type` (cep.checks allows it only there)."""
+        (arg,) = expr.args
+        type_name = self.event_type
+        if type_name is None or not isinstance(arg, ast.Name):
+            return lambda a, m, c: False
+        changes = self.env.changes
+        attr = arg.name
+        changes.watch(type_name, attr)
+        return lambda a, m, c: changes.changed(type_name, attr)
+
+    def _clock(self, expr: ast.Call) -> Fn:
+        """`current_timestamp()`, `hour()`, `minute()`, `weekday()`: of the moment of
+        evaluation (the engine's clock), or of a TIMESTAMP argument, in the rules' zone."""
+        env = self.env
+        name = expr.name
+        arg = self.compile(expr.args[0]) if expr.args else None
+        if name == "current_timestamp":
+            if arg is None:
+                return lambda a, m, c: env.now()
+            return arg
+        part = _CLOCK_FUNCTIONS[name]
+        tz = env.tz
+
+        def clock(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
+            ts = env.now() if arg is None else arg(a, m, c)
+            if ts is None:
+                return None
+            try:
+                return part(datetime.fromtimestamp(ts, tz))
+            except (*_VALUE_ERRORS, OSError):
+                return None
+        return clock
+
     def _distance(self, expr: ast.Call) -> Fn:
         # cep.checks allows only `distance(tag, tag)`, of tags bound to one event each
         first, second = [arg.name for arg in expr.args if isinstance(arg, ast.Name)]
@@ -324,6 +541,36 @@ class ExpressionCompiler:
                 return None
             return distance_m(px, py)
         return distance
+
+
+def _window_read(window: EventWindow, attr: str, index: int | None) -> Fn:
+    """`W.attr` (its newest event's) or `W[k].attr` with a whole-number key."""
+    if index is None:
+        def newest(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
+            event = window.latest()
+            return event.attrs.get(attr) if event is not None else None
+        return newest
+    key = index
+
+    def keyed(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
+        event = window.get(key)
+        return event.attrs.get(attr) if event is not None else None
+    return keyed
+
+
+def _equal(x: Any, y: Any) -> bool:
+    try:
+        return bool(x == y)
+    except Exception:
+        return False
+
+
+_CLOCK_FUNCTIONS: dict[str, Callable[[datetime], int]] = {
+    "current_timestamp": lambda moment: 0,
+    "hour": lambda moment: moment.hour,
+    "minute": lambda moment: moment.minute,
+    "weekday": lambda moment: moment.isoweekday(),
+}
 
 
 def _conjuncts(expr: ast.Expr) -> list[ast.Expr]:
@@ -348,8 +595,12 @@ def _modulo(x: float, y: float) -> float | None:
 
 
 def _concat_or_add(x: Any, y: Any) -> Any:
-    if isinstance(x, str):
-        return x + (y if isinstance(y, str) else str(y))
+    """`+`: with a STRING on either side the other is written as text (`'at ' + 21.5` is
+    `'at 21.5'`)."""
+    if type(x) is str:
+        return x + (y if type(y) is str else text_of(y))
+    if type(y) is str:
+        return text_of(x) + y
     return x + y
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cep.language import ast
 from cep.language.walk import PatternVisitor, declared_tags
-from cep.runtime.expressions import EqualityKey, ExpressionCompiler, Fn
+from cep.runtime.expressions import EqualityKey, ExprEnv, ExpressionCompiler, Fn
 from cep.runtime.matcher import (
     AndNode,
     AtomNode,
@@ -29,9 +29,12 @@ class PatternCompiler(PatternVisitor[Node]):
     """
 
     def __init__(self, event_attrs: dict[str, dict[str, str]],
-                 position_of: PositionOf = no_position) -> None:
+                 position_of: PositionOf = no_position, env: ExprEnv | None = None,
+                 window_attrs: dict[str, frozenset[str]] | None = None) -> None:
         self.event_attrs = event_attrs
         self.position_of = position_of
+        self.env = env
+        self.window_attrs = window_attrs
         self.tags: frozenset[str] = frozenset()
 
     def compile(self, pattern: ast.Pattern) -> Node:
@@ -78,6 +81,7 @@ class PatternCompiler(PatternVisitor[Node]):
         if atom.filter is None:
             return None, None
         attrs = frozenset(self.event_attrs.get(atom.type) or ())
-        compiler = ExpressionCompiler(self.tags, attrs, self.position_of)
+        compiler = ExpressionCompiler(self.tags, attrs, self.position_of, self.env, atom.type,
+                                      window_attrs=self.window_attrs)
         key, rest = compiler.split_equality(atom.filter)
         return key, compiler.compile(rest) if rest is not None else None

@@ -1,0 +1,307 @@
+"""Aggregates over a window's events, kept up to date as events enter and leave.
+
+Each aggregate of a rule is one object per group: `add(seq, value)` when an event
+enters the group, `remove(seq, value)` with the same two when it leaves, `result()`
+at any time. `seq` numbers the window's entries in the order they entered.
+
+Two families, chosen by how a window lets events leave:
+- *first in, first out* (`#time`, `#length`, `#lastevent`): the event that leaves a
+  group is always its oldest, so `min` and `max` keep a monotonic deque and `first`,
+  `last` and `list` a deque of the values: every operation is O(1) amortised;
+- *any order* (`#unique`, where a key's new event replaces its old one wherever that
+  is in the group): `min`, `max`, `first`, `last` and `list` keep the values by entry
+  number and look at them when asked (a `#unique` group holds one event per key).
+
+`count`, `sum`, `avg` and `stddev` are O(1) either way. Sums of floats are compensated
+(Neumaier), so adding and then removing a value leaves the sum as it was in all but
+extreme cases; a group that empties starts again from exact zeros (it is dropped).
+
+Nulls are ignored by every aggregate; over no values `count` is 0, `list` is `[]` and
+the others are null; `stddev` (the sample standard deviation) needs two values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+
+class Aggregator:
+    """One aggregate of one group."""
+
+    __slots__ = ()
+
+    def add(self, seq: int, value: Any) -> None:
+        raise NotImplementedError
+
+    def remove(self, seq: int, value: Any) -> None:
+        raise NotImplementedError
+
+    def result(self) -> Any:
+        raise NotImplementedError
+
+
+class CountAll(Aggregator):
+    """`count(*)`: the group's events (the runner passes True as the value)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def add(self, seq: int, value: Any) -> None:
+        self.n += 1
+
+    def remove(self, seq: int, value: Any) -> None:
+        self.n -= 1
+
+    def result(self) -> int:
+        return self.n
+
+
+class Count(Aggregator):
+    """`count(x)`: the non-null values."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def add(self, seq: int, value: Any) -> None:
+        if value is not None:
+            self.n += 1
+
+    def remove(self, seq: int, value: Any) -> None:
+        if value is not None:
+            self.n -= 1
+
+    def result(self) -> int:
+        return self.n
+
+
+def _number(value: Any) -> bool:
+    kind = type(value)
+    return kind is int or kind is float
+
+
+class Sum(Aggregator):
+    """`sum(x)`: whole numbers summed exactly; floats with Neumaier's compensation."""
+
+    __slots__ = ("floats", "high", "low", "n", "whole")
+
+    def __init__(self) -> None:
+        self.n = 0         # values summed
+        self.floats = 0    # of which floats (the sum is a float while there is one)
+        self.whole = 0     # the sum of the whole numbers
+        self.high = 0.0    # the sum of the floats ...
+        self.low = 0.0     # ... and what its rounding lost
+
+    def _float(self, x: float) -> None:
+        high = self.high
+        total = high + x
+        if abs(high) >= abs(x):
+            self.low += (high - total) + x
+        else:
+            self.low += (x - total) + high
+        self.high = total
+
+    def add(self, seq: int, value: Any) -> None:
+        if type(value) is int:
+            self.n += 1
+            self.whole += value
+        elif type(value) is float and math.isfinite(value):
+            self.n += 1
+            self.floats += 1
+            self._float(value)
+
+    def remove(self, seq: int, value: Any) -> None:
+        if type(value) is int:
+            self.n -= 1
+            self.whole -= value
+        elif type(value) is float and math.isfinite(value):
+            self.n -= 1
+            self.floats -= 1
+            if self.floats == 0:
+                self.high = self.low = 0.0
+            else:
+                self._float(-value)
+
+    def result(self) -> int | float | None:
+        if self.n == 0:
+            return None
+        if self.floats == 0:
+            return self.whole
+        return self.whole + (self.high + self.low)
+
+
+class Avg(Sum):
+    """`avg(x)`: the sum over the count of non-null values, a FLOAT."""
+
+    __slots__ = ()
+
+    def result(self) -> float | None:
+        if self.n == 0:
+            return None
+        if self.floats == 0:
+            return self.whole / self.n
+        return (self.whole + (self.high + self.low)) / self.n
+
+
+class Stddev(Aggregator):
+    """`stddev(x)`: the sample standard deviation (Welford's update, run backwards for a
+    value that leaves)."""
+
+    __slots__ = ("m2", "mean", "n")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+
+    def add(self, seq: int, value: Any) -> None:
+        if not _number(value) or not math.isfinite(value):
+            return
+        self.n += 1
+        delta = value - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (value - self.mean)
+
+    def remove(self, seq: int, value: Any) -> None:
+        if not _number(value) or not math.isfinite(value):
+            return
+        self.n -= 1
+        if self.n == 0:
+            self.mean = self.m2 = 0.0
+            return
+        delta = value - self.mean
+        self.mean -= delta / self.n
+        self.m2 -= delta * (value - self.mean)
+
+    def result(self) -> float | None:
+        if self.n < 2:
+            return None
+        return math.sqrt(max(self.m2, 0.0) / (self.n - 1))
+
+
+def _before(x: Any, y: Any) -> bool:
+    """x < y for values of one kind; values that cannot be ordered against each other
+    (the checks keep them apart) keep the older one."""
+    try:
+        return bool(x < y)
+    except TypeError:
+        return False
+
+
+class MinMaxFifo(Aggregator):
+    """`min(x)` / `max(x)` of a first-in-first-out group: a deque of (seq, value) whose
+    values only rise (min) or fall (max), so its head is the answer."""
+
+    __slots__ = ("better", "kept")
+
+    def __init__(self, largest: bool) -> None:
+        self.kept: deque[tuple[int, Any]] = deque()
+        # better(new, old): the new value makes the old one useless from now on
+        self.better: Callable[[Any, Any], bool] = (
+            (lambda new, old: not _before(new, old)) if largest else
+            (lambda new, old: not _before(old, new)))
+
+    def add(self, seq: int, value: Any) -> None:
+        if value is None:
+            return
+        kept = self.kept
+        better = self.better
+        while kept and better(value, kept[-1][1]):
+            kept.pop()
+        kept.append((seq, value))
+
+    def remove(self, seq: int, value: Any) -> None:
+        kept = self.kept
+        if kept and kept[0][0] == seq:
+            kept.popleft()
+
+    def result(self) -> Any:
+        kept = self.kept
+        return kept[0][1] if kept else None
+
+
+class ValuesFifo(Aggregator):
+    """`first(x)`, `last(x)`, `list(x)` of a first-in-first-out group: its non-null
+    values in entry order."""
+
+    __slots__ = ("kept", "kind")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.kept: deque[tuple[int, Any]] = deque()
+
+    def add(self, seq: int, value: Any) -> None:
+        if value is not None:
+            self.kept.append((seq, value))
+
+    def remove(self, seq: int, value: Any) -> None:
+        kept = self.kept
+        if kept and kept[0][0] == seq:
+            kept.popleft()
+
+    def result(self) -> Any:
+        kept = self.kept
+        if self.kind == "list":
+            return [value for _, value in kept]
+        if not kept:
+            return None
+        return kept[0][1] if self.kind == "first" else kept[-1][1]
+
+
+class ValuesAnyOrder(Aggregator):
+    """`min`, `max`, `first`, `last`, `list` of a group whose events may leave in any
+    order: its non-null values by entry number, looked at when the result is asked for."""
+
+    __slots__ = ("kind", "values")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.values: dict[int, Any] = {}
+
+    def add(self, seq: int, value: Any) -> None:
+        if value is not None:
+            self.values[seq] = value
+
+    def remove(self, seq: int, value: Any) -> None:
+        self.values.pop(seq, None)
+
+    def result(self) -> Any:
+        values = self.values
+        kind = self.kind
+        if kind == "list":
+            return [values[seq] for seq in sorted(values)]
+        if not values:
+            return None
+        if kind == "first":
+            return values[min(values)]
+        if kind == "last":
+            return values[max(values)]
+        best: Any = None
+        for seq in sorted(values):
+            value = values[seq]
+            if best is None or (_before(best, value) if kind == "max" else _before(value, best)):
+                best = value
+        return best
+
+
+def make_aggregator(name: str, counts_all: bool, fifo: bool) -> Aggregator:
+    """A fresh aggregator for `name(...)` (`counts_all`: `count(*)`)."""
+    if name == "count":
+        return CountAll() if counts_all else Count()
+    if name == "sum":
+        return Sum()
+    if name == "avg":
+        return Avg()
+    if name == "stddev":
+        return Stddev()
+    if name in ("min", "max"):
+        return MinMaxFifo(name == "max") if fifo else ValuesAnyOrder(name)
+    if name in ("first", "last", "list"):
+        return ValuesFifo(name) if fifo else ValuesAnyOrder(name)
+    raise ValueError(f"not an aggregate: {name}")

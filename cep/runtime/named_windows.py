@@ -1,0 +1,78 @@
+"""Named windows (CREATE WINDOW): the current state of the home, for the whole engine.
+
+Every event of a window's type that passes its filter enters it before anything else
+sees the event (rules, context initiators and terminators, partitions); a derived
+event when it is delivered. Expressions read the windows (`Name.attr`, `Name[k].attr`,
+subqueries) through `ExprEnv.windows`; reading never triggers a rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cep.language.catalog import Catalog, WindowInfo
+from cep.runtime.events import Event
+from cep.runtime.expressions import ExprEnv, ExpressionCompiler, Fn, window_attrs
+from cep.runtime.positions import PositionOf
+from cep.runtime.windows import EventWindow, Schedule, ViewSpec
+
+# what the engine does when a window's filter raises: report(window name, exception)
+Report = Callable[[str, BaseException], None]
+
+
+class NamedWindow:
+    def __init__(self, info: WindowInfo, window: EventWindow, filter: Fn | None,
+                 env: ExprEnv) -> None:
+        self.name = info.name
+        self.type = info.type
+        self.window = window
+        self.filter = filter
+        self.env = env
+
+    def offer(self, event: Event) -> None:
+        if self.filter is not None and not self.filter(event.attrs, {self.type: event}, None):
+            return
+        self.window.insert(self.env.now(), event)
+        self.window.arm()
+
+
+class NamedWindows:
+    """Every named window of a rule set, found by the type that fills it."""
+
+    def __init__(self, catalog: Catalog, schedule: Schedule, env: ExprEnv,
+                 position_of: PositionOf, report: Report) -> None:
+        self.report = report
+        # every window's content first: a filter may read any window
+        contents = {name: EventWindow(ViewSpec.of(info.view), schedule)
+                    for name, info in catalog.windows.items()}
+        env.windows = contents
+        self.contents = contents
+        self.by_name: dict[str, NamedWindow] = {}
+        self.by_type: dict[str, list[NamedWindow]] = {}
+        readable = window_attrs(catalog)
+        for name, info in catalog.windows.items():
+            source = info.declaration.source
+            compiled: Fn | None = None
+            if source.filter is not None:
+                event = catalog.events.get(info.type)
+                attrs = frozenset(event.attrs) if event is not None else frozenset()
+                compiler = ExpressionCompiler(frozenset({info.type}), attrs, position_of, env,
+                                              info.type, window_attrs=readable)
+                compiled = compiler.compile(source.filter)
+            window = NamedWindow(info, contents[name], compiled, env)
+            self.by_name[name] = window
+            self.by_type.setdefault(info.type, []).append(window)
+
+    def update(self, event: Event) -> None:
+        """`event` enters the windows of its type that it passes; a filter that raises
+        keeps it out of that window (reported) and the others go on."""
+        windows = self.by_type.get(event.type)
+        if windows:
+            for window in windows:
+                try:
+                    window.offer(event)
+                except Exception as exc:
+                    self.report(window.name, exc)
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(window) for name, window in self.contents.items()}

@@ -1,0 +1,115 @@
+"""Output rate limiting (`OUTPUT FIRST | LAST | SNAPSHOT EVERY d`), per context instance
+and per group, on the engine's clock.
+
+- FIRST: a result passes, then the group's results are dropped until d has passed (one
+  at exactly t0 + d passes and starts a new period).
+- LAST: periods of d from the rule's start in its instance; at each period's end the
+  last result of each group in that period goes out, stamped with the period's end.
+- SNAPSHOT: the rule's window answers at each period's end (cep.runtime.agents); this
+  module only says when the periods end.
+
+Timers are set only while something waits for a period's end, so a quiet instance
+costs nothing. What a LAST period holds when its instance closes is dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from cep.language import ast
+from cep.runtime.clock import Timer
+
+OUTPUT_TIMER = 1  # after window expiries and context deadlines due at the same instant
+
+PRUNE_ABOVE = 1024  # FIRST periods kept before the finished ones are dropped
+
+
+class RateHost(Protocol):
+    now: float
+
+    def schedule(self, deadline: float, callback: Callable[[float], None],
+                 priority: int = 1) -> Timer: ...
+
+
+def period_end(start: float, every: float, now: float) -> float:
+    """The end of the period of length `every` (counted from `start`) that `now` is in:
+    a time exactly on a boundary begins the next period."""
+    end = start + (math.floor((now - start) / every) + 1) * every
+    while end <= now:  # rounding
+        end += every
+    return end
+
+
+class _InstanceRate:
+    __slots__ = ("held", "start", "timer", "until")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.until: dict[Any, float] = {}   # FIRST: group -> when its next result may pass
+        self.held: dict[Any, Any] = {}      # LAST: group -> its last result of the period
+        self.timer: Timer | None = None
+
+
+class OutputLimiter:
+    """One rule's output clause. `release(instance, held)` is what the rule does with a
+    held result at a LAST period's end."""
+
+    def __init__(self, clause: ast.OutputClause, host: RateHost,
+                 release: Callable[[Any, Any], None]) -> None:
+        self.kind = clause.kind
+        self.every = clause.every.seconds
+        self.host = host
+        self.release = release
+        self.instances: dict[Any, _InstanceRate] = {}
+
+    def start(self, instance: Any) -> None:
+        self.instances[instance] = _InstanceRate(self.host.now)
+
+    def stop(self, instance: Any) -> None:
+        state = self.instances.pop(instance, None)
+        if state is not None and state.timer is not None:
+            state.timer.cancel()
+
+    def _state(self, instance: Any) -> _InstanceRate:
+        state = self.instances.get(instance)
+        if state is None:  # (started before this limiter knew the instance)
+            state = self.instances[instance] = _InstanceRate(self.host.now)
+        return state
+
+    def next_end(self, instance: Any) -> float:
+        return period_end(self._state(instance).start, self.every, self.host.now)
+
+    def offer(self, instance: Any, group: Any, result: Any) -> bool:
+        """Whether a result goes out now (FIRST); LAST holds it for its period's end."""
+        state = self._state(instance)
+        now = self.host.now
+        if self.kind == "first":
+            until = state.until
+            if now < until.get(group, -math.inf):
+                return False
+            if len(until) > PRUNE_ABOVE:
+                for key in [k for k, t in until.items() if t <= now]:
+                    del until[key]
+            until[group] = now + self.every
+            return True
+        if self.kind == "last":
+            state.held[group] = result
+            if state.timer is None:
+                state.timer = self.host.schedule(
+                    period_end(state.start, self.every, now),
+                    lambda at: self._period_ended(instance, state), OUTPUT_TIMER)
+            return False
+        return False  # SNAPSHOT: only the periods' ends answer
+
+    def _period_ended(self, instance: Any, state: _InstanceRate) -> None:
+        state.timer = None
+        held, state.held = state.held, {}
+        for result in held.values():
+            self.release(instance, result)
+
+    def at_rest(self, instance: Any) -> bool:
+        state = self.instances.get(instance)
+        return state is None or (not state.held and all(
+            t <= self.host.now for t in state.until.values()))

@@ -1,0 +1,244 @@
+"""Windows: the events a view keeps (`#time`, `#length`, `#lastevent`, `#unique`), and
+for windowed rules their groups with the aggregates kept up to date.
+
+A window holds *entries*: (seq, ts, event, group key, aggregated values), seq
+numbering them in the order they entered. `#time(d)` keeps an event from its time t
+while the clock is before t + d (so an event exactly d old has left); its owner sets a
+timer at `next_expiry()` and calls `expire` (engine time, never the wall clock).
+`#length(n)` keeps the last n, `#lastevent` the last one, `#unique(a, b)` the last
+event of each key (a key's new event leaves the old one and enters as a new entry).
+Memory follows the content: an empty window holds nothing, an empty group is dropped.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cep.language import ast
+from cep.runtime.aggregates import Aggregator, make_aggregator
+from cep.runtime.events import Event
+
+# (seq, ts, event, group key, aggregated values)
+Entry = tuple[int, float, Event, Any, tuple[Any, ...]]
+
+# schedule(deadline, callback, priority) -> a timer with cancel(): the engine's
+Schedule = Callable[[float, Callable[[float], None], int], Any]
+
+WINDOW_TIMER = -1  # expiries fire before anything else due at the same instant
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """A view as the runtime needs it (cep.checks has validated its arguments)."""
+
+    kind: str                      # time, length, lastevent or unique
+    seconds: float = 0.0           # #time
+    length: int = 0                # #length (1 for #lastevent)
+    keys: tuple[str, ...] = ()     # #unique
+
+    @classmethod
+    def of(cls, view: ast.View) -> ViewSpec:
+        if view.name == "time":
+            (duration,) = view.args
+            assert isinstance(duration, ast.Duration)
+            return cls("time", seconds=duration.seconds)
+        if view.name == "length":
+            (count,) = view.args
+            assert isinstance(count, ast.Literal) and type(count.value) is int
+            return cls("length", length=count.value)
+        if view.name == "unique":
+            return cls("unique", keys=tuple(a.name for a in view.args
+                                             if isinstance(a, ast.Ident)))
+        return cls("lastevent", length=1)
+
+    @property
+    def fifo(self) -> bool:
+        """Whether events leave oldest first (every view but #unique)."""
+        return self.kind != "unique"
+
+    def unique_key(self, attrs: dict[str, Any]) -> Any:
+        keys = self.keys
+        if len(keys) == 1:
+            return _hashable(attrs.get(keys[0]))
+        return tuple(_hashable(attrs.get(k)) for k in keys)
+
+
+def _hashable(value: Any) -> Any:
+    """A value as a dictionary key (lists, which derived events may carry, as tuples)."""
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value
+
+
+def hashable(value: Any) -> Any:
+    return _hashable(value)
+
+
+class EventWindow:
+    """The content of one view."""
+
+    __slots__ = ("by_key", "entries", "schedule", "seq", "spec", "timer")
+
+    def __init__(self, spec: ViewSpec, schedule: Schedule | None = None) -> None:
+        self.spec = spec
+        self.schedule = schedule  # for #time: where its expiry timer is set
+        self.timer: Any = None
+        self.seq = 0
+        self.entries: deque[Entry] = deque()     # every view but #unique
+        self.by_key: dict[Any, Entry] = {}       # #unique: key -> its entry, in entry order
+
+    def __len__(self) -> int:
+        return len(self.by_key) if self.spec.kind == "unique" else len(self.entries)
+
+    def insert(self, ts: float, event: Event, group: Any = None,
+               values: tuple[Any, ...] = ()) -> Entry:
+        """A new entry; what it pushes out leaves first (through `left`)."""
+        self.seq += 1
+        entry: Entry = (self.seq, ts, event, group, values)
+        spec = self.spec
+        if spec.kind == "unique":
+            key = spec.unique_key(event.attrs)
+            old = self.by_key.pop(key, None)
+            if old is not None:
+                self.left(old)
+            self.by_key[key] = entry
+            self.entered(entry)
+            return entry
+        entries = self.entries
+        entries.append(entry)
+        self.entered(entry)
+        if spec.length and len(entries) > spec.length:
+            self.left(entries.popleft())
+        return entry
+
+    def expire(self, now: float) -> None:
+        """`#time(d)`: every entry at least d old leaves."""
+        entries = self.entries
+        seconds = self.spec.seconds
+        while entries and entries[0][1] + seconds <= now:
+            self.left(entries.popleft())
+
+    def arm(self) -> None:
+        """`#time`: keep one timer, at the oldest entry's expiry."""
+        if self.timer is not None or self.schedule is None or self.spec.kind != "time" \
+                or not self.entries:
+            return
+        self.timer = self.schedule(self.entries[0][1] + self.spec.seconds, self._expired,
+                                   WINDOW_TIMER)
+
+    def _expired(self, now: float) -> None:
+        self.timer = None
+        self.expire(now)
+        self.arm()
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def next_expiry(self) -> float | None:
+        if self.spec.kind != "time" or not self.entries:
+            return None
+        return self.entries[0][1] + self.spec.seconds
+
+    def entered(self, entry: Entry) -> None:
+        """Hook: an entry is in (after an entry it replaces has left)."""
+
+    def left(self, entry: Entry) -> None:
+        """Hook: an entry has left."""
+
+    # -------------------------------------------------------------- reading
+    def latest(self) -> Event | None:
+        if self.spec.kind == "unique":
+            if not self.by_key:
+                return None
+            return next(reversed(self.by_key.values()))[2]
+        return self.entries[-1][2] if self.entries else None
+
+    def get(self, key: Any) -> Event | None:
+        entry = self.by_key.get(key)
+        return entry[2] if entry is not None else None
+
+    def events(self) -> Iterator[Event]:
+        """Oldest entry first."""
+        source = self.by_key.values() if self.spec.kind == "unique" else self.entries
+        for entry in source:
+            yield entry[2]
+
+    def newest_first(self) -> Iterator[Event]:
+        source = self.by_key.values() if self.spec.kind == "unique" else self.entries
+        for entry in reversed(source):
+            yield entry[2]
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    """One aggregate of a rule: its function and how to get its argument from an event
+    (None: `count(*)`)."""
+
+    name: str
+    argument: Callable[..., Any] | None
+
+
+class Group:
+    """The events of one group in a window: how many, the newest, the aggregates."""
+
+    __slots__ = ("aggs", "key", "newest", "order", "size")
+
+    def __init__(self, key: Any, aggs: list[Aggregator], fifo: bool) -> None:
+        self.key = key
+        self.aggs = aggs
+        self.size = 0
+        self.newest: Event | None = None
+        # with events leaving in any order (#unique), the newest is looked up among them
+        self.order: dict[int, Event] | None = None if fifo else {}
+
+
+class GroupedWindow(EventWindow):
+    """A windowed rule's view in one context instance, its content grouped by the GROUP
+    BY values (one group without GROUP BY), each group with its aggregates."""
+
+    __slots__ = ("aggregates", "groups")
+
+    def __init__(self, spec: ViewSpec, aggregates: Sequence[AggregateSpec],
+                 schedule: Schedule | None = None) -> None:
+        super().__init__(spec, schedule)
+        self.aggregates = aggregates
+        self.groups: dict[Any, Group] = {}
+
+    def entered(self, entry: Entry) -> None:
+        seq, _ts, event, key, values = entry
+        group = self.groups.get(key)
+        if group is None:
+            fifo = self.spec.fifo
+            group = self.groups[key] = Group(
+                key, [make_aggregator(a.name, a.argument is None, fifo)
+                      for a in self.aggregates], fifo)
+        group.size += 1
+        group.newest = event
+        if group.order is not None:
+            group.order[seq] = event
+        for aggregator, value in zip(group.aggs, values):
+            aggregator.add(seq, value)
+
+    def left(self, entry: Entry) -> None:
+        seq, _ts, _event, key, values = entry
+        group = self.groups[key]
+        group.size -= 1
+        if group.size == 0:
+            del self.groups[key]
+            return
+        for aggregator, value in zip(group.aggs, values):
+            aggregator.remove(seq, value)
+        order = group.order
+        if order is not None:
+            del order[seq]
+            group.newest = order[max(order)] if group.newest is _event else group.newest
+
+    def group_of(self, key: Any) -> Group | None:
+        return self.groups.get(key)
