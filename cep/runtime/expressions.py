@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeAlias
 
 from cep.language import ast
 from cep.language.catalog import Catalog
+from cep.language.printer import format_expr
 from cep.language.walk import aggregates as aggregates_in
 from cep.runtime.aggregates import make_aggregator
 from cep.runtime.changes import ChangeTracker
@@ -79,6 +80,7 @@ class AggregateSlot:
 
     def __init__(self) -> None:
         self.specs: list[AggregateSpec] = []
+        self.labels: list[str] = []  # each aggregate as written (`avg(value)`), for the view
         self._index: dict[ast.Aggregate, int] = {}
         self.group: Group | None = None
 
@@ -88,6 +90,7 @@ class AggregateSlot:
             argument = compiler.compile(node.arg) if node.arg is not None else None
             index = self._index[node] = len(self.specs)
             self.specs.append(AggregateSpec(node.name, argument))
+            self.labels.append(format_expr(node))
         return index
 
 
