@@ -8,9 +8,9 @@ re-matches.  The payload is parsed at most once per message, however many
 types share the topic, and never when it is over MAX_PAYLOAD bytes (a bad message).
 
 Each type that maps a message reads it on its own: a type that cannot (a value that
-does not convert, a topic level that does not, a missing TIMESTAMP FROM) is a problem
-of that type alone, and the other types still make their events.  Only a payload over
-MAX_PAYLOAD bytes makes the whole message bad.
+does not convert, a topic level that does not, a TIMESTAMP FROM missing or too far
+ahead) is a problem of that type alone, and the other types still make their events.
+Only a payload over MAX_PAYLOAD bytes makes the whole message bad.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ Decoded = tuple[list[Event], tuple[BadMessage, ...]]
 
 `events`: one per matching type that read the message, in declaration order.
 `problems`: one `BadMessage` per matching type that could not (its `type_name` set, its
-`reason` starting with the type's name), in declaration order; each is a bad message of
-its own.  Both empty: no template matches the topic (the message is unmatched).
+`reason` naming the type too), in declaration order; each is a bad message of its own.
+Both empty: no template matches the topic (the message is unmatched).
 A plain tuple, not a NamedTuple: one is made per message, and a tuple costs a tenth.
 """
 

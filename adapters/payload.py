@@ -58,9 +58,8 @@ Body = bytes | bytearray | memoryview  # a payload's bytes, as a client library 
 class BadMessage(ValueError):
     """A message that cannot become events; `reason` is for people (names attribute and value).
 
-    `type_name` is the event type that could not read it (its name also starts `reason`,
-    or for a payload that is not a JSON object ends it), or None when the message as a
-    whole is bad (a payload too large).
+    `type_name` is the event type that could not read it (`reason` names it too), or
+    None when the message as a whole is bad (a payload too large).
     """
 
     def __init__(self, reason: str, type_name: str | None = None) -> None:

@@ -98,7 +98,9 @@ def run_rules(text: str, lines: list[tuple[str, str, dict]], until: str | None =
     for ts_text, topic, payload in lines:
         ts = parse_trace_ts(ts_text, zone)
         raw = payload if isinstance(payload, str) else json.dumps(payload)
-        for event in bus.decode(topic, raw.encode(), ts):
+        events, problems = bus.decode(topic, raw.encode(), ts)
+        assert not problems, [problem.reason for problem in problems]
+        for event in events:
             engine.process(event)
     if until is not None:
         engine.advance(parse_trace_ts(until, zone))

@@ -113,7 +113,7 @@ DECODED = [
 @pytest.mark.parametrize("topic, payload, expected",
                          [case[1:] for case in DECODED], ids=[case[0] for case in DECODED])
 def test_bus_decode(topic, payload, expected):
-    assert HOME.decode(topic, payload, ARRIVAL) == expected
+    assert HOME.decode(topic, payload, ARRIVAL) == (expected, ())
 
 
 @pytest.mark.parametrize("topic", [
@@ -121,8 +121,8 @@ def test_bus_decode(topic, payload, expected):
     "b/3/light", "other", "climate/a/b", "",
 ])
 def test_bus_unmatched_topic_gives_nothing(topic):
-    assert HOME.decode(topic, b'{"value": 1}', ARRIVAL) == []
-    assert HOME.decode(topic, b'{"value": 1}', ARRIVAL) == []  # cached answer is the same
+    assert HOME.decode(topic, b'{"value": 1}', ARRIVAL) == ([], ())
+    assert HOME.decode(topic, b'{"value": 1}', ARRIVAL) == ([], ())  # cached answer is the same
 
 
 BAD = [
@@ -145,15 +145,10 @@ BAD = [
      "PillowPressure.value: true is not a FLOAT (a boolean is not a number)"),
     ("home/bedroom/pillow", b'{"value": NaN}',
      'payload "{\\"value\\": NaN}" is not valid JSON (PillowPressure expects a JSON object)'),
-    # one type of a shared topic fails: the whole message is bad
-    ("home/bathroom/door", b"OPEN",
-     'DoorOpen.open: "OPEN" is not a BOOL (expected ON/OFF, true/false or 1/0)'),
     ("count", b"1.5", 'Counter.n: "1.5" is not an INT (not a whole number)'),
     ("raw", b"\xff", "Raw.text: the payload is not UTF-8 text"),
     ("zigbee2mqtt/hall_motion", b'{"battery": 87.5}',
      "Motion.battery: 87.5 is not an INT (not a whole number)"),
-    ("b/first/hall/light", b'{"lux": 1}',
-     'Floor.floor (from the topic): "first" is not an INT'),
     ("climate/x", b'{"meta": {}}', "Climate: the payload has no timestamp at 'meta.time'"),
     ("climate/x", b'{"meta": {"time": "soon"}}',
      "Climate timestamp at 'meta.time': \"soon\" is not a TIMESTAMP "
@@ -165,16 +160,34 @@ BAD = [
 
 @pytest.mark.parametrize("topic, payload, reason", BAD)
 def test_bus_bad_message(topic, payload, reason):
-    with pytest.raises(BadMessage) as info:
-        HOME.decode(topic, payload, ARRIVAL)
-    assert info.value.reason == reason
-    assert str(info.value) == reason
+    events, problems = HOME.decode(topic, payload, ARRIVAL)
+    assert events == []
+    assert [problem.reason for problem in problems] == [reason]
+    assert [str(problem) for problem in problems] == [reason]
+
+
+# one type of a shared topic fails: a bad message of that type; the other types' events come
+SHARED_BAD = [
+    ("home/bathroom/door", b"OPEN", [Event("BathroomDoor", ARRIVAL, {"status": "OPEN"})],
+     "DoorOpen", 'DoorOpen.open: "OPEN" is not a BOOL (expected ON/OFF, true/false or 1/0)'),
+    ("b/first/hall/light", b'{"lux": 1}', [Event("AnyLight", ARRIVAL, {"lux": 1.0})],
+     "Floor", 'Floor.floor (from the topic): "first" is not an INT'),
+]
+
+
+@pytest.mark.parametrize("topic, payload, events, type_name, reason", SHARED_BAD)
+def test_bus_bad_message_of_one_type_of_a_shared_topic(topic, payload, events, type_name,
+                                                       reason):
+    got, problems = HOME.decode(topic, payload, ARRIVAL)
+    assert got == events
+    assert [(problem.type_name, problem.reason) for problem in problems] == [(type_name, reason)]
 
 
 def test_bus_bad_topic_value_is_bad_every_time():
     for _ in range(2):
-        with pytest.raises(BadMessage, match="from the topic"):
-            HOME.decode("b/first/hall/light", b'{"lux": 1}', ARRIVAL)
+        events, [problem] = HOME.decode("b/first/hall/light", b'{"lux": 1}', ARRIVAL)
+        assert "from the topic" in problem.reason
+        assert [event.type for event in events] == ["AnyLight"]
 
 
 def test_bus_subscriptions_are_merged():
@@ -200,16 +213,16 @@ def test_bus_exact_and_wildcard_templates_keep_declaration_order():
         CREATE EVENT Fourth (v INT) FROM TOPIC 'x/y';
         CREATE EVENT Other (v INT) FROM TOPIC 'x/z';
     """)
-    assert [e.type for e in bus.decode("x/y", b'{"v": 1}', 0.0)] == \
+    assert [e.type for e in bus.decode("x/y", b'{"v": 1}', 0.0)[0]] == \
         ["First", "Second", "Third", "Fourth"]
-    assert [e.type for e in bus.decode("x/q", b'{"v": 1}', 0.0)] == ["First", "Third"]
-    assert bus.decode("x/q", b'{"v": 1}', 0.0)[1].attrs == {"room": "q", "v": 1}
+    assert [e.type for e in bus.decode("x/q", b'{"v": 1}', 0.0)[0]] == ["First", "Third"]
+    assert bus.decode("x/q", b'{"v": 1}', 0.0)[0][1].attrs == {"room": "q", "v": 1}
 
 
 def test_bus_events_do_not_share_attribute_dicts():
-    first = HOME.decode("home/kitchen/temperature", b'{"value": 1}', 0.0)[0]
+    first = HOME.decode("home/kitchen/temperature", b'{"value": 1}', 0.0)[0][0]
     first.attrs["value"] = 99
-    second = HOME.decode("home/kitchen/temperature", b'{"value": 2}', 0.0)[0]
+    second = HOME.decode("home/kitchen/temperature", b'{"value": 2}', 0.0)[0][0]
     assert second.attrs == {"room": "kitchen", "value": 2.0}
 
 
@@ -217,14 +230,14 @@ def test_bus_wildcard_cache_is_bounded():
     bus = mapping("CREATE EVENT T (room STRING) FROM TOPIC 'home/{room}';")
     bus.CACHE_LIMIT = 4
     for i in range(10):
-        assert bus.decode(f"home/r{i}", b"", 0.0) == [Event("T", 0.0, {"room": f"r{i}"})]
+        assert bus.decode(f"home/r{i}", b"", 0.0) == ([Event("T", 0.0, {"room": f"r{i}"})], ())
         assert len(bus._cache) <= 4
 
 
 def test_bus_offsetless_timestamps_use_the_zone():
     bus = mapping("CREATE EVENT S (v INT) FROM TOPIC 's' TIMESTAMP FROM 't';",
                   ZoneInfo("Asia/Taipei"))
-    [event] = bus.decode("s", b'{"t": "2026-11-20T23:10:00"}', 0.0)
+    [event], _ = bus.decode("s", b'{"t": "2026-11-20T23:10:00"}', 0.0)
     assert event.ts == datetime(2026, 11, 20, 15, 10, tzinfo=UTC).timestamp()
 
 

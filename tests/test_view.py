@@ -259,7 +259,8 @@ def night_engine(records: int):
     for i, record in enumerate(TraceReader(os.path.join(NIGHT, "trace.jsonl"), tz)):
         if i >= records:
             break
-        for event in bus.decode(record.topic, record.payload, record.ts):
+        events, _ = bus.decode(record.topic, record.payload, record.ts)
+        for event in events:
             engine.process(event)
     return engine, tee
 

@@ -303,7 +303,8 @@ class SelectAgent(SourcedAgent):
             if self.having is not None and not self.having(attrs, match, ctx):
                 return None
         except Exception as exc:
-            self.failed("its WHERE, SELECT or HAVING", exc)
+            self.failed("its WHERE or SELECT" if self.having is None else
+                        "its WHERE, SELECT or HAVING", exc)
             return None
         return values
 
@@ -384,6 +385,7 @@ class StreamSource(Source):
     filter in each context instance (`history`)."""
 
     agent: SourcedAgent  # the agent it feeds, from the first `start` on
+    prior: PriorSlot
 
     def __init__(self, source: ast.StreamSource, attrs: frozenset[str],
                  position_of: PositionOf, env: ExprEnv | None = None,

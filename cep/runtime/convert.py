@@ -118,7 +118,7 @@ def to_float(value: Any) -> float:
     kind = type(value)
     if kind is float:
         if math.isfinite(value):
-            return value
+            return float(value)
         raise _refuse(value, "FLOAT", "not a finite number")
     if kind is int:
         try:
@@ -142,7 +142,7 @@ def to_string(value: Any) -> str:
     """Strings as they are; numbers and booleans as their JSON text (`21.5`, `true`)."""
     kind = type(value)
     if kind is str:
-        return value
+        return str(value)
     if kind is bool:
         return "true" if value else "false"
     if kind is int:
@@ -161,7 +161,7 @@ def to_bool(value: Any) -> bool:
     """true/false; "ON"/"OFF", "true"/"false", "1"/"0" (any case); the numbers 1 and 0."""
     kind = type(value)
     if kind is bool:
-        return value
+        return bool(value)
     if kind is str:
         word = value.strip().lower()
         if word in _TRUE:
@@ -170,7 +170,7 @@ def to_bool(value: Any) -> bool:
             return False
         raise _refuse(value, "BOOL", "expected ON/OFF, true/false or 1/0")
     if (kind is int or kind is float) and (value == 1 or value == 0):
-        return value == 1
+        return bool(value == 1)
     raise _refuse(value, "BOOL", "expected ON/OFF, true/false or 1/0")
 
 
@@ -267,14 +267,15 @@ def text_of(value: Any) -> str:
     `true` / `false`, lists and objects as JSON. (Never called with null.)"""
     kind = type(value)
     if kind is str:
-        return value
+        return str(value)
     if kind is bool:
         return "true" if value else "false"
     if kind is float:
         return repr(value)
     if kind is int:
         return str(value)
-    return json.dumps(value, ensure_ascii=False, default=str)
+    text: str = json.dumps(value, ensure_ascii=False, default=str)
+    return text
 
 
 def _cast_int(value: Any) -> int:
