@@ -17,6 +17,7 @@ message's topic as its `source`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, tzinfo
 from typing import Any
@@ -173,6 +174,7 @@ class PayloadDecoder:
         "name",
         "needs_object",
         "raw_attr",
+        "raw_native",
         "topic_names",
         "ts_path",
         "ts_text",
@@ -190,6 +192,9 @@ class PayloadDecoder:
         self.topic_names = topic_names
         self.fields = fields
         self.raw_attr = raw_attr
+        # PAYLOAD AS a number: a trace's JSON number of the declared kind is the value
+        self.raw_native: type | None = {"INT": int, "FLOAT": float}.get(
+            types[raw_attr[0]]) if raw_attr is not None else None
         self.ts_text = ts_text
         self.ts_path = compile_path(ts_text) if ts_text is not None else None
         self.needs_object = bool(fields) or self.ts_path is not None
@@ -286,8 +291,13 @@ class PayloadDecoder:
                 attrs[attr] = convert(item)
             except BadValue as exc:
                 raise BadMessage(f"{name}.{attr}: {exc.reason}", name) from None
-        if self.raw_attr is not None:
-            attr, convert = self.raw_attr
+        raw_attr = self.raw_attr
+        kind = type(value)
+        if raw_attr is not None and kind is self.raw_native and (kind is int or
+                                                                 math.isfinite(value)):
+            attrs[raw_attr[0]] = value  # (a whole number, or a float not NaN or infinite)
+        elif raw_attr is not None:
+            attr, convert = raw_attr
             body = body_of(payload)
             try:
                 text = bytes(body).decode("utf-8")

@@ -135,8 +135,8 @@ SEMANTIC = [
      f"{P + 1}:17: error: cannot compare a STRING with a number (INT)"),
     ("filter-not-boolean", PRELUDE + "SELECT x FROM A(x + 1);",
      f"{P + 1}:17: error: a filter must be a condition (true or false), but this is a number"),
-    ("arith-on-string", PRELUDE + "SELECT x FROM A WHERE x + s > 1;",
-     f"{P + 1}:27: error: `+` needs numbers, but this is a STRING"),
+    ("arith-on-string", PRELUDE + "SELECT x FROM A WHERE x - s > 1;",
+     f"{P + 1}:27: error: `-` needs numbers, but this is a STRING"),
     ("like-on-number", PRELUDE + "SELECT x FROM A WHERE x LIKE 'a%';",
      f"{P + 1}:23: error: LIKE works on strings, but this is a number (INT)"),
     ("unknown-function", PRELUDE + "SELECT foo(x) AS y FROM A;",
@@ -184,6 +184,56 @@ SEMANTIC = [
     ("event-distance-unlocated", PRELUDE + "CREATE CONTEXT W WITHIN 5 m OF A DURATION 1 min;\n"
                                            "CONTEXT W SELECT x FROM A;",
      f"{P + 1}:32: error: WITHIN ... OF: A events have no position"),
+    # second edition: named windows, views, aggregates, prior, OUTPUT, changed, cast, CASE
+    ("window-unknown-type", PRELUDE + "CREATE WINDOW W#lastevent FROM C;\nON A WHERE W.x = 1 PUBLISH 'a';",
+     f"{P + 1}:32: error: unknown event type C: declare it with CREATE EVENT or produce it with "
+     "INSERT INTO"),
+    ("unknown-view", PRELUDE + "CREATE WINDOW W#size(5) FROM A;\nON B WHERE W.x = 1 PUBLISH 'a';",
+     f"{P + 1}:16: error: unknown view #size: use #time, #length, #lastevent or #unique"),
+    ("view-on-on-trigger", PRELUDE + "ON A#lastevent PUBLISH 'a';",
+     f"{P + 1}:5: error: a view (#lastevent) belongs on a SELECT rule's FROM or in a CREATE "
+     "WINDOW, not on an ON trigger"),
+    ("aggregate-without-window", PRELUDE + "SELECT s, avg(f) AS m FROM A;",
+     f"{P + 1}:11: error: an aggregate needs a window: use it in the SELECT or HAVING of a rule "
+     "that reads its stream through a view, such as `FROM A#time(10 min)`, or in a subquery"),
+    ("aggregate-in-where", PRELUDE + "SELECT s FROM A#time(10 min) WHERE avg(f) > 1.0;",
+     f"{P + 1}:36: error: an aggregate cannot be in WHERE, which tests each event before it "
+     "enters the window: put this condition in HAVING"),
+    ("list-compared", PRELUDE + "SELECT s FROM A#length(5) HAVING list(x) = 1;",
+     f"{P + 1}:34: error: list() can be selected and published, not compared"),
+    ("prior-in-pattern", PRELUDE + "SELECT prior(1, x) AS p FROM PATTERN [every a=A];",
+     f"{P + 1}:8: error: prior() needs a stream (`FROM Type` or `ON Type`)"),
+    ("snapshot-without-window", PRELUDE + "SELECT s FROM A OUTPUT SNAPSHOT EVERY 1 min;",
+     f"{P + 1}:17: error: OUTPUT SNAPSHOT needs a window"),
+    ("group-by-without-window", PRELUDE + "SELECT s FROM A GROUP BY s;",
+     f"{P + 1}:26: error: GROUP BY needs a window"),
+    ("changed-in-where", PRELUDE + "ON A WHERE changed(x) PUBLISH 'a';",
+     f"{P + 1}:12: error: changed() belongs in an event filter, such as "
+     "`Door(changed(contact))`"),
+    ("cast-unknown-type", PRELUDE + "SELECT cast(x, DOUBLE) AS d FROM A;",
+     f"{P + 1}:8: error: cannot cast to DOUBLE: use STRING, INT, FLOAT or BOOL"),
+    ("timestamp-joined", PRELUDE + "SELECT 'at ' + t AS d FROM A;",
+     f"{P + 1}:16: error: `+` joins text, and a TIMESTAMP has no text form: put it in the "
+     "payload as its own value"),
+    ("case-mixed-results", PRELUDE + "SELECT CASE WHEN x > 1 THEN 'big' ELSE 0 END AS c FROM A;",
+     f"{P + 1}:40: error: THEN and ELSE values must be of one kind"),
+    ("window-not-unique", PRELUDE + "CREATE WINDOW W#lastevent FROM A;\n"
+                                    "ON B WHERE W['k'].x = 1 PUBLISH 'a';",
+     f"{P + 2}:12: error: W is not #unique: read its latest event with `W.x`"),
+    ("window-key-count", PRELUDE + "CREATE WINDOW W#unique(s) FROM A;\n"
+                                   "ON B WHERE W['k', 1].x = 1 PUBLISH 'a';",
+     f"{P + 2}:12: error: W is keyed by (s): give 1 key"),
+    ("subquery-unknown-window", PRELUDE + "CREATE WINDOW W#unique(s) FROM A;\n"
+                                          "ON B WHERE (SELECT count(*) FROM V) > 1 PUBLISH 'a';",
+     f"{P + 2}:34: error: unknown named window `V`"),
+    ("subquery-outer-name", PRELUDE + "CREATE WINDOW W#unique(s) FROM A;\n"
+                                      "ON B WHERE (SELECT count(*) FROM W WHERE s = v) > 1 "
+                                      "PUBLISH 'a';",
+     f"{P + 2}:46: error: unknown name `v`: inside a subquery, bare names are attributes of "
+     "window W (its A events); write `B.v` for the rule's event"),
+    ("tag-named-like-window", PRELUDE + "CREATE WINDOW W#unique(s) FROM A;\n"
+                                        "SELECT * FROM PATTERN [every W=A -> b=B(v > W.f)];",
+     f"{P + 2}:30: error: tag `W` has the name of a named window: rename the tag"),
 ]
 
 WARNINGS = [
@@ -205,6 +255,13 @@ WARNINGS = [
      "and rule 'r' never sees them"),
     ("unknown-annotation", PRELUDE + "@priority('1') SELECT x FROM A;",
      f"{P + 1}:1: warning: unknown annotation @priority"),
+    ("window-never-read", PRELUDE + "CREATE WINDOW W#lastevent FROM A;",
+     f"{P + 1}:15: warning: window W is never read; read it with `W.attr` or a subquery "
+     "`(SELECT ... FROM W)`, or remove it"),
+    ("neither-aggregated-nor-grouped", PRELUDE + "SELECT s, x, avg(f) AS m FROM A#time(30 min) "
+                                                 "GROUP BY s;",
+     f"{P + 1}:11: warning: `x` is neither aggregated nor in GROUP BY: it is the arriving "
+     "event's value"),
 ]
 
 

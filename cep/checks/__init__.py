@@ -19,6 +19,7 @@ from cep.checks.network import check_cycles, check_order
 from cep.checks.rules import KNOWN_ANNOTATIONS, RuleSet, check_rule
 from cep.checks.scope import SUGGESTIONS
 from cep.checks.unused import warn_unused
+from cep.checks.windows import check_window_names, check_windows, register_window
 from cep.language import ast
 from cep.language.catalog import Catalog, EventTypeInfo, RuleInfo
 from cep.language.diagnostics import Diagnostics
@@ -33,10 +34,12 @@ def check(files: list[ast.RuleFile], diagnostics: Diagnostics) -> Catalog:
     catalog = Catalog()
     register_declarations(files, catalog, diagnostics)
     register_rules(files, catalog, diagnostics)
+    check_window_names(catalog, diagnostics)
     check_cycles(catalog, diagnostics)
     rules = RuleSet(catalog)
     for info in check_order(catalog):
         check_rule(info, catalog, diagnostics, rules)
+    check_windows(catalog, diagnostics, rules.attrs_of)
     check_contexts(catalog, diagnostics)
     if not diagnostics.has_errors():  # with errors, "unused" is mostly noise caused by them
         warn_unused(catalog, diagnostics)
@@ -56,6 +59,8 @@ def register_declarations(files: list[ast.RuleFile], catalog: Catalog,
                 check_create_location(stmt, catalog, diagnostics)
             elif isinstance(stmt, ast.CreateContext):
                 register_context(stmt, catalog, diagnostics)
+            elif isinstance(stmt, ast.CreateWindow):
+                register_window(stmt, catalog, diagnostics)
 
 
 def register_rules(files: list[ast.RuleFile], catalog: Catalog,

@@ -7,6 +7,7 @@ from cep.checks.network import components
 from cep.checks.patterns import PatternChecker
 from cep.checks.rules import event_attrs
 from cep.checks.scope import Scope, TagInfo, suggestion
+from cep.checks.windows import IN_FILTER, alias_clash, misplaced_view, tag_names_taken
 from cep.language import ast
 from cep.language.catalog import EVENT, EVENTS, Catalog
 from cep.language.context_info import partition_attrs
@@ -22,6 +23,7 @@ class ContextChecker:
         self._attr_types: dict[str, set[str]] | None = None  # attribute -> its types
         self._has_entities: bool | None = None
         self._groups: dict[str, int] | None = None  # context -> its group of compositions
+        self.taken = tag_names_taken(catalog)
 
     def attr_types(self, attr: str) -> set[str]:
         """The types `attr` has in the event types that have it (indexed once)."""
@@ -42,11 +44,14 @@ class ContextChecker:
     def check(self, stmt: ast.CreateContext) -> None:
         spec = stmt.spec
         if isinstance(spec, ast.EventInterval):
-            self._source(spec.initiator)
+            self._source(spec.initiator, "a context's INITIATED BY, which opens an instance "
+                         "with one event")
             if spec.terminator is not None:
-                self._source(spec.terminator)
+                self._source(spec.terminator, "a context's TERMINATED BY, which closes an "
+                             "instance with one event")
         elif isinstance(spec, ast.EventDistance):
-            self._source(spec.source)
+            self._source(spec.source, "a context's WITHIN ... OF, which follows each event's "
+                         "position")
             self._located(spec.source.type, spec.source.span, "WITHIN ... OF")
         elif isinstance(spec, ast.Partition):
             for attr in spec.attrs:
@@ -71,10 +76,17 @@ class ContextChecker:
         elif isinstance(spec, ast.Composite):
             self._composite(stmt, spec)
 
-    def _source(self, source: ast.Source) -> None:
+    def make_scope(self) -> Scope:
+        return Scope(event_attrs=self.attrs_of, windows=self.catalog.windows)
+
+    def _source(self, source: ast.Source, where: str) -> None:
         if isinstance(source, ast.PatternSource):
-            PatternChecker(self.attrs_of, Scope, self.diagnostics).check(source.pattern)
+            PatternChecker(self.attrs_of, self.make_scope, self.diagnostics,
+                           self.catalog.windows, self.taken).check(source.pattern)
             return
+        alias_clash(source, self.taken, self.diagnostics)
+        if source.view is not None:
+            misplaced_view(source.view, where, self.diagnostics)
         if source.type not in self.attrs_of:
             self.diagnostics.error(f"unknown event type {source.type}"
                                    f"{suggestion(source.type, self.attrs_of)}", source.span)
@@ -83,7 +95,8 @@ class ContextChecker:
         if source.filter is not None and attrs is not None:
             scope = Scope(attrs=dict(attrs), attrs_owner=f"event type {source.type}",
                           tags={source.alias or source.type: TagInfo(source.type)},
-                          event_attrs=self.attrs_of)
+                          event_attrs=self.attrs_of, windows=self.catalog.windows,
+                          in_filter=True, no_prior=IN_FILTER)
             ExpressionChecker(scope, self.diagnostics).condition(source.filter, "a filter")
 
     def _located(self, type_name: str, span: ast.Span, what: str) -> None:

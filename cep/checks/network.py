@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from cep.language import ast
 from cep.language.catalog import Catalog, RuleInfo
 from cep.language.diagnostics import Diagnostics
-from cep.language.walk import inserts, reads
+from cep.language.walk import inserts, named_reads, reads, rule_expressions
 
 
 def check_order(catalog: Catalog) -> list[RuleInfo]:
@@ -27,7 +27,7 @@ def check_order(catalog: Catalog) -> list[RuleInfo]:
             producers.setdefault(target, []).append(info)
 
     def producers_of(info: RuleInfo) -> Iterator[RuleInfo]:
-        for type_name in reads(info):
+        for type_name in reads(info) + window_types(info, catalog):
             yield from producers.get(type_name, [])
 
     ordered: list[RuleInfo] = []
@@ -48,6 +48,21 @@ def check_order(catalog: Catalog) -> list[RuleInfo]:
                 path.pop()
                 ordered.append(info)
     return ordered
+
+
+def window_types(info: RuleInfo, catalog: Catalog) -> list[str]:
+    """The types of the named windows a rule reads (`W.attr`, `W[k].attr`, subqueries): the
+    rule is checked after their producers too, as if it read them."""
+    windows = catalog.windows
+    if not windows:
+        return []
+    found: dict[str, None] = {}
+    for expr in rule_expressions(info.rule):
+        for name in named_reads(expr):
+            window = windows.get(name)
+            if window is not None:
+                found.setdefault(window.type)
+    return list(found)
 
 
 SHOWN_STEPS = 10  # of a long cycle, the message shows this many steps

@@ -7,12 +7,14 @@ those of a sibling `and`/`or` branch, of a later step, or from inside a `not`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 
 from cep.checks.declarations import check_duration
 from cep.checks.expressions import ExpressionChecker
-from cep.checks.scope import Scope, TagInfo, suggestion
+from cep.checks.scope import Scope, TagInfo
+from cep.checks.windows import IN_FILTER, tag_clash_message, unknown_type
 from cep.language import ast
+from cep.language.catalog import WindowInfo
 from cep.language.diagnostics import Diagnostics
 from cep.language.walk import PatternVisitor, declared_tags
 
@@ -28,10 +30,14 @@ class PatternChecker(PatternVisitor[Tags]):
     """
 
     def __init__(self, event_attrs: dict[str, dict[str, str] | None],
-                 make_scope: Callable[[], Scope], diagnostics: Diagnostics) -> None:
+                 make_scope: Callable[[], Scope], diagnostics: Diagnostics,
+                 windows: Mapping[str, WindowInfo] | None = None,
+                 taken: Collection[str] = ()) -> None:
         self.event_attrs = event_attrs
         self.make_scope = make_scope
         self.diagnostics = diagnostics
+        self.windows: Mapping[str, WindowInfo] = windows or {}
+        self.taken = taken  # window names a tag must not have
         self.all_tags: dict[str, ast.EventAtom] = {}
 
     def check(self, pattern: ast.Pattern) -> Tags:
@@ -95,12 +101,13 @@ class PatternChecker(PatternVisitor[Tags]):
                    repeated: TagInfo | None) -> Tags:
         attrs = self.event_attrs.get(atom.type)  # None: a derived type whose schema is unknown
         if atom.type not in self.event_attrs:
-            self.diagnostics.error(f"unknown event type {atom.type}: declare it with CREATE "
-                                   f"EVENT or produce it with INSERT INTO"
-                                   f"{suggestion(atom.type, self.event_attrs)}", atom.span)
+            self.diagnostics.error(unknown_type(atom.type, self.event_attrs, self.windows),
+                                   atom.span)
         if atom.tag == "context":
             self.diagnostics.error("`context` cannot be a tag: `context.key` and `context.name` "
                                    "read the rule's context", atom.span)
+        elif atom.tag is not None and atom.tag in self.taken:
+            self.diagnostics.error(tag_clash_message(atom.tag), atom.span)
         if atom.tag is not None and atom.tag in available:
             self.diagnostics.error(f"tag `{atom.tag}` is already bound earlier in this pattern",
                                    atom.span)
@@ -110,6 +117,8 @@ class PatternChecker(PatternVisitor[Tags]):
             scope.attrs_owner = f"event type {atom.type}"
             scope.tags = available  # only read while this filter is checked
             scope.unbound = _Unbound(self.all_tags, available, atom)
+            scope.in_filter = True
+            scope.no_prior = IN_FILTER
             ExpressionChecker(scope, self.diagnostics).condition(atom.filter, "a filter")
         if atom.tag is None:
             return {}

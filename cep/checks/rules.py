@@ -6,10 +6,20 @@ SELECT list), which INSERT INTO turns into a derived event type.
 
 from __future__ import annotations
 
-from cep.checks.declarations import check_template, template_names, text_span
+from dataclasses import replace
+
+from cep.checks.declarations import check_duration, check_template, template_names, text_span
 from cep.checks.expressions import ExpressionChecker, comparable, describe
 from cep.checks.patterns import PatternChecker
-from cep.checks.scope import Scope, TagInfo, suggestion
+from cep.checks.scope import Scope, TagInfo, needs_window, suggestion
+from cep.checks.windows import (
+    IN_FILTER,
+    alias_clash,
+    check_view,
+    misplaced_view,
+    tag_names_taken,
+    unknown_type,
+)
 from cep.language import ast
 from cep.language.catalog import (
     ANY,
@@ -23,9 +33,16 @@ from cep.language.catalog import (
 )
 from cep.language.context_info import FirstTypes, lifecycle_attrs, partition_attrs
 from cep.language.diagnostics import Diagnostics
-from cep.language.walk import event_types, has_every, select_name
+from cep.language.walk import aggregates, event_types, has_every, select_name
 
 KNOWN_ANNOTATIONS = ("name", "description")
+
+PRIOR_IN_PATTERN = ("prior() needs a stream (`FROM Type` or `ON Type`), and a pattern reads "
+                    "several: compare the events through their tags, such as `a.x < b.x`")
+AGGREGATE_BEFORE_WINDOW = ("an aggregate cannot be in {where}, which tests each event before "
+                           "it enters the window: put this condition in HAVING")
+AGGREGATE_IN_PUBLISH = ("an aggregate cannot be in PUBLISH, which sees the rule's result: "
+                        "select it with a name, such as `avg(x) AS mean`, and publish `mean`")
 
 
 def event_attrs(catalog: Catalog) -> dict[str, dict[str, str] | None]:
@@ -44,6 +61,7 @@ class RuleSet:
         self.attrs_of = event_attrs(catalog)
         self.located = frozenset(n for n, e in catalog.events.items() if e.located)
         self.first_types = FirstTypes(catalog)
+        self.tag_names_taken = tag_names_taken(catalog)  # window names a tag may not have
         self._keys: dict[str, list[str]] = {}
 
     def keys(self, context: str) -> list[str]:
@@ -70,30 +88,172 @@ class RuleChecker:
         self.rules = rules if rules is not None else RuleSet(catalog)
         self.attrs_of = self.rules.attrs_of
         self.located = self.rules.located
+        self.no_window_span: ast.Span | None = None  # where a rule without a view said so
 
     def scope(self) -> Scope:
         keys = self.rules.keys(self.context) if self.context else []
         key_type = (self.rules.first_types(keys[0]) or ANY) if len(keys) == 1 else LIST
         return Scope(context=self.context, has_key=bool(keys), key_type=key_type,
-                     event_attrs=self.attrs_of, located=self.located)
+                     event_attrs=self.attrs_of, located=self.located,
+                     windows=self.catalog.windows)
+
+    @property
+    def source(self) -> ast.Source | ast.LifecycleTrigger:
+        rule = self.rule
+        return rule.source if isinstance(rule, ast.SelectRule) else rule.trigger
+
+    @property
+    def windowed(self) -> bool:
+        """A SELECT rule reading its stream through a view: aggregates are over the view."""
+        source = self.source
+        return (isinstance(self.rule, ast.SelectRule) and isinstance(source, ast.StreamSource)
+                and source.view is not None)
+
+    def example(self) -> str:
+        """`FROM Type#time(10 min)` with the rule's own stream type, for messages."""
+        source = self.source
+        name = source.type if isinstance(source, ast.StreamSource) else "Type"
+        return f"`FROM {name}#time(10 min)`"
+
+    def needs_window(self) -> str:
+        source = self.source
+        return needs_window(source.type if isinstance(source, ast.StreamSource) else "Type")
+
+    def at(self, scope: Scope, aggregated: bool, where: str) -> Scope:
+        """`scope` for the SELECT, WHERE, HAVING or PUBLISH: prior() reads the rule's stream,
+        and aggregates are allowed where `aggregated` says (`where` names the place)."""
+        source = self.source
+        if isinstance(source, ast.StreamSource):
+            prior_type, no_prior = source.type, scope.no_prior
+        elif isinstance(source, ast.PatternSource):
+            prior_type, no_prior = None, PRIOR_IN_PATTERN
+        else:
+            prior_type, no_prior = None, (f"prior() needs a stream (`FROM Type` or `ON Type`), "
+                                          f"and ON {source.kind.upper()} has none")
+        if aggregated or (self.no_window_span is not None and where in ("SELECT", "HAVING")):
+            no_aggregates = None
+        elif not self.windowed:
+            no_aggregates = self.needs_window()
+        elif where == "PUBLISH":
+            no_aggregates = AGGREGATE_IN_PUBLISH
+        else:
+            no_aggregates = AGGREGATE_BEFORE_WINDOW.format(where=where)
+        return replace(scope, prior_type=prior_type, no_prior=no_prior,
+                       no_aggregates=no_aggregates)
 
     # -------------------------------------------------------------- the rule
     def check(self) -> None:
         rule = self.rule
         self._context()
         source_scope = self._source()
+        self._needs_window()
+        self._output()
         if rule.where is not None and source_scope is not None:
-            ExpressionChecker(source_scope, self.diagnostics).condition(rule.where, "WHERE")
+            ExpressionChecker(self.at(source_scope, False, "WHERE"),
+                              self.diagnostics).condition(rule.where, "WHERE")
         if isinstance(rule, ast.SelectRule):
             schema = self._select(source_scope)
             self.info.schema = schema
+            self._group_by(source_scope)
+            if rule.having is not None and source_scope is not None:
+                self._having(rule.having, source_scope, schema)
             action_scope = self.scope()
             action_scope.attrs = dict(schema)
             action_scope.attrs_owner = "the rule's result (its SELECT names)"
         else:
             action_scope = source_scope or self.scope()
+        action_scope = self.at(action_scope, False, "PUBLISH")
         for action in rule.actions:
             self._action(action, action_scope)
+
+    def _having(self, having: ast.Expr, scope: Scope, schema: dict[str, str]) -> None:
+        """HAVING filters results, in the scope of the stream (plus aggregates over a window)."""
+        why = (f"HAVING sees the attributes of {scope.attrs_owner}"
+               f"{' and aggregates' if self.windowed else ''}, not the SELECT names: repeat "
+               "the expression")
+        hidden = {name: why for name in schema if name not in scope.attrs}
+        having_scope = replace(self.at(scope, self.windowed, "HAVING"), hidden=hidden)
+        ExpressionChecker(having_scope, self.diagnostics).condition(having, "HAVING")
+
+    def _needs_window(self) -> None:
+        """A SELECT rule without a view that aggregates, groups or repeats a snapshot: one
+        error, at the first of them (a view fixes them all), and the others are then checked
+        as if the rule had one."""
+        rule = self.rule
+        if not isinstance(rule, ast.SelectRule) or self.windowed:
+            return
+        first = next((found for item in rule.select or () for found in aggregates(item.expr)),
+                     None)
+        having = aggregates(rule.having) if rule.having is not None else []
+        if first is not None:
+            message, span = self.needs_window(), first.span
+        elif rule.group_by:
+            message = ("GROUP BY needs a window: it groups the events a view holds, so read the "
+                       f"stream through one, such as {self.example()}")
+            span = rule.group_by[0].span
+        elif having:
+            message, span = self.needs_window(), having[0].span
+        elif rule.output is not None and rule.output.kind == "snapshot":
+            message = ("OUTPUT SNAPSHOT needs a window: it repeats what a SELECT rule's window "
+                       f"holds, so read the stream through a view, such as {self.example()}")
+            span = rule.output.span
+        else:
+            return
+        self.diagnostics.error(message, span)
+        self.no_window_span = span
+
+    def _output(self) -> None:
+        """OUTPUT FIRST | LAST EVERY d throttles a rule's results; SNAPSHOT repeats its window."""
+        output = self.rule.output
+        if output is None:
+            return
+        check_duration(output.every, self.diagnostics)
+        source = self.source
+        if output.kind == "snapshot" and not self.windowed:
+            if self.no_window_span is None:  # an ON rule: _needs_window is for SELECT rules
+                self.diagnostics.error("OUTPUT SNAPSHOT needs a window: it repeats what a "
+                                       "SELECT rule's window holds, so read the stream through "
+                                       f"a view, such as {self.example()}", output.span)
+        elif isinstance(source, ast.LifecycleTrigger):
+            self.diagnostics.error(f"OUTPUT {output.kind.upper()} needs a stream or a pattern to "
+                                   f"throttle: ON {source.kind.upper()} runs once per context "
+                                   "instance", output.span)
+
+    def _group_by(self, scope: Scope | None) -> None:
+        rule = self.rule
+        assert isinstance(rule, ast.SelectRule)
+        if not rule.group_by or scope is None or not isinstance(self.source, ast.StreamSource):
+            return  # without a window (a pattern), _needs_window has said so
+        if not self.windowed and self.no_window_span == rule.group_by[0].span:
+            return  # said at the GROUP BY: its names are checked once it has a window
+        seen: set[str] = set()
+        right = True
+        for ident in rule.group_by:
+            if ident.name not in scope.attrs:
+                self.diagnostics.error(f"GROUP BY `{ident.name}` is not an attribute of "
+                                       f"{scope.attrs_owner}{suggestion(ident.name, scope.attrs)}",
+                                       ident.span)
+                right = False
+            elif ident.name in seen:
+                self.diagnostics.error(f"`{ident.name}` appears twice in GROUP BY", ident.span)
+            seen.add(ident.name)
+        if right and self.windowed:
+            self._ungrouped(seen, scope)
+
+    def _ungrouped(self, grouped: set[str], scope: Scope) -> None:
+        """Warn about plain attributes selected beside GROUP BY (as Esper does)."""
+        rule, source = self.rule, self.source
+        assert isinstance(rule, ast.SelectRule) and isinstance(source, ast.StreamSource)
+        stream_tag = source.alias or source.type
+        for item in rule.select or ():
+            expr = item.expr
+            name = (expr.name if isinstance(expr, ast.Name) else
+                    expr.attr if isinstance(expr, ast.Attribute) and expr.tag == stream_tag
+                    and expr.index is None else None)
+            if name is not None and name in scope.attrs and name not in grouped:
+                self.diagnostics.warning(f"`{name}` is neither aggregated nor in GROUP BY: it is "
+                                         f"the arriving event's value (add it to GROUP BY, or "
+                                         f"write `last({name})` to say so)", item.span)
 
     def _context(self) -> None:
         ident = self.rule.context
@@ -108,8 +268,7 @@ class RuleChecker:
 
     # -------------------------------------------------------------- sources
     def _source(self) -> Scope | None:
-        rule = self.rule
-        source = rule.source if isinstance(rule, ast.SelectRule) else rule.trigger
+        source = self.source
         if isinstance(source, ast.LifecycleTrigger):
             return self._lifecycle(source)
         if isinstance(source, ast.StreamSource):
@@ -118,10 +277,16 @@ class RuleChecker:
 
     def stream_scope(self, source: ast.StreamSource) -> Scope | None:
         self.info.inputs = [source.type]
+        alias_clash(source, self.rules.tag_names_taken, self.diagnostics)
+        if source.view is not None and not isinstance(self.rule, ast.SelectRule):
+            misplaced_view(source.view, "an ON trigger, which reacts to each event as it "
+                           "arrives", self.diagnostics)
+        elif source.view is not None:
+            check_view(source.view, source.type, self.attrs_of.get(source.type),
+                       self.diagnostics)
         if source.type not in self.attrs_of:
-            self.diagnostics.error(f"unknown event type {source.type}: declare it with CREATE "
-                                   f"EVENT or produce it with INSERT INTO"
-                                   f"{suggestion(source.type, self.attrs_of)}", source.span)
+            self.diagnostics.error(unknown_type(source.type, self.attrs_of, self.catalog.windows),
+                                   source.span)
             return None
         scope = self.scope()
         attrs = self.attrs_of[source.type]
@@ -131,12 +296,18 @@ class RuleChecker:
         scope.attrs_owner = f"event type {source.type}"
         scope.tags = {source.alias or source.type: TagInfo(source.type)}
         if source.filter is not None:
-            ExpressionChecker(scope, self.diagnostics).condition(source.filter, "a filter")
+            no_aggregates = (AGGREGATE_BEFORE_WINDOW.format(where="a filter") if self.windowed
+                             else self.needs_window())
+            filter_scope = replace(scope, in_filter=True, no_prior=IN_FILTER,
+                                   no_aggregates=no_aggregates)
+            ExpressionChecker(filter_scope, self.diagnostics).condition(source.filter,
+                                                                        "a filter")
         return scope
 
     def _pattern(self, source: ast.PatternSource) -> Scope:
         self.info.inputs = event_types(source.pattern)
-        tags = PatternChecker(self.attrs_of, self.scope, self.diagnostics).check(source.pattern)
+        tags = PatternChecker(self.attrs_of, self.scope, self.diagnostics, self.catalog.windows,
+                              self.rules.tag_names_taken).check(source.pattern)
         if not has_every(source.pattern):
             self.diagnostics.warning(
                 "this pattern has no `every`: it fires at most once per context instance",
@@ -170,7 +341,7 @@ class RuleChecker:
                 return dict(scope.attrs)
             return {tag: EVENTS if info.repeated else EVENT for tag, info in scope.tags.items()}
         schema: dict[str, str] = {}
-        checker = ExpressionChecker(scope, self.diagnostics)
+        checker = ExpressionChecker(self.at(scope, self.windowed, "SELECT"), self.diagnostics)
         for item in rule.select:
             item_type = checker.infer(item.expr)
             name = select_name(item)

@@ -6,6 +6,20 @@ import difflib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from cep.language.catalog import WindowInfo
+
+
+def needs_window(type_name: str = "Type") -> str:
+    """Why an aggregate cannot be here, for a rule that reads `type_name` (without a view)."""
+    return ("an aggregate needs a window: use it in the SELECT or HAVING of a rule that reads "
+            f"its stream through a view, such as `FROM {type_name}#time(10 min)`, or in a "
+            "subquery such as `(SELECT avg(x) FROM Window)`")
+
+
+NEEDS_WINDOW = needs_window()
+NEEDS_STREAM = ("prior() reads earlier events of the rule's stream: use it in the SELECT, WHERE, "
+                "HAVING or PUBLISH of a rule reading `FROM Type` or `ON Type`")
+
 
 @dataclass(frozen=True)
 class TagInfo:
@@ -26,6 +40,12 @@ class Scope:
     - `unbound`: tags the pattern declares that are not bound at this point
       (so the message can say *why* a tag is unknown).
     - `context`: the rule's context name, and whether `context.key` exists.
+    - `windows`: the named windows, read as `W.attr`, `W[key].attr` and in subqueries.
+    - `no_aggregates`: why an aggregate cannot be here (None: it can); `prior_type`: the
+      stream type `prior()` reads here (None: it cannot, and `no_prior` says why);
+      `in_filter`: an event filter, where `changed()` belongs.
+    - `hidden`: names that are not visible here although they are nearby (the rule's names
+      inside a subquery, its SELECT names in HAVING), and why, for the message.
     """
 
     attrs: dict[str, str] = field(default_factory=dict)
@@ -38,6 +58,12 @@ class Scope:
     event_attrs: dict[str, dict[str, str] | None] = field(default_factory=dict)
     # ^ event type -> its attributes (None while a derived type's schema is unknown)
     located: frozenset[str] = frozenset()  # event types that carry a position
+    windows: Mapping[str, WindowInfo] = field(default_factory=dict)
+    no_aggregates: str | None = NEEDS_WINDOW
+    prior_type: str | None = None
+    no_prior: str = NEEDS_STREAM
+    in_filter: bool = False
+    hidden: Mapping[str, str] = field(default_factory=dict)
 
 
 class SuggestionBudget:

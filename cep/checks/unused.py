@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from cep.checks.windows import windows_read
 from cep.language import ast
 from cep.language.catalog import Catalog
 from cep.language.diagnostics import Diagnostics
-from cep.language.walk import event_types, reads
+from cep.language.walk import context_expressions, event_types, reads, rule_expressions
 
 
 def _context_reads(stmt: ast.CreateContext) -> list[str]:
@@ -38,6 +39,8 @@ def warn_unused(catalog: Catalog, diagnostics: Diagnostics) -> None:
             used_contexts.update(part.name for part in context.spec.parts)
         if isinstance(context.spec, ast.EntityDistance):
             has_entities = True
+    used_types.update(window.type for window in catalog.windows.values())
+    warn_unread_windows(catalog, diagnostics)
     for event in catalog.events.values():
         decl = event.declaration
         if decl is None or event.name in used_types or event.producers:
@@ -59,3 +62,26 @@ def warn_unused(catalog: Catalog, diagnostics: Diagnostics) -> None:
         if name not in used_locations and not located_in:
             diagnostics.warning(f"location {name} is declared but no context or LOCATED IN "
                                 "uses it", location.name_span)
+
+
+def warn_unread_windows(catalog: Catalog, diagnostics: Diagnostics) -> None:
+    """A window that no rule, context or other window reads."""
+    windows = catalog.windows
+    if not windows:
+        return
+    read: set[str] = set()
+    for rule in catalog.rules:
+        read.update(windows_read(rule_expressions(rule.rule), windows))
+    for context in catalog.contexts.values():
+        read.update(windows_read(context_expressions(context), windows))
+    for name, window in windows.items():
+        source = window.declaration.source
+        if source.filter is not None:
+            read.update(other for other in windows_read([source.filter], windows)
+                        if other != name)
+    for name, window in windows.items():
+        if name not in read:
+            keyed = f", `{name}[key].attr`," if window.view.name == "unique" else ""
+            diagnostics.warning(f"window {name} is never read; read it with `{name}.attr`{keyed} "
+                                f"or a subquery `(SELECT ... FROM {name})`, or remove it",
+                                window.declaration.name_span)

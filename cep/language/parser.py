@@ -484,7 +484,8 @@ def _friendly_expected(expected: set[str]) -> str:
     rest = set(expected)
     if _EXPRESSION_STARTERS <= rest:
         words.append("an expression")
-        rest -= _EXPRESSION_STARTERS | {"TRUE", "FALSE", "NULL", "MINUS", "NOT", "LPAR", "CONTEXT"}
+        rest -= _EXPRESSION_STARTERS | {"TRUE", "FALSE", "NULL", "MINUS", "NOT", "LPAR", "CONTEXT",
+                                        "CASE"}
     for name in sorted(rest, key=lambda t: (t not in TERMINAL_WORDS, t)):
         word = TERMINAL_WORDS.get(name)
         if word is None:

@@ -184,3 +184,65 @@ def inserts(info: RuleInfo) -> str | None:
     if isinstance(rule, ast.SelectRule) and rule.insert_into is not None:
         return rule.insert_into.name
     return None
+
+
+def named_reads(expr: ast.Expr) -> Iterator[str]:
+    """The names an expression reads from as `X.attr`, `X[k].attr` or `(SELECT ... FROM X)`,
+    inside its subqueries too: a tag's or a named window's (the caller knows which)."""
+    for node in walk_expr(expr):
+        if isinstance(node, ast.Attribute):
+            yield node.tag
+        elif isinstance(node, ast.KeyedRead):
+            yield node.window
+        elif isinstance(node, ast.Subquery):
+            yield node.window.name
+
+
+def json_expressions(value: ast.JsonValue) -> Iterator[ast.Expr]:
+    """The expressions of a PUBLISH payload, in source order."""
+    pending: list[ast.JsonValue] = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, ast.JsonObject):
+            pending.extend(reversed([member for _, member in current.members]))
+        elif isinstance(current, ast.JsonArray):
+            pending.extend(reversed(current.items))
+        else:
+            yield current
+
+
+def source_expressions(source: ast.Source | ast.LifecycleTrigger) -> Iterator[ast.Expr]:
+    """The filters of a stream, or of a pattern's event atoms."""
+    if isinstance(source, ast.StreamSource):
+        if source.filter is not None:
+            yield source.filter
+    elif isinstance(source, ast.PatternSource):
+        for node in walk(source.pattern):
+            if isinstance(node, ast.EventAtom) and node.filter is not None:
+                yield node.filter
+
+
+def rule_expressions(rule: ast.Rule) -> Iterator[ast.Expr]:
+    """Every top-level expression of a rule: filters, WHERE, SELECT, HAVING, payloads."""
+    yield from source_expressions(rule.source if isinstance(rule, ast.SelectRule)
+                                  else rule.trigger)
+    if rule.where is not None:
+        yield rule.where
+    if isinstance(rule, ast.SelectRule):
+        yield from (item.expr for item in rule.select or ())
+        if rule.having is not None:
+            yield rule.having
+    for action in rule.actions:
+        if action.payload is not None:
+            yield from json_expressions(action.payload)
+
+
+def context_expressions(stmt: ast.CreateContext) -> Iterator[ast.Expr]:
+    """The filters of a context's initiator, terminator or WITHIN ... OF stream."""
+    spec = stmt.spec
+    if isinstance(spec, ast.EventInterval):
+        yield from source_expressions(spec.initiator)
+        if spec.terminator is not None:
+            yield from source_expressions(spec.terminator)
+    elif isinstance(spec, ast.EventDistance):
+        yield from source_expressions(spec.source)

@@ -295,13 +295,15 @@ class SelectAgent(SourcedAgent):
         try:
             if self.where is not None and not self.where(attrs, match, ctx):
                 return None
+            # HAVING reads what SELECT reads (never SELECT's names), so it goes first: most
+            # results of a windowed rule are filtered out, and need no SELECT
+            if self.having is not None and not self.having(attrs, match, ctx):
+                return None
             if self.select is None:  # `*`: the event's attributes, or the pattern's tags
                 values = dict(attrs) if attrs is not None else {
                     tag: match.get(tag) for tag in self.source.tags}
             else:
                 values = {name: fn(attrs, match, ctx) for name, fn in self.select}
-            if self.having is not None and not self.having(attrs, match, ctx):
-                return None
         except Exception as exc:
             self.failed("its WHERE or SELECT" if self.having is None else
                         "its WHERE, SELECT or HAVING", exc)
@@ -473,14 +475,17 @@ class WindowedSource(StreamSource):
         self.spec = ViewSpec.of(source.view)
         self.where = self.compiler.compile(rule.where) if rule.where is not None else None
         self.group_by = [g.name for g in rule.group_by]
+        self.group_attr = self.group_by[0] if len(self.group_by) == 1 else None
         self.windows: dict[ContextInstance, GroupedWindow] = {}
         self.snapshots: dict[ContextInstance, Timer] = {}
         self.snapshot_every = rule.output.every.seconds \
             if rule.output is not None and rule.output.kind == "snapshot" else None
         self.started: dict[ContextInstance, float] = {}
+        self.arguments: list[Callable[..., Any] | None] = []
 
     def start(self, agent: SourcedAgent, instance: ContextInstance) -> None:
-        self.agent = agent
+        self.agent = agent  # (by now the rule's aggregates are all compiled)
+        self.arguments = [spec.argument for spec in self.slot.specs]
         self.started[instance] = self.engine.now
 
     def stop(self, instance: ContextInstance) -> None:
@@ -509,54 +514,64 @@ class WindowedSource(StreamSource):
         if not names:
             return None
         if len(names) == 1:
-            return hashable(attrs.get(names[0]))
+            value = attrs.get(names[0])
+            return value if type(value) is str else hashable(value)
         return tuple(hashable(attrs.get(name)) for name in names)
 
     def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
+        """(One function for the filter, `prior`'s history, WHERE, the window and the
+        result: it runs for every event of the rule, and calls are what costs.)"""
         attrs = event.attrs
         match: Match = {self.alias: event}
         prior = self.prior
-        for instance in instances:
-            if not self._passes(attrs, match, instance):
-                continue
-            history = self._history_of(instance) if prior.depth else None
-            prior.history, prior.offset = history, 0
-            try:
-                self._enter(event, attrs, match, instance)
-            finally:
-                prior.history = None
-                if history is not None:
-                    history.append(attrs)
-
-    def _enter(self, event: Event, attrs: Attrs, match: Match,
-               instance: ContextInstance) -> None:
         agent = self.agent
-        try:
-            if self.where is not None and not self.where(attrs, match, instance):
-                return
-            values = tuple(True if spec.argument is None else spec.argument(attrs, match,
-                                                                            instance)
-                           for spec in self.slot.specs)
-            key = self._group_key(attrs)
-        except Exception as exc:
-            agent.failed("its WHERE or an aggregate's value", exc)
-            return
-        window = self.windows.get(instance)
-        if window is None:
-            window = self.windows[instance] = GroupedWindow(self.spec, self.slot.specs,
-                                                            self.engine.schedule)
-        window.insert(self.engine.now, event, key, values)
-        window.arm()
-        if self.snapshot_every is not None:
-            self._arm_snapshot(instance)
-            return
-        self.slot.group = window.group_of(key)
-        agent.group = key
-        try:
-            agent.result(attrs, match, instance)
-        finally:
-            self.slot.group = None
-            agent.group = None
+        engine = self.engine
+        for instance in instances:
+            if self.filter is not None and not self._passes(attrs, match, instance):
+                continue
+            history = None
+            if prior.depth:
+                history = self._history_of(instance)
+                prior.history, prior.offset = history, 0
+            try:
+                try:
+                    if self.where is not None and not self.where(attrs, match, instance):
+                        continue
+                    arguments = self.arguments
+                    if len(arguments) == 1 and arguments[0] is not None:
+                        values: tuple[Any, ...] = (arguments[0](attrs, match, instance),)
+                    else:
+                        values = tuple([True if argument is None else
+                                        argument(attrs, match, instance)
+                                        for argument in arguments])
+                    group_attr = self.group_attr
+                    if group_attr is not None:
+                        key = attrs.get(group_attr)
+                        if type(key) is not str:
+                            key = hashable(key)
+                    else:
+                        key = self._group_key(attrs)
+                except Exception as exc:
+                    agent.failed("its WHERE or an aggregate's value", exc)
+                    continue
+                window = self.windows.get(instance)
+                if window is None:
+                    window = self.windows[instance] = GroupedWindow(
+                        self.spec, self.slot.specs, engine.schedule, engine.env.now)
+                now = engine.now
+                group = window.enter(now, event, key, values)
+                if window.timer is None:
+                    window.arm(now)
+                if self.snapshot_every is not None:
+                    self._arm_snapshot(instance)
+                    continue
+                self.slot.group = group  # what the rule's aggregates read
+                agent.group = key        # and its output clause
+                agent.result(attrs, match, instance)
+            finally:
+                if history is not None:
+                    prior.history = None
+                    history.append(attrs)
 
     def _arm_snapshot(self, instance: ContextInstance) -> None:
         if instance in self.snapshots or self.snapshot_every is None:
@@ -572,7 +587,7 @@ class WindowedSource(StreamSource):
         empty); the next period's end is awaited only while the window holds events."""
         self.snapshots.pop(instance, None)
         window = self.windows.get(instance)
-        if window is None or not len(window):
+        if window is None or not len(window):  # (len settles the window first)
             return
         agent = self.agent
         assert isinstance(agent, SelectAgent)

@@ -98,35 +98,47 @@ class Sum(Aggregator):
         self.high = 0.0    # the sum of the floats ...
         self.low = 0.0     # ... and what its rounding lost
 
-    def _float(self, x: float) -> None:
-        high = self.high
-        total = high + x
-        if abs(high) >= abs(x):
-            self.low += (high - total) + x
-        else:
-            self.low += (x - total) + high
-        self.high = total
-
+    # (Neumaier's step is written out in add and remove: they run for every event that
+    # enters or leaves a window, and a call would cost as much as the step.)
     def add(self, seq: int, value: Any) -> None:
-        if type(value) is int:
-            self.n += 1
-            self.whole += value
-        elif type(value) is float and math.isfinite(value):
+        kind = type(value)
+        if kind is float:
+            if value - value != 0.0:  # NaN or an infinity: not summed
+                return
             self.n += 1
             self.floats += 1
-            self._float(value)
+            high = self.high
+            total = high + value
+            if abs(high) >= abs(value):
+                self.low += (high - total) + value
+            else:
+                self.low += (value - total) + high
+            self.high = total
+        elif kind is int:
+            self.n += 1
+            self.whole += value
 
     def remove(self, seq: int, value: Any) -> None:
-        if type(value) is int:
-            self.n -= 1
-            self.whole -= value
-        elif type(value) is float and math.isfinite(value):
+        kind = type(value)
+        if kind is float:
+            if value - value != 0.0:
+                return
             self.n -= 1
             self.floats -= 1
             if self.floats == 0:
                 self.high = self.low = 0.0
+                return
+            value = -value
+            high = self.high
+            total = high + value
+            if abs(high) >= abs(value):
+                self.low += (high - total) + value
             else:
-                self._float(-value)
+                self.low += (value - total) + high
+            self.high = total
+        elif kind is int:
+            self.n -= 1
+            self.whole -= value
 
     def result(self) -> int | float | None:
         if self.n == 0:

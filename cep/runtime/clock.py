@@ -58,6 +58,7 @@ class TimerQueue:
 
     def __init__(self) -> None:
         self._heap: list[_Entry] = []
+        self.heap = self._heap  # (the same list, for the engine's per-event test)
         self._seq = itertools.count()
         self._cancelled = 0  # cancelled entries still in the heap
 

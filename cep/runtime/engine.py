@@ -86,6 +86,7 @@ class Engine:
         self.warn = warn
         self.max_derived = max_derived
         self.timers = TimerQueue()
+        self._heap = self.timers.heap  # read directly by `process`, once per event
         self.now: float = 0.0
         self.event_seq = 0
         self.started = False
@@ -119,6 +120,13 @@ class Engine:
         self.global_instance = ContextInstance(None, None, 0.0)
         self.global_instances = [self.global_instance]
         self._index_contexts()
+        # What sees an event before contexts and rules: the memory of changed() (filled
+        # in as filters were compiled, above), then the named windows; per type.
+        self.first_of: dict[str, list[Callable[[Event], None]]] = {}
+        for type_name in self.changes.watched:
+            self.first_of.setdefault(type_name, []).append(self.changes.observe)
+        for type_name in self.windows.by_type:
+            self.first_of.setdefault(type_name, []).append(self.windows.update)
         # Per event type, what delivering an event means: (agent, its context's runtime
         # or None, the agent's test of events or None, the agent's receiver), worked out
         # once instead of per event.
@@ -295,7 +303,7 @@ class Engine:
         elif not ts < LATEST_TS:  # also NaN
             self._bad_time(event)
             return
-        elif self.timers.due(ts):
+        elif self._heap and self._heap[0][0] <= ts:  # a timer is due (TimerQueue.due)
             self.advance(ts)
         else:
             self.now = ts
@@ -345,8 +353,10 @@ class Engine:
         then the rules."""
         self.event_seq += 1
         self.delivering = event
-        self.changes.observe(event)
-        self.windows.update(event)
+        first = self.first_of.get(event.type)
+        if first is not None:
+            for see in first:
+                see(event)
         watchers = self.observers.get(event.type)
         if watchers:
             for watcher in watchers:

@@ -370,6 +370,19 @@ class ExpressionCompiler:
                 except TypeError:
                     return False
             return attr_vs_constant
+        if isinstance(expr.right, ast.Literal):  # `f(x) OP constant`: one call less
+            constant = expr.right.value
+            if constant is None:
+                return lambda a, m, c: False
+            value_of = self.compile(expr.left)
+
+            def value_vs_constant(a: Attrs | None, m: Match, c: ContextView | None) -> bool:
+                value = value_of(a, m, c)
+                try:
+                    return value is not None and compare(value, constant)
+                except TypeError:
+                    return False
+            return value_vs_constant
         left, right = self.compile(expr.left), self.compile(expr.right)
 
         def comparison(a: Attrs | None, m: Match, c: ContextView | None) -> bool:

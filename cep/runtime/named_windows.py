@@ -32,8 +32,9 @@ class NamedWindow:
     def offer(self, event: Event) -> None:
         if self.filter is not None and not self.filter(event.attrs, {self.type: event}, None):
             return
-        self.window.insert(self.env.now(), event)
-        self.window.arm()
+        now = self.env.now()
+        self.window.insert(now, event)
+        self.window.arm(now)
 
 
 class NamedWindows:
@@ -43,7 +44,7 @@ class NamedWindows:
                  position_of: PositionOf, report: Report) -> None:
         self.report = report
         # every window's content first: a filter may read any window
-        contents = {name: EventWindow(ViewSpec.of(info.view), schedule)
+        contents = {name: EventWindow(ViewSpec.of(info.view), schedule, env.now)
                     for name, info in catalog.windows.items()}
         env.windows = contents
         self.contents = contents

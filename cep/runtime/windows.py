@@ -3,8 +3,10 @@ for windowed rules their groups with the aggregates kept up to date.
 
 A window holds *entries*: (seq, ts, event, group key, aggregated values), seq
 numbering them in the order they entered. `#time(d)` keeps an event from its time t
-while the clock is before t + d (so an event exactly d old has left); its owner sets a
-timer at `next_expiry()` and calls `expire` (engine time, never the wall clock).
+while the clock is before t + d (so an event exactly d old has left). Expired entries
+leave before anything reads or enters the window (`settle`, on the engine's clock), so
+what a rule sees is exact; a timer (`arm`) also lets them leave a window that nobody
+reads, at most d/8 late, so that a busy window does not cost a timer per event.
 `#length(n)` keeps the last n, `#lastevent` the last one, `#unique(a, b)` the last
 event of each key (a key's new event leaves the old one and enters as a new entry).
 Memory follows the content: an empty window holds nothing, an empty group is dropped.
@@ -82,18 +84,28 @@ def hashable(value: Any) -> Any:
 class EventWindow:
     """The content of one view."""
 
-    __slots__ = ("by_key", "entries", "schedule", "seq", "spec", "timer")
+    __slots__ = ("by_key", "clock", "entries", "schedule", "seq", "spec", "timer")
 
-    def __init__(self, spec: ViewSpec, schedule: Schedule | None = None) -> None:
+    def __init__(self, spec: ViewSpec, schedule: Schedule | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         self.spec = spec
         self.schedule = schedule  # for #time: where its expiry timer is set
+        self.clock = clock        # for #time: the engine's time, to settle before a read
         self.timer: Any = None
         self.seq = 0
         self.entries: deque[Entry] = deque()     # every view but #unique
         self.by_key: dict[Any, Entry] = {}       # #unique: key -> its entry, in entry order
 
     def __len__(self) -> int:
-        return len(self.by_key) if self.spec.kind == "unique" else len(self.entries)
+        if self.spec.kind == "unique":
+            return len(self.by_key)
+        self.settle()
+        return len(self.entries)
+
+    def settle(self) -> None:
+        """`#time`: the entries that are d old by the engine's clock leave."""
+        if self.clock is not None and self.entries and self.spec.kind == "time":
+            self.expire(self.clock())
 
     def insert(self, ts: float, event: Event, group: Any = None,
                values: tuple[Any, ...] = ()) -> Entry:
@@ -110,6 +122,8 @@ class EventWindow:
             self.entered(entry)
             return entry
         entries = self.entries
+        if spec.kind == "time":
+            self.expire(ts)
         entries.append(entry)
         self.entered(entry)
         if spec.length and len(entries) > spec.length:
@@ -123,18 +137,20 @@ class EventWindow:
         while entries and entries[0][1] + seconds <= now:
             self.left(entries.popleft())
 
-    def arm(self) -> None:
-        """`#time`: keep one timer, at the oldest entry's expiry."""
+    def arm(self, now: float) -> None:
+        """`#time`: keep one timer, at the oldest entry's expiry but at least d/8 from
+        `now` (reads settle the window themselves: the timer only frees memory)."""
         if self.timer is not None or self.schedule is None or self.spec.kind != "time" \
                 or not self.entries:
             return
-        self.timer = self.schedule(self.entries[0][1] + self.spec.seconds, self._expired,
-                                   WINDOW_TIMER)
+        seconds = self.spec.seconds
+        due = max(self.entries[0][1] + seconds, now + seconds / 8)
+        self.timer = self.schedule(due, self._expired, WINDOW_TIMER)
 
     def _expired(self, now: float) -> None:
         self.timer = None
         self.expire(now)
-        self.arm()
+        self.arm(now)
 
     def disarm(self) -> None:
         if self.timer is not None:
@@ -154,6 +170,7 @@ class EventWindow:
 
     # -------------------------------------------------------------- reading
     def latest(self) -> Event | None:
+        self.settle()
         if self.spec.kind == "unique":
             if not self.by_key:
                 return None
@@ -166,11 +183,13 @@ class EventWindow:
 
     def events(self) -> Iterator[Event]:
         """Oldest entry first."""
+        self.settle()
         source = self.by_key.values() if self.spec.kind == "unique" else self.entries
         for entry in source:
             yield entry[2]
 
     def newest_first(self) -> Iterator[Event]:
+        self.settle()
         source = self.by_key.values() if self.spec.kind == "unique" else self.entries
         for entry in reversed(source):
             yield entry[2]
@@ -206,8 +225,9 @@ class GroupedWindow(EventWindow):
     __slots__ = ("aggregates", "groups")
 
     def __init__(self, spec: ViewSpec, aggregates: Sequence[AggregateSpec],
-                 schedule: Schedule | None = None) -> None:
-        super().__init__(spec, schedule)
+                 schedule: Schedule | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        super().__init__(spec, schedule, clock)
         self.aggregates = aggregates
         self.groups: dict[Any, Group] = {}
 
@@ -223,7 +243,11 @@ class GroupedWindow(EventWindow):
         group.newest = event
         if group.order is not None:
             group.order[seq] = event
-        for aggregator, value in zip(group.aggs, values):
+        aggs = group.aggs
+        if len(aggs) == 1:
+            aggs[0].add(seq, values[0])
+            return
+        for aggregator, value in zip(aggs, values):
             aggregator.add(seq, value)
 
     def left(self, entry: Entry) -> None:
@@ -233,12 +257,54 @@ class GroupedWindow(EventWindow):
         if group.size == 0:
             del self.groups[key]
             return
-        for aggregator, value in zip(group.aggs, values):
-            aggregator.remove(seq, value)
+        aggs = group.aggs
+        if len(aggs) == 1:
+            aggs[0].remove(seq, values[0])
+        else:
+            for aggregator, value in zip(aggs, values):
+                aggregator.remove(seq, value)
         order = group.order
         if order is not None:
             del order[seq]
             group.newest = order[max(order)] if group.newest is _event else group.newest
+
+    def enter(self, ts: float, event: Event, group: Any, values: tuple[Any, ...]) -> Group:
+        """`insert`, and the group the event is now in. For the first-in-first-out views
+        the leaving and entering are written out: this runs once per event of a
+        windowed rule."""
+        spec = self.spec
+        if spec.kind == "unique":
+            self.insert(ts, event, group, values)
+            return self.groups[group]
+        entries = self.entries
+        groups = self.groups
+        if spec.kind == "time":
+            seconds = spec.seconds
+            while entries and entries[0][1] + seconds <= ts:
+                old_seq, _, _, old_key, old_values = entries.popleft()
+                old_group = groups[old_key]
+                old_group.size -= 1
+                if old_group.size == 0:
+                    del groups[old_key]
+                else:
+                    for aggregator, value in zip(old_group.aggs, old_values):
+                        aggregator.remove(old_seq, value)
+        self.seq += 1
+        seq = self.seq
+        entry: Entry = (seq, ts, event, group, values)
+        entries.append(entry)
+        target = groups.get(group)
+        if target is None:
+            target = groups[group] = Group(
+                group, [make_aggregator(a.name, a.argument is None, True)
+                        for a in self.aggregates], True)
+        target.size += 1
+        target.newest = event
+        for aggregator, value in zip(target.aggs, values):
+            aggregator.add(seq, value)
+        if spec.length and len(entries) > spec.length:
+            self.left(entries.popleft())
+        return target
 
     def group_of(self, key: Any) -> Group | None:
         return self.groups.get(key)

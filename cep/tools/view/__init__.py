@@ -1,12 +1,14 @@
-"""The terminal view (`--view`): active contexts, rules, fired events and input, live.
+"""The terminal view (`--view`): active contexts, rules, windows, fired events and input, live.
 
 Layers, each testable alone:
 - `cep.tools.view.snapshot`: frozen dataclasses of plain values (`InputStatus`, `Snapshot`, rows)
   and `take_snapshot(engine, status, recorder)`, which copies what the view shows out
-  of the engine (public attributes only) when a frame is due; `TeeSink`, the sink
-  wrapper that remembers the last fired events and actions.
+  of the engine (public attributes only) when a frame is due, named windows and windowed
+  rules' groups included; `TeeSink`, the sink wrapper that remembers the last fired events
+  and actions.
 - `cep.tools.view.panels`: one rich renderable per panel (`InputPanel`, `ContextsPanel`,
-  `RulesPanel`, `EventsPanel`) and `Dashboard`, which lays them out for the terminal size.
+  `RulesPanel`, `WindowsPanel`, `EventsPanel`) and `Dashboard`, which lays them out for the
+  terminal size.
 - `cep.tools.view.app`: `TerminalView`, the driver (rich.live.Live, a monotonic wall clock for
   refresh decisions only), and `ReplayView` for `cep replay --view`.
 
@@ -39,14 +41,25 @@ must not go to stdout (the view owns the terminal): write them to --out only.
 """
 
 from cep.tools.view.app import ReplayView, TerminalView, terminal_console
-from cep.tools.view.panels import ContextsPanel, Dashboard, EventsPanel, InputPanel, RulesPanel
+from cep.tools.view.panels import (
+    ContextsPanel,
+    Dashboard,
+    EventsPanel,
+    InputPanel,
+    RulesPanel,
+    WindowsPanel,
+)
 from cep.tools.view.snapshot import (
     ContextRow,
+    GroupRow,
     InputStatus,
     OutputRow,
     RuleRow,
     Snapshot,
     TeeSink,
+    WindowedRuleRow,
+    WindowInstanceRow,
+    WindowRow,
     take_snapshot,
 )
 
@@ -55,6 +68,7 @@ __all__ = [
     "ContextsPanel",
     "Dashboard",
     "EventsPanel",
+    "GroupRow",
     "InputPanel",
     "InputStatus",
     "OutputRow",
@@ -64,6 +78,10 @@ __all__ = [
     "Snapshot",
     "TeeSink",
     "TerminalView",
+    "WindowInstanceRow",
+    "WindowRow",
+    "WindowedRuleRow",
+    "WindowsPanel",
     "take_snapshot",
     "terminal_console",
 ]

@@ -1,9 +1,11 @@
 """The view's panels: each a small rich renderable built from a Snapshot (plain values).
 
-`InputPanel`, `ContextsPanel`, `RulesPanel` and `EventsPanel` render one part of
+`InputPanel`, `ContextsPanel`, `RulesPanel`, `WindowsPanel` (named windows and
+windowed rules; only when the rule set has some) and `EventsPanel` render one part of
 the screen; `Dashboard` arranges them to fill a terminal (one column up to 159
 columns, two from 160 on).  A panel given `rows` shows at most that many data
-rows (the last one saying how many more there are) and is exactly `rows + 3`
+rows (the last one saying how many more there are; `WindowsPanel` says it on its
+bottom border instead, so that each row shows a line) and is exactly `rows + 3`
 lines tall (borders and header); without `rows` it shows everything.
 
 Every string that comes from events, payloads, topics, rule names or output, or
@@ -26,7 +28,17 @@ from rich.table import Table
 from rich.text import Text
 
 from cep.adapters.badmessages import printable
-from cep.tools.view.snapshot import ContextRow, OutputRow, RuleRow, Snapshot
+from cep.tools.view.snapshot import (
+    ContextRow,
+    GroupRow,
+    OutputRow,
+    RuleRow,
+    Snapshot,
+    WindowedRuleRow,
+    WindowInstanceRow,
+    WindowRow,
+    value_text,
+)
 
 WIDE = 160            # from this width on, two columns
 INPUT_LINES = 3       # content lines of the input panel
@@ -94,6 +106,13 @@ def fmt_key(key: Any) -> str:
     if isinstance(key, (tuple, list)):
         return ",".join(str(k) for k in key)
     return str(key)
+
+
+def _group_key(key: Any) -> str:
+    """A GROUP BY value: `kitchen`, `kitchen, 20` for several attributes, `—` for null."""
+    if isinstance(key, tuple):
+        return ", ".join(DASH if k is None else value_text(k) for k in key)
+    return DASH if key is None else value_text(key)
 
 
 def fmt_speed(speed: float | None) -> str:
@@ -331,6 +350,137 @@ class RulesPanel:
                 fmt_count(rule.matches), last]
 
 
+class WindowsPanel:
+    """Named windows (view, events held, the newest event), then windowed rules: per context
+    instance (when the rule has a context) the largest groups and their aggregates."""
+
+    def __init__(self, snapshot: Snapshot, rows: int | None = None) -> None:
+        self.snapshot = snapshot
+        self.rows = rows
+
+    @staticmethod
+    def shown(snapshot: Snapshot) -> bool:
+        """Whether the dashboard shows this panel: the rule set has windows."""
+        return bool(snapshot.windows or snapshot.windowed)
+
+    @staticmethod
+    def need(snapshot: Snapshot) -> int:
+        """The data rows it would show without a limit."""
+        return len(WindowsPanel._lines(snapshot, wide=False))
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        snap = self.snapshot
+        table = _table(("window / rule", {"ratio": 3, "min_width": 8}),
+                       ("view / group", {"ratio": 3, "min_width": 8}),
+                       ("events", {"justify": "right", "width": 6}),
+                       ("newest event / aggregates", {"ratio": 5, "min_width": 10}))
+        lines = self._lines(snap, wide=options.max_width >= 100)
+        shown, more = lines, 0
+        if self.rows is not None and len(lines) > self.rows:
+            # its lines are nested (a rule, its instances, their groups): every row shows one
+            # and the bottom border says how many more there are
+            shown, more = lines[: max(0, self.rows)], len(lines) - max(0, self.rows)
+        for cells in shown:
+            table.add_row(*cells)
+        parts = []
+        if snap.windows:
+            parts.append(f"{len(snap.windows)} named")
+        if snap.windowed:
+            count = len(snap.windowed)
+            parts.append(f"{count} windowed rule{'s' if count != 1 else ''}")
+        title = " · ".join(["Windows", *parts])
+        panel = _panel(_or_note(table, not lines, "no named windows or windowed rules"), title,
+                       self.rows, "green")
+        if more:
+            panel.subtitle = Text(f"… {more} more", style="italic")
+            panel.subtitle_align = "left"
+        yield panel
+
+    # every line is its cells: window or rule, view or group, events, detail
+    @staticmethod
+    def _lines(snap: Snapshot, wide: bool) -> list[list[Any]]:
+        lines: list[list[Any]] = [WindowsPanel._window(snap, row, wide) for row in snap.windows]
+        for rule in snap.windowed:
+            lines.extend(WindowsPanel._rule(rule))
+        return lines
+
+    @staticmethod
+    def _window(snap: Snapshot, row: WindowRow, wide: bool) -> list[Any]:
+        if row.newest_ts is None:
+            detail = Text("empty", style="dim")
+        else:
+            detail = Text(fmt_clock(row.newest_ts, snap.tz, snap.now), style="dim")
+            detail.append(" ")
+            detail.append_text(plain(row.newest))
+        view = plain(row.view)
+        if wide and row.source:   # what fills it, as declared: `FROM Presence(state = 'home')`
+            view.append_text(plain(f" FROM {row.source}", style="dim"))
+        return [plain(row.name, style="bold"), view, fmt_count(row.size), detail]
+
+    @staticmethod
+    def _rule(rule: WindowedRuleRow) -> list[list[Any]]:
+        lines: list[list[Any]] = []
+        grouped = bool(rule.group_by)
+        by = f" by {', '.join(rule.group_by)}" if grouped else ""
+        if rule.size == 0:
+            detail = Text("no events held", style="dim")
+        elif rule.context is not None:
+            count = rule.instances_total
+            detail = plain(f"in {count} instance{'s' if count != 1 else ''} of {rule.context}",
+                           style="dim")
+        elif grouped:
+            groups = rule.instances[0].groups_total if rule.instances else 0
+            detail = plain(f"{groups} group{'s' if groups != 1 else ''}{by}", style="dim")
+        else:
+            detail = WindowsPanel._values(rule, rule.instances[0].groups[0]) \
+                if rule.instances and rule.instances[0].groups else Text()
+        lines.append([plain(rule.name, style="bold"), plain(rule.source),
+                      fmt_count(rule.size), detail])
+        if rule.size == 0:
+            return lines
+        for instance in rule.instances:
+            indent = ""
+            if rule.context is not None:
+                indent = "  "
+                lines.append(WindowsPanel._instance(rule, instance, by))
+            if not grouped:
+                continue              # the one group's values are on the rule's or instance's line
+            for group in instance.groups:
+                lines.append(["", plain(f"{indent}  {_group_key(group.key)}"),
+                              fmt_count(group.size), WindowsPanel._values(rule, group)])
+            hidden = instance.groups_total - len(instance.groups)
+            if hidden > 0:
+                lines.append(WindowsPanel._more(f"{indent}  ", hidden, "group"))
+        hidden = rule.instances_total - len(rule.instances)
+        if hidden > 0:
+            lines.append(WindowsPanel._more("  ", hidden, "instance"))
+        return lines
+
+    @staticmethod
+    def _more(indent: str, count: int, what: str) -> list[Any]:
+        """`…` where the hidden ones would be, `7 more groups` where there is room."""
+        return ["", Text(f"{indent}…", style="italic"), "",
+                Text(f"{count} more {what}{'s' if count != 1 else ''}", style="italic")]
+
+    @staticmethod
+    def _instance(rule: WindowedRuleRow, instance: WindowInstanceRow, by: str) -> list[Any]:
+        name = instance.context or DASH
+        where = name if instance.key is None else f"{name} {_group_key(instance.key)}"
+        if rule.group_by:
+            count = instance.groups_total
+            detail = plain(f"{count} group{'s' if count != 1 else ''}{by}", style="dim")
+        else:
+            detail = WindowsPanel._values(rule, instance.groups[0]) \
+                if instance.groups else Text()
+        return ["", plain(f"  {where}"), fmt_count(instance.size), detail]
+
+    @staticmethod
+    def _values(rule: WindowedRuleRow, group: GroupRow) -> Text:
+        """`avg(value)=23, count(*)=2`; without aggregates, the group's size says it all."""
+        return plain(", ".join(f"{label}={value}"
+                               for label, value in zip(rule.labels, group.values)))
+
+
 class EventsPanel:
     """The most recent fired complex events and actions, newest first."""
 
@@ -384,7 +534,8 @@ def share_rows(available: int, needs: Iterable[int], minimum: Iterable[int],
 
 
 class Dashboard:
-    """The whole frame: input on top, then contexts, rules and fired events.
+    """The whole frame: input on top, then contexts, rules, windows (when the rule set has
+    named windows or windowed rules) and fired events.
 
     It is `height` lines tall (default: the console's height minus one, so the
     summary line fits under the last frame).
@@ -403,18 +554,40 @@ class Dashboard:
                            (1 if snap.contexts_open > len(snap.contexts) else 0))
         rules_need = max(1, len(snap.rules))
         events_need = max(1, len(snap.outputs))
+        windows = WindowsPanel.shown(snap)
+        windows_need = max(1, WindowsPanel.need(snap))
         yield InputPanel(snap)
         if width >= WIDE:
-            left = share_rows(body - 2 * PANEL_CHROME, [context_need, rules_need], [1, 1],
-                              rest=0)
+            needs, minimum = [context_need, rules_need], [1, 1]
+            if windows and body - 3 * PANEL_CHROME >= 3:
+                needs.append(windows_need)
+                minimum.append(1)
+            left = share_rows(body - len(needs) * PANEL_CHROME, needs, minimum, rest=0)
             right = body - PANEL_CHROME
+            column: list[Any] = [ContextsPanel(snap, left[0]), RulesPanel(snap, left[1])]
+            if len(left) > 2:
+                column.append(WindowsPanel(snap, left[2]))
             grid = Table.grid(expand=True, padding=(0, 1))
             grid.add_column(ratio=1)
             grid.add_column(ratio=1)
-            grid.add_row(Group(ContextsPanel(snap, left[0]), RulesPanel(snap, left[1])),
-                         EventsPanel(snap, max(1, right)))
+            grid.add_row(Group(*column), EventsPanel(snap, max(1, right)))
             yield grid
             return
+        if windows:
+            # the windows and the fired events get two rows each if they can, else one; with
+            # less room than that the windows are left out
+            available = body - 4 * PANEL_CHROME
+            minimum = [1, 1, min(2, windows_need), min(2, events_need)]
+            if sum(minimum) > available:
+                minimum = [1, 1, 1, 1]
+            if sum(minimum) <= available:
+                rows = share_rows(available, [context_need, rules_need, windows_need,
+                                              events_need], minimum)
+                yield ContextsPanel(snap, rows[0])
+                yield RulesPanel(snap, rows[1])
+                yield WindowsPanel(snap, rows[2])
+                yield EventsPanel(snap, rows[3])
+                return
         rows = share_rows(body - 3 * PANEL_CHROME, [context_need, rules_need, events_need],
                           [1, 1, min(3, events_need)])
         yield ContextsPanel(snap, rows[0])

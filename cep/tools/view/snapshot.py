@@ -3,23 +3,33 @@
 Everything here is a frozen dataclass of plain values (numbers, strings,
 tuples), so a frame can be built and rendered from a test without an engine.
 `take_snapshot(engine, status, recorder)` reads only public engine attributes
-(`now`, `tz`, `stats`, `agents`, `contexts`, `rules_in`) and the agents' public
-`name`, `context`, `matches`, `last_fired` and `partial_matches()`; it never
-keeps a reference to an engine object.
+(`now`, `tz`, `stats`, `agents`, `contexts`, `rules_in`, `catalog`, `windows`) and the
+agents' public `name`, `context`, `matches`, `last_fired`, `partial_matches()` and, for a
+windowed rule, its source's `windows`, `slot.labels` and `group_by`; it never keeps a
+reference to an engine object: event attributes and aggregate values are copied as text.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
+import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, tzinfo
 from typing import Any
 
+from cep.language.printer import format_source, format_view
+from cep.runtime.agents import WindowedSource
 from cep.runtime.output import Output, Sink
 
 MAX_INSTANCES = 60   # context instances copied into a snapshot (newest first)
 KEEP_OUTPUTS = 60    # fired events and actions remembered by the tee sink
+WINDOW_GROUPS = 5    # groups copied per windowed rule and context instance (largest first)
+WINDOW_INSTANCES = 5  # context instances copied per windowed rule (most events first)
+TEXT_LIMIT = 1000    # characters of an attribute or aggregate value copied at most
+LIST_ITEMS = 50      # items of a list value copied at most
 
 RowIdentity = tuple[str, str, float]  # a context instance: context, key (repr), opened at
 
@@ -116,6 +126,57 @@ class OutputRow:
 
 
 @dataclass(frozen=True)
+class WindowRow:
+    """A named window (CREATE WINDOW): its view as written, the type (and filter) that
+    fills it, how many events it holds and its newest event (None while it is empty)."""
+
+    name: str
+    view: str                                  # `#unique(person)`
+    source: str                                # `Presence` or `Presence(state = 'home')`
+    size: int
+    newest_type: str | None = None
+    newest_ts: float | None = None
+    newest: str = ""                           # its attributes: `person=ann state=home`
+
+
+@dataclass(frozen=True)
+class GroupRow:
+    """One group of a windowed rule's window: its GROUP BY value (a tuple for several
+    attributes, None without GROUP BY), its events, each aggregate's current value as text
+    (in the order of `WindowedRuleRow.labels`) and when its newest event came."""
+
+    key: Any
+    size: int
+    values: tuple[str, ...]
+    newest_ts: float | None = None
+
+
+@dataclass(frozen=True)
+class WindowInstanceRow:
+    """A windowed rule's window in one context instance (context None: the rule has none)."""
+
+    context: str | None
+    key: Any
+    size: int                                  # events held
+    groups: tuple[GroupRow, ...] = ()          # the largest first (at most WINDOW_GROUPS)
+    groups_total: int = 0
+
+
+@dataclass(frozen=True)
+class WindowedRuleRow:
+    """A rule whose source is a window (`FROM Temp#time(10 min)`), with its aggregates."""
+
+    name: str
+    context: str | None
+    source: str                                # `Temp#time(10 min)`
+    labels: tuple[str, ...]                    # each aggregate as written: `avg(value)`
+    group_by: tuple[str, ...]
+    size: int                                  # events held in all its instances
+    instances: tuple[WindowInstanceRow, ...] = ()  # holding events, most first (at most
+    instances_total: int = 0                   # WINDOW_INSTANCES); all that hold events
+
+
+@dataclass(frozen=True)
 class Snapshot:
     now: float                                 # the time shown (trace time as played)
     tz: tzinfo
@@ -130,6 +191,8 @@ class Snapshot:
     elapsed: float = 0.0                       # wall seconds since the view started
     title: str = ""
     started: bool = True                       # False until the engine's clock has started
+    windows: tuple[WindowRow, ...] = ()        # named windows, in file order
+    windowed: tuple[WindowedRuleRow, ...] = ()  # windowed rules, in file order
 
 
 class TeeSink:
@@ -158,6 +221,50 @@ def _compact(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
     except (TypeError, ValueError):
         return repr(value)
+
+
+def _short(value: Any, limit: int = TEXT_LIMIT) -> Any:
+    """`value` with its strings cut to `limit` characters and its lists to LIST_ITEMS items
+    (one more, so the text shows it was cut), before it is turned into text."""
+    if isinstance(value, str):
+        return value[: limit + 1]
+    if isinstance(value, (list, tuple, deque)):
+        items = [_short(item, limit) for item in list(value)[: LIST_ITEMS + 1]]
+        if len(value) > LIST_ITEMS:
+            items[-1] = "…"
+        return items
+    if isinstance(value, dict):
+        return {str(k)[:limit]: _short(v, limit) for k, v in list(value.items())[:LIST_ITEMS]}
+    return value
+
+
+def attrs_text(attrs: dict[str, Any], limit: int = TEXT_LIMIT) -> str:
+    """`name=value ...` as the fired-events panel shows attributes (at most `limit` + 1
+    characters, so the panel shows where it is cut)."""
+    text = " ".join(f"{name}={_compact(_short(value, limit))}" for name, value in attrs.items())
+    return text[: limit + 1]
+
+
+def value_text(value: Any, limit: int = TEXT_LIMIT) -> str:
+    """An aggregate's value as text: `null`, `true`, `3`, `22.3333` (six significant digits;
+    a large float whole), `kitchen`, `[1,2.5]` (at most LIST_ITEMS items, then `…`); at
+    most `limit` + 1 characters, so the panel shows where it is cut."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "null"
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.0f}" if 1e6 <= abs(value) < 1e15 else f"{value:.6g}"
+    if isinstance(value, (list, tuple, deque)):  # `list(x)`: its items the same way
+        items = [value_text(item, limit) for item in list(value)[:LIST_ITEMS]]
+        if len(value) > LIST_ITEMS:
+            items.append("…")
+        return ("[" + ",".join(items) + "]")[: limit + 1]
+    return _compact(_short(value, limit))[: limit + 1]
 
 
 def output_row(record: Output) -> OutputRow:
@@ -213,7 +320,85 @@ def take_snapshot(engine: Any, status: InputStatus, recorder: TeeSink | None = N
                     contexts=tuple(rows[:max_instances]), contexts_open=total_open, rules=rules,
                     outputs=recorder.rows() if recorder is not None else (),
                     outputs_total=engine.stats.get("outputs", 0), title=title,
-                    started=bool(getattr(engine, "started", True)))
+                    started=bool(getattr(engine, "started", True)),
+                    windows=window_rows(engine), windowed=windowed_rows(engine.agents))
+
+
+def window_rows(engine: Any) -> tuple[WindowRow, ...]:
+    """Each named window of the engine (`engine.windows.by_name`), copied."""
+    named = getattr(engine, "windows", None)
+    if named is None:
+        return ()
+    declared = engine.catalog.windows
+    rows = []
+    for name, window in named.by_name.items():
+        info = declared.get(name)
+        if info is not None:
+            declaration = info.declaration
+            view, source = format_view(declaration.view), format_source(declaration.source)
+        else:
+            view, source = "", str(window.type)
+        content = window.window
+        newest = content.latest()
+        if newest is None:
+            rows.append(WindowRow(name, view, source, len(content)))
+        else:
+            rows.append(WindowRow(name, view, source, len(content), newest.type, newest.ts,
+                                  attrs_text(newest.attrs)))
+    return tuple(rows)
+
+
+def _order(value: Any) -> tuple[Any, ...]:
+    """A sort key for group keys of any type: null, then numbers, strings, tuples, others."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, (bool, int, float)):
+        number = float(value)
+        return (1, number if number == number else math.inf)
+    if isinstance(value, str):
+        return (2, value)
+    if isinstance(value, tuple):
+        return (3, tuple(_order(item) for item in value))
+    return (4, repr(value))
+
+
+def _largest(items: Iterable[Any], count: int, size: Any, order: Any) -> list[Any]:
+    """The `count` items of largest size, ties in `order`."""
+    return heapq.nsmallest(count, items, key=lambda item: (-size(item), order(item)))
+
+
+def windowed_rows(agents: Iterable[Any], groups: int = WINDOW_GROUPS,
+                  instances: int = WINDOW_INSTANCES) -> tuple[WindowedRuleRow, ...]:
+    """Each rule whose source is a window: per context instance holding events (the most
+    first), its largest groups with their aggregates' current values, copied as text."""
+    rows = []
+    for agent in agents:
+        source = getattr(agent, "source", None)
+        if not isinstance(source, WindowedSource):
+            continue
+        rule_source = agent.info.rule.source
+        text = format_source(replace(rule_source, alias=None)) \
+            if rule_source.view is not None else ""
+        held = [(instance, window) for instance, window in source.windows.items()
+                if len(window)]
+        total = sum(len(window) for _instance, window in held)
+        chosen = _largest(held, instances, lambda item: len(item[1]),
+                          lambda item: (-item[0].opened_at, _order(_plain(item[0].key))))
+        shown = []
+        for instance, window in chosen:
+            largest = _largest(window.groups.values(), groups, lambda group: group.size,
+                               lambda group: _order(group.key))
+            group_rows = tuple(
+                GroupRow(_plain(group.key), group.size,
+                         tuple(value_text(agg.result()) for agg in group.aggs),
+                         group.newest.ts if group.newest is not None else None)
+                for group in largest)
+            shown.append(WindowInstanceRow(instance.name, _plain(instance.key), len(window),
+                                           group_rows, len(window.groups)))
+        rows.append(WindowedRuleRow(agent.name, agent.context, text,
+                                    tuple(source.slot.labels), tuple(source.group_by), total,
+                                    tuple(shown), len(held)))
+    return tuple(rows)
 
 
 def _plain(key: Any) -> Any:
