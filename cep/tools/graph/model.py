@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 class Node:
     id: str
     label: str
-    kind: str   # network: topic-in, type, derived, rule, context, topic-out;
+    kind: str   # network: topic-in, type, derived, window, rule, context, topic-out;
                 # machine: start, state, match, fail, fork, join
 
 

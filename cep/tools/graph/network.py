@@ -3,14 +3,25 @@
 Producers are the bus topics events come from, channels the event types (declared or
 derived), agents the rules, consumers the topics rules publish to. Contexts are drawn
 too: the event types that open and close them feed them, and they gate their rules.
+Named windows are filled by their type and read (dashed: reading never triggers) by the
+rules and contexts whose expressions name them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from cep.language import ast
 from cep.language.catalog import Catalog, RuleInfo
-from cep.language.printer import _context_spec
-from cep.language.walk import event_types, inserts, reads
+from cep.language.printer import _context_spec, format_source, format_view
+from cep.language.walk import (
+    context_expressions,
+    event_types,
+    inserts,
+    named_reads,
+    reads,
+    rule_expressions,
+)
 from cep.tools.graph.model import Graph
 
 
@@ -23,8 +34,14 @@ def build_network(catalog: Catalog) -> Graph:
             topic = declaration.topic.topic.value
             producer = graph.shared("topic-in", topic, topic, "in")
             graph.edge(producer, _channel(graph, catalog, name))
+    for name, window in catalog.windows.items():
+        window_id = graph.shared("window", name, f"{name}{format_view(window.view)}", "w")
+        source = window.declaration.source
+        graph.edge(_channel(graph, catalog, window.type), window_id,
+                   "fills" if source.filter is None else f"fills: {format_source(source)}")
     for info in catalog.rules:
         rule_id = graph.shared("rule", info.name, _rule_label(info), "r")
+        _window_reads(graph, catalog, rule_expressions(info.rule), rule_id)
         if info.context is not None:
             context_id = _context(graph, catalog, info.context)
             trigger = _lifecycle(info)
@@ -39,6 +56,15 @@ def build_network(catalog: Catalog) -> Graph:
             topic = action.topic.value
             graph.edge(rule_id, graph.shared("topic-out", topic, topic, "out"), "PUBLISH")
     return graph
+
+
+def _window_reads(graph: Graph, catalog: Catalog, expressions: Iterator[ast.Expr],
+                  reader: str) -> None:
+    """Dashed edges from each named window the expressions read to `reader`."""
+    for expr in expressions:
+        for name in named_reads(expr):
+            if name in catalog.windows:
+                graph.edge(graph.shared("window", name, name, "w"), reader, "reads", "dashed")
 
 
 def _rule_label(info: RuleInfo) -> str:
@@ -72,6 +98,7 @@ def _context(graph: Graph, catalog: Catalog, name: str) -> str:
     context_id = graph.shared("context", name, label, "c")
     if known or declaration is None:
         return context_id
+    _window_reads(graph, catalog, context_expressions(declaration), context_id)
     spec = declaration.spec
     if isinstance(spec, ast.EventInterval):
         for type_name in _source_types(spec.initiator):

@@ -11,11 +11,12 @@ from cep.tools.graph.model import Graph
 # ---------------------------------------------------------------- Mermaid
 
 _MERMAID_SHAPES = {"topic-in": ('[/"', '"/]'), "type": ('("', '")'), "derived": ('("', '")'),
-                   "rule": ('["', '"]'), "context": ('{{"', '"}}'),
+                   "window": ('[("', '")]'), "rule": ('["', '"]'), "context": ('{{"', '"}}'),
                    "topic-out": ('[\\"', '"\\]')}
 _MERMAID_CLASSES = {"topic-in": "fill:#e8f4ff,stroke:#4a90d9",
                     "type": "fill:#fff8e1,stroke:#c9a227",
                     "derived": "fill:#fff1d6,stroke:#d98c00,stroke-dasharray:4 2",
+                    "window": "fill:#e9f7f7,stroke:#2a9d9d",
                     "rule": "fill:#eaf7ea,stroke:#3c9a3c",
                     "context": "fill:#f3e8ff,stroke:#8a5cc7",
                     "topic-out": "fill:#ffecec,stroke:#d94a4a"}
@@ -81,6 +82,7 @@ def render_mermaid_states(graph: Graph) -> str:
 _DOT_SHAPES = {"topic-in": "shape=parallelogram, style=filled, fillcolor=\"#e8f4ff\"",
                "type": "shape=box, style=\"rounded,filled\", fillcolor=\"#fff8e1\"",
                "derived": "shape=box, style=\"rounded,filled,dashed\", fillcolor=\"#fff1d6\"",
+               "window": "shape=cylinder, style=filled, fillcolor=\"#e9f7f7\"",
                "rule": "shape=box, style=filled, fillcolor=\"#eaf7ea\"",
                "context": "shape=hexagon, style=filled, fillcolor=\"#f3e8ff\"",
                "topic-out": "shape=invhouse, style=filled, fillcolor=\"#ffecec\"",
