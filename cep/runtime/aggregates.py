@@ -13,7 +13,7 @@ Two families, chosen by how a window lets events leave:
   number and look at them when asked (a `#unique` group holds one event per key).
 
 `count`, `sum`, `avg` and `stddev` are O(1) either way. Sums of floats are compensated
-(Neumaier), so adding and then removing a value leaves the sum as it was in all but
+(Knuth's two-sum keeps what each addition's rounding lost), so adding and then removing a value leaves the sum as it was in all but
 extreme cases; a group that empties starts again from exact zeros (it is dropped).
 
 Nulls are ignored by every aggregate; over no values `count` is 0, `list` is `[]` and
@@ -98,7 +98,7 @@ class Sum(Aggregator):
         self.high = 0.0    # the sum of the floats ...
         self.low = 0.0     # ... and what its rounding lost
 
-    # (Neumaier's step is written out in add and remove: they run for every event that
+    # (The two-sum step is written out in add and remove: they run for every event that
     # enters or leaves a window, and a call would cost as much as the step.)
     def add(self, seq: int, value: Any) -> None:
         kind = type(value)
@@ -109,10 +109,8 @@ class Sum(Aggregator):
             self.floats += 1
             high = self.high
             total = high + value
-            if abs(high) >= abs(value):
-                self.low += (high - total) + value
-            else:
-                self.low += (value - total) + high
+            part = total - high  # Knuth's two-sum: what the rounding of `total` lost
+            self.low += (high - (total - part)) + (value - part)
             self.high = total
         elif kind is int:
             self.n += 1
@@ -128,13 +126,10 @@ class Sum(Aggregator):
             if self.floats == 0:
                 self.high = self.low = 0.0
                 return
-            value = -value
             high = self.high
-            total = high + value
-            if abs(high) >= abs(value):
-                self.low += (high - total) + value
-            else:
-                self.low += (value - total) + high
+            total = high - value
+            part = total - high
+            self.low += (high - (total - part)) - (value + part)
             self.high = total
         elif kind is int:
             self.n -= 1

@@ -278,6 +278,7 @@ class GroupedWindow(EventWindow):
             return self.groups[group]
         entries = self.entries
         groups = self.groups
+        single = len(values) == 1
         if spec.kind == "time":
             seconds = spec.seconds
             while entries and entries[0][1] + seconds <= ts:
@@ -286,13 +287,14 @@ class GroupedWindow(EventWindow):
                 old_group.size -= 1
                 if old_group.size == 0:
                     del groups[old_key]
+                elif single:
+                    old_group.aggs[0].remove(old_seq, old_values[0])
                 else:
                     for aggregator, value in zip(old_group.aggs, old_values):
                         aggregator.remove(old_seq, value)
         self.seq += 1
         seq = self.seq
-        entry: Entry = (seq, ts, event, group, values)
-        entries.append(entry)
+        entries.append((seq, ts, event, group, values))
         target = groups.get(group)
         if target is None:
             target = groups[group] = Group(
@@ -300,8 +302,11 @@ class GroupedWindow(EventWindow):
                         for a in self.aggregates], True)
         target.size += 1
         target.newest = event
-        for aggregator, value in zip(target.aggs, values):
-            aggregator.add(seq, value)
+        if single:
+            target.aggs[0].add(seq, values[0])
+        else:
+            for aggregator, value in zip(target.aggs, values):
+                aggregator.add(seq, value)
         if spec.length and len(entries) > spec.length:
             self.left(entries.popleft())
         return target
