@@ -70,8 +70,9 @@ def add_rule_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     replay.add_argument("--contexts", action="store_true",
                         help="also write context-start / context-end lines")
     replay.add_argument("--view", action="store_true",
-                        help="show a live terminal view (contexts, rules, fired events, input) "
-                             "on stderr or the terminal; with --view, output lines go only "
+                        help="show a live terminal view (contexts, rules, windows, fired "
+                             "events, input) on stderr or the terminal; with --view, output "
+                             "lines go only "
                              "to --out and nothing is written to stdout")
     replay.set_defaults(handler=run_replay)
 
