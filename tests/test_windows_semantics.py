@@ -13,6 +13,7 @@ from helpers import load
 
 from cep.runtime.engine import Engine
 from cep.runtime.events import Event
+from cep.runtime.rate import PRUNE_ABOVE
 
 T0 = datetime(2026, 1, 1, 10, 0, tzinfo=UTC).timestamp()  # a Thursday
 
@@ -453,3 +454,71 @@ def test_time_functions_read_the_moment_of_evaluation_in_the_files_zone():
     ((_, attrs),) = run(rules, [(3 * 86400 + 125, "Tick", {"n": 1})])
     assert attrs == {"h": 11, "m": 2, "d": 7, "now": "2026-01-04T11:02:05.000+01:00",
                      "later": 12}
+
+
+# ------------------------------------------------------------------ memory follows content
+
+
+def _engine(rules: str) -> Engine:
+    loaded = load(PRELUDE + rules)
+    assert loaded.ok, [d.headline() for d in loaded.diagnostics.errors]
+    engine = Engine(loaded.catalog, lambda record: None)
+    engine.start(T0)
+    return engine
+
+
+def test_a_time_window_that_empties_keeps_nothing_and_sets_no_more_timers():
+    engine = _engine("SELECT room, avg(value) AS m FROM Reading#time(1 min) GROUP BY room;")
+    for i in range(1000):
+        engine.process(Event("Reading", T0 + i * 0.05, {"room": f"r{i % 50}", "value": i}))
+    (agent,) = engine.agents
+    (window,) = agent.source.windows.values()
+    assert len(window.groups) == 50 and len(window.entries) == 1000
+    engine.advance(T0 + 3600)  # nothing arrives: the window's timer lets the events go
+    assert not window.entries and not window.groups
+    assert window.timer is None and engine.timers.pending() == 0
+
+
+def test_a_busy_time_window_keeps_one_timer():
+    engine = _engine("SELECT count(*) AS n FROM Reading#time(10 sec);")
+    for i in range(2000):
+        engine.process(Event("Reading", T0 + i * 0.1, {"room": "a", "value": i}))
+    (agent,) = engine.agents
+    (window,) = agent.source.windows.values()
+    assert engine.timers.pending() == 1
+    assert 100 <= len(window.entries) <= 100 + 13  # at most d/8 of expired events wait
+
+
+def test_a_unique_window_holds_one_event_per_key():
+    engine = _engine("CREATE WINDOW People#unique(person) FROM Presence;\n"
+                     "SELECT count(*) AS n, list(person) AS p FROM Presence#unique(person);")
+    for i in range(5000):
+        engine.process(Event("Presence", T0 + i, {"person": f"p{i % 7}", "state": "home"}))
+    assert len(engine.windows.contents["People"].by_key) == 7
+    (agent,) = engine.agents
+    (window,) = agent.source.windows.values()
+    assert len(window.by_key) == 7
+    (group,) = window.groups.values()
+    assert group.size == 7 and len(group.order) == 7 and len(group.aggs[1].values) == 7
+
+
+def test_changed_keeps_one_memory_per_source_and_only_the_attributes_asked_about():
+    engine = _engine("SELECT door FROM Door(changed(contact));")
+    for i in range(3000):
+        engine.process(Event("Door", T0 + i, {"door": f"d{i}", "contact": i % 2 == 0},
+                             f"z2m/d{i % 12}"))
+    assert engine.changes.sources() == 12
+    assert all(set(last) == {"contact"} for last in engine.changes.memory["Door"].values())
+
+
+def test_output_first_forgets_finished_periods():
+    engine = _engine("SELECT room, count(*) AS n FROM Bell#lastevent GROUP BY room "
+                     "OUTPUT FIRST EVERY 1 sec;")
+    outputs = []
+    engine.sink = outputs.append
+    for i in range(10_000):  # a new group every second, each one's period over at once
+        engine.process(Event("Bell", T0 + i, {"room": f"r{i}"}))
+    (agent,) = engine.agents
+    (state,) = agent.limiter.instances.values()
+    assert len(outputs) == 10_000
+    assert len(state.until) <= PRUNE_ABOVE + 1
