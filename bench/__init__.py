@@ -2,6 +2,7 @@
 
     python -m bench engine   engine workloads: events per second, ratio to decoding
     python -m bench ab       side by side with Siddhi on the A→B workload
+    python -m bench windowed side by side with Siddhi on a windowed average per room
     python -m bench memory   the A→B workload over a simulated day: RSS and live state
     python -m bench memory-keys  a new partition key every 10 events: RSS and live instances
     python -m bench mqtt     live latency and throughput against a real broker
