@@ -522,3 +522,17 @@ def test_output_first_forgets_finished_periods():
     (state,) = agent.limiter.instances.values()
     assert len(outputs) == 10_000
     assert len(state.until) <= PRUNE_ABOVE + 1
+
+
+@pytest.mark.parametrize("clause", ["OUTPUT LAST EVERY 1 hour", "OUTPUT SNAPSHOT EVERY 1 hour"])
+def test_periods_keep_their_start_when_a_partition_releases_instances(clause):
+    """Periods run from the instance's start: a partition that releases quiet instances
+    (to bound memory) must not restart them when the key comes back."""
+    view = "#time(70 min)" if "SNAPSHOT" in clause else ""  # empty from 1:27 to 2:30
+    rules = (f"CONTEXT PerRoom SELECT count(*) AS n FROM Reading(room = 'a'){view} {clause};"
+             if view else f"CONTEXT PerRoom SELECT value FROM Reading(room = 'a') {clause};")
+    events = [(17 * 60, "Reading", {"room": "a", "value": 1})]
+    events += [(90 * 60, "Reading", {"room": f"k{i}", "value": 0}) for i in range(3000)]
+    events += [(150 * 60, "Reading", {"room": "a", "value": 2})]
+    times = [when for when, *_ in run(rules, events, until=4 * 3600)]
+    assert times == [77 * 60, 197 * 60]

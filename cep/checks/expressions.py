@@ -435,6 +435,10 @@ class ExpressionChecker:
         if operand not in ATTRIBUTE_TYPES and not _open(operand):
             return self.error(f"cast() converts a value, but this is {describe(operand)}",
                               expr.operand)
+        if operand == TIMESTAMP and expr.type in ("STRING", "BOOL"):
+            return self.error(f"a TIMESTAMP has no {expr.type} form: publish it as its own "
+                              "value (it is written as ISO-8601 text), or cast it to FLOAT "
+                              "for Unix seconds", expr)
         return expr.type
 
     def _Prior(self, expr: ast.Prior) -> str:

@@ -499,6 +499,10 @@ class WindowedSource(StreamSource):
             timer.cancel()
 
     def at_rest(self, instance: ContextInstance) -> bool:
+        """An empty window, and no SNAPSHOT periods (they run from the instance's start,
+        which a released and reopened instance would not keep)."""
+        if self.snapshot_every is not None:
+            return False
         window = self.windows.get(instance)
         return super().at_rest(instance) and (window is None or not len(window))
 

@@ -13,8 +13,9 @@ Two families, chosen by how a window lets events leave:
   number and look at them when asked (a `#unique` group holds one event per key).
 
 `count`, `sum`, `avg` and `stddev` are O(1) either way. Sums of floats are compensated
-(Knuth's two-sum keeps what each addition's rounding lost), so adding and then removing a value leaves the sum as it was in all but
-extreme cases; a group that empties starts again from exact zeros (it is dropped).
+(Knuth's two-sum keeps what each addition's rounding lost), so adding and then removing
+a value leaves the sum as it was in all but extreme cases; a group that empties starts
+again from exact zeros (it is dropped).
 
 Nulls are ignored by every aggregate; over no values `count` is 0, `list` is `[]` and
 the others are null; `stddev` (the sample standard deviation) needs two values.

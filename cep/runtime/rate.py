@@ -110,6 +110,10 @@ class OutputLimiter:
             self.release(instance, result)
 
     def at_rest(self, instance: Any) -> bool:
+        """Whether dropping the instance's state changes nothing: FIRST with no period
+        running. LAST periods run from the instance's start, so a partition that released
+        the instance would start them again at another time: never at rest."""
+        if self.kind != "first":
+            return False
         state = self.instances.get(instance)
-        return state is None or (not state.held and all(
-            t <= self.host.now for t in state.until.values()))
+        return state is None or all(t <= self.host.now for t in state.until.values())
