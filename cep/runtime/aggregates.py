@@ -202,14 +202,29 @@ def _before(x: Any, y: Any) -> bool:
         return False
 
 
-class MinMaxFifo(Aggregator):
+class _Kept(Aggregator):
+    """A first-in-first-out group's values kept as (seq, value), oldest first: the value
+    that leaves is the head's, when it is still kept."""
+
+    __slots__ = ("kept",)
+
+    def __init__(self) -> None:
+        self.kept: deque[tuple[int, Any]] = deque()
+
+    def remove(self, seq: int, value: Any) -> None:
+        kept = self.kept
+        if kept and kept[0][0] == seq:
+            kept.popleft()
+
+
+class MinMaxFifo(_Kept):
     """`min(x)` / `max(x)` of a first-in-first-out group: a deque of (seq, value) whose
     values only rise (min) or fall (max), so its head is the answer."""
 
-    __slots__ = ("better", "kept")
+    __slots__ = ("better",)
 
     def __init__(self, largest: bool) -> None:
-        self.kept: deque[tuple[int, Any]] = deque()
+        super().__init__()
         # better(new, old): the new value makes the old one useless from now on
         self.better: Callable[[Any, Any], bool] = (
             (lambda new, old: not _before(new, old)) if largest else
@@ -224,34 +239,24 @@ class MinMaxFifo(Aggregator):
             kept.pop()
         kept.append((seq, value))
 
-    def remove(self, seq: int, value: Any) -> None:
-        kept = self.kept
-        if kept and kept[0][0] == seq:
-            kept.popleft()
-
     def result(self) -> Any:
         kept = self.kept
         return kept[0][1] if kept else None
 
 
-class ValuesFifo(Aggregator):
+class ValuesFifo(_Kept):
     """`first(x)`, `last(x)`, `list(x)` of a first-in-first-out group: its non-null
     values in entry order."""
 
-    __slots__ = ("kept", "kind")
+    __slots__ = ("kind",)
 
     def __init__(self, kind: str) -> None:
+        super().__init__()
         self.kind = kind
-        self.kept: deque[tuple[int, Any]] = deque()
 
     def add(self, seq: int, value: Any) -> None:
         if value is not None:
             self.kept.append((seq, value))
-
-    def remove(self, seq: int, value: Any) -> None:
-        kept = self.kept
-        if kept and kept[0][0] == seq:
-            kept.popleft()
 
     def result(self) -> Any:
         kept = self.kept
