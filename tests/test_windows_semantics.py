@@ -536,3 +536,21 @@ def test_periods_keep_their_start_when_a_partition_releases_instances(clause):
     events += [(150 * 60, "Reading", {"room": "a", "value": 2})]
     times = [when for when, *_ in run(rules, events, until=4 * 3600)]
     assert times == [77 * 60, 197 * 60]
+
+
+@pytest.mark.parametrize("rule", [
+    "CONTEXT PerRoom SELECT value FROM Reading OUTPUT LAST EVERY 1 hour;",
+    "CONTEXT PerRoom SELECT count(*) AS n FROM Reading#time(70 min) "
+    "OUTPUT SNAPSHOT EVERY 1 hour;"])
+def test_quiet_instances_with_output_periods_are_released_and_keep_their_start(rule):
+    outputs: list[dict] = []
+    engine = _engine(rule)
+    engine.sink = outputs.append
+    engine.process(Event("Reading", T0 + 17 * 60, {"room": "a", "value": 1}))
+    for i in range(3000):
+        engine.process(Event("Reading", T0 + 90 * 60, {"room": f"k{i}", "value": 0}))
+    engine.process(Event("Reading", T0 + 150 * 60, {"room": "a", "value": 2}))
+    engine.advance(T0 + 4 * 3600)
+    assert engine.stats["released"] > 0  # the quiet keys' instances went
+    times = [o["ts"] - T0 for o in outputs if o["key"] == "a"]
+    assert times == [77 * 60, 197 * 60]

@@ -30,6 +30,7 @@ from cep.language.catalog import (
 )
 from cep.language.diagnostics import Diagnostics
 from cep.language.transformer import AGGREGATES
+from cep.language.walk import aggregates, expr_children
 
 FUNCTIONS = ("abs", "round", "min", "max", "lower", "upper", "coalesce", "distance", "changed",
              "cast", "prior", "current_timestamp", "hour", "minute", "weekday")
@@ -81,6 +82,19 @@ def common_type(a: str, b: str) -> str:
     if a in NUMERIC and b in NUMERIC:
         return INT if a == b == INT else FLOAT
     return a
+
+
+def _outside_aggregates(expr: ast.Expr, attrs: dict[str, str]) -> ast.Name | None:
+    """The first of the window's attributes that `expr` reads outside its aggregates."""
+    pending = [expr]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.Aggregate, ast.Subquery)):
+            continue
+        if isinstance(node, ast.Name) and node.name in attrs:
+            return node
+        pending.extend(reversed(expr_children(node)))
+    return None
 
 
 class ExpressionChecker:
@@ -577,6 +591,13 @@ class ExpressionChecker:
                         attrs_owner=owner, prior_type=None, no_prior=IN_SUBQUERY,
                         in_filter=False)
         result = ExpressionChecker(inner, self.diagnostics).infer(expr.select)
+        if aggregates(expr.select):
+            bare = _outside_aggregates(expr.select, attrs)
+            if bare is not None:
+                return self.error(f"`{bare.name}` is not inside an aggregate, and this subquery "
+                                  "aggregates over the window's events: there is no one event "
+                                  f"to read it from (write `last({bare.name})` for the newest)",
+                                  bare)
         if expr.where is not None:
             where_scope = replace(inner, no_aggregates=IN_SUBQUERY_WHERE)
             ExpressionChecker(where_scope, self.diagnostics).condition(expr.where,

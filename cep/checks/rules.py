@@ -37,6 +37,9 @@ from cep.language.walk import aggregates, event_types, has_every, select_name
 
 KNOWN_ANNOTATIONS = ("name", "description")
 
+PRIOR_IN_SNAPSHOT = ("prior() counts back from the arriving event, and an OUTPUT SNAPSHOT "
+                     "result has none (it is made at a period's end): use it in WHERE, or "
+                     "aggregate over the window, such as `first(x)`")
 PRIOR_IN_PATTERN = ("prior() needs a stream (`FROM Type` or `ON Type`), and a pattern reads "
                     "several: compare the events through their tags, such as `a.x < b.x`")
 AGGREGATE_BEFORE_WINDOW = ("an aggregate cannot be in {where}, which tests each event before "
@@ -123,7 +126,11 @@ class RuleChecker:
         """`scope` for the SELECT, WHERE, HAVING or PUBLISH: prior() reads the rule's stream,
         and aggregates are allowed where `aggregated` says (`where` names the place)."""
         source = self.source
-        if isinstance(source, ast.StreamSource):
+        output = self.rule.output
+        if isinstance(source, ast.StreamSource) and output is not None \
+                and output.kind == "snapshot" and where != "WHERE":
+            prior_type, no_prior = None, PRIOR_IN_SNAPSHOT
+        elif isinstance(source, ast.StreamSource):
             prior_type, no_prior = source.type, scope.no_prior
         elif isinstance(source, ast.PatternSource):
             prior_type, no_prior = None, PRIOR_IN_PATTERN

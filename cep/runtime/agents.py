@@ -117,6 +117,11 @@ class Agent:
     def stop(self, instance: ContextInstance) -> None:
         raise NotImplementedError
 
+    def park(self, instance: ContextInstance) -> None:
+        """`instance` is released by its partition (its rules are at rest): as `stop`, but
+        when its output periods started is kept for the key's next instance."""
+        self.stop(instance)
+
     def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
         """Deliver an event to the given (open) instances of the agent's context."""
         raise NotImplementedError
@@ -155,17 +160,30 @@ class Agent:
                 return
             if not passed:
                 return
-        if self.limiter is not None and not self.limiter.offer(ctx, None, (attrs, match)):
-            return
+        limiter = self.limiter
+        if limiter is not None:
+            if limiter.kind == "last":  # made now (prior(), windows), out at the period's end
+                limiter.offer(ctx, None, self._publications(attrs, match, ctx))
+                return
+            if not limiter.offer(ctx, None, None):
+                return
         self.matches += 1
         self.last_fired = self.engine.now
         self._publish(attrs, match, ctx)
 
     def _publish(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
-        """The PUBLISH actions; `attrs` also fill the topics' names.  An action whose topic
-        or payload cannot be made, or would be refused by MQTT or a broker, is an action
-        error: reported, not carried out (no output line), and the next action runs."""
+        """Carry out the PUBLISH actions (see `_publications`)."""
+        for record in self._publications(attrs, match, ctx):
+            self.engine.emit(record)
+
+    def _publications(self, attrs: Attrs | None, match: Match,
+                      ctx: ContextInstance) -> list[Output]:
+        """The output records of the PUBLISH actions, made now; `attrs` also fill the
+        topics' names.  An action whose topic or payload cannot be made, or would be
+        refused by MQTT or a broker, is an action error: reported, not carried out (no
+        output line), and the next action runs."""
         engine = self.engine
+        records: list[Output] = []
         for action in self.actions:
             try:
                 topic = action.topic(attrs)
@@ -193,8 +211,17 @@ class Agent:
                 engine.report_action_error(self.name, f"not published to "
                                            f"{_shown(topic)}: {problem}")
                 continue
-            engine.emit({"ts": engine.now, "kind": "publish", "rule": self.name, "topic": topic,
-                         "payload": payload, "qos": action.qos, "retain": action.retain})
+            records.append({"ts": engine.now, "kind": "publish", "rule": self.name,
+                            "topic": topic, "payload": payload, "qos": action.qos,
+                            "retain": action.retain})
+        return records
+
+    def _send(self, records: list[Output]) -> None:
+        """Records made earlier (held by an OUTPUT LAST period), out now, at its end."""
+        engine = self.engine
+        for record in records:
+            record["ts"] = engine.now
+            engine.emit(record)
 
 
 def _shown(topic: str) -> str:
@@ -221,6 +248,11 @@ class SourcedAgent(Agent):
         if self.limiter is not None:
             self.limiter.stop(instance)
         self.source.stop(instance)
+
+    def park(self, instance: ContextInstance) -> None:
+        if self.limiter is not None:
+            self.limiter.park(instance)
+        self.source.park(instance)
 
     def on_event(self, event: Event, instances: list[ContextInstance]) -> None:
         self.source.on_event(event, instances)
@@ -277,8 +309,15 @@ class SelectAgent(SourcedAgent):
         values = self._values(attrs, match, ctx)
         if values is None:
             return
-        if self.limiter is not None and not self.limiter.offer(ctx, self.group, values):
-            return
+        limiter = self.limiter
+        if limiter is not None:
+            if limiter.kind == "last":  # made now (prior(), windows), out at the period's end
+                records = self._records(values, ctx)
+                if records is not None:
+                    limiter.offer(ctx, self.group, (values, records))
+                return
+            if not limiter.offer(ctx, self.group, values):
+                return
         self._emit(values, ctx)
 
     def snapshot(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
@@ -288,7 +327,12 @@ class SelectAgent(SourcedAgent):
             self._emit(values, ctx)
 
     def release(self, instance: Any, held: Any) -> None:
-        self._emit(held, instance)
+        values, records = held
+        self.matches += 1
+        self.last_fired = self.engine.now
+        self._send(records)
+        if self.inserts:
+            self.engine.insert(Event(self.output_type, self.engine.now, values))
 
     def _values(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> Attrs | None:
         values: Attrs
@@ -311,9 +355,20 @@ class SelectAgent(SourcedAgent):
         return values
 
     def _emit(self, values: Attrs, ctx: ContextInstance) -> None:
+        records = self._records(values, ctx)
+        if records is None:
+            return
         engine = self.engine
         self.matches += 1
         self.last_fired = engine.now
+        for record in records:
+            engine.emit(record)
+        if self.inserts:
+            engine.insert(Event(self.output_type, engine.now, values))
+
+    def _records(self, values: Attrs, ctx: ContextInstance) -> list[Output] | None:
+        """The result's `event` line and its publications (None: it cannot be written)."""
+        engine = self.engine
         key = ctx.key
         try:
             attributes = engine.json.attrs(values, self.schema)
@@ -321,14 +376,13 @@ class SelectAgent(SourcedAgent):
                 key = engine.json.value(key)
         except Exception as exc:
             self.failed("writing its result", exc)
-            return
-        engine.emit({"ts": engine.now, "kind": "event", "rule": self.name,
-                     "type": self.output_type, "context": ctx.name, "key": key,
-                     "attrs": attributes})
-        if self.inserts:
-            engine.insert(Event(self.output_type, engine.now, values))
-        if self.actions:
-            self._publish(values, {}, ctx)
+            return None
+        record: Output = {"ts": engine.now, "kind": "event", "rule": self.name,
+                          "type": self.output_type, "context": ctx.name, "key": key,
+                          "attrs": attributes}
+        if not self.actions:
+            return [record]
+        return [record, *self._publications(values, {}, ctx)]
 
 
 class OnAgent(SourcedAgent):
@@ -343,10 +397,9 @@ class OnAgent(SourcedAgent):
         self._act(attrs, match, ctx)
 
     def release(self, instance: Any, held: Any) -> None:
-        attrs, match = held
         self.matches += 1
         self.last_fired = self.engine.now
-        self._publish(attrs, match, instance)
+        self._send(held)
 
 
 # ====================================================================== sources
@@ -378,6 +431,9 @@ class Source:
     def wants(self) -> Callable[[Event], bool] | None:
         """See `Agent.wants`."""
         return None
+
+    def park(self, instance: ContextInstance) -> None:
+        self.stop(instance)
 
 
 class StreamSource(Source):
@@ -481,12 +537,20 @@ class WindowedSource(StreamSource):
         self.snapshot_every = rule.output.every.seconds \
             if rule.output is not None and rule.output.kind == "snapshot" else None
         self.started: dict[ContextInstance, float] = {}
+        self.parked: dict[Any, float] = {}  # a released instance's key -> when it started
         self.arguments: list[Callable[..., Any] | None] = []
 
     def start(self, agent: SourcedAgent, instance: ContextInstance) -> None:
         self.agent = agent  # (by now the rule's aggregates are all compiled)
         self.arguments = [spec.argument for spec in self.slot.specs]
-        self.started[instance] = self.engine.now
+        parked = self.parked.pop(hashable(instance.key), None) if self.parked else None
+        self.started[instance] = self.engine.now if parked is None else parked
+
+    def park(self, instance: ContextInstance) -> None:
+        """SNAPSHOT periods run from the instance's start: the key's next instance keeps it."""
+        if self.snapshot_every is not None and instance in self.started:
+            self.parked[hashable(instance.key)] = self.started[instance]
+        self.stop(instance)
 
     def stop(self, instance: ContextInstance) -> None:
         super().stop(instance)
@@ -499,10 +563,8 @@ class WindowedSource(StreamSource):
             timer.cancel()
 
     def at_rest(self, instance: ContextInstance) -> bool:
-        """An empty window, and no SNAPSHOT periods (they run from the instance's start,
-        which a released and reopened instance would not keep)."""
-        if self.snapshot_every is not None:
-            return False
+        """An empty window (SNAPSHOT periods then have nothing to answer; their start is
+        kept by `park`)."""
         window = self.windows.get(instance)
         return super().at_rest(instance) and (window is None or not len(window))
 
@@ -595,21 +657,13 @@ class WindowedSource(StreamSource):
             return
         agent = self.agent
         assert isinstance(agent, SelectAgent)
-        prior = self.prior
-        history = self.history.get(instance)
-        for key, group in list(window.groups.items()):
+        for key, group in list(window.groups.items()):  # (cep.checks: no prior() here)
             newest = group.newest
             if newest is None:
                 continue
             self.slot.group = group
-            prior.history, prior.offset = history, 1
             agent.group = key
-            try:
-                agent.snapshot(newest.attrs, {self.alias: newest}, instance)
-            finally:
-                self.slot.group = None
-                prior.history = None
-                agent.group = None
+            agent.snapshot(newest.attrs, {self.alias: newest}, instance)
         self._arm_snapshot(instance)
 
 

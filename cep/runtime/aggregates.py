@@ -188,9 +188,15 @@ class Stddev(Aggregator):
         self.m2 -= delta * (value - self.mean)
 
     def result(self) -> float | None:
-        if self.n < 2:
+        n = self.n
+        if n < 2:
             return None
-        return math.sqrt(max(self.m2, 0.0) / (self.n - 1))
+        m2 = self.m2
+        # Values that left leave a rounding residue (about 1e-16 of mean² per step): what
+        # is within that of zero is zero, so equal values have a stddev of exactly 0.
+        if m2 <= 1e-12 * n * self.mean * self.mean:
+            return 0.0
+        return math.sqrt(m2 / (n - 1))
 
 
 def _before(x: Any, y: Any) -> bool:
@@ -231,7 +237,7 @@ class MinMaxFifo(_Kept):
             (lambda new, old: not _before(old, new)))
 
     def add(self, seq: int, value: Any) -> None:
-        if value is None:
+        if value is None or value != value:  # null, NaN: not ordered, left out
             return
         kept = self.kept
         better = self.better
@@ -269,7 +275,8 @@ class ValuesFifo(_Kept):
 
 class ValuesAnyOrder(Aggregator):
     """`min`, `max`, `first`, `last`, `list` of a group whose events may leave in any
-    order: its non-null values by entry number, looked at when the result is asked for."""
+    order: its non-null values by entry number, looked at when the result is asked for.
+    (Entry numbers only grow, so the dictionary's order is the entries' order.)"""
 
     __slots__ = ("kind", "values")
 
@@ -278,7 +285,7 @@ class ValuesAnyOrder(Aggregator):
         self.values: dict[int, Any] = {}
 
     def add(self, seq: int, value: Any) -> None:
-        if value is not None:
+        if value is not None and (value == value or self.kind not in ("min", "max")):
             self.values[seq] = value
 
     def remove(self, seq: int, value: Any) -> None:
@@ -288,16 +295,15 @@ class ValuesAnyOrder(Aggregator):
         values = self.values
         kind = self.kind
         if kind == "list":
-            return [values[seq] for seq in sorted(values)]
+            return list(values.values())
         if not values:
             return None
         if kind == "first":
-            return values[min(values)]
+            return next(iter(values.values()))
         if kind == "last":
-            return values[max(values)]
+            return next(reversed(values.values()))
         best: Any = None
-        for seq in sorted(values):
-            value = values[seq]
+        for value in values.values():
             if best is None or (_before(best, value) if kind == "max" else _before(value, best)):
                 best = value
         return best

@@ -271,6 +271,8 @@ def text_of(value: Any) -> str:
     if kind is bool:
         return "true" if value else "false"
     if kind is float:
+        if value - value != 0.0:
+            raise ValueError("a FLOAT that is not a finite number has no text")
         return repr(value)
     if kind is int:
         return str(value)

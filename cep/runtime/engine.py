@@ -219,7 +219,7 @@ class Engine:
         """Drop the rules' state in an instance that is at rest (nothing is emitted)."""
         self.stats["released"] += 1
         for agent in self.rules_in[context]:
-            agent.stop(instance)
+            agent.park(instance)
 
     def _lifecycle_line(self, kind: str, instance: ContextInstance) -> None:
         self.emit({"ts": self.now, "kind": kind, "context": instance.name,

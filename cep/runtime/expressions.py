@@ -102,7 +102,7 @@ class PriorSlot:
     def __init__(self) -> None:
         self.depth = 0
         self.history: deque[Attrs] | None = None
-        self.offset = 0  # 1 when the newest event in `history` is the current one
+        self.offset = 0  # how many of the newest events in `history` to skip
 
 
 EMPTY_ENV = ExprEnv()
@@ -219,8 +219,11 @@ class ExpressionCompiler:
 
         def keyed(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
             # as ViewSpec.unique_key makes them: one attribute's value, or a tuple
-            key = hashable(keys[0](a, m, c)) if len(keys) == 1 else \
-                tuple(hashable(k(a, m, c)) for k in keys)
+            values = [k(a, m, c) for k in keys]
+            if None in values:  # a null key finds nothing (as `=` with null is never true)
+                return None
+            key = hashable(values[0]) if len(values) == 1 else \
+                tuple(hashable(v) for v in values)
             event = window.get(key)
             return event.attrs.get(attr) if event is not None else None
         return keyed

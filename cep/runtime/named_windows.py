@@ -29,9 +29,10 @@ class NamedWindow:
         self.filter = filter
         self.env = env
 
-    def offer(self, event: Event) -> None:
-        if self.filter is not None and not self.filter(event.attrs, {self.type: event}, None):
-            return
+    def passes(self, event: Event) -> bool:
+        return self.filter is None or bool(self.filter(event.attrs, {self.type: event}, None))
+
+    def take(self, event: Event) -> None:
         now = self.env.now()
         self.window.insert(now, event)
         self.window.arm(now)
@@ -66,14 +67,26 @@ class NamedWindows:
 
     def update(self, event: Event) -> None:
         """`event` enters the windows of its type that it passes; a filter that raises
-        keeps it out of that window (reported) and the others go on."""
+        keeps it out of that window (reported) and the others go on. Every filter is
+        evaluated before the event enters any window: a filter that reads another window
+        sees it as it was before the event, whatever the order of the declarations."""
         windows = self.by_type.get(event.type)
-        if windows:
-            for window in windows:
-                try:
-                    window.offer(event)
-                except Exception as exc:
-                    self.report(window.name, exc)
+        if not windows:
+            return
+        if len(windows) == 1:
+            (window,) = windows
+            taking = [window] if self._passes(window, event) else []
+        else:
+            taking = [window for window in windows if self._passes(window, event)]
+        for window in taking:
+            window.take(event)
+
+    def _passes(self, window: NamedWindow, event: Event) -> bool:
+        try:
+            return window.passes(event)
+        except Exception as exc:
+            self.report(window.name, exc)
+            return False
 
     def sizes(self) -> dict[str, int]:
         return {name: len(window) for name, window in self.contents.items()}

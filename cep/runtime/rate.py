@@ -20,8 +20,15 @@ from typing import Any, Protocol
 
 from cep.language import ast
 from cep.runtime.clock import Timer
+from cep.runtime.windows import hashable
 
-OUTPUT_TIMER = 1  # after window expiries and context deadlines due at the same instant
+# A period's end fires before anything else due at the same instant: what happens at its
+# end (a pattern's timer, an event) belongs to the next period, [start, end).
+OUTPUT_TIMER = -2
+
+# Times within this of each other are the same instant (event times are float seconds:
+# 0.4 + 0.2 is not 0.6 in binary)
+SAME_INSTANT = 1e-6
 
 PRUNE_ABOVE = 1024  # FIRST periods kept before the finished ones are dropped
 
@@ -36,18 +43,19 @@ class RateHost(Protocol):
 def period_end(start: float, every: float, now: float) -> float:
     """The end of the period of length `every` (counted from `start`) that `now` is in:
     a time exactly on a boundary begins the next period."""
-    end = start + (math.floor((now - start) / every) + 1) * every
-    while end <= now:  # rounding
+    end = start + (math.floor((now - start + SAME_INSTANT) / every) + 1) * every
+    while end <= now + SAME_INSTANT:  # rounding
         end += every
     return end
 
 
 class _InstanceRate:
-    __slots__ = ("held", "start", "timer", "until")
+    __slots__ = ("held", "prune_above", "start", "timer", "until")
 
     def __init__(self, start: float) -> None:
         self.start = start
         self.until: dict[Any, float] = {}   # FIRST: group -> when its next result may pass
+        self.prune_above = PRUNE_ABOVE      # FIRST: `until` entries before pruning it
         self.held: dict[Any, Any] = {}      # LAST: group -> its last result of the period
         self.timer: Timer | None = None
 
@@ -63,9 +71,19 @@ class OutputLimiter:
         self.host = host
         self.release = release
         self.instances: dict[Any, _InstanceRate] = {}
+        self.parked: dict[Any, float] = {}  # LAST: a released instance's key -> its start
 
     def start(self, instance: Any) -> None:
-        self.instances[instance] = _InstanceRate(self.host.now)
+        start = self.parked.pop(hashable(instance.key), None) if self.parked else None
+        self.instances[instance] = _InstanceRate(self.host.now if start is None else start)
+
+    def park(self, instance: Any) -> None:
+        """The instance is released (at rest): LAST periods run from its start, so the
+        key's next instance keeps it."""
+        state = self.instances.get(instance)
+        if state is not None and self.kind == "last":
+            self.parked[hashable(instance.key)] = state.start
+        self.stop(instance)
 
     def stop(self, instance: Any) -> None:
         state = self.instances.pop(instance, None)
@@ -87,11 +105,12 @@ class OutputLimiter:
         now = self.host.now
         if self.kind == "first":
             until = state.until
-            if now < until.get(group, -math.inf):
+            if now + SAME_INSTANT < until.get(group, -math.inf):
                 return False
-            if len(until) > PRUNE_ABOVE:
+            if len(until) > state.prune_above:  # amortised: the limit doubles what is kept
                 for key in [k for k, t in until.items() if t <= now]:
                     del until[key]
+                state.prune_above = max(PRUNE_ABOVE, 2 * len(until))
             until[group] = now + self.every
             return True
         if self.kind == "last":
@@ -110,10 +129,11 @@ class OutputLimiter:
             self.release(instance, result)
 
     def at_rest(self, instance: Any) -> bool:
-        """Whether dropping the instance's state changes nothing: FIRST with no period
-        running. LAST periods run from the instance's start, so a partition that released
-        the instance would start them again at another time: never at rest."""
-        if self.kind != "first":
-            return False
+        """Whether releasing the instance (`park`) changes nothing: FIRST with no period
+        running, LAST with nothing held."""
         state = self.instances.get(instance)
-        return state is None or all(t <= self.host.now for t in state.until.values())
+        if state is None:
+            return True
+        if self.kind == "last":
+            return not state.held
+        return all(t <= self.host.now for t in state.until.values())
