@@ -79,6 +79,26 @@ class ClockTime:
 
 
 @dataclass(frozen=True)
+class SunTime:
+    """`SUNSET`, `SUNRISE + 1 hour`, `DUSK - 15 min` (event upper-cased: SUNRISE, SUNSET,
+    DAWN or DUSK; sign '+' or '-' with an offset, both None without)."""
+
+    event: str
+    sign: str | None
+    offset: Duration | None
+    span: Span = _span()
+
+    @property
+    def offset_seconds(self) -> float:
+        if self.offset is None:
+            return 0.0
+        return -self.offset.seconds if self.sign == "-" else self.offset.seconds
+
+
+TimePoint = ClockTime | SunTime
+
+
+@dataclass(frozen=True)
 class DayRange:
     """`MON` or `WED-FRI` in an ON day list; names upper-cased, validated later."""
 
@@ -290,6 +310,25 @@ class TimerInterval:
 
 
 @dataclass(frozen=True)
+class TimerAt:
+    """`timer:at(07:30 [ON days])`, `timer:at(SUNSET - 15 min [ON days])`."""
+
+    at: TimePoint
+    days: tuple[DayRange, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ForAtom:
+    """`X FOR d`: an event matching X, then no event of X's type from its source that
+    fails X's filter (its `changed()` conditions aside) for d."""
+
+    atom: EventAtom
+    duration: Duration
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
 class FollowedBy:
     """`p1 -> p2 -> ...` (two or more steps)."""
 
@@ -349,8 +388,8 @@ class Within:
     span: Span = _span()
 
 
-Pattern = (EventAtom | TimerInterval | FollowedBy | PatternOr | PatternAnd | Every | PatternNot |
-           Repeat | Until | Within)
+Pattern = (EventAtom | TimerInterval | TimerAt | ForAtom | FollowedBy | PatternOr | PatternAnd |
+           Every | PatternNot | Repeat | Until | Within)
 
 
 # ------------------------------------------------------------------ sources
@@ -395,6 +434,15 @@ Source = StreamSource | PatternSource
 @dataclass(frozen=True)
 class SetTimezone:
     zone: Text
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SetLocation:
+    """`SET LOCATION GEO (lat, lon)`: where the home is, for the sun."""
+
+    lat: float
+    lon: float
     span: Span = _span()
 
 
@@ -496,10 +544,10 @@ class CreateLocation:
 
 @dataclass(frozen=True)
 class Recurring:
-    """`START hh:mm END hh:mm [ON days]`."""
+    """`START hh:mm END hh:mm [ON days]`; either end may be a sun event (`START SUNSET`)."""
 
-    start: ClockTime
-    end: ClockTime
+    start: TimePoint
+    end: TimePoint
     days: tuple[DayRange, ...]
     span: Span = _span()
 
@@ -514,13 +562,15 @@ class Policy:
 
 @dataclass(frozen=True)
 class EventInterval:
-    """`INITIATED BY ... (DURATION d | TERMINATED BY ... [DURATION d]) [POLICY p]`."""
+    """`[PARTITION BY k, ...] INITIATED BY ... (DURATION d | TERMINATED BY ... [DURATION d])
+    [POLICY p]`: keys () for one interval at a time, else one per key."""
 
     initiator: Source
-    terminator: StreamSource | None
+    terminator: StreamSource | PatternSource | None
     duration: Duration | None
     policy: Policy | None
     span: Span = _span()
+    keys: tuple[Ident, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -591,10 +641,10 @@ class OutputClause:
 
 @dataclass(frozen=True)
 class Annotation:
-    """`@name('text')`; name as written."""
+    """`@name('text')` or `@once` (value None); name as written."""
 
     name: str
-    value: Text
+    value: Text | None
     span: Span = _span()
 
 
@@ -673,8 +723,8 @@ class OnRule:
 
 
 Rule = SelectRule | OnRule
-Statement = (SetTimezone | CreateEvent | CreateLocation | CreateContext | CreateWindow |
-             SelectRule | OnRule)
+Statement = (SetTimezone | SetLocation | CreateEvent | CreateLocation | CreateContext |
+             CreateWindow | SelectRule | OnRule)
 
 
 @dataclass(frozen=True)

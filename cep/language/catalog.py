@@ -83,6 +83,8 @@ class WindowInfo:
 class Catalog:
     timezone: str = "UTC"
     timezone_span: ast.Span = ast.NO_SPAN
+    location: tuple[float, float] | None = None  # SET LOCATION GEO (lat, lon), for the sun
+    location_span: ast.Span = ast.NO_SPAN
     events: dict[str, EventTypeInfo] = field(default_factory=dict)
     locations: dict[str, ast.CreateLocation] = field(default_factory=dict)
     contexts: dict[str, ast.CreateContext] = field(default_factory=dict)

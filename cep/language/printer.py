@@ -72,6 +72,15 @@ def format_distance(distance: ast.Distance) -> str:
     return f"{format_number(distance.amount)} {distance.unit}"
 
 
+def format_time_point(point: ast.TimePoint) -> str:
+    """`22:00`, `SUNSET`, `SUNSET - 15 min`."""
+    if isinstance(point, ast.ClockTime):
+        return f"{point.hour:02d}:{point.minute:02d}"
+    if point.offset is None or point.sign is None:
+        return point.event
+    return f"{point.event} {point.sign} {format_duration(point.offset)}"
+
+
 def _point(point: ast.Point) -> str:
     return f"({_coordinate(point.x)}, {_coordinate(point.y)})"
 
@@ -233,6 +242,13 @@ class _PatternPrinter(PatternVisitor[str]):
     def timer_interval(self, node: ast.TimerInterval, *args: Any) -> str:
         return f"timer:interval({format_duration(node.duration)})"
 
+    def timer_at(self, node: ast.TimerAt, *args: Any) -> str:
+        days = f" ON {_days(node.days)}" if node.days else ""
+        return f"timer:at({format_time_point(node.at)}{days})"
+
+    def for_atom(self, node: ast.ForAtom, *args: Any) -> str:
+        return f"{self.event_atom(node.atom)} FOR {format_duration(node.duration)}"
+
     def followed_by(self, node: ast.FollowedBy, *args: Any) -> str:
         return " -> ".join(_pattern_at_least(step, _P_OR) for step in node.steps)
 
@@ -364,11 +380,12 @@ def _days(days: tuple[ast.DayRange, ...]) -> str:
 
 def _context_spec(spec: ast.ContextSpec) -> str:
     if isinstance(spec, ast.Recurring):
-        text = (f"START {spec.start.hour:02d}:{spec.start.minute:02d} "
-                f"END {spec.end.hour:02d}:{spec.end.minute:02d}")
+        text = f"START {format_time_point(spec.start)} END {format_time_point(spec.end)}"
         return text + (f" ON {_days(spec.days)}" if spec.days else "")
     if isinstance(spec, ast.EventInterval):
-        text = f"INITIATED BY {format_source(spec.initiator)}"
+        keys = ("PARTITION BY " + ", ".join(k.name for k in spec.keys) + " ") if spec.keys \
+            else ""
+        text = f"{keys}INITIATED BY {format_source(spec.initiator)}"
         if spec.terminator is not None:
             text += f" TERMINATED BY {format_source(spec.terminator)}"
         elif spec.duration is None:
@@ -391,7 +408,8 @@ def _context_spec(spec: ast.ContextSpec) -> str:
 
 
 def _rule_head(rule: ast.SelectRule | ast.OnRule) -> list[str]:
-    lines = [f"@{a.name}({quote(a.value.value)})" for a in rule.annotations]
+    lines = [f"@{a.name}({quote(a.value.value)})" if a.value is not None else f"@{a.name}"
+             for a in rule.annotations]
     if rule.context is not None:
         lines.append(f"CONTEXT {rule.context.name}")
     return lines
@@ -437,6 +455,8 @@ def format_statement(stmt: ast.Statement) -> str:
     """One statement, ending with `;` (rules span several lines)."""
     if isinstance(stmt, ast.SetTimezone):
         text = f"SET TIMEZONE {quote(stmt.zone.value)}"
+    elif isinstance(stmt, ast.SetLocation):
+        text = f"SET LOCATION GEO ({format_number(stmt.lat)}, {format_number(stmt.lon)})"
     elif isinstance(stmt, ast.CreateEvent):
         text = _create_event(stmt)
     elif isinstance(stmt, ast.CreateLocation):

@@ -248,6 +248,10 @@ class ToAst:
         _set, _timezone, zone = children
         return ast.SetTimezone(zone, self._span(meta))
 
+    def set_location(self, meta: Meta, children: list[Any]) -> ast.SetLocation:
+        lat, lon = self._values(children)
+        return ast.SetLocation(lat, lon, self._span(meta))
+
     # -------------------------------------------------------------- CREATE EVENT
     def attr_def(self, meta: Meta, children: list[Token]) -> ast.AttrDef:
         name, type_name = children
@@ -351,10 +355,20 @@ class ToAst:
         hour, minute = str(token).split(":")
         return ast.ClockTime(int(hour), int(minute), self._tspan(token))
 
+    def clock_point(self, meta: Meta, children: list[Token]) -> ast.ClockTime:
+        (token,) = children
+        return self._clock(token)
+
+    def sun_point(self, meta: Meta, children: list[Any]) -> ast.SunTime:
+        # SUN_EVENT [(PLUS | MINUS) duration]
+        event, sign, offset = children
+        return ast.SunTime(str(event).upper(), str(sign) if sign is not None else None,
+                           offset, self._span(meta))
+
     def recurring(self, meta: Meta, children: list[Any]) -> ast.Recurring:
-        # START TIME END TIME [ON day_list]
+        # START time_point END time_point [ON day_list]
         _start, start, _end, end, _on, days = children
-        return ast.Recurring(self._clock(start), self._clock(end), days or (), self._span(meta))
+        return ast.Recurring(start, end, days or (), self._span(meta))
 
     def policy(self, meta: Meta, children: list[Any]) -> ast.Policy:
         return ast.Policy(str(self._only(children)).upper(), self._span(meta))
@@ -362,16 +376,27 @@ class ToAst:
     def end_after(self, meta: Meta, children: list[Any]) -> tuple[None, ast.Duration]:
         return (None, self._only(children))
 
-    def end_by(self, meta: Meta,
-               children: list[Any]) -> tuple[ast.StreamSource, ast.Duration | None]:
-        # TERMINATED BY stream [DURATION duration]
-        _terminated, _by, stream, _duration, duration = children
-        return (stream, duration)
+    def end_by(self, meta: Meta, children: list[Any]
+               ) -> tuple[ast.StreamSource | ast.PatternSource, ast.Duration | None]:
+        # TERMINATED BY (stream | pattern_source) [DURATION duration]
+        _terminated, _by, terminator, _duration, duration = children
+        return (terminator, duration)
 
     def event_interval(self, meta: Meta, children: list[Any]) -> ast.EventInterval:
         # INITIATED BY initiator interval_end [policy]
         _initiated, _by, initiator, (terminator, duration), policy = children
         return ast.EventInterval(initiator, terminator, duration, policy, self._span(meta))
+
+    def keyed_interval(self, meta: Meta, children: list[Any]) -> ast.EventInterval:
+        # PARTITION BY NAME ("," NAME)* INITIATED BY initiator interval_end [policy]
+        *head, policy = children
+        index = next(i for i, c in enumerate(head)
+                     if isinstance(c, Token) and c.type == "INITIATED")
+        keys = tuple(self._ident(t) for t in head[:index]
+                     if isinstance(t, Token) and t.type == "NAME")
+        _initiated, _by, initiator, (terminator, duration) = head[index:]
+        return ast.EventInterval(initiator, terminator, duration, policy, self._span(meta),
+                                 keys)
 
     def partition(self, meta: Meta, children: list[Any]) -> ast.Partition:
         return ast.Partition(tuple(self._ident(t) for t in self._values(children)),
@@ -429,7 +454,7 @@ class ToAst:
 
     # -------------------------------------------------------------- rules
     def annotation(self, meta: Meta, children: list[Any]) -> ast.Annotation:
-        name, value = self._values(children)
+        _at, name, value = children
         return ast.Annotation(str(name), value, self._span(meta))
 
     def context_clause(self, meta: Meta, children: list[Any]) -> ast.Ident:
@@ -593,6 +618,15 @@ class ToAst:
 
     def timer_interval(self, meta: Meta, children: list[Any]) -> ast.TimerInterval:
         return ast.TimerInterval(self._only(children), self._span(meta))
+
+    def timer_at(self, meta: Meta, children: list[Any]) -> ast.TimerAt:
+        # TIMER ":" AT "(" time_point [ON day_list] ")"
+        _timer, _at, at, _on, days = children
+        return ast.TimerAt(at, days or (), self._span(meta))
+
+    def for_atom(self, meta: Meta, children: list[Any]) -> ast.ForAtom:
+        atom, _for, duration = children
+        return ast.ForAtom(atom, duration, self._span(meta))
 
     def event_atom(self, meta: Meta, children: list[Any]) -> ast.EventAtom:
         tag, type_token, filter_expr = children

@@ -26,6 +26,7 @@ class PatternVisitor(ABC, Generic[R]):
 
     _METHODS: ClassVar[dict[type, str]] = {
         ast.EventAtom: "event_atom", ast.TimerInterval: "timer_interval",
+        ast.TimerAt: "timer_at", ast.ForAtom: "for_atom",
         ast.FollowedBy: "followed_by", ast.PatternOr: "pattern_or",
         ast.PatternAnd: "pattern_and", ast.Every: "every", ast.PatternNot: "pattern_not",
         ast.Repeat: "repeat", ast.Until: "until", ast.Within: "within",
@@ -43,6 +44,12 @@ class PatternVisitor(ABC, Generic[R]):
 
     @abstractmethod
     def timer_interval(self, node: ast.TimerInterval, *args: Any) -> R: ...
+
+    @abstractmethod
+    def timer_at(self, node: ast.TimerAt, *args: Any) -> R: ...
+
+    @abstractmethod
+    def for_atom(self, node: ast.ForAtom, *args: Any) -> R: ...
 
     @abstractmethod
     def followed_by(self, node: ast.FollowedBy, *args: Any) -> R: ...
@@ -125,6 +132,8 @@ def children(pattern: ast.Pattern) -> tuple[ast.Pattern, ...]:
         return (pattern.body,)
     if isinstance(pattern, ast.Until):
         return (pattern.body, pattern.stop)
+    if isinstance(pattern, ast.ForAtom):
+        return (pattern.atom,)
     return ()
 
 

@@ -164,9 +164,9 @@ class RecurringRuntime(ContextRuntime):
     time_only = True
 
     def __init__(self, name: str, host: ContextHost, spec: ast.Recurring,
-                 zone: tzinfo) -> None:
+                 zone: tzinfo, location: tuple[float, float] | None = None) -> None:
         super().__init__(name, host)
-        self.recurrence = Recurrence(spec, zone)
+        self.recurrence = Recurrence(spec, zone, location)
         self.upcoming: Iterator[tuple[float, float]] | None = None
 
     def begin(self, ts: float) -> None:
@@ -624,7 +624,7 @@ def build_runtimes(catalog: Catalog, host: ContextHost, zone: tzinfo,
         spec = catalog.contexts[name].spec
         runtime: ContextRuntime
         if isinstance(spec, ast.Recurring):
-            runtime = RecurringRuntime(name, host, spec, zone)
+            runtime = RecurringRuntime(name, host, spec, zone, catalog.location)
         elif isinstance(spec, ast.EventInterval):
             runtime = EventIntervalRuntime(name, host, spec, catalog, position_of, env)
         elif isinstance(spec, ast.Partition):

@@ -67,7 +67,8 @@ def _offset(ts: float, zone: tzinfo) -> timedelta | None:
 class Recurrence:
     """The occurrences of one recurring interval."""
 
-    def __init__(self, spec: ast.Recurring, zone: tzinfo) -> None:
+    def __init__(self, spec: ast.Recurring, zone: tzinfo,
+                 location: tuple[float, float] | None = None) -> None:
         self.start = time(spec.start.hour, spec.start.minute)
         self.end = time(spec.end.hour, spec.end.minute)
         self.crosses_midnight = (spec.end.hour, spec.end.minute) <= \

@@ -47,6 +47,16 @@ class _Builder(PatternVisitor[None]):
     def timer_interval(self, node: ast.TimerInterval, entry: str, exit: str) -> None:
         self.graph.edge(entry, exit, f"after {format_duration(node.duration)}")
 
+    def timer_at(self, node: ast.TimerAt, entry: str, exit: str) -> None:
+        self.graph.edge(entry, exit, format_pattern(node))
+
+    def for_atom(self, node: ast.ForAtom, entry: str, exit: str) -> None:
+        """The matching event, then its state lasting d (broken: dropped)."""
+        waiting = self.state(f"{format_pattern(node.atom)} seen")
+        self.graph.edge(entry, waiting, format_pattern(node.atom))
+        self.graph.edge(waiting, exit, f"after {format_duration(node.duration)}")
+        self.graph.edge(waiting, self.fail(), "its source fails the filter", "kill")
+
     def followed_by(self, node: ast.FollowedBy, entry: str, exit: str) -> None:
         current = entry
         for index, step in enumerate(node.steps):

@@ -104,7 +104,8 @@ def _context(graph: Graph, catalog: Catalog, name: str) -> str:
         for type_name in _source_types(spec.initiator):
             graph.edge(_channel(graph, catalog, type_name), context_id, "initiates")
         if spec.terminator is not None:
-            graph.edge(_channel(graph, catalog, spec.terminator.type), context_id, "terminates")
+            for type_name in _source_types(spec.terminator):
+                graph.edge(_channel(graph, catalog, type_name), context_id, "terminates")
     elif isinstance(spec, ast.EventDistance):
         graph.edge(_channel(graph, catalog, spec.source.type), context_id, "initiates")
     elif isinstance(spec, ast.EntityDistance):
