@@ -104,7 +104,8 @@ class Engine:
         self.faults = FaultReporter(lambda message: self.warn(message), REPORT_INTERVAL)
         self.delivering: Event | None = None  # the event being delivered, for reports
         self.changes = ChangeTracker()
-        self.env = ExprEnv(changes=self.changes, now=self._now, tz=self.tz)
+        self.env = ExprEnv(changes=self.changes, now=self._now, tz=self.tz,
+                           location=catalog.location)
         self.window_attrs = window_attrs(catalog)
         self.windows = NamedWindows(catalog, self.schedule, self.env, self.position_of,
                                     self._window_failed)

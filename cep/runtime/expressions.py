@@ -67,11 +67,13 @@ class ExprEnv:
 
     def __init__(self, windows: Mapping[str, EventWindow] | None = None,
                  changes: ChangeTracker | None = None,
-                 now: Callable[[], float] = lambda: 0.0, tz: tzinfo = UTC) -> None:
+                 now: Callable[[], float] = lambda: 0.0, tz: tzinfo = UTC,
+                 location: tuple[float, float] | None = None) -> None:
         self.windows: Mapping[str, EventWindow] = windows if windows is not None else {}
         self.changes = changes if changes is not None else ChangeTracker()
         self.now = now
         self.tz = tz
+        self.location = location  # (lat, lon) of SET LOCATION GEO: for sun_elevation()
 
 
 class AggregateSlot:
