@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from cep.language import ast
 from cep.language.catalog import Catalog
+from cep.language.walk import children, event_types
 
 
 def flatten(name: str, catalog: Catalog) -> list[ast.CreateContext]:
@@ -28,12 +29,22 @@ def flatten(name: str, catalog: Catalog) -> list[ast.CreateContext]:
     return parts
 
 
+def key_attrs(spec: ast.ContextSpec) -> tuple[ast.Ident, ...]:
+    """The key attributes of one (non-composite) context: a partition's, a keyed event
+    interval's (`PARTITION BY k INITIATED BY ...`); () for the others."""
+    if isinstance(spec, ast.Partition):
+        return spec.attrs
+    if isinstance(spec, ast.EventInterval):
+        return spec.keys
+    return ()
+
+
 def partition_attrs(name: str, catalog: Catalog) -> list[str]:
-    """Attributes of the partition key of a context (empty if not partitioned)."""
+    """Attributes of the partition key of a context (empty if not partitioned): those of
+    its partitions and keyed event intervals, a composition's parts' together."""
     attrs: list[str] = []
     for part in flatten(name, catalog):
-        if isinstance(part.spec, ast.Partition):
-            attrs.extend(a.name for a in part.spec.attrs if a.name not in attrs)
+        attrs.extend(a.name for a in key_attrs(part.spec) if a.name not in attrs)
     return attrs
 
 
@@ -70,7 +81,8 @@ class FirstTypes:
 
 def lifecycle_attrs(name: str, catalog: Catalog,
                     type_of: Callable[[str], str | None] | None = None) -> dict[str, str]:
-    """Names an ON START/END action can use: the partition key and the initiator's attributes.
+    """Names an ON START/END action can use: the partition key and the initiator's attributes
+    (a keyed event interval's: both).
 
     `type_of` answers `attr_type_anywhere` (a `FirstTypes` does it without a scan)."""
     result: dict[str, str] = {}
@@ -81,11 +93,83 @@ def lifecycle_attrs(name: str, catalog: Catalog,
                 found = (type_of(attr.name) if type_of is not None
                          else attr_type_anywhere(attr.name, catalog))
                 result[attr.name] = found or "ANY"
-        elif isinstance(spec, ast.EventInterval) and isinstance(spec.initiator, ast.StreamSource):
-            result.update(_attrs_of(spec.initiator.type, catalog))
+        elif isinstance(spec, ast.EventInterval):
+            if isinstance(spec.initiator, ast.StreamSource):
+                result.update(_attrs_of(spec.initiator.type, catalog))
+            for attr in spec.keys:  # typed as in the types the interval reads
+                found = next((info.attrs[attr.name] for info in
+                              (catalog.events.get(t) for t in _interval_types(spec))
+                              if info is not None and attr.name in info.attrs), None)
+                if found is None:
+                    found = (type_of(attr.name) if type_of is not None
+                             else attr_type_anywhere(attr.name, catalog))
+                result[attr.name] = found or "ANY"
         elif isinstance(spec, ast.EventDistance):
             result.update(_attrs_of(spec.source.type, catalog))
     return result
+
+
+def _interval_types(spec: ast.EventInterval) -> list[str]:
+    """The event types an event interval's initiator and terminator read, in order."""
+    found: list[str] = []
+    for source in (spec.initiator, spec.terminator):
+        if isinstance(source, ast.StreamSource):
+            found.append(source.type)
+        elif isinstance(source, ast.PatternSource):
+            found.extend(event_types(source.pattern))
+    return found
+
+
+def initiator_tags(name: str, catalog: Catalog) -> dict[str, str]:
+    """The tags an ON START/END action of context `name` can read: tag -> event type, those
+    a match of the initiating pattern (`INITIATED BY PATTERN [...]`) can bind, for each
+    event interval the context is made of (an earlier part's tag wins, as at run time).
+
+    Tags inside `not` are never bound, so they are not here; a tag in one branch of `or`
+    may be unbound in a match (null).  Which tags hold a list (inside `[n]` or the body of
+    `until`): `repeated_initiator_tags`."""
+    result: dict[str, str] = {}
+    for part in flatten(name, catalog):
+        spec = part.spec
+        if isinstance(spec, ast.EventInterval) and isinstance(spec.initiator, ast.PatternSource):
+            for tag, (type_name, _) in _bound_tags(spec.initiator.pattern).items():
+                result.setdefault(tag, type_name)
+    return result
+
+
+def repeated_initiator_tags(name: str, catalog: Catalog) -> frozenset[str]:
+    """The tags of `initiator_tags` bound to a list of events (`[n]`, the body of `until`):
+    read as `tag[i].attr`; the others as `tag.attr`."""
+    result: dict[str, bool] = {}
+    for part in flatten(name, catalog):
+        spec = part.spec
+        if isinstance(spec, ast.EventInterval) and isinstance(spec.initiator, ast.PatternSource):
+            for tag, (_, repeated) in _bound_tags(spec.initiator.pattern).items():
+                result.setdefault(tag, repeated)
+    return frozenset(tag for tag, repeated in result.items() if repeated)
+
+
+def _bound_tags(pattern: ast.Pattern) -> dict[str, tuple[str, bool]]:
+    """Tag -> (event type, whether it holds a list) for the tags a match can bind: outside
+    `not`, in source order (without recursion)."""
+    found: dict[str, tuple[str, bool]] = {}
+    pending: list[tuple[ast.Pattern, bool]] = [(pattern, False)]
+    while pending:
+        node, repeated = pending.pop()
+        if isinstance(node, ast.PatternNot):
+            continue
+        if isinstance(node, ast.EventAtom):
+            if node.tag is not None:
+                found.setdefault(node.tag, (node.type, repeated))
+            continue
+        if isinstance(node, ast.Repeat):
+            inner = [(node.body, True)]
+        elif isinstance(node, ast.Until):
+            inner = [(node.body, True), (node.stop, repeated)]
+        else:
+            inner = [(child, repeated) for child in children(node)]
+        pending.extend(reversed(inner))
+    return found
 
 
 def _attrs_of(type_name: str, catalog: Catalog) -> dict[str, str]:

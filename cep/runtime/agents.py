@@ -54,6 +54,8 @@ class AgentHost(EngineServices, Protocol):
 
     def lifecycle_names(self, context: str) -> dict[str, str]: ...
 
+    def lifecycle_tags(self, context: str) -> dict[str, str]: ...
+
 
 # ====================================================================== actions
 
@@ -730,15 +732,19 @@ def _on_match(agent: SourcedAgent, instance: ContextInstance) -> Callable[[Match
 class LifecycleAgent(Agent):
     """`CONTEXT C ON START | ON END ... PUBLISH`: acts when an instance of C opens or closes.
 
-    Its names are the instance's partition key attributes and initiating event's attributes.
+    Its names are the instance's partition key attributes and initiating event's attributes
+    (`ContextInstance.attrs`), its tags those of the pattern that opened the instance
+    (`ContextInstance.match`, for `INITIATED BY PATTERN [...]`).
     """
 
     def __init__(self, info: RuleInfo, engine: AgentHost, kind: str) -> None:
         super().__init__(info, engine)
         self.kind = kind
         self.inputs = []
-        names = frozenset(engine.lifecycle_names(info.context or ""))
-        compiler = ExpressionCompiler(frozenset(), names, self.position_of, engine.env,
+        context = info.context or ""
+        names = frozenset(engine.lifecycle_names(context))
+        tags = frozenset(engine.lifecycle_tags(context))
+        compiler = ExpressionCompiler(tags, names, self.position_of, engine.env,
                                       window_attrs=engine.window_attrs)
         rule = info.rule
         self.where = compiler.compile(rule.where) if rule.where is not None else None
@@ -754,7 +760,7 @@ class LifecycleAgent(Agent):
         pass
 
     def lifecycle(self, instance: ContextInstance) -> None:
-        self._act(instance.attrs, {}, instance)
+        self._act(instance.attrs, instance.match, instance)
 
 
 def build_agent(info: RuleInfo, engine: AgentHost,

@@ -10,7 +10,9 @@ Each declared context has a runtime object of its kind:
 - instances open and close through the engine (`ContextHost`), which emits the
   lifecycle lines, runs ON START / ON END rules and starts or drops the rules'
   state per instance;
-- an initiator meeting open instances acts by the context's policy (`InitiatedRuntime`).
+- an initiator meeting open instances acts by the context's policy (`InitiatedRuntime`);
+- a keyed event interval (`PARTITION BY k INITIATED BY ...`) is an event interval per
+  key, the key of an event computed as a partition computes it (`PartitionKey`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ _serial = itertools.count(1)
 
 
 class ContextInstance:
-    """One open (or closed) instance of a context; the always-open one has name None."""
+    """One open (or closed) instance of a context; the always-open one has name None.
+
+    `attrs` are the names its ON START / ON END rules read (the key attributes, the
+    initiating event's attributes), `match` the tags of the pattern that opened it."""
 
     __slots__ = (
         "attrs",
@@ -48,6 +53,7 @@ class ContextInstance:
         "deadline",
         "is_open",
         "key",
+        "match",
         "name",
         "opened_at",
         "parts",
@@ -57,12 +63,14 @@ class ContextInstance:
 
     def __init__(self, name: str | None, key: Any, opened_at: float,
                  attrs: Attrs | None = None, parts: tuple[ContextInstance, ...] = (),
-                 center: Position | None = None, policy: str | None = None) -> None:
+                 center: Position | None = None, policy: str | None = None,
+                 match: Match | None = None) -> None:
         self.name = name
         self.key = key
         self.opened_at = opened_at
         self.closes_at: float | None = None
         self.attrs = attrs or {}
+        self.match: Match = match or {}  # the initiating pattern's tags (ON START / END read them)
         self.parts = parts
         self.center = center
         self.policy = policy
@@ -220,73 +228,325 @@ class InitiatedRuntime(ContextRuntime):
         self.policy = policy.name if policy is not None else "IGNORE"
         self.duration = duration
 
-    def initiate(self, met: list[ContextInstance], attrs: Attrs,
-                 center: Position | None = None) -> None:
-        """An initiator happened now, meeting the open instances `met`."""
+    def admit(self, met: list[ContextInstance]) -> bool:
+        """An initiator happened now, meeting the open instances `met`: apply the policy
+        to them; whether a new instance opens."""
         if met and self.policy != "ADD":
             if self.policy == "IGNORE":
-                return
+                return False
             if self.policy == "EXTEND":
                 if self.duration is not None:
                     for instance in met:
                         self.set_deadline(instance, self.host.now + self.duration)
-                return
+                return False
             for instance in list(met):  # REFRESH: END, then a new START
                 self.close_instance(instance)
-        instance = ContextInstance(self.name, None, self.host.now, attrs, center=center,
-                                   policy=self.policy)
-        self.open_instance(instance, self.duration)
+        return True
+
+    def initiate(self, met: list[ContextInstance], attrs: Attrs,
+                 center: Position | None = None) -> None:
+        """An initiator happened now, meeting the open instances `met`."""
+        if self.admit(met):
+            instance = ContextInstance(self.name, None, self.host.now, attrs, center=center,
+                                       policy=self.policy)
+            self.open_instance(instance, self.duration)
+
+
+class _Key:
+    """What an event interval holds for one key (an unkeyed one: for every event)."""
+
+    __slots__ = ("initiating", "instances", "key")
+
+    def __init__(self, key: Any) -> None:
+        self.key = key                                # as `PartitionKey.of` gives it
+        self.instances: list[ContextInstance] = []    # open, in the order they opened
+        self.initiating: PatternRun | None = None     # the initiating pattern's run
 
 
 class EventIntervalRuntime(InitiatedRuntime):
-    """`INITIATED BY ... (DURATION d | TERMINATED BY ... [DURATION d]) [POLICY p]`."""
+    """`[PARTITION BY k, ...] INITIATED BY ... (DURATION d | TERMINATED BY ... [DURATION d])
+    [POLICY p]`.
 
-    time_only = True
+    Unkeyed, it is one interval at a time (by the policy), every event belonging to every
+    open instance; an initiating pattern runs for the whole run.  Keyed (`PARTITION BY`),
+    it is that per key (`by_key`), the key of an event being its partition key: an
+    initiator opens, refreshes or extends its own key's instances only, a terminator closes
+    its own key's, an event belongs to its key's open instances, an initiating pattern runs
+    per key as a rule of a partition does (from the key's first event on) and sees only
+    that key's events.  `TERMINATED BY PATTERN [p]`: `p` runs per instance, from its
+    opening on, over the events after the opening one; its first match closes it.
+
+    Memory follows the keys that have something going on: a key without open instances
+    whose initiating pattern is as it started holds nothing (it is forgotten when that
+    happens: after its events, when an instance closes, and, for a pattern come back to
+    rest by a timer, in a sweep after as many new keys as there are live ones, at least
+    RELEASE_FLOOR); at most `limit` keys are live, an event of a new key beyond that
+    changes nothing (counted in `refused_keys`, reported).
+    """
+
+    RELEASE_FLOOR = 1024  # new keys between sweeps, at least
 
     def __init__(self, name: str, host: ContextHost, spec: ast.EventInterval, catalog: Catalog,
-                 position_of: PositionOf, env: ExprEnv | None = None) -> None:
+                 position_of: PositionOf, env: ExprEnv | None = None,
+                 limit: int = MAX_PARTITION_INSTANCES) -> None:
         super().__init__(name, host, spec.policy,
                          spec.duration.seconds if spec.duration is not None else None)
-        self.terminator = EventFilter(spec.terminator, catalog, position_of, env) \
-            if spec.terminator is not None else None
-        self.initiator: EventFilter | None = None
-        self.initiator_pattern: PatternRun | None = None
-        self.pattern_node: Node | None = None
+        self.keying = PartitionKey(tuple(k.name for k in spec.keys)) if spec.keys else None
+        self.time_only = self.keying is None
+        self.limit = limit
+        self.whole = _Key(None)                 # unkeyed: the one state
+        self.by_key: dict[Any, _Key] = {}       # keyed: the live keys
+        self.owner: dict[ContextInstance, _Key] = {}           # open instance -> its key
+        self.terminating: dict[ContextInstance, PatternRun] = {}  # its terminating run
+        self.idle_start = False  # keyed: a new initiating run is as good as none
+        self._busy = 0           # > 0 while an event or a pattern acts (keys stay)
+        self._until_sweep = self.RELEASE_FLOOR
+        patterns = PatternCompiler({n: i.attrs for n, i in catalog.events.items()},
+                                   position_of, env, window_attrs(catalog))
         observed: list[str] = []
+        self.initiator: EventFilter | None = None
+        self.initiator_pattern: PatternRun | None = None  # unkeyed: the initiating run
+        self.pattern_node: Node | None = None
+        self.pattern_types: frozenset[str] = frozenset()
         if isinstance(spec.initiator, ast.StreamSource):
             self.initiator = EventFilter(spec.initiator, catalog, position_of, env)
             observed.append(spec.initiator.type)
         else:
-            attrs = {n: i.attrs for n, i in catalog.events.items()}
-            self.pattern_node = PatternCompiler(attrs, position_of, env,
-                                                window_attrs(catalog)).compile(
-                spec.initiator.pattern)
+            self.pattern_node = patterns.compile(spec.initiator.pattern)
+            self.pattern_types = frozenset(event_types(spec.initiator.pattern))
             observed.extend(event_types(spec.initiator.pattern))
-        if self.terminator is not None:
-            observed.append(self.terminator.type)
+            if self.keying is not None:  # a key's run starts with its first event, any type
+                keys = self.keying.names
+                observed.extend(type_name for type_name, info in catalog.events.items()
+                                if all(k in info.attrs for k in keys))
+        self.terminator: EventFilter | None = None
+        self.terminator_node: Node | None = None
+        if isinstance(spec.terminator, ast.StreamSource):
+            self.terminator = EventFilter(spec.terminator, catalog, position_of, env)
+            observed.append(spec.terminator.type)
+        elif isinstance(spec.terminator, ast.PatternSource):
+            self.terminator_node = patterns.compile(spec.terminator.pattern)
+            observed.extend(event_types(spec.terminator.pattern))
         self.observes = tuple(dict.fromkeys(observed))
 
     def begin(self, ts: float) -> None:
-        if self.pattern_node is not None:
-            self.initiator_pattern = PatternRun(self.host, None, self._pattern_matched,
-                                                f"context '{self.name}'")
-            self.initiator_pattern.start(self.pattern_node)
+        node = self.pattern_node
+        if node is None:
+            return
+        if self.keying is None:
+            self.initiator_pattern = self._start_initiating(self.whole)
+            return
+        # Whether a run just started is at rest: then starting a key's run on an event it
+        # cannot use changes nothing, and only the pattern's own types start one.
+        probe = PatternRun(self.host, None, lambda match: None, f"context '{self.name}'")
+        probe.start(node)
+        self.idle_start = probe.at_rest()
+        probe.stop()
 
+    # -------------------------------------------------------------- events
     def observe(self, event: Event) -> None:
-        if self.terminator is not None and self.open and self.terminator.matches(event):
-            for instance in list(self.open):
-                self.close_instance(instance)
+        keying = self.keying
+        if keying is None:
+            self._busy += 1
+            try:
+                self._observe(self.whole, None, event)
+            finally:
+                self._busy -= 1
+            return
+        key = keying.of(event.attrs)
+        if key is None:
+            return
+        try:
+            state = self.by_key.get(key)
+        except TypeError:  # a value that cannot be a key (the checker refuses event values)
+            return
+        self._busy += 1
+        try:
+            state = self._observe(state, key, event)
+        finally:
+            self._busy -= 1
+        if state is not None:
+            self._settle(state)
+
+    def _observe(self, state: _Key | None, key: Any, event: Event) -> _Key | None:
+        """The event's effect on its key's state (None: the key has none yet); the state
+        it leaves (created by an initiator of a new key)."""
+        if state is not None and state.instances:  # first the terminator of its key
+            if self.terminator is not None:
+                if self.terminator.matches(event):
+                    for instance in list(state.instances):
+                        self.close_instance(instance)
+            elif self.terminating:
+                for instance in list(state.instances):
+                    run = self.terminating.get(instance)
+                    if run is not None:
+                        run.dispatch(event)  # its first match closes the instance
         if self.initiator is not None:
             if self.initiator.matches(event):
-                self.initiate(self.open, dict(event.attrs))
-        elif self.initiator_pattern is not None and not self.initiator_pattern.finished:
-            self.initiator_pattern.dispatch(event)
+                if state is None:
+                    state = self._new_key(key)
+                    if state is None:
+                        return None
+                self._initiate(state, dict(event.attrs), None)
+        elif self.pattern_node is not None:
+            if state is None:
+                if self.idle_start and event.type not in self.pattern_types:
+                    return None
+                state = self._new_key(key)
+                if state is None:
+                    return None
+            run = state.initiating
+            if run is not None and not run.finished:
+                run.dispatch(event)
+        return state
 
-    def _pattern_matched(self, match: Match) -> None:
-        self.initiate(self.open, {})
+    def route(self, event: Event) -> list[ContextInstance]:
+        keying = self.keying
+        if keying is None:
+            return self.open
+        key = keying.of(event.attrs)
+        if key is None:
+            return []
+        try:
+            state = self.by_key.get(key)
+        except TypeError:
+            return []
+        return state.instances if state is not None else []
+
+    # -------------------------------------------------------------- instances
+    def _initiate(self, state: _Key, attrs: Attrs, match: Match | None) -> None:
+        """An initiator of the key of `state` (its event's attributes, or the initiating
+        pattern's match): by the policy, a new instance."""
+        if not self.admit(state.instances):
+            return
+        keying = self.keying
+        key = None
+        if keying is not None:
+            attrs.update(keying.attrs(state.key))
+            key = keying.shown(state.key)
+        instance = ContextInstance(self.name, key, self.host.now, attrs, policy=self.policy,
+                                   match=match)
+        state.instances.append(instance)
+        self.owner[instance] = state
+        self.open_instance(instance, self.duration)
+        if self.terminator_node is not None and instance.is_open:
+            self._start_terminating(instance, self.terminator_node)
+
+    def close_instance(self, instance: ContextInstance) -> None:
+        if not instance.is_open:
+            return
+        state = self.owner.pop(instance, None)
+        if state is not None:
+            state.instances.remove(instance)
+        run = self.terminating.pop(instance, None)
+        if run is not None:
+            run.stop()
+        super().close_instance(instance)
+        if state is not None and not self._busy:
+            self._settle(state)
+
+    def _start_terminating(self, instance: ContextInstance, node: Node) -> None:
+        """The terminating pattern starts as the instance opens; the event being delivered
+        (the opening one) is not offered to it."""
+        def terminated(match: Match) -> None:
+            if not run.eager:  # (a match while starting closes it once started, below)
+                self.close_instance(instance)
+
+        run = PatternRun(self.host, instance, terminated, f"context '{self.name}'")
+        self.terminating[instance] = run
+        run.start(node)
+        if run.eager:
+            self.close_instance(instance)
+
+    def _start_initiating(self, state: _Key) -> PatternRun:
+        assert self.pattern_node is not None
+
+        def initiated(match: Match) -> None:
+            self._busy += 1  # (the run is in use: its key stays)
+            try:
+                self._initiate(state, {}, match)
+            finally:
+                self._busy -= 1
+
+        run = PatternRun(self.host, None, initiated, f"context '{self.name}'")
+        state.initiating = run
+        run.start(self.pattern_node)
+        return run
+
+    # -------------------------------------------------------------- keys
+    def _new_key(self, key: Any) -> _Key | None:
+        """The state of a key that has none (None: the context is at its limit)."""
+        self._until_sweep -= 1
+        if self._until_sweep <= 0:
+            self.sweep()
+        if len(self.by_key) >= self.limit:
+            refuse_key(self, self.limit, key, "live keys", "opens nothing in it")
+            return None
+        state = self.by_key[key] = _Key(key)
+        if self.pattern_node is not None:
+            self._start_initiating(state)
+        return state
+
+    def _settle(self, state: _Key) -> None:
+        """Forget a key that holds nothing: no open instance, its pattern as it started."""
+        if self.keying is None or state.instances:
+            return
+        run = state.initiating
+        if run is not None and not run.at_rest():
+            return
+        if self.by_key.get(state.key) is state:
+            del self.by_key[state.key]
+        if run is not None:
+            run.stop()
+
+    def sweep(self) -> None:
+        """Forget every key that holds nothing (an initiating pattern may have come back
+        to rest by a timer)."""
+        for state in list(self.by_key.values()):
+            self._settle(state)
+        self._until_sweep = max(self.RELEASE_FLOOR, len(self.by_key))
 
 
 # ====================================================================== segmentation
+
+
+class PartitionKey:
+    """The key of an event under `PARTITION BY a [, b ...]` (a partition, a keyed event
+    interval): the value of `a` with one attribute, the tuple of the values with several;
+    None when one of them is missing or null (the event belongs to no key)."""
+
+    __slots__ = ("names", "single")
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.single = names[0] if len(names) == 1 else None
+
+    def of(self, attrs: Attrs) -> Any:
+        single = self.single
+        if single is not None:
+            return attrs.get(single)
+        key = tuple(attrs.get(a) for a in self.names)
+        return None if None in key else key
+
+    def shown(self, key: Any) -> Any:
+        """The key as `context.key` and output lines show it: the value, or a list."""
+        return key if self.single is not None else list(key)
+
+    def attrs(self, key: Any) -> Attrs:
+        """The key attributes with their values (what ON START / ON END read)."""
+        return {self.single: key} if self.single is not None else dict(zip(self.names, key))
+
+
+def refuse_key(runtime: ContextRuntime, limit: int, key: Any,
+               held: str = "instances", effect: str = "belongs to no instance of it") -> None:
+    """An event of a new key that a context at its limit (`limit` live instances or keys)
+    takes in no instance: counted (`refused_keys`) and reported at most once a minute."""
+    stats = runtime.host.stats
+    stats["refused_keys"] += 1
+    name = runtime.name
+    runtime.host.report_limit(("partition", name), lambda: (
+        f"context '{name}' has {limit:,} {held}, its limit: an event of a new key "
+        f"({key!r:.80}) {effect} ({stats['refused_keys']:,} so far)"))
 
 
 class PartitionRuntime(ContextRuntime):
@@ -316,8 +576,9 @@ class PartitionRuntime(ContextRuntime):
     def __init__(self, name: str, host: ContextHost, spec: ast.Partition,
                  catalog: Catalog, limit: int = MAX_PARTITION_INSTANCES) -> None:
         super().__init__(name, host)
-        self.attrs = tuple(a.name for a in spec.attrs)
-        self.single = self.attrs[0] if len(self.attrs) == 1 else None
+        self.keying = PartitionKey(tuple(a.name for a in spec.attrs))
+        self.attrs = self.keying.names
+        self.single = self.keying.single
         # the key's value, or the tuple of its values: attribute values, so Any
         self.by_key: dict[Any, list[ContextInstance]] = {}
         self.observes = tuple(type_name for type_name, info in catalog.events.items()
@@ -332,15 +593,10 @@ class PartitionRuntime(ContextRuntime):
     observe = ContextRuntime.instances_for
 
     def route(self, event: Event) -> list[ContextInstance]:
-        attrs = event.attrs
-        if self.single is not None:
-            key = attrs.get(self.single)
-            if key is None:
-                return []
-        else:
-            key = tuple(attrs.get(a) for a in self.attrs)
-            if None in key:
-                return []
+        single = self.single  # PartitionKey.of, inlined for one attribute (every event)
+        key = event.attrs.get(single) if single is not None else self.keying.of(event.attrs)
+        if key is None:
+            return []
         try:
             routed = self.by_key.get(key)
         except TypeError:  # a value that cannot be a key (the checker refuses event values)
@@ -352,11 +608,11 @@ class PartitionRuntime(ContextRuntime):
         if self._until_sweep <= 0:
             self.sweep()
         if len(self.by_key) >= self.limit:
-            self._refuse(key)
+            refuse_key(self, self.limit, key)
             return []
-        values = (key,) if self.single is not None else key
-        instance = ContextInstance(self.name, key if self.single is not None else list(values),
-                                   self.host.now, dict(zip(self.attrs, values)))
+        keying = self.keying
+        instance = ContextInstance(self.name, keying.shown(key), self.host.now,
+                                   keying.attrs(key))
         routed = self.by_key[key] = [instance]
         released = self.released
         if released is not None and key in released:
@@ -391,14 +647,6 @@ class PartitionRuntime(ContextRuntime):
         self._routed = []
         self._until_sweep = max(self.RELEASE_FLOOR, len(self.by_key))
         return len(idle)
-
-    def _refuse(self, key: Any) -> None:
-        stats = self.host.stats
-        stats["refused_keys"] += 1
-        limit, name = self.limit, self.name
-        self.host.report_limit(("partition", name), lambda: (
-            f"context '{name}' has {limit:,} instances, its limit: an event of a new key "
-            f"({key!r:.80}) belongs to no instance of it ({stats['refused_keys']:,} so far)"))
 
 
 # ====================================================================== spatial
@@ -584,7 +832,12 @@ class CompositeRuntime(ContextRuntime):
             attrs: Attrs = {}
             for part in sorted(combo, key=lambda p: p.key is not None):
                 attrs.update(part.attrs)  # partition keys last: the key's values win
-            instance = ContextInstance(self.name, key, self.host.now, attrs, parts=combo)
+            match: Match = {}
+            for part in combo:  # initiating patterns' tags (an earlier part's win)
+                for tag, bound in part.match.items():
+                    match.setdefault(tag, bound)
+            instance = ContextInstance(self.name, key, self.host.now, attrs, parts=combo,
+                                       match=match)
             ends = [p.closes_at for p in combo if p.closes_at is not None]
             instance.closes_at = min(ends) if ends else None
             self.combinations[combo] = instance
@@ -612,8 +865,9 @@ def build_runtimes(catalog: Catalog, host: ContextHost, zone: tzinfo,
                    env: ExprEnv | None = None,
                    ) -> tuple[dict[str, ContextRuntime], EntityTracker]:
     """A runtime for every declared context (parts before the composites using them);
-    `max_instances` is the limit of each partition's live instances; `env` what their
-    filters read beyond the event (named windows, `changed()`)."""
+    `max_instances` is the limit of each partition's live instances (and of each keyed
+    event interval's live keys); `env` what their filters read beyond the event (named
+    windows, `changed()`)."""
     places = Places(catalog, position_of)
     tracker = EntityTracker(catalog, position_of)
     runtimes: dict[str, ContextRuntime] = {}
@@ -626,7 +880,8 @@ def build_runtimes(catalog: Catalog, host: ContextHost, zone: tzinfo,
         if isinstance(spec, ast.Recurring):
             runtime = RecurringRuntime(name, host, spec, zone, catalog.location)
         elif isinstance(spec, ast.EventInterval):
-            runtime = EventIntervalRuntime(name, host, spec, catalog, position_of, env)
+            runtime = EventIntervalRuntime(name, host, spec, catalog, position_of, env,
+                                           max_instances)
         elif isinstance(spec, ast.Partition):
             runtime = PartitionRuntime(name, host, spec, catalog, max_instances)
         elif isinstance(spec, ast.FixedLocation):

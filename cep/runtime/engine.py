@@ -25,7 +25,7 @@ from datetime import tzinfo
 from typing import Protocol
 
 from cep.language.catalog import Catalog
-from cep.language.context_info import lifecycle_attrs
+from cep.language.context_info import initiator_tags, lifecycle_attrs
 from cep.language.timezones import get_zone
 from cep.runtime.agents import Agent, LifecycleAgent, build_agent
 from cep.runtime.changes import ChangeTracker
@@ -173,6 +173,10 @@ class Engine:
 
     def lifecycle_names(self, context: str) -> dict[str, str]:
         return lifecycle_attrs(context, self.catalog)
+
+    def lifecycle_tags(self, context: str) -> dict[str, str]:
+        """The tags of the patterns that initiate `context`'s instances (ON START/END)."""
+        return initiator_tags(context, self.catalog)
 
     # -------------------------------------------------------------- context lifecycle
     def context_opened(self, runtime: ContextRuntime, instance: ContextInstance) -> None:

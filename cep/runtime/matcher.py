@@ -16,6 +16,8 @@ tags it bound, and whether it is finished: `quitted`) or permanently false.
   memory follows live state only.
 - A filter that raises is reported (`EngineServices.report_fault`) and counts as false:
   the states around it go on as if the event had not matched.
+- `X FOR d` (cep.runtime.lasting) is made of these pieces: one atom at a time in the
+  index (its start, then the test of its source's later events) and a timer.
 - `at_rest()` tells whether a run is exactly as it started (only its first step
   waiting, no timer, not finished, nothing matched while starting): a partition may
   then release it and start a new one later, with the same effect.

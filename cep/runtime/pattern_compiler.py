@@ -5,6 +5,7 @@ from __future__ import annotations
 from cep.language import ast
 from cep.language.walk import PatternVisitor, declared_tags
 from cep.runtime.expressions import EqualityKey, ExprEnv, ExpressionCompiler, Fn
+from cep.runtime.lasting import ForNode, hold_condition
 from cep.runtime.matcher import (
     AndNode,
     AtomNode,
@@ -48,8 +49,18 @@ class PatternCompiler(PatternVisitor[Node]):
     def timer_at(self, node: ast.TimerAt, under_not: bool) -> Node:
         raise NotImplementedError("timer:at")  # (interim: cep.checks refuses it)
 
-    def for_atom(self, node: ast.ForAtom, under_not: bool) -> Node:
-        raise NotImplementedError("FOR")  # (interim: cep.checks refuses it)
+    def for_atom(self, node: ast.ForAtom, under_not: bool) -> ForNode:
+        """`X FOR d`: X as an atom for the start, and the hold test of the later events
+        of its source: X's filter without its `changed()` conjuncts (cep.runtime.lasting)."""
+        atom = node.atom
+        hold: AtomNode | None = None
+        condition = hold_condition(atom.filter)
+        if condition is not None:
+            attrs = frozenset(self.event_attrs.get(atom.type) or ())
+            compiler = ExpressionCompiler(self.tags, attrs, self.position_of, self.env,
+                                          atom.type, window_attrs=self.window_attrs)
+            hold = AtomNode(atom.type, None, compiler.compile(condition), under_not)
+        return ForNode(self.event_atom(atom, under_not), hold, node.duration.seconds)
 
     def timer_interval(self, node: ast.TimerInterval, under_not: bool) -> IntervalNode:
         return IntervalNode(node.duration.seconds)
