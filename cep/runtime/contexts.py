@@ -179,7 +179,10 @@ class RecurringRuntime(ContextRuntime):
 
     def begin(self, ts: float) -> None:
         self.upcoming = self.recurrence.occurrences_from(ts)
-        start, end = next(self.upcoming)
+        found = next(self.upcoming, None)
+        if found is None:  # no occurrence for years (a sun event that never happens)
+            return
+        start, end = found
         if start <= ts:  # the clock starts inside an occurrence: open from the first moment
             self._open(ts, end)
         else:
@@ -190,7 +193,10 @@ class RecurringRuntime(ContextRuntime):
         self.open_instance(instance)
         self.set_deadline(instance, end)
         assert self.upcoming is not None
-        start, next_end = next(self.upcoming)
+        found = next(self.upcoming, None)
+        if found is None:
+            return
+        start, next_end = found
         self.host.schedule(start, lambda when: self._open(when, next_end), CONTEXT_TIMER)
 
 

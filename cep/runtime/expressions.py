@@ -26,6 +26,7 @@ from cep.language import ast
 from cep.language.catalog import Catalog
 from cep.language.printer import format_expr
 from cep.language.walk import aggregates as aggregates_in
+from cep.runtime import sun
 from cep.runtime.aggregates import make_aggregator
 from cep.runtime.changes import ChangeTracker
 from cep.runtime.convert import caster, text_of
@@ -492,6 +493,8 @@ class ExpressionCompiler:
             return self._changed(expr)
         if expr.name in _CLOCK_FUNCTIONS:
             return self._clock(expr)
+        if expr.name == "sun_elevation":
+            return self._sun_elevation(expr)
         args = [self.compile(a) for a in expr.args]
         if expr.name == "coalesce":
             def coalesce(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
@@ -546,6 +549,26 @@ class ExpressionCompiler:
             except (*_VALUE_ERRORS, OSError):
                 return None
         return clock
+
+    def _sun_elevation(self, expr: ast.Call) -> Fn:
+        """`sun_elevation()`: the sun's elevation in degrees (with refraction) at the moment
+        of evaluation, or `sun_elevation(t)` at a TIMESTAMP, seen from the home's location
+        (SET LOCATION GEO); null without a location."""
+        env = self.env
+        location = env.location
+        arg = self.compile(expr.args[0]) if expr.args else None
+        if location is None:
+            return lambda a, m, c: None
+
+        def sun_elevation(a: Attrs | None, m: Match, c: ContextView | None) -> float | None:
+            ts = env.now() if arg is None else arg(a, m, c)
+            if ts is None or isinstance(ts, bool):
+                return None
+            try:
+                return sun.elevation(float(ts), location)
+            except (*_VALUE_ERRORS, OSError):
+                return None
+        return sun_elevation
 
     def _distance(self, expr: ast.Call) -> Fn:
         # cep.checks allows only `distance(tag, tag)`, of tags bound to one event each

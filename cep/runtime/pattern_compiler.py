@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cep.language import ast
 from cep.language.walk import PatternVisitor, declared_tags
-from cep.runtime.expressions import EqualityKey, ExprEnv, ExpressionCompiler, Fn
+from cep.runtime.expressions import EMPTY_ENV, EqualityKey, ExprEnv, ExpressionCompiler, Fn
 from cep.runtime.lasting import ForNode, hold_condition
 from cep.runtime.matcher import (
     AndNode,
@@ -20,6 +20,7 @@ from cep.runtime.matcher import (
     WithinNode,
 )
 from cep.runtime.positions import PositionOf, no_position
+from cep.runtime.timer_at import AtNode
 
 
 class PatternCompiler(PatternVisitor[Node]):
@@ -46,8 +47,9 @@ class PatternCompiler(PatternVisitor[Node]):
         key, rest = self._split(node)
         return AtomNode(node.type, node.tag, rest, under_not, key)
 
-    def timer_at(self, node: ast.TimerAt, under_not: bool) -> Node:
-        raise NotImplementedError("timer:at")  # (interim: cep.checks refuses it)
+    def timer_at(self, node: ast.TimerAt, under_not: bool) -> AtNode:
+        env = self.env if self.env is not None else EMPTY_ENV
+        return AtNode(node.at, node.days, env.tz, env.location)
 
     def for_atom(self, node: ast.ForAtom, under_not: bool) -> ForNode:
         """`X FOR d`: X as an atom for the start, and the hold test of the later events
