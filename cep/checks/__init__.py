@@ -12,12 +12,14 @@ from cep.checks.contexts import check_contexts
 from cep.checks.declarations import (
     check_create_event,
     check_create_location,
+    check_set_location,
     check_timezone,
     register_context,
 )
 from cep.checks.network import check_cycles, check_order
 from cep.checks.rules import KNOWN_ANNOTATIONS, RuleSet, check_rule
 from cep.checks.scope import SUGGESTIONS
+from cep.checks.sun import check_sun
 from cep.checks.unused import warn_unused
 from cep.checks.windows import check_window_names, check_windows, register_window
 from cep.language import ast
@@ -41,6 +43,7 @@ def check(files: list[ast.RuleFile], diagnostics: Diagnostics) -> Catalog:
         check_rule(info, catalog, diagnostics, rules)
     check_windows(catalog, diagnostics, rules.attrs_of)
     check_contexts(catalog, diagnostics)
+    check_sun(files, catalog, diagnostics)
     if not diagnostics.has_errors():  # with errors, "unused" is mostly noise caused by them
         warn_unused(catalog, diagnostics)
     return catalog
@@ -49,10 +52,13 @@ def check(files: list[ast.RuleFile], diagnostics: Diagnostics) -> Catalog:
 def register_declarations(files: list[ast.RuleFile], catalog: Catalog,
                           diagnostics: Diagnostics) -> None:
     zones: list[ast.SetTimezone] = []
+    homes: list[ast.SetLocation] = []
     for file in files:
         for stmt in file.statements:
             if isinstance(stmt, ast.SetTimezone):
                 check_timezone(stmt, catalog, diagnostics, zones)
+            elif isinstance(stmt, ast.SetLocation):
+                check_set_location(stmt, catalog, diagnostics, homes)
             elif isinstance(stmt, ast.CreateEvent):
                 check_create_event(stmt, catalog, diagnostics)
             elif isinstance(stmt, ast.CreateLocation):
@@ -75,15 +81,27 @@ def register_rules(files: list[ast.RuleFile], catalog: Catalog,
             number += 1
             name, description, name_span = f"rule{number}", None, stmt.span
             for annotation in stmt.annotations:
+                value = annotation.value
                 if annotation.name == "name":
-                    name, name_span = annotation.value.value, annotation.value.span
+                    if value is None:
+                        diagnostics.error("@name needs a name: @name('...')", annotation.span)
+                        continue
+                    name, name_span = value.value, value.span
                     if not name.strip():
-                        diagnostics.error("@name must not be empty", annotation.value.span)
+                        diagnostics.error("@name must not be empty", value.span)
                 elif annotation.name == "description":
-                    description = annotation.value.value
+                    if value is None:
+                        diagnostics.error("@description needs a text: @description('...')",
+                                          annotation.span)
+                        continue
+                    description = value.value
+                elif annotation.name == "once":
+                    if value is not None:
+                        diagnostics.warning("@once takes no argument: write `@once` (the "
+                                            "argument is ignored)", value.span)
                 elif annotation.name not in KNOWN_ANNOTATIONS:
                     diagnostics.warning(f"unknown annotation @{annotation.name} (known: @name, "
-                                        "@description); it is ignored", annotation.span)
+                                        "@description, @once); it is ignored", annotation.span)
             if name in names:
                 first = names[name]
                 diagnostics.error(f"rule name '{name}' is already used at "

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from cep.checks.expressions import ExpressionChecker
+from cep.checks.instances import interval_types
 from cep.checks.network import components
 from cep.checks.patterns import PatternChecker
 from cep.checks.rules import event_attrs
 from cep.checks.scope import Scope, TagInfo, suggestion
 from cep.checks.windows import IN_FILTER, alias_clash, misplaced_view, tag_names_taken
 from cep.language import ast
-from cep.language.catalog import EVENT, EVENTS, Catalog
-from cep.language.context_info import partition_attrs
-from cep.language.diagnostics import Diagnostics
+from cep.language.catalog import ANY, EVENT, EVENTS, Catalog
+from cep.language.context_info import flatten, partition_attrs
+from cep.language.diagnostics import CONTEXT, EVENT_TYPE, LOCATION, Diagnostics
 from cep.language.parser import MAX_NESTING
 
 
@@ -24,6 +25,7 @@ class ContextChecker:
         self._has_entities: bool | None = None
         self._groups: dict[str, int] | None = None  # context -> its group of compositions
         self.taken = tag_names_taken(catalog)
+        self.bad_keys: set[tuple[str, str]] = set()  # (context, key) reported as wrong
 
     def attr_types(self, attr: str) -> set[str]:
         """The types `attr` has in the event types that have it (indexed once)."""
@@ -49,6 +51,8 @@ class ContextChecker:
             if spec.terminator is not None:
                 self._source(spec.terminator, "a context's TERMINATED BY, which closes an "
                              "instance with one event")
+            if spec.keys:
+                self._interval_keys(stmt.name, spec)
         elif isinstance(spec, ast.EventDistance):
             self._source(spec.source, "a context's WITHIN ... OF, which follows each event's "
                          "position")
@@ -57,13 +61,17 @@ class ContextChecker:
             for attr in spec.attrs:
                 types = self.attr_types(attr.name)
                 if not types:
-                    self.diagnostics.error(f"PARTITION BY `{attr.name}`: no event type has this "
-                                           "attribute", attr.span)
+                    self.bad_keys.add((stmt.name, attr.name))
+                    if not self.diagnostics.failed.get(EVENT_TYPE):
+                        # (with a CREATE EVENT that did not parse, it may have been its)
+                        self.diagnostics.error(f"PARTITION BY `{attr.name}`: no event type has "
+                                               "this attribute", attr.span)
                 elif types & {EVENT, EVENTS}:
                     self.diagnostics.error(f"PARTITION BY `{attr.name}`: it holds events, which "
                                            "cannot be a key", attr.span)
         elif isinstance(spec, ast.FixedLocation):
-            if spec.location.name not in self.catalog.locations:
+            if spec.location.name not in self.catalog.locations \
+                    and not self.diagnostics.failed_to_declare(LOCATION, spec.location.name):
                 self.diagnostics.error(
                     f"unknown location {spec.location.name}: declare it with CREATE LOCATION"
                     f"{suggestion(spec.location.name, self.catalog.locations)}",
@@ -88,8 +96,9 @@ class ContextChecker:
         if source.view is not None:
             misplaced_view(source.view, where, self.diagnostics)
         if source.type not in self.attrs_of:
-            self.diagnostics.error(f"unknown event type {source.type}"
-                                   f"{suggestion(source.type, self.attrs_of)}", source.span)
+            if not self.diagnostics.failed_to_declare(EVENT_TYPE, source.type):
+                self.diagnostics.error(f"unknown event type {source.type}"
+                                       f"{suggestion(source.type, self.attrs_of)}", source.span)
             return
         attrs = self.attrs_of[source.type]
         if source.filter is not None and attrs is not None:
@@ -98,6 +107,42 @@ class ContextChecker:
                           event_attrs=self.attrs_of, windows=self.catalog.windows,
                           in_filter=True, no_prior=IN_FILTER)
             ExpressionChecker(scope, self.diagnostics).condition(source.filter, "a filter")
+
+    def _interval_keys(self, name: str, spec: ast.EventInterval) -> None:
+        """`PARTITION BY k INITIATED BY ...`: each key is an attribute of every event type the
+        initiator and the terminator read, of one type there, and a plain value. One error
+        per key, at the key."""
+        readers = ("INITIATED BY and TERMINATED BY read" if spec.terminator is not None
+                   else "INITIATED BY reads")
+        types = [(name, self.attrs_of[name]) for name in interval_types(spec)
+                 if name in self.attrs_of]
+        for key in spec.keys:
+            first: tuple[str, str] | None = None  # (type name, the key's type in it)
+            for type_name, attrs in types:
+                if attrs is None:
+                    continue  # a derived type whose schema is unknown
+                key_type = attrs.get(key.name)
+                if key_type is None or key_type in (EVENT, EVENTS) or (
+                        first is not None and not _same_key_type(first[1], key_type)):
+                    self.bad_keys.add((name, key.name))
+                if key_type is None:
+                    self.diagnostics.error(
+                        f"PARTITION BY `{key.name}`: {type_name} has no attribute `{key.name}`"
+                        f"{suggestion(key.name, attrs)}; every event type that {readers} "
+                        "must carry the key", key.span)
+                    break
+                if key_type in (EVENT, EVENTS):
+                    self.diagnostics.error(f"PARTITION BY `{key.name}`: it holds events, which "
+                                           "cannot be a key", key.span)
+                    break
+                if first is None:
+                    first = (type_name, key_type)
+                elif not _same_key_type(first[1], key_type):
+                    self.diagnostics.error(
+                        f"PARTITION BY `{key.name}`: it is {first[1]} in {first[0]} but "
+                        f"{key_type} in {type_name}; the key must have one type in every event "
+                        "type the context reads", key.span)
+                    break
 
     def _located(self, type_name: str, span: ast.Span, what: str) -> None:
         info = self.catalog.events.get(type_name)
@@ -111,6 +156,8 @@ class ContextChecker:
             if part.name == stmt.name:
                 self.diagnostics.error(f"context {stmt.name} cannot be part of itself", part.span)
             elif part.name not in self.catalog.contexts:
+                if self.diagnostics.failed_to_declare(CONTEXT, part.name):
+                    continue
                 self.diagnostics.error(f"unknown context {part.name}"
                                        f"{suggestion(part.name, self.catalog.contexts)}",
                                        part.span)
@@ -138,7 +185,7 @@ def check_contexts(catalog: Catalog, diagnostics: Diagnostics) -> None:
     for stmt in catalog.contexts.values():
         checker.check(stmt)
     check_composition_depth(catalog, diagnostics)
-    warn_unkeyed_inputs(catalog, diagnostics)
+    warn_unkeyed_inputs(catalog, diagnostics, checker.bad_keys)
 
 
 def composition_depths(catalog: Catalog) -> dict[str, int]:
@@ -179,15 +226,25 @@ def check_composition_depth(catalog: Catalog, diagnostics: Diagnostics) -> None:
                               "compose fewer levels", stmt.name_span)
 
 
-def warn_unkeyed_inputs(catalog: Catalog, diagnostics: Diagnostics) -> None:
-    """A partitioned rule reading a type without the key: those events never reach it."""
-    known: dict[str, list[str]] = {}  # context -> its key attributes
+def _same_key_type(a: str, b: str) -> bool:
+    return a == b or ANY in (a, b)
+
+
+def warn_unkeyed_inputs(catalog: Catalog, diagnostics: Diagnostics,
+                        bad_keys: set[tuple[str, str]] | None = None) -> None:
+    """A rule of a keyed context (a partition or a keyed event interval) reading a type
+    without the key: those events never reach it. Keys reported as wrong at their context
+    (`bad_keys`: (context, key)) are not reported again here."""
+    known: dict[str, list[str]] = {}  # context -> its key attributes (the right ones)
     for info in catalog.rules:
         if info.context is None or info.context not in catalog.contexts:
             continue
         keys = known.get(info.context)
         if keys is None:
-            keys = known[info.context] = partition_attrs(info.context, catalog)
+            parts = {part.name for part in flatten(info.context, catalog)}
+            wrong = {key for context, key in bad_keys or () if context in parts}
+            keys = known[info.context] = [key for key in partition_attrs(info.context, catalog)
+                                          if key not in wrong]
         for type_name in info.inputs:
             event = catalog.events.get(type_name)
             if event is None or not keys:

@@ -19,7 +19,7 @@ from cep.language.catalog import (
     Catalog,
     EventTypeInfo,
 )
-from cep.language.diagnostics import Diagnostics
+from cep.language.diagnostics import SETTING, Diagnostics
 from cep.language.timezones import ZONE_HELP, get_zone, is_zone_name, known_zones
 
 POLICIES = ("ADD", "IGNORE", "REFRESH", "EXTEND")
@@ -100,6 +100,35 @@ def check_timezone(stmt: ast.SetTimezone, catalog: Catalog, diagnostics: Diagnos
     seen.append(stmt)
     catalog.timezone = zone
     catalog.timezone_span = stmt.span
+
+
+# ------------------------------------------------------------------ SET LOCATION
+
+
+def check_set_location(stmt: ast.SetLocation, catalog: Catalog, diagnostics: Diagnostics,
+                       seen: list[ast.SetLocation]) -> None:
+    """Where the home is, for the sun: one place per rule set. A wrong one is reported and
+    counted as given (the sun events that need it are not reported again)."""
+    right = True
+    if not -90 <= stmt.lat <= 90:
+        diagnostics.error(f"latitude {stmt.lat:g} is outside -90..90: SET LOCATION GEO takes "
+                          "(latitude, longitude), such as GEO (52.52, 13.40)", stmt.span)
+        right = False
+    if not -180 <= stmt.lon <= 180:
+        diagnostics.error(f"longitude {stmt.lon:g} is outside -180..180", stmt.span)
+        right = False
+    if not right:
+        diagnostics.declaration_failed(SETTING, "LOCATION")
+        return
+    if seen and (seen[0].lat, seen[0].lon) != (stmt.lat, stmt.lon):
+        first = seen[0]
+        diagnostics.error(f"location GEO ({stmt.lat:g}, {stmt.lon:g}) conflicts with GEO "
+                          f"({first.lat:g}, {first.lon:g}) set at {first.span.file}:"
+                          f"{first.span.line}: one rule set has one location", stmt.span)
+        return
+    seen.append(stmt)
+    catalog.location = (stmt.lat, stmt.lon)
+    catalog.location_span = stmt.span
 
 
 # ------------------------------------------------------------------ CREATE EVENT
@@ -207,10 +236,38 @@ def check_duration(duration: ast.Duration, diagnostics: Diagnostics) -> None:
 # ------------------------------------------------------------------ CREATE CONTEXT (static part)
 
 
-def check_clock(time: ast.ClockTime, diagnostics: Diagnostics) -> None:
+def check_clock(time: ast.TimePoint, diagnostics: Diagnostics) -> None:
+    """A clock time is one of the day's (00:00 to 23:59); a sun event's offset is a duration
+    of less than a day (`SUNSET + 0 min` is allowed: it is SUNSET)."""
+    if isinstance(time, ast.SunTime):
+        check_sun_offset(time, diagnostics)
+        return
     if not (0 <= time.hour <= 23 and 0 <= time.minute <= 59):
         diagnostics.error(f"{time.hour:02d}:{time.minute:02d} is not a clock time: use 00:00 "
                           "to 23:59", time.span)
+
+
+def check_sun_offset(time: ast.SunTime, diagnostics: Diagnostics) -> None:
+    from cep.language.transformer import TIME_UNITS
+
+    offset = time.offset
+    if offset is None:
+        return
+    canonical = {unit for unit, _ in TIME_UNITS.values()}
+    if all(unit in canonical for _, unit in offset.parts) and offset.seconds >= 86400:
+        diagnostics.error(f"an offset from {time.event} must be less than a day: the event "
+                          "happens every day, so write a clock time or a shorter offset",
+                          offset.span)
+
+
+def _same_time(a: ast.TimePoint, b: ast.TimePoint) -> bool:
+    """The same clock time, or the same sun event with the same offset (`SUNSET + 1 hour` is
+    `SUNSET + 60 min`)."""
+    if isinstance(a, ast.ClockTime) and isinstance(b, ast.ClockTime):
+        return (a.hour, a.minute) == (b.hour, b.minute)
+    if isinstance(a, ast.SunTime) and isinstance(b, ast.SunTime):
+        return a.event == b.event and a.offset_seconds == b.offset_seconds
+    return False
 
 
 def check_days(days: tuple[ast.DayRange, ...], diagnostics: Diagnostics) -> None:
@@ -237,7 +294,7 @@ def register_context(stmt: ast.CreateContext, catalog: Catalog,
     if isinstance(spec, ast.Recurring):
         check_clock(spec.start, diagnostics)
         check_clock(spec.end, diagnostics)
-        if (spec.start.hour, spec.start.minute) == (spec.end.hour, spec.end.minute):
+        if _same_time(spec.start, spec.end):
             diagnostics.error("START and END are the same time, so the interval would be "
                               "empty", spec.end.span)
         check_days(spec.days, diagnostics)
@@ -245,6 +302,7 @@ def register_context(stmt: ast.CreateContext, catalog: Catalog,
         if spec.duration is not None:
             check_duration(spec.duration, diagnostics)
         check_policy(spec.policy, diagnostics)
+        _check_repeated(spec.keys, diagnostics)
     elif isinstance(spec, ast.EntityDistance):
         check_positive_distance(spec.distance, diagnostics)
         if not spec.entity.value:
@@ -254,8 +312,12 @@ def register_context(stmt: ast.CreateContext, catalog: Catalog,
         check_duration(spec.duration, diagnostics)
         check_policy(spec.policy, diagnostics)
     elif isinstance(spec, ast.Partition):
-        seen: set[str] = set()
-        for attr in spec.attrs:
-            if attr.name in seen:
-                diagnostics.error(f"`{attr.name}` appears twice in PARTITION BY", attr.span)
-            seen.add(attr.name)
+        _check_repeated(spec.attrs, diagnostics)
+
+
+def _check_repeated(attrs: tuple[ast.Ident, ...], diagnostics: Diagnostics) -> None:
+    seen: set[str] = set()
+    for attr in attrs:
+        if attr.name in seen:
+            diagnostics.error(f"`{attr.name}` appears twice in PARTITION BY", attr.span)
+        seen.add(attr.name)

@@ -7,6 +7,7 @@ one mistake is reported once, not again by every enclosing operator.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -28,14 +29,15 @@ from cep.language.catalog import (
     VALUES,
     WindowInfo,
 )
-from cep.language.diagnostics import Diagnostics
+from cep.language.diagnostics import WINDOW, Diagnostics
+from cep.language.printer import format_expr
 from cep.language.transformer import AGGREGATES
 from cep.language.walk import aggregates, expr_children
 
 FUNCTIONS = ("abs", "round", "min", "max", "lower", "upper", "coalesce", "distance", "changed",
-             "cast", "prior", "current_timestamp", "hour", "minute", "weekday")
+             "cast", "prior", "current_timestamp", "hour", "minute", "weekday", "sun_elevation")
 CAST_TYPES = (STRING, INT, FLOAT, BOOL)
-TIME_FUNCTIONS = ("hour", "minute", "weekday")
+TIME_FUNCTIONS = ("hour", "minute", "weekday", "sun_elevation")
 _ORDERED = (INT, FLOAT, STRING, TIMESTAMP)
 _JOINED = (STRING, INT, FLOAT, BOOL, NULL)  # what `+` joins to a STRING
 
@@ -97,6 +99,43 @@ def _outside_aggregates(expr: ast.Expr, attrs: dict[str, str]) -> ast.Name | Non
     return None
 
 
+_NUMBER_TEXT = re.compile(r"-?\d{1,300}(?:\.\d{1,300})?")
+_SHORTEST_HINT = 60  # characters of the fixed comparison a hint shows, at most
+
+
+def _unquoted(text: str, wanted: str) -> ast.Literal | None:
+    """The value a quoted string means when its quotes are a mistake: `'false'` for a BOOL,
+    `'21'` for a number; None when it is text."""
+    word = text.strip()
+    if wanted == BOOL and word.lower() in ("true", "false"):
+        return ast.Literal(word.lower() == "true")
+    if wanted in NUMERIC and _NUMBER_TEXT.fullmatch(word):
+        return ast.Literal(int(word) if word.lstrip("-").isdigit() and len(word) < 19
+                           else float(word))
+    return None
+
+
+def _unquote_hint(expr: ast.Binary, left: str, right: str) -> str:
+    """`; drop the quotes: `contact = false`` for a comparison of a BOOL or a number with a
+    string literal that holds one; '' otherwise."""
+    for side, other_type in ((expr.right, left), (expr.left, right)):
+        if not (isinstance(side, ast.Literal) and isinstance(side.value, str)):
+            continue
+        value = _unquoted(side.value, other_type)
+        if value is None:
+            continue
+        fixed = (ast.Binary(expr.op, expr.left, value) if side is expr.right
+                 else ast.Binary(expr.op, value, expr.right))
+        try:
+            text = format_expr(fixed)
+        except ValueError:
+            return "; drop the quotes"
+        if len(text) > _SHORTEST_HINT:
+            return "; drop the quotes"
+        return f"; drop the quotes: `{text}`"
+    return ""
+
+
 class ExpressionChecker:
     """Infers types in one scope; reports into `diagnostics`."""
 
@@ -147,6 +186,8 @@ class ExpressionChecker:
                               expr)
         if expr.name in scope.hidden:
             return self.error(f"unknown name `{expr.name}`: {scope.hidden[expr.name]}", expr)
+        if self._failed_window(expr.name):
+            return ANY
         window = scope.windows.get(expr.name)
         if window is not None:
             attrs = scope.event_attrs.get(window.type) or {"attr": ANY}
@@ -167,6 +208,8 @@ class ExpressionChecker:
             if expr.tag in scope.unbound:
                 return self.error(f"tag `{expr.tag}` is not bound here: "
                                   f"{scope.unbound[expr.tag]}", expr)
+            if self._failed_window(expr.tag):
+                return ANY
             return self.error(f"unknown tag `{expr.tag}`"
                               f"{suggestion(expr.tag, [*scope.tags, *scope.windows])}", expr)
         if tag.repeated and expr.index is None:
@@ -186,10 +229,16 @@ class ExpressionChecker:
                               f"{suggestion(expr.attr, attrs)}", expr)
         return attrs[expr.attr]
 
+    def _failed_window(self, name: str) -> bool:
+        """Whether `name` is a window whose CREATE WINDOW did not parse (said there)."""
+        return name not in self.scope.windows and self.diagnostics.failed_to_declare(WINDOW, name)
+
     def _ContextField(self, expr: ast.ContextField) -> str:
         if expr.field not in ("key", "name"):
             return self.error(f"unknown context field `context.{expr.field}`: use "
                               "`context.key` or `context.name`", expr)
+        if self.scope.context_unknown:
+            return ANY  # the rule's CONTEXT names no context: said at the CONTEXT
         if self.scope.context is None:
             return self.error(f"`context.{expr.field}` needs a rule with CONTEXT", expr)
         if expr.field == "key" and not self.scope.has_key:
@@ -238,8 +287,8 @@ class ExpressionChecker:
             return BOOL if op in ("=", "!=", "<", "<=", ">", ">=") else ANY
         if op in ("=", "!="):
             if not comparable(left, right):
-                return self.error(f"cannot compare {describe(left)} with {describe(right)}",
-                                  expr)
+                return self.error(f"cannot compare {describe(left)} with {describe(right)}"
+                                  f"{_unquote_hint(expr, left, right)}", expr)
             if NULL in (left, right):
                 self.diagnostics.warning(f"`{op}` with null is never true: use IS "
                                          f"{'NOT ' if op == '!=' else ''}NULL", expr.span)
@@ -248,7 +297,7 @@ class ExpressionChecker:
             if not comparable(left, right) or not (left in _ORDERED or _open(left)) \
                     or not (right in _ORDERED or _open(right)):
                 return self.error(f"cannot order {describe(left)} against {describe(right)} "
-                                  f"with `{op}`", expr)
+                                  f"with `{op}`{_unquote_hint(expr, left, right)}", expr)
             return BOOL
         return self._arithmetic(expr, left, right)
 
@@ -385,7 +434,7 @@ class ExpressionChecker:
                               f"{len(args)}", expr)
         if args:
             self._want(expr.args[0], args[0], (TIMESTAMP,), expr.name)
-        return INT
+        return FLOAT if expr.name == "sun_elevation" else INT  # degrees above the horizon
 
     def _changed(self, expr: ast.Call) -> str:
         """`changed(attr)`: in an event filter, whether `attr` differs from the value it had in
@@ -519,6 +568,10 @@ class ExpressionChecker:
         if expr.window in scope.tags or expr.window in scope.unbound:
             return self.error(f"the index of tag `{expr.window}` is a whole number from 0, "
                               f"such as `{expr.window}[0].{expr.attr}`", expr)
+        if self._failed_window(expr.window):
+            for key in expr.keys:
+                self.infer(key)
+            return ANY
         return self.error(f"unknown named window `{expr.window}`: declare it with CREATE WINDOW"
                           f"{suggestion(expr.window, [*scope.windows, *scope.tags])}", expr)
 
@@ -573,6 +626,8 @@ class ExpressionChecker:
     def _Subquery(self, expr: ast.Subquery) -> str:
         scope = self.scope
         window = scope.windows.get(expr.window.name)
+        if window is None and self._failed_window(expr.window.name):
+            return ANY
         if window is None:
             name = expr.window.name
             self.diagnostics.error(f"unknown named window `{name}`: a subquery reads a window "

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping
 
-from cep.checks.declarations import check_duration
+from cep.checks.declarations import check_clock, check_days, check_duration
 from cep.checks.expressions import ExpressionChecker
 from cep.checks.scope import Scope, TagInfo
 from cep.checks.windows import IN_FILTER, tag_clash_message, unknown_type
 from cep.language import ast
 from cep.language.catalog import WindowInfo
-from cep.language.diagnostics import Diagnostics
+from cep.language.diagnostics import EVENT_TYPE, Diagnostics
 from cep.language.walk import PatternVisitor, declared_tags
 
 Tags = dict[str, TagInfo]
@@ -46,12 +46,16 @@ class PatternChecker(PatternVisitor[Tags]):
 
     # -------------------------------------------------------------- visiting
     def timer_at(self, node: ast.TimerAt, available: Tags, repeated: TagInfo | None) -> Tags:
-        self.diagnostics.error("timer:at is being built", node.span)  # (interim)
+        """`timer:at(07:30 [ON days])`, `timer:at(SUNSET - 15 min)`: a time of day (a sun
+        event needs SET LOCATION, which cep.checks.sun checks for the whole rule set)."""
+        check_clock(node.at, self.diagnostics)
+        check_days(node.days, self.diagnostics)
         return {}
 
     def for_atom(self, node: ast.ForAtom, available: Tags, repeated: TagInfo | None) -> Tags:
-        self.diagnostics.error("FOR is being built", node.span)  # (interim)
-        return {}
+        """`X FOR d`: X's filter sees what an atom's would, and the FOR binds X's tag."""
+        check_duration(node.duration, self.diagnostics)
+        return self.visit(node.atom, available, repeated)
 
     def timer_interval(self, node: ast.TimerInterval, available: Tags,
                        repeated: TagInfo | None) -> Tags:
@@ -64,7 +68,10 @@ class PatternChecker(PatternVisitor[Tags]):
         current = dict(available)
         for step in node.steps:
             step_tags = self.visit(step, current, repeated)
-            self._merge(produced, step_tags, step, allow_same_type=False)
+            # (a tag bound by an earlier step is reported at its atom: "already bound")
+            self._merge(produced, {tag: info for tag, info in step_tags.items()
+                                   if tag not in current}, step, allow_same_type=False)
+            produced.update(step_tags)
             current.update(step_tags)
         return produced
 
@@ -108,7 +115,8 @@ class PatternChecker(PatternVisitor[Tags]):
     def event_atom(self, atom: ast.EventAtom, available: Tags,
                    repeated: TagInfo | None) -> Tags:
         attrs = self.event_attrs.get(atom.type)  # None: a derived type whose schema is unknown
-        if atom.type not in self.event_attrs:
+        if atom.type not in self.event_attrs \
+                and not self.diagnostics.failed_to_declare(EVENT_TYPE, atom.type):
             self.diagnostics.error(unknown_type(atom.type, self.event_attrs, self.windows),
                                    atom.span)
         if atom.tag == "context":

@@ -10,8 +10,15 @@ from dataclasses import replace
 
 from cep.checks.declarations import check_duration, check_template, template_names, text_span
 from cep.checks.expressions import ExpressionChecker, comparable, describe
+from cep.checks.instances import (
+    Longest,
+    interval_types,
+    longest_instance,
+    never_ends,
+)
 from cep.checks.patterns import PatternChecker
 from cep.checks.scope import Scope, TagInfo, needs_window, suggestion
+from cep.checks.timers import warn_timers
 from cep.checks.windows import (
     IN_FILTER,
     alias_clash,
@@ -31,11 +38,18 @@ from cep.language.catalog import (
     EventTypeInfo,
     RuleInfo,
 )
-from cep.language.context_info import FirstTypes, lifecycle_attrs, partition_attrs
-from cep.language.diagnostics import Diagnostics
+from cep.language.context_info import (
+    FirstTypes,
+    flatten,
+    initiator_tags,
+    lifecycle_attrs,
+    partition_attrs,
+    repeated_initiator_tags,
+)
+from cep.language.diagnostics import CONTEXT, EVENT_TYPE, Diagnostics
 from cep.language.walk import aggregates, event_types, has_every, select_name
 
-KNOWN_ANNOTATIONS = ("name", "description")
+KNOWN_ANNOTATIONS = ("name", "description", "once")
 
 PRIOR_IN_SNAPSHOT = ("prior() counts back from the arriving event, and an OUTPUT SNAPSHOT "
                      "result has none (it is made at a period's end): use it in WHERE, or "
@@ -66,13 +80,52 @@ class RuleSet:
         self.first_types = FirstTypes(catalog)
         self.tag_names_taken = tag_names_taken(catalog)  # window names a tag may not have
         self._keys: dict[str, list[str]] = {}
+        self._initiator_tags: dict[str, dict[str, TagInfo]] = {}
+        self._longest: dict[str, list[Longest]] = {}
 
     def keys(self, context: str) -> list[str]:
-        """The partition key attributes of a context (contexts do not change)."""
+        """The key attributes of a context's instances: its partitions' and keyed event
+        intervals' (contexts do not change)."""
         keys = self._keys.get(context)
         if keys is None:
             keys = self._keys[context] = partition_attrs(context, self.catalog)
         return keys
+
+    def key_type(self, context: str) -> str:
+        """The type of `context.key`: a LIST for several key attributes; for one, its type in
+        the event types a keyed event interval reads, or else in the first type that has it."""
+        keys = self.keys(context)
+        if len(keys) != 1:
+            return LIST
+        key = keys[0]
+        for part in flatten(context, self.catalog):
+            spec = part.spec
+            if isinstance(spec, ast.EventInterval) and key in (k.name for k in spec.keys):
+                for type_name in interval_types(spec):
+                    attrs = self.attrs_of.get(type_name)
+                    if attrs is not None and key in attrs:
+                        return attrs[key]
+                return ANY
+        return self.first_types(key) or ANY
+
+    def initiator_tags(self, context: str) -> dict[str, TagInfo]:
+        """The tags of the initiating patterns of a context (and of its parts), which its ON
+        START and ON END rules read (`a.person`, `m[0].room` for a repeated one), as the
+        engine binds them (cep.language.context_info)."""
+        tags = self._initiator_tags.get(context)
+        if tags is None:
+            repeated = repeated_initiator_tags(context, self.catalog)
+            tags = self._initiator_tags[context] = {
+                tag: TagInfo(type_name, tag in repeated)
+                for tag, type_name in initiator_tags(context, self.catalog).items()}
+        return tags
+
+    def longest(self, context: str) -> list[Longest]:
+        """What bounds how long an instance of the context lasts (cep.checks.instances)."""
+        found = self._longest.get(context)
+        if found is None:
+            found = self._longest[context] = longest_instance(context, self.catalog)
+        return found
 
     def derived(self, target: EventTypeInfo) -> None:
         """A derived type's attributes are known now."""
@@ -88,6 +141,8 @@ class RuleChecker:
         self.catalog = catalog
         self.diagnostics = diagnostics
         self.context: str | None = None
+        self.context_unknown = False  # the rule's CONTEXT names no context (reported)
+        self.source_unknown = False  # its stream's type is unknown: so is its result's schema
         self.rules = rules if rules is not None else RuleSet(catalog)
         self.attrs_of = self.rules.attrs_of
         self.located = self.rules.located
@@ -95,10 +150,10 @@ class RuleChecker:
 
     def scope(self) -> Scope:
         keys = self.rules.keys(self.context) if self.context else []
-        key_type = (self.rules.first_types(keys[0]) or ANY) if len(keys) == 1 else LIST
-        return Scope(context=self.context, has_key=bool(keys), key_type=key_type,
-                     event_attrs=self.attrs_of, located=self.located,
-                     windows=self.catalog.windows)
+        key_type = self.rules.key_type(self.context) if self.context and keys else ANY
+        return Scope(context=self.context, context_unknown=self.context_unknown,
+                     has_key=bool(keys), key_type=key_type, event_attrs=self.attrs_of,
+                     located=self.located, windows=self.catalog.windows)
 
     @property
     def source(self) -> ast.Source | ast.LifecycleTrigger:
@@ -153,6 +208,7 @@ class RuleChecker:
         rule = self.rule
         self._context()
         source_scope = self._source()
+        self._check_once()
         self._needs_window()
         self._output()
         if rule.where is not None and source_scope is not None:
@@ -167,11 +223,17 @@ class RuleChecker:
             action_scope = self.scope()
             action_scope.attrs = dict(schema)
             action_scope.attrs_owner = "the rule's result (its SELECT names)"
+            names_known = source_scope is not None or rule.select is not None
+            if source_scope is None and rule.select is not None:
+                # its source is unknown (reported): the names are known, not their types
+                action_scope.attrs = {name: ANY for item in rule.select
+                                      if (name := select_name(item)) is not None}
         else:
             action_scope = source_scope or self.scope()
+            names_known = source_scope is not None  # else its trigger is unknown (reported)
         action_scope = self.at(action_scope, False, "PUBLISH")
         for action in rule.actions:
-            self._action(action, action_scope)
+            self._action(action, action_scope, names_known)
 
     def _having(self, having: ast.Expr, scope: Scope, schema: dict[str, str]) -> None:
         """HAVING filters results, in the scope of the stream (plus aggregates over a window)."""
@@ -267,9 +329,11 @@ class RuleChecker:
         if ident is None:
             return
         if ident.name not in self.catalog.contexts:
-            self.diagnostics.error(f"unknown context {ident.name}"
-                                   f"{suggestion(ident.name, self.catalog.contexts)}",
-                                   ident.span)
+            self.context_unknown = True
+            if not self.diagnostics.failed_to_declare(CONTEXT, ident.name):
+                self.diagnostics.error(f"unknown context {ident.name}"
+                                       f"{suggestion(ident.name, self.catalog.contexts)}",
+                                       ident.span)
             return
         self.context = ident.name
 
@@ -292,12 +356,15 @@ class RuleChecker:
             check_view(source.view, source.type, self.attrs_of.get(source.type),
                        self.diagnostics)
         if source.type not in self.attrs_of:
-            self.diagnostics.error(unknown_type(source.type, self.attrs_of, self.catalog.windows),
-                                   source.span)
+            self.source_unknown = True
+            if not self.diagnostics.failed_to_declare(EVENT_TYPE, source.type):
+                self.diagnostics.error(unknown_type(source.type, self.attrs_of,
+                                                    self.catalog.windows), source.span)
             return None
         scope = self.scope()
         attrs = self.attrs_of[source.type]
         if attrs is None:  # derived type whose schema is unknown (in a cycle)
+            self.source_unknown = True
             return None
         scope.attrs = dict(attrs)
         scope.attrs_owner = f"event type {source.type}"
@@ -315,14 +382,36 @@ class RuleChecker:
         self.info.inputs = event_types(source.pattern)
         tags = PatternChecker(self.attrs_of, self.scope, self.diagnostics, self.catalog.windows,
                               self.rules.tag_names_taken).check(source.pattern)
-        if not has_every(source.pattern):
+        once = self._once()
+        if has_every(source.pattern):
+            if once is not None:
+                self.diagnostics.error("@once says this rule fires once per context instance, "
+                                       "but its pattern has `every`, which makes it fire again: "
+                                       "remove @once or the `every`", once.span)
+        elif once is None:
             self.diagnostics.warning(
-                "this pattern has no `every`: it fires at most once per context instance",
-                source.span)
+                "this pattern has no `every`: it fires at most once per context instance "
+                "(write @once before the rule if that is meant)", source.span)
+        if self.context is not None:
+            warn_timers(source.pattern, self.context, self.rules.longest(self.context),
+                        self.diagnostics)
         scope = self.scope()
         scope.tags = tags
         scope.attrs_owner = "a pattern rule (read attributes through tags, such as `a.value`)"
         return scope
+
+    def _once(self) -> ast.Annotation | None:
+        return next((a for a in self.rule.annotations if a.name == "once"), None)
+
+    def _check_once(self) -> None:
+        """@once acknowledges a pattern without `every` (checked with the pattern); a rule
+        that reads a stream fires for every event, so it cannot claim to fire once."""
+        once = self._once()
+        source = self.source
+        if once is not None and isinstance(source, ast.StreamSource):
+            self.diagnostics.error("@once is for a pattern without `every`, which fires once "
+                                   f"per context instance; this rule fires for every "
+                                   f"{source.type} event: remove @once", once.span)
 
     def _lifecycle(self, trigger: ast.LifecycleTrigger) -> Scope | None:
         if self.rule.context is None:
@@ -331,8 +420,14 @@ class RuleChecker:
             return None
         if self.context is None:
             return None
+        if trigger.kind == "end":
+            reason = never_ends(self.context, self.catalog)
+            if reason is not None:
+                self.diagnostics.warning(f"ON END of {self.context} never runs: {reason}",
+                                         trigger.span)
         scope = self.scope()
         scope.attrs = lifecycle_attrs(self.context, self.catalog, self.rules.first_types)
+        scope.tags = dict(self.rules.initiator_tags(self.context))
         scope.attrs_owner = (f"context {self.context} (its partition key and initiating "
                              "event)")
         return scope
@@ -364,17 +459,19 @@ class RuleChecker:
         return schema
 
     # -------------------------------------------------------------- actions
-    def _action(self, action: ast.Action, scope: Scope) -> None:
+    def _action(self, action: ast.Action, scope: Scope, names_known: bool = True) -> None:
+        """A PUBLISH; without `names_known` (what the rule reads is unknown, which is
+        reported), the names of its topic and payload are not checked."""
         check_template(action.topic, self.diagnostics, publish=True)
         for name, offset in template_names(action.topic):
-            if name and name not in scope.attrs:
+            if name and name not in scope.attrs and names_known:
                 self.diagnostics.error(
                     f"topic placeholder `{{{name}}}` is not a name of "
                     f"{scope.attrs_owner}{suggestion(name, scope.attrs)}",
                     text_span(action.topic, offset, len(name) + 2))
         if action.qos is not None and action.qos not in (0, 1, 2):
             self.diagnostics.error(f"QoS must be 0, 1 or 2, not {action.qos}", action.span)
-        if action.payload is not None:
+        if action.payload is not None and names_known:
             self._json(action.payload, ExpressionChecker(scope, self.diagnostics))
 
     def _json(self, value: ast.JsonValue, checker: ExpressionChecker) -> None:
@@ -440,6 +537,10 @@ def _schema_text(schema: dict[str, str]) -> str:
 def check_rule(info: RuleInfo, catalog: Catalog, diagnostics: Diagnostics,
                rules: RuleSet | None = None) -> None:
     """Check one rule; `rules` (one for the whole run) saves building it for each rule."""
-    RuleChecker(info, catalog, diagnostics, rules).check()
-    if isinstance(info.rule, ast.SelectRule) and info.rule.insert_into is not None:
+    checker = RuleChecker(info, catalog, diagnostics, rules)
+    checker.check()
+    if isinstance(info.rule, ast.SelectRule) and info.rule.insert_into is not None \
+            and not checker.source_unknown:
+        # (a rule whose stream is unknown has no known result: its type keeps an unknown
+        # schema, so that its readers are not told about attributes it "lacks")
         register_rule_output(info, catalog, diagnostics, rules)

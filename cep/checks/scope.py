@@ -39,7 +39,8 @@ class Scope:
     - `tags`: tags and aliases usable as `tag.attr` here.
     - `unbound`: tags the pattern declares that are not bound at this point
       (so the message can say *why* a tag is unknown).
-    - `context`: the rule's context name, and whether `context.key` exists.
+    - `context`: the rule's context name, and whether `context.key` exists
+      (`context_unknown`: the rule names a context that does not exist, already reported).
     - `windows`: the named windows, read as `W.attr`, `W[key].attr` and in subqueries.
     - `no_aggregates`: why an aggregate cannot be here (None: it can); `prior_type`: the
       stream type `prior()` reads here (None: it cannot, and `no_prior` says why);
@@ -53,6 +54,7 @@ class Scope:
     tags: dict[str, TagInfo] = field(default_factory=dict)
     unbound: Mapping[str, str] = field(default_factory=dict)  # tag -> why
     context: str | None = None
+    context_unknown: bool = False  # the rule's CONTEXT names no context (said there)
     has_key: bool = False
     key_type: str = "ANY"  # the type of `context.key`
     event_attrs: dict[str, dict[str, str] | None] = field(default_factory=dict)

@@ -41,10 +41,15 @@ def warn_unused(catalog: Catalog, diagnostics: Diagnostics) -> None:
             has_entities = True
     used_types.update(window.type for window in catalog.windows.values())
     warn_unread_windows(catalog, diagnostics)
+    partition_keys = {tuple(attr.name for attr in context.spec.attrs)
+                      for context in catalog.contexts.values()
+                      if isinstance(context.spec, ast.Partition)}
     for event in catalog.events.values():
         decl = event.declaration
         if decl is None or event.name in used_types or event.producers:
             continue
+        if any(all(key in event.attrs for key in keys) for keys in partition_keys):
+            continue  # its events open the instances of a partition (and run its ON START)
         if has_entities and decl.entity is not None:
             continue  # it moves an entity that a context follows
         diagnostics.warning(f"event type {event.name} is declared but no rule or context "

@@ -16,7 +16,7 @@ from cep.checks.expressions import ExpressionChecker, describe
 from cep.checks.scope import Scope, TagInfo, suggestion
 from cep.language import ast
 from cep.language.catalog import EVENT, EVENTS, LIST, VALUES, Catalog, WindowInfo
-from cep.language.diagnostics import Diagnostics
+from cep.language.diagnostics import EVENT_TYPE, Diagnostics
 from cep.language.walk import named_reads
 
 VIEWS = ("time", "length", "lastevent", "unique")
@@ -172,7 +172,8 @@ def check_window_names(catalog: Catalog, diagnostics: Diagnostics) -> None:
         elif name in catalog.contexts:
             diagnostics.error(f"window {name} has the name of a context: rename the window, "
                               f"such as `{name}Window`", stmt.name_span)
-        if window.type not in catalog.events:
+        if window.type not in catalog.events \
+                and not diagnostics.failed_to_declare(EVENT_TYPE, window.type):
             diagnostics.error(unknown_type(window.type, catalog.events, catalog.windows),
                               stmt.source.span)
 

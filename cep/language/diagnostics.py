@@ -118,11 +118,35 @@ class SourceMap:
         return lines[number - 1]
 
 
+# The kinds of names a statement can declare, for `Diagnostics.declaration_failed`.
+EVENT_TYPE = "event type"  # CREATE EVENT, INSERT INTO
+CONTEXT = "context"
+WINDOW = "window"
+LOCATION = "location"      # CREATE LOCATION
+SETTING = "setting"        # SET LOCATION (name `LOCATION`), SET TIMEZONE (`TIMEZONE`)
+
+
 @dataclass
 class Diagnostics:
-    """A collector of diagnostics, in the order they were found."""
+    """A collector of diagnostics, in the order they were found.
+
+    `failed` holds the names that statements which did not parse meant to declare (kind ->
+    names: an event type of a `CREATE EVENT` or `INSERT INTO`, a context, a window, a
+    location, a setting such as `LOCATION` of `SET LOCATION`), and settings that were
+    refused (a SET LOCATION out of range): the checks do not report their uses again, since
+    the statement's own error already said what is wrong."""
 
     items: list[Diagnostic] = field(default_factory=list)
+    failed: dict[str, set[str]] = field(default_factory=dict)
+
+    def declaration_failed(self, kind: str, name: str) -> None:
+        """A statement meant to declare `name` (of `kind`) but failed to parse."""
+        self.failed.setdefault(kind, set()).add(name)
+
+    def failed_to_declare(self, kind: str, name: str) -> bool:
+        """Whether a statement that failed to parse meant to declare `name` (of `kind`)."""
+        names = self.failed.get(kind)
+        return names is not None and name in names
 
     def error(self, message: str, span: Span) -> None:
         self.items.append(Diagnostic(ERROR, message, span))

@@ -38,7 +38,14 @@ from lark.exceptions import (
 )
 
 from cep.language import ast
-from cep.language.diagnostics import Diagnostics
+from cep.language.diagnostics import (
+    CONTEXT,
+    EVENT_TYPE,
+    LOCATION,
+    SETTING,
+    WINDOW,
+    Diagnostics,
+)
 from cep.language.files import replace_file
 from cep.language.sources import normalise
 from cep.language.transformer import ToAst
@@ -391,6 +398,7 @@ def parse_text(text: str, path: str, diagnostics: Diagnostics) -> ast.RuleFile:
                 tree = parse_tree(chunk)
             except UnexpectedInput as exc:
                 diagnostics.error(*syntax_error(exc, chunk, path))
+                _note_failed(chunk, diagnostics)
                 continue
             deep = too_deep(tree)
             if deep is not None:
@@ -399,9 +407,39 @@ def parse_text(text: str, path: str, diagnostics: Diagnostics) -> ast.RuleFile:
                                    getattr(node.meta, "column", 1))
                 diagnostics.error(_nesting_message(what, MAX_NESTING),
                                   ast.Span(path, line, col, line, col + 1))
+                _note_failed(chunk, diagnostics)
                 continue
             statements.append(to_ast.transform(tree, chunk.line, chunk.col))
     return ast.RuleFile(path, tuple(statements), ast.Span(path, 1, 1, 1, 1))
+
+
+# What a statement declares, read from its text when it did not parse (so that the checks
+# do not report the uses of those names as unknown: the syntax error said what is wrong).
+# A chunk that lost its `;` holds two statements, and so may declare two names.
+_DECLARES = re.compile(r"\b(?:CREATE\s+(EVENT|CONTEXT|WINDOW|LOCATION)|INSERT\s+INTO)\s+"
+                       r"([A-Za-z_][A-Za-z0-9_]*)|\bSET\s+(LOCATION|TIMEZONE)\b", re.I)
+_DECLARED_KIND = {"EVENT": EVENT_TYPE, "CONTEXT": CONTEXT, "WINDOW": WINDOW,
+                  "LOCATION": LOCATION}
+
+
+def declared_names(text: str) -> list[tuple[str, str]]:
+    """(kind, name) of what a statement's text declares, read with a regular expression
+    (strings and comments left out): `CREATE EVENT Name`, `INSERT INTO Name` (an event
+    type), `CREATE CONTEXT Name`, `CREATE WINDOW Name`, `CREATE LOCATION Name`, and
+    `SET LOCATION` / `SET TIMEZONE` (a setting)."""
+    names: list[tuple[str, str]] = []
+    for match in _DECLARES.finditer(_without_strings(text)):
+        create, name, setting = match.groups()
+        if setting is not None:
+            names.append((SETTING, setting.upper()))
+        else:
+            names.append((_DECLARED_KIND[create.upper()] if create else EVENT_TYPE, name))
+    return names
+
+
+def _note_failed(chunk: Chunk, diagnostics: Diagnostics) -> None:
+    for kind, name in declared_names(chunk.text):
+        diagnostics.declaration_failed(kind, name)
 
 
 @contextlib.contextmanager
@@ -518,6 +556,15 @@ def _without_comments(text: str) -> str:
     return _LEXICAL.sub(_blank, text)
 
 
+def _blank_all(match: re.Match[str]) -> str:
+    return _NOT_NEWLINE.sub(" ", match.group(0))
+
+
+def _without_strings(text: str) -> str:
+    """`text` with every comment and string blanked out (newlines kept)."""
+    return _LEXICAL.sub(_blank_all, text)
+
+
 def _previous_word(text: str, pos: int) -> str:
     """The word or symbol just before `pos`, ignoring whitespace and comments."""
     before = _without_comments(text[:pos]).rstrip()
@@ -559,9 +606,14 @@ def syntax_error(exc: UnexpectedInput, chunk: Chunk, path: str) -> tuple[str, as
 
     line, col = exc.line, exc.column
     if isinstance(exc, UnexpectedCharacters):
-        char = text[exc.pos_in_stream] if exc.pos_in_stream is not None else ""
-        if char in "'\"":
+        at = exc.pos_in_stream if exc.pos_in_stream is not None else len(text)
+        char = text[at] if at < len(text) else ""
+        if char in "'\"" and char:
             message = "unterminated string: a string must end on the line where it starts"
+        elif char in _FOREIGN_OPERATORS:
+            written = text[at:at + 2] if text[at:at + 2] == char * 2 else char
+            return (_FOREIGN_OPERATORS[char].format(written=written),
+                    span(line, col, len(written)))
         else:
             message = f"unexpected character `{char}`"
         return message, span(line, col)
@@ -583,12 +635,97 @@ def syntax_error(exc: UnexpectedInput, chunk: Chunk, path: str) -> tuple[str, as
         return (f"missing `;` at the end of this statement (the next one starts with `{value}` "
                 f"at line {next_line})", span(end_line, end_col))
     previous = _previous_word(text, pos)
+    foreign = _not_in_the_language(text, pos, token_type, value, previous)
+    if foreign is not None:
+        message, offset, length = foreign
+        return message, span(*_chunk_place(text, offset), length)
     hint = _BY_PREVIOUS_WORD.get(previous)
     if previous == "(" and _previous_word(text, text.rfind("(", 0, pos)) in ("INTERVAL", "WITHIN"):
         hint = "expected a duration such as `20 min`"
     if hint is None or not _hint_fits(hint, expected):
         hint = "expected " + _friendly_expected(expected)
     return f"{hint}, {_found(token_type, value)}", span(line, col, width)
+
+
+# Characters that other languages use as operators: `&&`, `||`, `!x` (`!=` is a comparison).
+_FOREIGN_OPERATORS = {
+    "&": "use AND instead of `{written}`: conditions are joined with AND and OR",
+    "|": "use OR instead of `{written}`: conditions are joined with AND and OR",
+    "!": "use NOT instead of `{written}` (`!=` is fine: it means not equal)",
+}
+
+# Words of SQL and Esper that the language does not have, and what to write instead.
+_NOT_SUPPORTED = {
+    "ORDER": ("ORDER BY is not supported: results come out in the order the events happen "
+              "(docs/language.md, section 10)"),
+    "LIMIT": ("LIMIT is not supported: keep the last n events with a view such as "
+              "`#length(5)`, or send fewer results with `OUTPUT FIRST EVERY 10 min`"),
+    "JOIN": ("JOIN is not supported: combine events of several types with a pattern, such as "
+             "`FROM PATTERN [every a=Motion -> d=Door]`, or read the latest event of a type "
+             "from a named window (`CREATE WINDOW LastDoor#lastevent FROM Door`, then "
+             "`LastDoor.contact`)"),
+    "DISTINCT": ("DISTINCT is not supported: keep one event per key with a view such as "
+                 "`#unique(room)`, or let only changes through with `changed(attr)` in the "
+                 "filter"),
+}
+_JOIN_WORDS = frozenset({"INNER", "LEFT", "RIGHT", "FULL", "OUTER", "CROSS", "NATURAL"})
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_A_NUMBER_NEXT = re.compile(r"\s*\d")
+
+
+def _words_before(text: str, pos: int, count: int) -> list[tuple[str, int]]:
+    """The last `count` words (upper-cased) before `pos` with their offsets, comments left
+    out, nearest first; stops at anything that is not a word."""
+    before = _without_comments(text[:pos])
+    found: list[tuple[str, int]] = []
+    end = len(before.rstrip())
+    while len(found) < count and end > 0:
+        begin = end
+        while begin > 0 and before[begin - 1] in _WORD_CHARS:
+            begin -= 1
+        if begin == end or not _WORD.fullmatch(before[begin:end]):
+            break
+        found.append((before[begin:end].upper(), begin))
+        end = len(before[:begin].rstrip())
+    return found
+
+
+def _not_in_the_language(text: str, pos: int, token_type: str, value: str,
+                         previous: str) -> tuple[str, int, int] | None:
+    """A construct of another language (SQL, Esper, C) where the parser stopped: its message
+    in words, and the offset and length of what to underline; None for anything else."""
+    if token_type == "EQUALS" and pos > 0 and text[pos - 1] == "=" \
+            and (pos < 2 or text[pos - 2] not in "<>!"):
+        return "use `=` to compare (there is no `==`)", pos - 1, 2
+    if token_type == "$END":
+        return None
+    word = value.upper()
+    rest = _without_strings(text[pos + len(value):pos + 200])
+    after = [w.upper() for w in _WORD.findall(rest)[:3]]
+    if token_type == "NAME" and previous == ":":
+        colon = text.rfind(":", 0, pos)
+        before = _words_before(text, colon, 1)
+        if before and before[0][0] == "TIMER":
+            return (f"timer:{value} is not supported: use timer:interval(20 min) for a delay, "
+                    "timer:at(07:30) for a clock time, or `p where timer:within(20 min)` for a "
+                    "deadline"), before[0][1], pos + len(value) - before[0][1]
+    if word == "JOIN" or (word in _JOIN_WORDS and "JOIN" in after):
+        return _NOT_SUPPORTED["JOIN"], pos, len(value)
+    if (word == "ORDER" and after[:1] == ["BY"]) or (
+            word == "LIMIT" and _A_NUMBER_NEXT.match(text, pos + len(value))):
+        return _NOT_SUPPORTED[word], pos, len(value)
+    words = _words_before(text, pos, 2)
+    if word == "BY" and words and words[0][0] == "ORDER":
+        return _NOT_SUPPORTED["ORDER"], words[0][1], pos + len(value) - words[0][1]
+    if len(words) == 2 and words[0][0] == "DISTINCT" and words[1][0] == "SELECT":
+        return _NOT_SUPPORTED["DISTINCT"], words[0][1], len("DISTINCT")
+    return None
+
+
+def _chunk_place(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of `offset` in a chunk's text."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def _acceptable(exc: UnexpectedToken) -> set[str]:
