@@ -71,7 +71,8 @@ class BadMessageReporter:
     """Counts bad messages per topic; reports the first, then at most one per `interval`.
 
     `label` starts every line (`bad message on TOPIC: why`); the same limits serve other
-    reports keyed by topic, such as actions refused before publishing.
+    reports keyed by topic, such as actions refused before publishing, and payload paths
+    that did not resolve (with no label: `TOPIC: why`).
     """
 
     __slots__ = ("_interval", "_label", "_other", "_report", "_topics", "_window",
@@ -127,7 +128,8 @@ class BadMessageReporter:
             limited = (f" ({self.held_back_total} more held back by the limit of "
                        f"{MAX_REPORTS} reports a minute)")
             self.held_back_total = 0
-        self._report(f"{self._label} {printable(topic, TOPIC_SHOWN)}: {printable(reason)}"
+        label = f"{self._label} " if self._label else ""
+        self._report(f"{label}{printable(topic, TOPIC_SHOWN)}: {printable(reason)}"
                      f"{more}{limited}")
         return True
 

@@ -11,6 +11,11 @@ Each type that maps a message reads it on its own: a type that cannot (a value t
 does not convert, a topic level that does not, a TIMESTAMP FROM missing or too far
 ahead) is a problem of that type alone, and the other types still make their events.
 Only a payload over MAX_PAYLOAD bytes makes the whole message bad.
+
+A declared `PAYLOAD (attr = 'path')` path that does not resolve in a message is not a
+bad message: the event is made with the attribute null, and the path is noted in
+`BusMapping.missing` (for the message just decoded) and counted for the summary
+(`BusMapping.missing_paths`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from .payload import (
     UNPARSED,
     BadMessage,
     MappingError,
+    MissingPath,
     PayloadDecoder,
     body_of,
     convert_attrs,
@@ -39,7 +45,7 @@ from .payload import (
 )
 
 __all__ = ["MAX_AHEAD", "MAX_PAYLOAD", "BadMessage", "BadMessageReporter", "BusMapping",
-           "Decoded", "MappingError"]
+           "Decoded", "MappingError", "MissingPath", "PathCount"]
 
 # (decoder, converted topic-bound attributes, reason when they do not convert)
 Route = tuple[PayloadDecoder, dict[str, Any], str | None]
@@ -53,6 +59,34 @@ Decoded = tuple[list[Event], tuple[BadMessage, ...]]
 Both empty: no template matches the topic (the message is unmatched).
 A plain tuple, not a NamedTuple: one is made per message, and a tuple costs a tenth.
 """
+
+
+class PathCount:
+    """A declared PAYLOAD path that did not resolve in `missing` of the `messages` its event
+    type read (made an event of)."""
+
+    __slots__ = ("messages", "missing", "path")
+
+    def __init__(self, path: MissingPath, missing: int, messages: int) -> None:
+        self.path = path
+        self.missing = missing
+        self.messages = messages
+
+    def __str__(self) -> str:
+        return f"{self.path} in {self.missing:,} of {self.messages:,} " \
+               f"message{'s' if self.messages != 1 else ''}"
+
+    def __repr__(self) -> str:
+        return f"PathCount({self.path!r}, {self.missing!r}, {self.messages!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PathCount:
+            return NotImplemented
+        return (self.path, self.missing, self.messages) == \
+            (other.path, other.missing, other.messages)
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 _NO_ROUTES: tuple[Route, ...] = ()
 _NO_PROBLEMS: tuple[BadMessage, ...] = ()
@@ -88,6 +122,9 @@ class BusMapping:
         # they come (one lookup per message either way).
         self._cache: dict[str, tuple[Route, ...]] = dict(exact)
         self._derived: dict[str, dict[str, Callable[[Any], Any]]] = {}
+        # The declared PAYLOAD paths that did not resolve in the message `decode` read last,
+        # in declaration order (empty for most messages).
+        self.missing: list[MissingPath] = []
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, tz: tzinfo) -> BusMapping:
@@ -151,7 +188,13 @@ class BusMapping:
         event time (TIMESTAMP FROM) more than MAX_AHEAD seconds after it is a problem of
         that type: a device clock that far ahead would hold the engine's clock, and every
         timer, until then.
+
+        Afterwards `missing` lists the declared PAYLOAD paths that did not resolve in the
+        message, for the events made (the list is emptied at the next call).
         """
+        missing = self.missing
+        if missing:
+            missing.clear()
         routes = self._cache.get(topic)
         if routes is None:  # not an exact topic: match the wildcard templates, once
             routes = self._match(topic, self._wild)
@@ -173,7 +216,7 @@ class BusMapping:
                     value = parse_payload(body_of(payload))
                 try:
                     events.append(decoder.decode(topic, payload, value, bound, arrival_ts,
-                                                 ahead_of))
+                                                 ahead_of, missing))
                     continue
                 except BadMessage as exc:
                     problem = exc
@@ -183,6 +226,20 @@ class BusMapping:
                 problems = []
             problems.append(problem)
         return events, (tuple(problems) if problems is not None else _NO_PROBLEMS)
+
+    def missing_paths(self) -> list[PathCount]:
+        """Every declared PAYLOAD path that did not resolve in some message so far, with in
+        how many of the messages its type read; types and attributes in declaration order."""
+        counts: list[PathCount] = []
+        for decoder in self._by_name.values():
+            if decoder.missing:
+                for attr in decoder.types:
+                    missed = decoder.missing.get(attr)
+                    text = decoder.paths.get(attr)
+                    if missed and text is not None:
+                        counts.append(PathCount(MissingPath(decoder.name, attr, text), missed,
+                                                decoder.decoded))
+        return counts
 
     def make_event(self, type_name: str, ts: float, raw_attrs: Mapping[str, Any]) -> Event:
         """An engine event given directly (a trace line), converted to its type's schema.

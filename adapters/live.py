@@ -27,6 +27,13 @@ view's input panel and the summary.
 
 The clock is passed in (real time by default; tests may give their own): the
 engine itself never reads it.
+
+A recording (`cep run --record`, `cep record`) starts with a start mark at the run's
+start, before any message, and ends with a stop mark when the run stops in order
+(a stop signal, `stop()`, the end of `--duration`, the connection giving up).  For
+`cep run --record` the stop mark is at the engine's clock once it has been moved to
+the stop's wall time (firing the timers due by then): replaying the recording then
+gives the live run's output lines, timers after the last message included.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from datetime import tzinfo
 from typing import Any, Protocol
 
 from cep.adapters.badmessages import BadMessageReporter
-from cep.adapters.bus import BadMessage, BusMapping
+from cep.adapters.bus import BadMessage, BusMapping, PathCount
 from cep.adapters.jsonlib import dumps_compact
 from cep.adapters.mqtt import INBOX_SIZE, BrokerSettings, MqttConnection, ReceivedMessage
 from cep.adapters.trace import TraceWriter
@@ -157,6 +164,16 @@ class LiveStats:
     gave_up: str | None = None  # why the connection stopped reconnecting (exit status 1)
     events_by_type: dict[str, int] = field(default_factory=dict)
     unmatched_topics: dict[str, int] = field(default_factory=dict)
+    # declared PAYLOAD paths that did not resolve, with in how many of their type's messages
+    # (brought up to date at each tick and at the end)
+    missing_paths: list[PathCount] = field(default_factory=list)
+    recorded: int = 0                 # messages written to --record
+    stopped_at: float | None = None   # the stop mark written to --record (an orderly end)
+
+    def path_lines(self) -> list[str]:
+        """One line per declared PAYLOAD path that did not resolve, printed after the
+        summary: `WasherPower.power: path ENERGY.Power missing in 12 of 12 messages`."""
+        return [str(count) for count in self.missing_paths]
 
     def summary(self, elapsed: float) -> str:
         rate = self.messages / elapsed if elapsed > 0 else 0.0
@@ -224,6 +241,8 @@ class LiveRunner:
         self.engine = Engine(catalog, self._emit, tz, warn=report, show_contexts=show_contexts,
                              max_instances=max_instances)
         self.reporter = BadMessageReporter(report)
+        # payload paths that did not resolve: `TOPIC: Type.attr: path P missing`
+        self.paths = BadMessageReporter(report, label="")
 
     def _emit(self, record: Output) -> None:
         if record["kind"] == "publish":
@@ -258,16 +277,22 @@ class LiveRunner:
         guard = stop_on_signals(self.inbox) if install_signals else _no_guard()
         with guard:
             stats.started = self.clock()
+            if self.record is not None:  # before any message
+                self.record.start(stats.started)
             self.engine.start(stats.started)
+            in_order = False
             try:
                 self.connection.start()
                 stats.gave_up = self._loop()
+                in_order = True
             finally:
                 # No more waiting on paho's thread from here: it must be free to read the
                 # acknowledgements close() waits for, and to end.
                 self.inbox.close()
                 try:
                     self._drain_waiting()
+                    if in_order:
+                        self._stop_clock()
                 finally:  # even when output cannot be written: offline, disconnected
                     self.connection.close()
                     self.stats.actions_unsent = self.connection.unsent
@@ -297,6 +322,15 @@ class LiveRunner:
             if self.ticker is not None:
                 self._tick()  # cheap: the view draws only when a frame is due
 
+    def _stop_clock(self) -> None:
+        """An orderly end: the engine's clock to the wall clock's (the timers due by then
+        fire, their actions still go out), and the stop mark at it in the recording."""
+        engine = self.engine
+        engine.advance(self.clock())
+        if self.record is not None:
+            self.record.stop(engine.now)
+            self.stats.stopped_at = engine.now
+
     def _drain_waiting(self) -> None:
         """Messages that arrived before the stop are still processed (the inbox is closed:
         what comes after is not)."""
@@ -315,6 +349,8 @@ class LiveRunner:
         stats.reconnects = max(0, connection.connects - 1)
         stats.inbox = len(self.inbox)
         stats.inbox_peak = self.inbox.peak
+        if self.paths.total:  # some declared payload path did not resolve
+            stats.missing_paths = self.bus.missing_paths()
         if self.ticker is not None:
             self.ticker.tick(self.engine, stats)
 
@@ -328,6 +364,7 @@ class LiveRunner:
         ts = max(message.arrival, self.engine.now)
         if self.record is not None:
             self.record.message(ts, message.topic, message.payload)
+            stats.recorded += 1
         if message.bad_topic is not None:
             stats.bad_messages += 1
             self.reporter.bad(message.topic, message.bad_topic, ts)
@@ -343,6 +380,9 @@ class LiveRunner:
         for problem in problems:
             stats.bad_messages += 1
             self.reporter.bad(message.topic, problem.reason, ts)
+        missing = self.bus.missing
+        if missing:  # declared paths that did not resolve: the events go on, with nulls
+            self.paths.bad(message.topic, "; ".join(map(str, missing)), ts)
         if not events:
             if problems:
                 return
@@ -385,7 +425,11 @@ def record(settings: BrokerSettings, filters: list[str], writer: TraceWriter, re
     """Write every message on `filters` to `writer` until the duration ends or a stop signal
     (or the connection gives up: `gave_up`).
 
-    Lines are flushed one by one, so a killed recorder loses at most the line it was writing.
+    The trace starts with a start mark at the recording's start and, when the recording
+    ends in order, ends with a stop mark: at the end of the duration, else at the stop
+    (never before the last message).  Messages received before the stop are still
+    written.  Lines are flushed one by one, so a killed recorder loses at most the line it
+    was writing (and has no stop mark).
     """
     inbox = Inbox(inbox_size)
     connection = MqttConnection(settings, filters, inbox.put_message, report, clock,
@@ -394,8 +438,20 @@ def record(settings: BrokerSettings, filters: list[str], writer: TraceWriter, re
     guard = stop_on_signals(inbox) if install_signals else _no_guard()
     with guard:  # before connecting: a stop signal at any moment ends the recording cleanly
         started = clock()
+        writer.start(started)
         end = started + duration if duration is not None else None
         last_ts = started
+
+        def keep(item: ReceivedMessage) -> None:
+            nonlocal last_ts
+            if item.retain and not take_retained:
+                stats.retained_ignored += 1
+                return
+            last_ts = max(last_ts, item.arrival)  # a trace never goes back in time
+            writer.message(last_ts, item.topic, item.payload)
+            stats.messages += 1
+
+        in_order = False
         try:
             connection.start()
             if on_ready is not None:
@@ -406,24 +462,35 @@ def record(settings: BrokerSettings, filters: list[str], writer: TraceWriter, re
                     item = inbox.get(timeout=wait)
                 except queue.Empty:
                     if end is not None and clock() >= end:
-                        return stats
+                        break
                     continue
                 if isinstance(item, _Stop):
                     stats.gave_up = item.reason
-                    return stats
+                    break
                 if not isinstance(item, ReceivedMessage):
                     continue
                 if end is not None and item.arrival > end:
-                    return stats
-                if item.retain and not take_retained:
-                    stats.retained_ignored += 1
-                    continue
-                last_ts = max(last_ts, item.arrival)  # a trace never goes back in time
-                writer.message(last_ts, item.topic, item.payload)
-                stats.messages += 1
+                    break
+                keep(item)
+            in_order = True
         finally:
             inbox.close()  # paho's thread waits no more: free to end (see the module doc)
-            connection.close()
-            stats.inbox_peak = inbox.peak
-            if stats.gave_up is None:
-                stats.gave_up = connection.gave_up
+            try:
+                if in_order:
+                    # what was received before the stop is still written (within --duration)
+                    while True:
+                        try:
+                            item = inbox.get_nowait()
+                        except queue.Empty:
+                            break
+                        if isinstance(item, ReceivedMessage) and \
+                                (end is None or item.arrival <= end):
+                            keep(item)
+                    stop = max(last_ts, clock())
+                    writer.stop(stop if end is None else min(stop, end))
+            finally:
+                connection.close()
+                stats.inbox_peak = inbox.peak
+                if stats.gave_up is None:
+                    stats.gave_up = connection.gave_up
+    return stats

@@ -7,7 +7,12 @@ from is decided then:
 - `PAYLOAD (attr = 'a.b', ...)`: a dotted path into the JSON object (`a.0.b`
   indexes arrays); every other attribute is read from the key of its own name;
 - by default: the key of its own name in the JSON object.
-A missing key or a JSON null leaves the attribute absent (null).  A value that
+A missing key or a JSON null leaves the attribute absent (null).  A path given in
+`PAYLOAD (attr = 'path')` that does not resolve in a message (a step missing, or not
+an object or array; a JSON null at its end resolves, to null) is noted as a
+`MissingPath` in the list the caller passes, and counted per attribute: the event
+still happens, with the attribute null.  A default key (no PAYLOAD entry) that is
+absent is not noted: devices often send only some of their keys.  A value that
 does not convert raises `BadMessage` (naming the type: a bad message of this type
 alone when other types map the same message); so does a payload that is not a JSON
 object when the type needs one.  A payload over MAX_PAYLOAD bytes is refused by the
@@ -38,6 +43,7 @@ __all__ = [
     "BadMessage",
     "Body",
     "MappingError",
+    "MissingPath",
     "Path",
     "PayloadDecoder",
     "body_of",
@@ -45,6 +51,7 @@ __all__ = [
     "lookup",
     "parse_payload",
     "path_problems",
+    "resolves",
 ]
 
 # Bytes a message's payload may have: a bigger one is a bad message, refused before it is
@@ -132,6 +139,50 @@ def lookup(value: Any, path: Path) -> Any:
     return value
 
 
+def resolves(value: Any, path: Path) -> bool:
+    """Whether every step of `path` exists in `value` (the last one may hold null)."""
+    last = len(path) - 1
+    for step, (key, index) in enumerate(path):
+        kind = type(value)
+        if kind is dict:
+            if key not in value:
+                return False
+            value = value[key]
+        elif kind is list and index is not None and index < len(value):
+            value = value[index]
+        else:
+            return False
+        if value is None and step < last:
+            return False
+    return True
+
+
+class MissingPath:
+    """A declared PAYLOAD path of an event type that did not resolve in a message."""
+
+    __slots__ = ("attr", "path", "type_name")
+
+    def __init__(self, type_name: str, attr: str, path: str) -> None:
+        self.type_name = type_name
+        self.attr = attr
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"{self.type_name}.{self.attr}: path {self.path} missing"
+
+    def __repr__(self) -> str:
+        return f"MissingPath({self.type_name!r}, {self.attr!r}, {self.path!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MissingPath:
+            return NotImplemented
+        return (self.type_name, self.attr, self.path) == \
+            (other.type_name, other.attr, other.path)
+
+    def __hash__(self) -> int:
+        return hash((self.type_name, self.attr, self.path))
+
+
 def body_of(payload: Any) -> Body:
     """A payload's bytes: `payload` itself, or a message whose `.payload` gives them.
 
@@ -170,9 +221,12 @@ class PayloadDecoder:
         "_fields",
         "_to_ts",
         "converters",
+        "decoded",
         "fields",
+        "missing",
         "name",
         "needs_object",
+        "paths",
         "raw_attr",
         "raw_native",
         "topic_names",
@@ -185,7 +239,7 @@ class PayloadDecoder:
                  topic_names: tuple[str, ...],
                  fields: tuple[tuple[str, str, Path | None, Converter], ...],
                  raw_attr: tuple[str, Converter] | None, ts_text: str | None,
-                 tz: tzinfo) -> None:
+                 tz: tzinfo, paths: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.types = types
         self.converters = converters
@@ -199,9 +253,18 @@ class PayloadDecoder:
         self.ts_path = compile_path(ts_text) if ts_text is not None else None
         self.needs_object = bool(fields) or self.ts_path is not None
         self._to_ts = make_to_timestamp(tz)
+        # The PAYLOAD paths declared (attribute -> path text): one that does not resolve in
+        # a message is noted.  `decoded` counts the messages this type made an event of,
+        # `missing` per attribute those in which its path did not resolve.
+        self.paths: dict[str, str] = dict(paths or {})
+        self.decoded = 0
+        self.missing: dict[str, int] = {}
+        misses = {attr: MissingPath(name, attr, text) for attr, text in self.paths.items()}
         # Per field, the Python type a value already has when it needs no conversion
-        # (a JSON string for STRING, a JSON integer for INT): most values skip the call.
-        self._fields = tuple((attr, key, path, convert, _NATIVE.get(types[attr]))
+        # (a JSON string for STRING, a JSON integer for INT): most values skip the call;
+        # and its MissingPath when its path was declared.
+        self._fields = tuple((attr, key, path, convert, _NATIVE.get(types[attr]),
+                              misses.get(attr))
                              for attr, key, path, convert in fields)
 
     @classmethod
@@ -251,7 +314,10 @@ class PayloadDecoder:
                 else:
                     fields.append((attr, attr, None, converters[attr]))
         ts_text = event.timestamp_path.value if event.timestamp_path is not None else None
-        return cls(name, types, converters, topic_names, tuple(fields), raw_attr, ts_text, tz)
+        texts = {entry.attr: entry.path.value for entry in binding.payload_paths} \
+            if binding is not None and raw_attr is None else {}
+        return cls(name, types, converters, topic_names, tuple(fields), raw_attr, ts_text, tz,
+                   texts)
 
     # ------------------------------------------------------------ per message
 
@@ -267,22 +333,32 @@ class PayloadDecoder:
         return out
 
     def decode(self, topic: str, payload: Any, value: Any, bound: dict[str, Any],
-               arrival_ts: float, ahead_of: float | None = None) -> Event:
+               arrival_ts: float, ahead_of: float | None = None,
+               missing: list[MissingPath] | None = None) -> Event:
         """The event for a message on `topic` (its `source`) whose template matched.
 
         `payload` is the body (see `body_of`); `value` is the parsed payload (INVALID
         if it is not JSON) when `needs_object`, anything otherwise; `bound` holds the
         converted topic values (copied here).  With `ahead_of`, a TIMESTAMP FROM time
         more than MAX_AHEAD seconds after it is refused.  Raises BadMessage (with this
-        type's name) when this type cannot read the message.
+        type's name) when this type cannot read the message.  When the event is made,
+        the declared PAYLOAD paths that did not resolve are counted (`missing`,
+        `decoded`) and appended to the `missing` list given.
         """
         name = self.name
         attrs = dict(bound) if bound else {}
         if self.needs_object and type(value) is not dict:
             raise BadMessage(_not_object_reason(value, payload, name), name)
-        for attr, key, path, convert, native in self._fields:
+        misses: list[MissingPath] | None = None
+        for attr, key, path, convert, native, miss in self._fields:
             item = value.get(key) if path is None else lookup(value, path)
             if item is None:
+                if miss is not None and (key not in value if path is None
+                                         else not resolves(value, path)):
+                    if misses is None:
+                        misses = [miss]
+                    else:
+                        misses.append(miss)
                 continue
             if type(item) is native:
                 attrs[attr] = item
@@ -327,6 +403,13 @@ class PayloadDecoder:
                 raise BadMessage(f"{name}: its time {format_ts(ts, UTC)} is more than a "
                                  f"day ahead of the message's ({format_ts(ahead_of, UTC)})",
                                  name)
+        self.decoded += 1
+        if misses is not None:
+            counts = self.missing
+            for miss in misses:
+                counts[miss.attr] = counts.get(miss.attr, 0) + 1
+            if missing is not None:
+                missing.extend(misses)
         return Event(name, ts, attrs, topic)
 
     def convert_attrs(self, raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,18 @@
 
 Bus-message lines go through the same topic and payload mapping as live MQTT
 (cep.adapters.bus); engine-event lines are converted to their declared types.
+
+Every good line moves the engine's clock on, as the wall clock moves on live whatever
+arrives: the first one starts the clock (a start mark, a message no type maps, a bad
+message just as well as an event), and a line that makes no event moves the clock to
+its `ts`, firing the timers due up to then (a line that makes events moves it to their
+time, which TIMESTAMP FROM may take from the payload).  A stop mark moves the clock to
+its time, as `--until` does, and ends the trace; a later `--until` moves it further.
+
+A declared PAYLOAD path that does not resolve in a message is reported (like a bad
+message: once per topic a minute) and counted for the summary; the event still
+happens, with the attribute null.
+
 Bad lines and bad messages are reported on stderr and counted, never fatal; so is
 what the engine reports while a line is processed (a rule failing on a value, an
 action refused), prefixed with the line's FILE:LINE.  A message that several types
@@ -17,8 +29,8 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 
 from cep.adapters.badmessages import BadMessageReporter
-from cep.adapters.bus import BadMessage, BusMapping
-from cep.adapters.trace import TraceEvent, TraceReader
+from cep.adapters.bus import BadMessage, BusMapping, PathCount
+from cep.adapters.trace import TraceClock, TraceEvent, TraceReader
 from cep.language.catalog import Catalog
 from cep.runtime.engine import Engine
 from cep.runtime.limits import MAX_PARTITION_INSTANCES
@@ -49,6 +61,9 @@ class ReplayStats:
     action_errors: int = 0    # actions not carried out (a topic or payload refused)
     nulled: int = 0           # output values JSON cannot carry, written as null
     refused_keys: int = 0     # events of new keys a partition at its limit refused
+    after_stop: int = 0       # lines after a stop mark, skipped
+    # declared PAYLOAD paths that did not resolve, with in how many of their type's messages
+    missing_paths: list[PathCount] = field(default_factory=list)
     # kept up to date only for a tick hook (cep replay --view):
     events_by_type: dict[str, int] = field(default_factory=dict)
     position: int | None = None  # bytes of the trace read
@@ -62,12 +77,20 @@ class ReplayStats:
                 (self.action_errors, "action error", "action errors"),
                 (self.nulled, "value written as null", "values written as null"),
                 (self.refused_keys, "event of a new partition key refused",
-                 "events of new partition keys refused"))
+                 "events of new partition keys refused"),
+                (self.after_stop, "line after the stop mark skipped",
+                 "lines after the stop mark skipped"))
             if count)
         return (f"{trace_name}: {self.lines} lines, {self.events} events, "
                 f"{self.bad_lines} bad lines, {self.bad_messages} bad messages, "
                 f"{self.unmatched} unmatched, {self.outputs} outputs{problems} in "
                 f"{self.seconds:.3f} s ({rate:,.0f} events/s)")
+
+    def path_lines(self, trace_name: str) -> list[str]:
+        """One line per declared PAYLOAD path that did not resolve, printed before the
+        summary: `trace.jsonl: WasherPower.power: path ENERGY.Power missing in 12 of 12
+        messages`."""
+        return [f"{trace_name}: {count}" for count in self.missing_paths]
 
     def count_unmatched(self, topic: str) -> None:
         topics = self.unmatched_topics
@@ -132,11 +155,12 @@ class _Ticker:
     """Calls a replay's tick hook (not final) with the stats brought up to date."""
 
     def __init__(self, tick: Tick, engine: Engine, stats: ReplayStats,
-                 reader: TraceReader) -> None:
+                 reader: TraceReader, bus: BusMapping) -> None:
         self.tick = tick
         self.engine = engine
         self.stats = stats
         self.reader = reader
+        self.bus = bus
         self.pacer: Pacer | None = None  # with --speed: the played clock comes from it
 
     def __call__(self) -> None:
@@ -144,6 +168,7 @@ class _Ticker:
         stats.position = self.reader.position
         stats.bad_lines = self.reader.skipped
         stats.outputs = engine.stats["outputs"]
+        stats.missing_paths = self.bus.missing_paths()
         played = self.pacer.virtual_now() if self.pacer is not None else None
         stats.clock = engine.now if played is None or played < engine.now else played
         self.tick(engine, stats, False)
@@ -181,7 +206,10 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
     engine = Engine(catalog, sink, tz, warn=lambda message: report(f"{where}: {message}"),
                     show_contexts=show_contexts, max_instances=max_instances)
     reporter = BadMessageReporter(lambda message: report(f"{where}: {message}"))
-    ticker = _Ticker(tick, engine, stats, reader) if tick is not None else None
+    # payload paths that did not resolve: `FILE:LINE: TOPIC: Type.attr: path P missing`
+    paths = BadMessageReporter(lambda message: report(f"{where}: {message}"), label="")
+    missing = bus.missing
+    ticker = _Ticker(tick, engine, stats, reader, bus) if tick is not None else None
     by_type = stats.events_by_type if ticker is not None else None
     pacer = Pacer(speed, sleep, wall_clock, on_wait=ticker) if speed else None
     if ticker is not None:
@@ -194,6 +222,9 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
             ticker()
         if pacer is not None:
             _paced_advance(engine, pacer, record.ts)
+        if isinstance(record, TraceClock):  # a start mark starts the clock, a stop mark
+            engine.advance(record.ts)         # moves it (the reader gives nothing after)
+            continue
         try:
             if isinstance(record, TraceEvent):
                 events = [bus.make_event(record.type, record.ts, record.attrs)]
@@ -207,22 +238,27 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
                 for problem in problems:
                     stats.bad_messages += 1
                     reporter.bad(record.topic, problem.reason, record.ts)
+                if missing:  # declared paths that did not resolve: the events go on
+                    paths.bad(record.topic, "; ".join(map(str, missing)), record.ts)
                 if not events:
                     if not problems:
                         stats.count_unmatched(record.topic)
+                    # a line that makes no event is still an instant the clock reaches
+                    engine.advance(record.ts)
                     continue
         except BadMessage as exc:  # the whole message (or trace event) is bad
             stats.bad_messages += 1
             topic = record.type if isinstance(record, TraceEvent) else record.topic
             reporter.bad(topic, exc.reason, record.ts)
+            engine.advance(record.ts)
             continue
         for event in events:
             stats.events += 1
             if by_type is not None:
                 by_type[event.type] = by_type.get(event.type, 0) + 1
             engine.process(event)
-    where.line = None  # after the last line: timers up to --until
-    if until is not None:
+    where.line = None  # after the last line (or the stop mark): timers up to --until
+    if until is not None and (until > engine.now or not engine.started):
         if pacer is not None:
             _paced_advance(engine, pacer, until)
         engine.advance(until)
@@ -234,6 +270,8 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
     stats.action_errors = counted["action_errors"]
     stats.nulled = counted["nulled"]
     stats.refused_keys = counted["refused_keys"]
+    stats.after_stop = reader.after_stop
+    stats.missing_paths = bus.missing_paths()
     if tick is not None:
         stats.clock = engine.now
         tick(engine, stats, True)

@@ -1,7 +1,10 @@
 """Trace files (JSON Lines): reading them lazily for replay, writing them for `cep record`.
 
-A line is a bus message `{"ts", "topic", "payload"}` or an engine event
-`{"ts", "event": "Type", ...attributes}`.  `ts` is ISO-8601 (read in the given
+A line is a bus message `{"ts", "topic", "payload"}`, an engine event
+`{"ts", "event": "Type", ...attributes}` or a clock mark `{"ts", "clock": "start"}` /
+`{"ts", "clock": "stop"}`.  A start mark is good only as the first good line (it starts
+the replay's clock there); a stop mark ends the trace: the lines after it are counted
+in `after_stop`, reported once, and not read.  `ts` is ISO-8601 (read in the given
 zone when it has no offset) or Unix seconds (milliseconds when the number is above
 MILLIS_ABOVE, as for TIMESTAMP values), from 1970-01-01 up to 2200-01-01 UTC.  A
 string payload is the raw payload text; any other JSON value stands for its compact
@@ -32,7 +35,9 @@ from .jsonlib import dumps_compact, loads
 from .payload import MAX_PAYLOAD, UNPARSED
 
 __all__ = [
+    "CLOCK_MARKS",
     "MAX_LINE",
+    "TraceClock",
     "TraceEvent",
     "TraceMessage",
     "TraceReader",
@@ -95,7 +100,19 @@ class TraceEvent:
     attrs: dict[str, Any]
 
 
-TraceRecord = TraceMessage | TraceEvent
+@dataclass(slots=True)
+class TraceClock:
+    """A clock mark on line `line`: `mark` is "start" (the run started at `ts`; only ever
+    the first good line) or "stop" (the run stopped at `ts`; the trace ends here)."""
+
+    line: int
+    ts: float
+    mark: str
+
+
+CLOCK_MARKS = ("start", "stop")
+
+TraceRecord = TraceMessage | TraceEvent | TraceClock
 
 _BOM = b"\xef\xbb\xbf"
 _MISSING: Any = object()
@@ -143,7 +160,7 @@ def _common_message(number: int, data: Any) -> TraceMessage | None:
     The same result as `_record` for the lines it takes, with fewer steps: every line
     of a trace passes here.
     """
-    if type(data) is not dict or "event" in data or "payload" not in data:
+    if type(data) is not dict or "event" in data or "payload" not in data or "clock" in data:
         return None
     raw_ts: Any = data.get("ts")  # a JSON value: its type is tested below
     topic = data.get("topic")
@@ -190,6 +207,14 @@ def _record(number: int, data: Any, tz: tzinfo) -> TraceRecord:
         if type(type_name) is not str or not type_name:
             raise BadLine(f'"event" must name an event type, not {show(type_name)}')
         return TraceEvent(number, ts, type_name, data)
+    if "clock" in data:
+        mark = data.pop("clock")
+        if type(mark) is not str or mark not in CLOCK_MARKS:
+            raise BadLine(f'"clock" must be "start" or "stop", not {show(mark)}')
+        if data:
+            raise BadLine(f'a clock mark holds only "ts" and "clock", not '
+                          f'{show(next(iter(data)))}')
+        return TraceClock(number, ts, mark)
     topic = data.get("topic")
     if topic is None or "payload" not in data:
         if topic is None and "payload" not in data:
@@ -207,7 +232,9 @@ class TraceReader:
     """Iterate a trace file's good lines as records, streaming; bad lines go to `report`.
 
     `name` is what `FILE` reads in reports (default: the path as given).  After
-    iterating, `skipped` counts the bad lines and `records` the good ones.
+    iterating, `skipped` counts the bad lines, `records` the good ones and `after_stop`
+    the lines after a stop mark (not read; reported once, with how many).  A stop mark is
+    the last record given: `stopped` is its line.
     """
 
     def __init__(self, path: str | os.PathLike[str], tz: tzinfo = UTC,
@@ -219,6 +246,8 @@ class TraceReader:
         self._report = report
         self.skipped = 0
         self.records = 0
+        self.after_stop = 0
+        self.stopped: int | None = None
         self._handle: IO[bytes] | None = None
         self._read_to: int | None = None  # where reading ended, once it has
 
@@ -240,7 +269,8 @@ class TraceReader:
             self._report(f"{self.name}:{number}: {reason}")
 
     def __iter__(self) -> Iterator[TraceRecord]:
-        self.skipped = self.records = 0
+        self.skipped = self.records = self.after_stop = 0
+        self.stopped = None
         with open(self.path, "rb") as handle:
             self._handle = handle
             self._read_to = None
@@ -256,6 +286,7 @@ class TraceReader:
         last_ts = -math.inf
         last_line = 0
         last_raw: Any = None
+        first_line = 0  # the first good line
         large = MAX_PAYLOAD  # a line longer than this may hold a payload too large
         for number, raw in enumerate(lines, 1):
             size = len(raw)
@@ -283,6 +314,10 @@ class TraceReader:
                 except BadLine as exc:
                     self._skip(number, str(exc))
                     continue
+            if type(record) is TraceClock and record.mark == "start" and first_line:
+                self._skip(number, f'a start mark is good only as the first line of a '
+                                   f'trace; the clock started at line {first_line}')
+                continue
             if record.ts < last_ts:
                 self._skip(number, f'time goes back: "ts" {show(raw_ts)} is earlier than '
                                    f'line {last_line} ({show(last_raw)})')
@@ -290,8 +325,30 @@ class TraceReader:
             if size > large:
                 _measure(record)
             last_ts, last_line, last_raw = record.ts, number, raw_ts
+            if not first_line:
+                first_line = number
             self.records += 1
             yield record
+            if type(record) is TraceClock and record.mark == "stop":
+                self.stopped = number
+                self._after_stop(number, lines)
+                return
+
+    def _after_stop(self, stop_line: int, lines: IO[bytes]) -> None:
+        """The lines after a stop mark on `stop_line`: counted (blank ones aside), not
+        read, and reported once."""
+        first = count = 0
+        for number, raw in enumerate(lines, stop_line + 1):
+            if raw.isspace() or not raw:
+                continue
+            count += 1
+            if not first:
+                first = number
+        self.after_stop = count
+        if count and self._report is not None:
+            self._report(f"{self.name}:{first}: {count} line{'s' if count != 1 else ''} "
+                         f"after the stop mark on line {stop_line} skipped: a trace ends "
+                         f"at its stop mark")
 
 
 def _measure(record: TraceRecord) -> None:
@@ -355,6 +412,14 @@ class TraceWriter:
         """One bus message."""
         self._write({"ts": format_ts(ts, self._tz), "topic": topic,
                      "payload": _payload_value(payload)})
+
+    def start(self, ts: float) -> None:
+        """The start mark: the run started at `ts` (before any other line)."""
+        self._write({"ts": format_ts(ts, self._tz), "clock": "start"})
+
+    def stop(self, ts: float) -> None:
+        """The stop mark: the run stopped at `ts` (the last line)."""
+        self._write({"ts": format_ts(ts, self._tz), "clock": "stop"})
 
     def event(self, ts: float, type_name: str, attrs: Mapping[str, Any]) -> None:
         """One engine event (attributes may not be named `ts` or `event`)."""

@@ -258,9 +258,9 @@ PUBLISH 'home/quiet' PAYLOAD {"after": last} QOS 1;
 """
 
 
-def test_run_record_replays_with_the_until_it_prints(tmp_path, broker, bus):
-    """A timer that fired after the last message: replaying the recording needs the run's
-    last instant, which cep prints at exit."""
+def test_run_record_replays_without_until(tmp_path, broker, bus):
+    """A timer that fired after the last message: the recording's stop mark holds the run's
+    last instant, so replaying it needs no --until."""
     rules = tmp_path / "quiet.epl"
     rules.write_text(QUIET_RULES)
     seen = tmp_path / "seen.jsonl"
@@ -272,10 +272,12 @@ def test_run_record_replays_with_the_until_it_prints(tmp_path, broker, bus):
         assert cep.stop() == 0
     live = outputs(cep.stdout)
     assert [o["kind"] for o in live] == ["event", "publish"]
-    hint = cep.wait_stderr("replay the recording with")
-    until = hint.split("--until ")[1]
-    assert replay_args(tmp_path, rules, seen, "--until", until) == live
-    assert replay_args(tmp_path, rules, seen) == []  # the clock stops at the last message
+    hint = cep.wait_stderr("cep: recorded 1 message into")
+    assert hint.endswith("replaying it with these rules gives the same output lines")
+    lines = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert (lines[0]["clock"], lines[-1]["clock"]) == ("start", "stop")
+    assert replay_args(tmp_path, rules, seen) == live
+    assert replay_args(tmp_path, rules, seen, "--until", lines[-1]["ts"]) == live
 
 
 def test_record_then_replay_gives_the_live_outputs(tmp_path, broker, bus):
@@ -296,7 +298,7 @@ def test_record_then_replay_gives_the_live_outputs(tmp_path, broker, bus):
         bus.wait_topic("lab/b/rising", b'{"from":4.0,"to":6.0}')
     finally:
         assert cep.stop() == 0
-    wait_lines(recorded, 10)  # 6 readings, other/x and the 3 actions, as the recorder saw them
+    wait_lines(recorded, 11)  # the start mark, 6 readings, other/x and the 3 actions
     assert recorder.stop() == 0
     live = outputs(cep.stdout)
     assert [(o["kind"], o["attrs"]) for o in live if o["kind"] == "event"] == [
@@ -306,6 +308,8 @@ def test_record_then_replay_gives_the_live_outputs(tmp_path, broker, bus):
     assert replay(tmp_path, rules, seen) == live
     assert replay(tmp_path, rules, recorded) == live
     lines = [json.loads(line) for line in recorded.read_text().splitlines()]
+    assert (lines[0]["clock"], lines[-1]["clock"]) == ("start", "stop")
+    lines = lines[1:-1]
     topics = [line["topic"] for line in lines]
     # the engine's actions interleave with the readings as they raced on the bus
     assert [t for t in topics if not t.endswith("/rising")] == [

@@ -185,8 +185,8 @@ def test_record_keeps_the_messages_of_its_duration(tmp_path, broker):
     try:
         wait_until(lambda: ready and ready[0].connected.is_set(), "the recorder listening")
         bus.publish("a/b", "1")
-        wait_until(lambda: trace.exists() and trace.read_text().count("\n") == 1,
-                   "the message in the trace")
+        wait_until(lambda: trace.exists() and trace.read_text().count("\n") == 2,
+                   "the start mark and the message in the trace")
         clock.now += 60.5  # the minute is over: the recorder ends by itself
         thread.join(WAIT)
         assert not thread.is_alive(), "the recording did not end with its duration"
@@ -195,4 +195,5 @@ def test_record_keeps_the_messages_of_its_duration(tmp_path, broker):
         thread.join(WAIT)
         bus.close()
     assert result[0].messages == 1
-    assert [json.loads(line)["topic"] for line in trace.read_text().splitlines()] == ["a/b"]
+    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert [line.get("topic", line.get("clock")) for line in lines] == ["start", "a/b", "stop"]

@@ -15,6 +15,7 @@ end to end with `cep` as a child process (slow).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -163,7 +164,8 @@ def test_a_signal_while_connecting_ends_a_recording_cleanly(tmp_path, test_handl
             stats = record(settings, ["#"], writer, report=lambda line: None,
                            on_ready=lambda connection: signal.raise_signal(signal.SIGTERM))
     assert (stats.messages, stats.retained_ignored) == (0, 0)
-    assert (tmp_path / "rec.jsonl").read_text() == ""
+    marks = (tmp_path / "rec.jsonl").read_text().splitlines()
+    assert [json.loads(line)["clock"] for line in marks] == ["start", "stop"]
 
 
 def test_a_signal_while_subscribing_ends_a_recording_cleanly(tmp_path, test_handlers):

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cep.adapters.trace import (
+    TraceClock,
     TraceEvent,
     TraceMessage,
     TraceReader,
@@ -117,6 +118,17 @@ BAD_LINES = [
     ('{"ts": 1, "event": ""}', '"event" must name an event type, not ""'),
     ('{"ts": 1, "event": null, "topic": "x", "payload": 1}',
      '"event" must name an event type, not null'),
+    # clock marks: only "start" or "stop", nothing beside "ts", a start only first
+    ('{"ts": 1, "clock": "pause"}', '"clock" must be "start" or "stop", not "pause"'),
+    ('{"ts": 1, "clock": 1}', '"clock" must be "start" or "stop", not 1'),
+    ('{"ts": 1, "clock": ["stop"]}', '"clock" must be "start" or "stop", not an array'),
+    ('{"ts": 1, "clock": "stop", "topic": "x", "payload": 1}',
+     'a clock mark holds only "ts" and "clock", not "topic"'),
+    ('{"ts": 1, "clock": "stop", "note": "x"}',
+     'a clock mark holds only "ts" and "clock", not "note"'),
+    ('{"clock": "stop"}', 'missing "ts"'),
+    ('{"ts": 1, "clock": "start"}',
+     "a start mark is good only as the first line of a trace; the clock started at line 1"),
 ]
 
 
@@ -129,6 +141,18 @@ def test_trace_bad_line_is_reported_and_skipped(tmp_path, line, reason):
     assert reports == [f"t.jsonl:3: {reason}"]
     assert reader.skipped == 1 and reader.records == 2
     assert [r.line for r in records] == [1, 4]
+
+
+def test_trace_clock_marks_and_an_event_with_a_clock_attribute(tmp_path):
+    records, reports, reader = read(tmp_path, "\n".join([
+        '{"ts": 1, "clock": "start"}',
+        '{"ts": 2, "event": "E", "clock": "start"}',  # an event line, whatever else it holds
+        '{"ts": 3, "clock": "stop"}',
+    ]) + "\n")
+    assert reports == [] and reader.skipped == 0 and reader.after_stop == 0
+    assert records == [TraceClock(1, 1.0, "start"), TraceEvent(2, 2.0, "E", {"clock": "start"}),
+                       TraceClock(3, 3.0, "stop")]
+    assert reader.stopped == 3
 
 
 def test_trace_time_going_back(tmp_path):

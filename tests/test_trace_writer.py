@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cep.adapters.trace import (
+    TraceClock,
     TraceEvent,
     TraceMessage,
     TraceReader,
@@ -96,3 +97,21 @@ def test_trace_written_file_reads_back(tmp_path):
     assert records == [TraceMessage(i + 1, ts, topic, payload)
                        for i, (ts, topic, payload) in enumerate(messages)] + [
         TraceEvent(5, T0 + 4, "E", {"v": 1})]
+
+
+def test_trace_writer_clock_marks_read_back(tmp_path):
+    path = tmp_path / "rec.jsonl"
+    with TraceWriter.open(path, TAIPEI) as writer:
+        writer.start(T0)
+        writer.message(T0 + 1, "home/door", b"ON")
+        writer.stop(T0 + 60.25)
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        '{"ts": "2026-11-20T23:10:00.000+08:00", "clock": "start"}',
+        '{"ts": "2026-11-20T23:10:01.000+08:00", "topic": "home/door", "payload": "ON"}',
+        '{"ts": "2026-11-20T23:11:00.250+08:00", "clock": "stop"}',
+    ]
+    reports: list[str] = []
+    assert list(TraceReader(path, UTC, reports.append)) == [
+        TraceClock(1, T0, "start"), TraceMessage(2, T0 + 1, "home/door", b"ON"),
+        TraceClock(3, T0 + 60.25, "stop")]
+    assert reports == []

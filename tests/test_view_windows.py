@@ -512,3 +512,14 @@ def test_cli_replay_view_shows_windows(tmp_path, monkeypatch, capsys):
                    "person=ann state=home", "Temp#time(10 min)", "2 groups by room",
                    "avg(value)=21.5", "avg(value)=18"):
         assert needed in frame, needed
+
+
+def test_the_input_line_shows_payload_paths_that_are_missing():
+    from cep.tools.view.panels import InputPanel
+
+    status = InputStatus(missing_paths=("WasherPower.power: path ENERGY.Power missing in "
+                                        "12 of 12 messages",))
+    text = render(InputPanel(Snapshot(now=0.0, tz=UTC, input=status)), 160)
+    assert "missing paths: WasherPower.power: path ENERGY.Power missing in 12 of 12" in text
+    assert "missing paths" not in render(InputPanel(Snapshot(now=0.0, tz=UTC,
+                                                             input=InputStatus())), 160)

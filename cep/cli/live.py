@@ -115,7 +115,8 @@ def add_live_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
                           f"keys are refused and reported (default {MAX_PARTITION_INSTANCES:,})")
     run.add_argument("--record", metavar="FILE",
                      help="also write every message the engine takes to a trace FILE, with "
-                          "the timestamps it used: replaying it gives the same outputs")
+                          "the timestamps it used and the run's start and stop: replaying "
+                          "it gives the same outputs")
     run.add_argument("--view", action="store_true",
                      help="show the live terminal view (on the terminal; output lines then go "
                           "only to --out)")
@@ -124,7 +125,8 @@ def add_live_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     rec = commands.add_parser(
         "record", help="record bus traffic into a trace file",
         description="Record the messages on one or more topic filters into a trace file that "
-                    "`cep replay` reads, each line flushed as it is written. Stops after "
+                    "`cep replay` reads, each line flushed as it is written, between a "
+                    "start mark and (when it stops cleanly) a stop mark. Stops after "
                     "--duration, or on SIGINT/SIGTERM (exit 0).")
     rec.add_argument("--topic", action="append", required=True, metavar="FILTER",
                      help="MQTT topic filter to record (+ and # allowed); repeat for several")
@@ -215,10 +217,14 @@ def run_live(args: argparse.Namespace) -> int:
         print(summary, file=sys.stderr)
     if runner.reporter.total:
         print(f"cep: {runner.reporter.summary()}", file=sys.stderr)
-    if args.record:
-        # The trace holds messages only; the run's last instant must be given to replay.
-        print(f"cep: replay the recording with --trace {args.record} --until "
-              f"{format_ts(runner.engine.now, tz)}", file=sys.stderr)
+    for line in stats.path_lines():
+        print(f"cep: {line}", file=sys.stderr)
+    if args.record and stats.stopped_at is not None:
+        # The recording holds the run's start and stop: replaying it needs nothing more.
+        print(f"cep: recorded {stats.recorded} message{'s' if stats.recorded != 1 else ''} "
+              f"into {args.record} ({format_ts(stats.started, tz)} to "
+              f"{format_ts(stats.stopped_at, tz)}); replaying it with these rules gives the "
+              f"same output lines", file=sys.stderr)
     if stats.gave_up is not None:
         raise _gave_up(stats.gave_up)
     return EXIT_OK
@@ -239,6 +245,7 @@ class LiveViewTicker:
             events_by_type=tuple(sorted(stats.events_by_type.items())),
             bad_messages=stats.bad_messages, unmatched=stats.unmatched,
             unmatched_topics=tuple(sorted(stats.unmatched_topics.items())), finished=finished,
+            missing_paths=tuple(stats.path_lines()),
             backlog=stats.inbox, backlog_peak=stats.inbox_peak, backlog_limit=stats.inbox_size,
             problem=stats.problem)
 

@@ -55,8 +55,9 @@ def add_rule_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     replay.add_argument("--trace", required=True, metavar="FILE",
                         help="the trace to replay (JSON Lines; `-` reads stdin)")
     replay.add_argument("--until", metavar="TS",
-                        help="after the trace, move the clock to TS (ISO-8601 or Unix seconds), "
-                             "firing every timer due up to and including it")
+                        help="after the trace (or its stop mark, when TS is later), move the "
+                             "clock to TS (ISO-8601 or Unix seconds), firing every timer due "
+                             "up to and including it")
     replay.add_argument("--tz", metavar="ZONE",
                         help="time zone for clock times, naive trace times and output "
                              "timestamps (overrides SET TIMEZONE)")
@@ -149,6 +150,8 @@ def run_replay(args: argparse.Namespace) -> int:
         if view is not None:
             view.stop()
         finish_output(out)
+    for line in stats.path_lines(args.trace):
+        print(line, file=sys.stderr)
     print(stats.summary(args.trace), file=sys.stderr)
     return EXIT_OK
 

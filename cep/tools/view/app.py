@@ -249,4 +249,4 @@ class ReplayView(TerminalView):
             events_by_type=tuple(stats.events_by_type.items()),
             bad_lines=stats.bad_lines, bad_messages=stats.bad_messages,
             unmatched=stats.unmatched, unmatched_topics=tuple(stats.unmatched_topics.items()),
-            finished=final)
+            missing_paths=tuple(str(count) for count in stats.missing_paths), finished=final)

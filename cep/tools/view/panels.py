@@ -257,6 +257,11 @@ class InputPanel:
             ordered = sorted(status.unmatched_topics, key=lambda item: (-item[1], item[0]))
             line.append_text(plain(" (" + ", ".join(f"{topic[:PLAIN_LIMIT]} {fmt_count(n)}"
                                                     for topic, n in ordered[:20]) + ")"))
+        if status.missing_paths:
+            line.append(" · ")
+            line.append("missing paths", style="yellow")
+            line.append_text(plain(": " + "; ".join(p[:PLAIN_LIMIT]
+                                                     for p in status.missing_paths[:10])))
         line.append(f" · outputs {fmt_count(self.snapshot.outputs_total)}")
         return line
 

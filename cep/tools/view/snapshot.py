@@ -47,7 +47,8 @@ class InputStatus:
     waiting in the inbox for the engine, `backlog_peak` the most so far, `backlog_limit`
     the inbox size (0: not shown).
     Both: `messages` bus messages (replay: lines), `events` engine events made,
-    `events_by_type`, `bad_lines`, `bad_messages`, `unmatched` and its topics.
+    `events_by_type`, `bad_lines`, `bad_messages`, `unmatched` and its topics,
+    `missing_paths`: the declared PAYLOAD paths some messages did not have.
     Strings here may come from anywhere (topics, payloads): the panels show them as
     plain text, control characters escaped.
     """
@@ -66,6 +67,7 @@ class InputStatus:
     bad_messages: int = 0
     unmatched: int = 0
     unmatched_topics: tuple[tuple[str, int], ...] = ()
+    missing_paths: tuple[str, ...] = ()        # "Type.attr: path P missing in n of m messages"
     connection: str = ""
     reconnects: int = 0
     finished: bool = False
