@@ -309,7 +309,7 @@ def sampled_replay(rules: Path, trace: Path, sample: Callable[[Any, float, int],
     outputs)` at the start of every simulated hour (before that hour's first event) and
     after the last event (`hour` from the first event's time)."""
     from cep.adapters.bus import BusMapping, create_events
-    from cep.adapters.trace import TraceReader
+    from cep.adapters.trace import TraceMessage, TraceReader
     from cep.checks.loader import load_paths
     from cep.runtime.engine import Engine
 
@@ -329,9 +329,10 @@ def sampled_replay(rules: Path, trace: Path, sample: Callable[[Any, float, int],
         if record.ts >= next_hour:  # type: ignore[operator]
             sample(engine, (record.ts - start) / 3600, outputs[0])
             next_hour += 3600  # type: ignore[operator]
-        events, _ = bus.decode(record.topic, record, record.ts, record.value)
-        for event in events:
-            engine.process(event)
+        if isinstance(record, TraceMessage):  # (a clock mark moves the clock only)
+            events, _ = bus.decode(record.topic, record, record.ts, record.value)
+            for event in events:
+                engine.process(event)
         last = record.ts
     sample(engine, 0.0 if start is None else (last - start) / 3600,  # type: ignore[operator]
            outputs[0])
