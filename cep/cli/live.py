@@ -111,8 +111,9 @@ def add_live_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
                      help="also write context-start / context-end lines")
     run.add_argument("--max-instances", type=at_least_one, default=MAX_PARTITION_INSTANCES,
                      metavar="N",
-                     help="most live instances per partitioned context; events of further "
-                          f"keys are refused and reported (default {MAX_PARTITION_INSTANCES:,})")
+                     help="most live instances (keys) per partitioned context or keyed "
+                          "interval; events of further keys are refused and reported "
+                          f"(default {MAX_PARTITION_INSTANCES:,})")
     run.add_argument("--record", metavar="FILE",
                      help="also write every message the engine takes to a trace FILE, with "
                           "the timestamps it used and the run's start and stop: replaying "

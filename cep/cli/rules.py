@@ -66,8 +66,9 @@ def add_rule_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     replay.add_argument("--out", metavar="FILE", help="write output lines to FILE")
     replay.add_argument("--max-instances", type=at_least_one, default=MAX_PARTITION_INSTANCES,
                         metavar="N",
-                        help="most live instances per partitioned context; events of further "
-                             f"keys are refused and reported (default {MAX_PARTITION_INSTANCES:,})")
+                        help="most live instances (keys) per partitioned context or keyed "
+                             "interval; events of further keys are refused and reported "
+                             f"(default {MAX_PARTITION_INSTANCES:,})")
     replay.add_argument("--contexts", action="store_true",
                         help="also write context-start / context-end lines")
     replay.add_argument("--view", action="store_true",
