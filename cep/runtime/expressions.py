@@ -6,7 +6,7 @@ A compiled expression is `f(attrs, match, ctx)`:
 - `match`: tag -> Event (or list of Events for a repeated tag);
 - `ctx`: the context instance (`.name`, `.key`) or None.
 
-Null semantics follow the contract: a comparison with null is false,
+Null semantics (docs/language.md, section 7): a comparison with null is false,
 arithmetic with null is null, a tag that is not bound (and any attribute of it)
 is null.  Division by zero is null, not a crash.  The checker refuses type
 errors it can see; values it cannot see (derived attributes of unknown type)

@@ -2,12 +2,13 @@
 instants of a `timer:at(p [ON days])`; p and q are clock times (`22:00`) or sun events
 with an optional offset (`SUNSET - 15 min`, see cep.runtime.sun).
 
-The instant of a time point on a local day: a clock time with the contract's DST rules
-(a local time inside a skipped hour happens at the first instant after the gap, one in a
-repeated hour at its first occurrence); a sun event at that day's local sun time, plus its
-offset (so `ON` names the day of the sun event, and the offset may carry the instant to
-another date; a day's sun event is that of its solar day, see cep.runtime.sun). A day on
-which a sun event does not happen (polar day or night) has no instant.
+The instant of a time point on a local day: a clock time by the DST rules of section 9.2
+of docs/language.md (a local time inside a skipped hour happens at the first instant after
+the gap, one in a repeated hour at its first occurrence); a sun event at that day's local
+sun time, plus its offset (so `ON` names the day of the sun event, and the offset may carry
+the instant to another date; a day's sun event is that of its solar day, see
+cep.runtime.sun). A day on which a sun event does not happen (polar day or night) has no
+instant.
 
 An occurrence starts on each selected day at START. Its END: with two clock times, that
 day's END, or the next day's when END is not after START on the clock (`START 22:00 END
@@ -61,7 +62,7 @@ def _checked_day(name: str) -> int:
 
 
 def local_instant(day: date, clock: time, zone: tzinfo) -> float:
-    """Unix time of a local wall-clock time, with the contract's DST rules."""
+    """Unix time of a local wall-clock time (DST: docs/language.md, section 9.2)."""
     naive = datetime.combine(day, clock)
     first = naive.replace(tzinfo=zone, fold=0)
     utc = first.astimezone(UTC)
