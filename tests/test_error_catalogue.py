@@ -68,6 +68,13 @@ SYNTAX = [
     ("order-by-after-where", "CREATE EVENT M (room STRING, n INT);\n"
                              "SELECT room FROM M WHERE n > 1 ORDER BY room;",
      "2:32: error: ORDER BY is not supported"),
+    ("order-by-after-a-filter", "CREATE EVENT M (room STRING, n INT);\n"
+                                "SELECT room FROM M(n > 1) ORDER BY room;",
+     "2:27: error: ORDER BY is not supported"),
+    ("a-keyword-is-a-whole-word", "CREATE EVENT M (room STRING, n INT);\n"
+                                  "SELECT room FROM M WHERE n > 1 ANDX n < 3;",
+     "2:32: error: expected the end of the statement, `-`, `%`, `+`, `;`, `/`, `*`, `AND` "
+     "or ..., found `ANDX`"),
     ("limit", "CREATE EVENT M (room STRING);\nSELECT room FROM M LIMIT 5;",
      "2:20: error: LIMIT is not supported: keep the last n events with a view such as "
      "`#length(5)`, or send fewer results with `OUTPUT FIRST EVERY 10 min`"),
