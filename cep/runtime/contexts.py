@@ -117,6 +117,7 @@ class ContextRuntime:
     def __init__(self, name: str, host: ContextHost) -> None:
         self.name = name
         self.host = host
+        self.refused = 0  # events of new keys refused at the context's limit
         self.open: list[ContextInstance] = []
         self._routed_event: Event | None = None
         self._routed: list[ContextInstance] = []
@@ -547,12 +548,13 @@ def refuse_key(runtime: ContextRuntime, limit: int, key: Any,
                held: str = "instances", effect: str = "belongs to no instance of it") -> None:
     """An event of a new key that a context at its limit (`limit` live instances or keys)
     takes in no instance: counted (`refused_keys`) and reported at most once a minute."""
-    stats = runtime.host.stats
-    stats["refused_keys"] += 1
+    runtime.host.stats["refused_keys"] += 1
+    runtime.refused += 1
     name = runtime.name
+    refused = runtime.refused
     runtime.host.report_limit(("partition", name), lambda: (
         f"context '{name}' has {limit:,} {held}, its limit: an event of a new key "
-        f"({key!r:.80}) {effect} ({stats['refused_keys']:,} so far)"))
+        f"({key!r:.80}) {effect} ({refused:,} so far)"))
 
 
 class PartitionRuntime(ContextRuntime):
