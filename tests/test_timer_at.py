@@ -123,8 +123,9 @@ class SmallEngine:
         self.timers = TimerQueue()
         self.faults: list[BaseException] = []
 
-    def schedule(self, deadline: float, callback: Callable[[float], None]) -> Timer:
-        return self.timers.schedule(deadline, callback)
+    def schedule(self, deadline: float, callback: Callable[[float], None],
+                 priority: int = 1) -> Timer:
+        return self.timers.schedule(deadline, callback, priority)
 
     def report_fault(self, source: str, what: str, exc: BaseException) -> None:
         self.faults.append(exc)

@@ -32,7 +32,13 @@ from cep.runtime.events import Attrs, Event, Match
 from cep.runtime.expressions import ExprEnv, ExpressionCompiler, window_attrs
 from cep.runtime.geometry import Position, distance_m, point_in_polygon
 from cep.runtime.limits import MAX_PARTITION_INSTANCES
-from cep.runtime.matcher import EngineServices, Node, PatternRun
+from cep.runtime.matcher import (
+    CONTEXT_END_TIMER,
+    CONTEXT_START_TIMER,
+    EngineServices,
+    Node,
+    PatternRun,
+)
 from cep.runtime.pattern_compiler import PatternCompiler
 from cep.runtime.positions import PositionOf
 from cep.runtime.recurrence import Recurrence
@@ -105,7 +111,10 @@ class ContextHost(EngineServices, Protocol):
     def report_limit(self, kind: object, message: Callable[[], str]) -> None: ...
 
 
-CONTEXT_TIMER = 0  # context deadlines fire before pattern timers due at the same instant
+# At one instant an instance's end comes before another's start (an interval is [start,
+# end): two that touch never overlap), and both before the rules' timers.
+CONTEXT_END = CONTEXT_END_TIMER
+CONTEXT_START = CONTEXT_START_TIMER
 
 
 class ContextRuntime:
@@ -161,7 +170,7 @@ class ContextRuntime:
             instance.deadline.cancel()
         instance.closes_at = at
         instance.deadline = self.host.schedule(at, lambda _: self.close_instance(instance),
-                                               CONTEXT_TIMER)
+                                               CONTEXT_END)
 
 
 # ====================================================================== temporal
@@ -187,7 +196,7 @@ class RecurringRuntime(ContextRuntime):
         if start <= ts:  # the clock starts inside an occurrence: open from the first moment
             self._open(ts, end)
         else:
-            self.host.schedule(start, lambda at: self._open(at, end), CONTEXT_TIMER)
+            self.host.schedule(start, lambda at: self._open(at, end), CONTEXT_START)
 
     def _open(self, at: float, end: float) -> None:
         instance = ContextInstance(self.name, None, at)
@@ -198,7 +207,7 @@ class RecurringRuntime(ContextRuntime):
         if found is None:
             return
         start, next_end = found
-        self.host.schedule(start, lambda when: self._open(when, next_end), CONTEXT_TIMER)
+        self.host.schedule(start, lambda when: self._open(when, next_end), CONTEXT_START)
 
 
 class EventFilter:
@@ -459,7 +468,8 @@ class EventIntervalRuntime(InitiatedRuntime):
             if not run.eager:  # (a match while starting closes it once started, below)
                 self.close_instance(instance)
 
-        run = PatternRun(self.host, instance, terminated, f"context '{self.name}'")
+        run = PatternRun(self.host, instance, terminated, f"context '{self.name}'",
+                         CONTEXT_END)
         self.terminating[instance] = run
         run.start(node)
         if run.eager:
@@ -475,7 +485,8 @@ class EventIntervalRuntime(InitiatedRuntime):
             finally:
                 self._busy -= 1
 
-        run = PatternRun(self.host, None, initiated, f"context '{self.name}'")
+        run = PatternRun(self.host, None, initiated, f"context '{self.name}'",
+                         CONTEXT_START)
         state.initiating = run
         run.start(self.pattern_node)
         return run

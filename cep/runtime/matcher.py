@@ -164,6 +164,14 @@ def _registration_order(state: AtomState) -> int:
     return state.order
 
 
+# Timers due at one instant fire by priority, lowest first: output periods' ends (-3),
+# window expiries (-2), context ends (-1: deadlines, terminating patterns), context starts
+# (0: recurring starts, initiating patterns), then the rules' patterns (1).
+CONTEXT_END_TIMER = -1
+CONTEXT_START_TIMER = 0
+PATTERN_TIMER = 1
+
+
 class PatternRun:
     """One running instance of a rule's pattern (per context instance).
 
@@ -180,6 +188,7 @@ class PatternRun:
         "index",
         "on_match",
         "owner",
+        "priority",
         "priority_index",
         "registered",
         "root",
@@ -187,9 +196,13 @@ class PatternRun:
     )
 
     def __init__(self, engine: EngineServices, ctx: ContextView | None,
-                 on_match: Callable[[Match], None], owner: str = "a pattern") -> None:
+                 on_match: Callable[[Match], None], owner: str = "a pattern",
+                 priority: int = PATTERN_TIMER) -> None:
         self.engine = engine
         self.ctx = ctx
+        # the priority of its timers among those due at one instant: a context's
+        # terminating pattern closes its instance before the instance's rules' timers
+        self.priority = priority
         self.on_match = on_match
         self.owner = owner  # who runs it, for reports: "rule 'name'", "context 'C'"
         self.eager = False  # it matched while starting (`not A`): a restart would again
@@ -281,7 +294,8 @@ class EngineServices(Protocol):
     event_seq: int
     now: float
 
-    def schedule(self, deadline: float, callback: Callable[[float], None]) -> Timer: ...
+    def schedule(self, deadline: float, callback: Callable[[float], None],
+                 priority: int = 1) -> Timer: ...
 
     def report_fault(self, source: str, what: str, exc: BaseException) -> None: ...
 
@@ -389,8 +403,9 @@ class TimedState(State):
     timer: Timer
 
     def set_timer(self, seconds: float, callback: Callable[[float], None]) -> None:
-        engine = self.run.engine
-        self.timer = engine.schedule(engine.now + seconds, callback)
+        run = self.run
+        engine = run.engine
+        self.timer = engine.schedule(engine.now + seconds, callback, run.priority)
         self.run.timers[self] = None
 
     def clear_timer(self) -> None:

@@ -24,7 +24,7 @@ from cep.runtime.windows import hashable
 
 # A period's end fires before anything else due at the same instant: what happens at its
 # end (a pattern's timer, an event) belongs to the next period, [start, end).
-OUTPUT_TIMER = -2
+OUTPUT_TIMER = -3
 
 # Times within this of each other are the same instant (event times are float seconds:
 # 0.4 + 0.2 is not 0.6 in binary)

@@ -24,6 +24,7 @@ one, so no day is skipped or taken twice.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
@@ -172,9 +173,11 @@ class Recurrence:
             end = point_instant(self.end, end_day, zone, location)
             # (a clock time always has an instant, and the later of two never comes first)
             return (start, end) if end is not None and end >= start else None
-        # That day's END, the next day's, or (a START offset past the next END) the third;
-        # an END that does not happen counts where it would have come (sun.py).
-        for end_day in (day, day + _DAY, day + 2 * _DAY):
+        # That day's END, else the next day's (an END before its START on the day is the
+        # next day's); when both come before the START (offsets that push it past them),
+        # that day has no occurrence. An END that does not happen counts where it would
+        # have come (sun.py).
+        for end_day in (day, day + _DAY):
             end, happens = point_instant_or_closest(self.end, end_day, zone, location)
             if end > start:
                 return (start, end) if happens else None
@@ -189,10 +192,14 @@ class Recurrence:
         shift = abs(self.start.offset_seconds) if isinstance(self.start, ast.SunTime) else 0.0
         day = datetime.fromtimestamp(ts - shift, self.zone).date() - 3 * _DAY
         empty = 0
+        last_end = -math.inf
         while empty < HORIZON_DAYS:
             found = self.occurrence(day)
+            if found is not None and found[0] < last_end:
+                found = None  # one instance at a time: it would start while one is open
             if found is not None and (found[1] > ts or found[0] == ts):
                 empty = 0
+                last_end = found[1]
                 yield found
             else:
                 empty += 1

@@ -68,7 +68,7 @@ class AtState(TimedState):
             self.active = False
             self.parent.child_false(self)
             return
-        self.timer = engine.schedule(deadline, self.fire)
+        self.timer = engine.schedule(deadline, self.fire, run.priority)
         run.timers[self] = None
 
     def fire(self, _: float) -> None:

@@ -29,7 +29,7 @@ Entry = tuple[int, float, Event, Any, tuple[Any, ...]]
 # schedule(deadline, callback, priority) -> a timer with cancel(): the engine's
 Schedule = Callable[[float, Callable[[float], None], int], Any]
 
-WINDOW_TIMER = -1  # expiries fire before anything else due at the same instant (but an
+WINDOW_TIMER = -2  # expiries fire before anything else due at the same instant (but an
 #                   output period's end, which settles the windows it reads itself)
 
 # Times within this of each other are the same instant (event times are float seconds:
