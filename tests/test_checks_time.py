@@ -490,3 +490,16 @@ def test_a_rule_reading_an_unknown_type_gives_its_result_no_schema():
         # the names its SELECT gives are still known
         f"{H + 2}:59: error: topic placeholder `{{lvl}}` is not a name of the rule's result (its "
         "SELECT names) (did you mean `level`?)"]
+
+
+def test_timer_at_at_its_contexts_start_can_never_fire():
+    from helpers import diagnostics_text, load
+
+    loaded = load("CREATE EVENT A (x INT);\nCREATE CONTEXT Evening START 18:00 END 23:30;\n"
+                  "@once CONTEXT Evening SELECT 1 AS one FROM PATTERN [timer:at(18:00)];")
+    assert any("timer:at(18:00) can never fire in Evening: its instances run from 18:00 to "
+               "23:30 and it waits for the next one strictly after it starts, a day later"
+               in line for line in diagnostics_text(loaded)), diagnostics_text(loaded)
+    fine = load("CREATE EVENT A (x INT);\nCREATE CONTEXT Evening START 18:00 END 23:30;\n"
+                "@once CONTEXT Evening SELECT 1 AS one FROM PATTERN [timer:at(18:01)];")
+    assert not any("never fire" in line for line in diagnostics_text(fine))

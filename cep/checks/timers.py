@@ -105,16 +105,21 @@ def warn_timers(pattern: ast.Pattern, context: str, bounds: list[Longest],
                                     "the timer or make the context longer", node.span)
         elif isinstance(node, ast.TimerAt) and isinstance(node.at, ast.ClockTime):
             at = node.at.hour * 60 + node.at.minute
+            # (at the START itself it cannot fire either: it waits for the next such time
+            # strictly after it started, and the instance starts at that time)
             outside = next((bound for bound in bounds
-                            if bound.window is not None and not _inside(at, bound.window)),
+                            if bound.window is not None and (not _inside(at, bound.window)
+                                                             or at == bound.window[0])),
                            None)
             if outside is not None and outside.window is not None:
                 never = True
                 part = f" (its part {outside.context})" if outside.context != context else ""
+                why = (" and it waits for the next one strictly after it starts, a day later"
+                       if at == outside.window[0] else "")
                 diagnostics.warning(
                     f"timer:at({_clock(at)}) can never fire in {context}: its instances{part} "
-                    f"run from {_clock(outside.window[0])} to {_clock(outside.window[1])}; "
-                    "pick a time inside them", node.at.span)
+                    f"run from {_clock(outside.window[0])} to {_clock(outside.window[1])}"
+                    f"{why}; pick a time inside them", node.at.span)
     if never:
         return
     timer = final_timer(pattern)
