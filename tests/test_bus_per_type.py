@@ -28,7 +28,7 @@ from cep.adapters.mqtt import BrokerSettings, ReceivedMessage
 from cep.checks.loader import load_texts
 from cep.cli import main
 from cep.runtime.engine import Engine
-from tests.broker import WAIT, Broker, BusClient, require_mosquitto, wait_until
+from tests.broker import WAIT, BusClient, wait_until
 
 T0 = 1_800_000_000.0
 TIMING = re.compile(r" in \d+\.\d+ s \([\d,]+ events/s\)$")
@@ -317,13 +317,6 @@ def test_the_live_runner_counts_each_type(topic, payload, by_type, bad, unmatche
     assert sorted(o["rule"] for o in outputs) == sorted(
         {"Device": "battery", "Motion": "motion", "Temp": "temp"}[t] for t in by_type)
 
-
-@pytest.fixture
-def broker(tmp_path: Path):
-    require_mosquitto()
-    running = Broker(tmp_path).start()
-    yield running
-    running.stop()
 
 
 @pytest.mark.mqtt

@@ -84,15 +84,6 @@ def cep_run(tmp_path: Path, url: str, *extra: str) -> CepProcess:
                        "0.1", "--reconnect-max", "0.5", *extra], cwd=tmp_path)
 
 
-@pytest.fixture
-def broker(tmp_path: Path):
-    require_mosquitto()
-    folder = tmp_path / "broker"
-    folder.mkdir()
-    running = Broker(folder).start()
-    yield running
-    running.stop()
-
 
 # ====================================================================== escaping, masking
 

@@ -45,15 +45,6 @@ def no_cep_left_running():
     CepProcess.kill_all()
 
 
-@pytest.fixture
-def broker(tmp_path: Path):
-    require_mosquitto()
-    folder = tmp_path / "broker"
-    folder.mkdir()
-    running = Broker(folder).start()
-    yield running
-    running.stop()
-
 
 @pytest.fixture
 def rules(tmp_path: Path) -> Path:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,7 @@ from cep.adapters.live import LiveRunner, RecordStats, record
 from cep.adapters.mqtt import BrokerSettings, MqttConnection
 from cep.adapters.trace import TraceWriter
 from cep.checks.loader import load_texts
-from tests.broker import WAIT, Broker, BusClient, require_mosquitto, wait_until
+from tests.broker import WAIT, BusClient, wait_until
 
 pytestmark = pytest.mark.mqtt
 
@@ -44,13 +43,6 @@ class TestClock:
     def __call__(self) -> float:
         return self.now
 
-
-@pytest.fixture
-def broker(tmp_path: Path):
-    require_mosquitto()
-    running = Broker(tmp_path).start()
-    yield running
-    running.stop()
 
 
 def test_timers_fire_on_the_runner_clock_while_the_bus_is_quiet(broker):

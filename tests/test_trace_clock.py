@@ -26,7 +26,7 @@ from cep.adapters.replay import replay
 from cep.adapters.trace import TraceClock, TraceMessage, TraceReader, TraceWriter
 from cep.checks.loader import load_texts
 from cep.cli import main
-from tests.broker import WAIT, Broker, BusClient, CepProcess, require_mosquitto, wait_until
+from tests.broker import WAIT, BusClient, CepProcess, wait_until
 
 RULES = """\
 SET TIMEZONE 'UTC';
@@ -278,15 +278,6 @@ PUBLISH 'home/later' PAYLOAD {"after": action} QOS 1;
 @name('pressed') CONTEXT Always SELECT action FROM Button;
 """
 
-
-@pytest.fixture
-def broker(tmp_path: Path):
-    require_mosquitto()
-    folder = tmp_path / "broker"
-    folder.mkdir()
-    running = Broker(folder).start()
-    yield running
-    running.stop()
 
 
 @pytest.mark.mqtt
