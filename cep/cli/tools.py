@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import IO
 
 from cep.cli.common import (
     EXIT_OK,
@@ -48,14 +49,27 @@ def add_tool_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
                     "ordonez: the UCI ADL binary-sensor interval files (*_Sensors.txt), each "
                     "interval ON at its start and OFF at its end on ordonez/<Location>. "
                     "Messages are written in time order; bad lines are reported as "
-                    "FILE:LINE on stderr and skipped.")
-    dataset.add_argument("format", choices=DATASET_FORMATS, metavar="FORMAT",
-                         help="casas or ordonez")
-    dataset.add_argument("file", metavar="FILE", help="the dataset file")
-    dataset.add_argument("--tz", default="UTC", metavar="ZONE",
+                    "FILE:LINE on stderr and skipped. zigbee2mqtt: not a trace but a rule "
+                    "file: zigbee2mqtt's device list (the bridge/devices message, from FILE "
+                    "or --broker) as one CREATE EVENT per device.")
+    dataset.add_argument("format", choices=(*DATASET_FORMATS, "zigbee2mqtt"), metavar="FORMAT",
+                         help="casas, ordonez or zigbee2mqtt")
+    dataset.add_argument("file", metavar="FILE", nargs="?",
+                         help="the dataset file (zigbee2mqtt: a saved bridge/devices message; "
+                              "or --broker)")
+    dataset.add_argument("--tz", metavar="ZONE",
                          help="the zone the file's times are local to (default UTC); the "
                               "trace is written with its offsets")
-    dataset.add_argument("--out", metavar="FILE", help="write the trace to FILE, not stdout")
+    dataset.add_argument("--out", metavar="FILE",
+                         help="write the trace (zigbee2mqtt: the rules) to FILE, not stdout")
+    dataset.add_argument("--broker", metavar="URL",
+                         help="zigbee2mqtt: read the retained device list from this broker, "
+                              "mqtt://[user[:pass]@]host[:port] or mqtts://...")
+    dataset.add_argument("--base-topic", default=None, metavar="TOPIC",
+                         help="zigbee2mqtt: its base topic (default zigbee2mqtt)")
+    dataset.add_argument("--timeout", type=float, default=None, metavar="S",
+                         help="zigbee2mqtt --broker: seconds to wait for the device list "
+                              "(default 10)")
     dataset.set_defaults(handler=run_import)
 
     graph = commands.add_parser(
@@ -107,6 +121,14 @@ SHOWN_WHEN_NOTHING_USABLE = 5
 def run_import(args: argparse.Namespace) -> int:
     from cep.tools.importers import ImportRefused, ImportStats, read, write_trace
 
+    if args.format == "zigbee2mqtt":
+        return run_import_zigbee2mqtt(args)
+    for option, value in (("--broker", args.broker), ("--base-topic", args.base_topic),
+                          ("--timeout", args.timeout)):
+        if value is not None:
+            raise CliError(f"{option} is for zigbee2mqtt only")
+    if args.file is None:
+        raise CliError(f"{args.format} needs a FILE")
     tz = time_zone(args.tz)
     if os.path.isdir(args.file):
         raise CliError(f"cannot read {args.file}: it is a folder, not a file")
@@ -141,6 +163,53 @@ def run_import(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
     print(stats.summary(args.file), file=sys.stderr)
+    return EXIT_OK
+
+
+def run_import_zigbee2mqtt(args: argparse.Namespace) -> int:
+    from cep.tools.importers import zigbee2mqtt as z2m
+
+    if args.tz is not None:
+        raise CliError("--tz is not for zigbee2mqtt: a device list has no times")
+    if (args.file is None) == (args.broker is None):
+        raise CliError("zigbee2mqtt reads a FILE or --broker URL (one of them)")
+    if args.timeout is not None and args.broker is None:
+        raise CliError("--timeout is for --broker")
+    base = args.base_topic if args.base_topic is not None else z2m.BASE_TOPIC
+    timeout = args.timeout if args.timeout is not None else z2m.FETCH_TIMEOUT
+    problem = z2m.base_topic_problem(base) or (
+        None if timeout > 0 else "--timeout must be more than 0 seconds")
+    if problem:
+        raise CliError(problem)
+    try:
+        if args.broker is not None:
+            data, source = z2m.read_from_broker(args.broker, base, timeout)
+        else:
+            source = args.file
+            if os.path.isdir(args.file):
+                raise CliError(f"cannot read {args.file}: it is a folder, not a file")
+            try:
+                with open(args.file, "rb") as handle:
+                    data = handle.read()
+            except OSError as exc:
+                raise CliError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
+        text, summary = z2m.device_rules(z2m.parse_device_list(data, source), source, base)
+    except z2m.BrokerUsageError as exc:
+        raise CliError(str(exc)) from exc
+    except z2m.DeviceListError as exc:
+        raise CliError(f"{exc}; nothing written", EXIT_PROBLEM) from exc
+
+    def write(out: IO[str]) -> None:
+        out.write(text)
+
+    try:
+        if args.out:
+            replace_file(args.out, write)
+        else:
+            sys.stdout.write(text)
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
+    print(summary, file=sys.stderr)
     return EXIT_OK
 
 

@@ -1,8 +1,10 @@
-"""Public smart-home datasets turned into traces (`cep import`; see docs/datasets.md).
+"""What homes already have, turned into cep's inputs (`cep import`; see docs/datasets.md).
 
-Each importer reads its format line by line and yields bus messages; bad lines are
-reported as FILE:LINE and counted, never fatal. `write_trace` puts the messages in time
-order and writes them in the trace format of ../shared/spec/cli.md.
+Public smart-home datasets become traces: each importer reads its format line by line and
+yields bus messages; bad lines are reported as FILE:LINE and counted, never fatal.
+`write_trace` puts the messages in time order and writes them in the trace format of
+docs/cli.md. `zigbee2mqtt` turns zigbee2mqtt's device list into a rule file of CREATE
+EVENT declarations.
 """
 
 from __future__ import annotations
