@@ -50,10 +50,12 @@ from typing import Any, Protocol
 
 from cep.adapters.badmessages import BadMessageReporter
 from cep.adapters.bus import BadMessage, BusMapping, PathCount
+from cep.adapters.ha_discovery import HaDiscovery
 from cep.adapters.jsonlib import dumps_compact
 from cep.adapters.mqtt import INBOX_SIZE, BrokerSettings, MqttConnection, ReceivedMessage
 from cep.adapters.trace import TraceWriter
 from cep.language.catalog import Catalog
+from cep.language.diagnostics import plural
 from cep.runtime.engine import Engine
 from cep.runtime.limits import MAX_PARTITION_INSTANCES
 from cep.runtime.output import Output, Sink
@@ -177,16 +179,18 @@ class LiveStats:
 
     def summary(self, elapsed: float) -> str:
         rate = self.messages / elapsed if elapsed > 0 else 0.0
-        return (f"live: {self.messages} messages ({rate:,.1f}/s), {self.events} events, "
-                f"{self.retained_ignored} retained ignored, {self.bad_messages} bad messages, "
-                f"{self.unmatched} unmatched, {self.outputs} outputs, "
-                f"{self.actions - self.actions_unsent} actions published "
+        published = self.actions - self.actions_unsent
+        return (f"live: {plural(self.messages, 'message')} ({rate:,.1f}/s), "
+                f"{plural(self.events, 'event')}, {self.retained_ignored} retained ignored, "
+                f"{plural(self.bad_messages, 'bad message')}, {self.unmatched} unmatched, "
+                f"{plural(self.outputs, 'output')}, "
+                f"{plural(published, 'action published', 'actions published')} "
                 f"({self.action_failures} dropped"
                 + (f", {self.actions_unsent} never sent" if self.actions_unsent else "")
                 + (f", {self.actions_refused} not sent: refused topic or size"
                    if self.actions_refused else "")
-                + f"), {self.reconnects} reconnects, inbox peak {self.inbox_peak:,} of "
-                  f"{self.inbox_size:,}, in {elapsed:.1f} s")
+                + f"), {plural(self.reconnects, 'reconnect')}, inbox peak "
+                  f"{self.inbox_peak:,} of {self.inbox_size:,}, in {elapsed:.1f} s")
 
 
 def payload_bytes(payload: Any) -> bytes:
@@ -224,7 +228,10 @@ class LiveRunner:
                  show_contexts: bool = False, record: TraceWriter | None = None,
                  ticker: LiveTicker | None = None, idle_wake: float = IDLE_WAKE,
                  inbox_size: int = INBOX_SIZE,
-                 max_instances: int = MAX_PARTITION_INSTANCES) -> None:
+                 max_instances: int = MAX_PARTITION_INSTANCES,
+                 ha_discovery: str | None = None) -> None:
+        """`ha_discovery`: the Home Assistant discovery prefix, to announce the rules and
+        contexts as entities (adapters/ha_discovery.py); None for none."""
         self.report = report
         self.idle_wake = idle_wake
         self.clock = clock
@@ -234,17 +241,36 @@ class LiveRunner:
         self.inbox = Inbox(inbox_size)
         self.bus = BusMapping.from_catalog(catalog, tz)
         self.stats = LiveStats(broker=settings.display, inbox_size=inbox_size)
-        self.connection = MqttConnection(settings, self.bus.subscriptions(),
+        # Home Assistant discovery sees every record, context-start/end lines included
+        # (the engine makes them for it; they reach the output only with show_contexts).
+        self.show_contexts = show_contexts
+        self.discovery: HaDiscovery | None = None
+        filters = self.bus.subscriptions()
+        if ha_discovery is not None:
+            self.discovery = HaDiscovery(catalog, settings.client_id, settings.status_topic,
+                                         self._discovery_send, tz, ha_discovery)
+            filters = [*filters, self.discovery.topic]
+        self.connection = MqttConnection(settings, filters,
                                          self.inbox.put_message, report, clock,
                                          on_give_up=self._gave_up)
         self._sink = sink
-        self.engine = Engine(catalog, self._emit, tz, warn=report, show_contexts=show_contexts,
+        self.engine = Engine(catalog, self._emit, tz, warn=report,
+                             show_contexts=show_contexts or self.discovery is not None,
                              max_instances=max_instances)
         self.reporter = BadMessageReporter(report)
         # payload paths that did not resolve: `TOPIC: Type.attr: path P missing`
         self.paths = BadMessageReporter(report, label="")
 
+    def _discovery_send(self, topic: str, payload: bytes, retain: bool) -> None:
+        """Discovery's messages: QoS 1 into paho's queue, not counted as actions."""
+        self.connection.client.publish(topic, payload, qos=1, retain=retain)
+
     def _emit(self, record: Output) -> None:
+        if self.discovery is not None:
+            self.discovery.output(record)
+            if not self.show_contexts and record["kind"] in ("context-start", "context-end"):
+                self.engine.stats["outputs"] -= 1  # made for discovery only: not an output
+                return
         if record["kind"] == "publish":
             connection = self.connection
             refused = connection.refused
@@ -280,6 +306,8 @@ class LiveRunner:
             if self.record is not None:  # before any message
                 self.record.start(stats.started)
             self.engine.start(stats.started)
+            if self.discovery is not None:  # queued in paho until connected
+                self.discovery.start()
             in_order = False
             try:
                 self.connection.start()
@@ -355,6 +383,8 @@ class LiveRunner:
             self.ticker.tick(self.engine, stats)
 
     def _take(self, message: ReceivedMessage) -> None:
+        if self.discovery is not None and self.discovery.receive(message):
+            return  # discovery's own topic
         stats = self.stats
         stats.messages += 1
         if message.retain and not self.take_retained:
@@ -413,7 +443,7 @@ class RecordStats:
     gave_up: str | None = None  # why the connection stopped reconnecting (exit status 1)
 
     def summary(self, path: str, elapsed: float) -> str:
-        return (f"{path}: recorded {self.messages} messages in {elapsed:.1f} s "
+        return (f"{path}: recorded {plural(self.messages, 'message')} in {elapsed:.1f} s "
                 f"({self.retained_ignored} retained ignored, inbox peak {self.inbox_peak:,})")
 
 

@@ -32,6 +32,7 @@ from cep.adapters.badmessages import BadMessageReporter
 from cep.adapters.bus import BadMessage, BusMapping, PathCount
 from cep.adapters.trace import TraceClock, TraceEvent, TraceReader
 from cep.language.catalog import Catalog
+from cep.language.diagnostics import plural
 from cep.runtime.engine import Engine
 from cep.runtime.limits import MAX_PARTITION_INSTANCES
 from cep.runtime.output import Sink
@@ -44,18 +45,25 @@ Tick = Callable[[Engine, "ReplayStats", bool], None]
 TICK_EVERY = 256
 MAX_UNMATCHED_TOPICS = 1000  # topics counted one by one; the others together
 OTHER_TOPICS = "(other topics)"
+STDIN_NAME = "<stdin>"  # what reports and the summary call `--trace -`
 
 
 @dataclass
 class ReplayStats:
-    lines: int = 0            # trace records read (good lines)
+    lines: int = 0            # trace records read (good lines: messages and clock marks)
     events: int = 0           # engine events made from them
     bad_lines: int = 0
-    bad_messages: int = 0
+    bad_messages: int = 0     # one for each type that could not read a message
     unmatched: int = 0        # bus messages whose topic no CREATE EVENT declares
     outputs: int = 0
     seconds: float = 0.0      # wall time of the replay
     unmatched_topics: dict[str, int] = field(default_factory=dict)
+    # the parts of the trace's lines, for the summary (they add up to total_lines):
+    total_lines: int = 0      # every line of the file read, blank ones included
+    blank_lines: int = 0
+    clock_marks: int = 0
+    event_lines: int = 0      # messages (and engine-event lines) that made events
+    bad_message_lines: int = 0  # messages that made no event: no type could read them
     # from the engine's stats at the end (shown in the summary when not zero):
     rule_errors: int = 0      # a filter, WHERE, SELECT or timer that raised
     action_errors: int = 0    # actions not carried out (a topic or payload refused)
@@ -69,22 +77,45 @@ class ReplayStats:
     position: int | None = None  # bytes of the trace read
     clock: float | None = None   # the trace's time as played (paced with --speed)
 
+    @property
+    def messages(self) -> int:
+        """The trace's message (and engine-event) lines: those that made events, the
+        unmatched ones and those no type could read."""
+        return self.event_lines + self.unmatched + self.bad_message_lines
+
     def summary(self, trace_name: str) -> str:
+        """One line: the trace's lines and what they were, then what the replay made.
+
+        `trace.jsonl: 39 lines: 30 messages (27 with events, 2 unmatched, 1 bad), 1
+        clock mark, 6 bad lines, 1 blank, 1 skipped after the stop mark; 28 events, 2
+        bad messages, 4 outputs in 0.002 s (2,144 events/s)`: the parts after `39
+        lines:` add up to it, and so do those in brackets to the messages.
+        """
         rate = self.events / self.seconds if self.seconds > 0 else 0.0
-        problems = "".join(
-            f", {count} {one if count == 1 else many}" for count, one, many in (
-                (self.rule_errors, "rule error", "rule errors"),
-                (self.action_errors, "action error", "action errors"),
-                (self.nulled, "value written as null", "values written as null"),
-                (self.refused_keys, "event of a new partition key refused",
-                 "events of new partition keys refused"),
-                (self.after_stop, "line after the stop mark skipped",
-                 "lines after the stop mark skipped"))
+        kinds = [f"{self.event_lines} with events"]
+        if self.unmatched:
+            kinds.append(f"{self.unmatched} unmatched")
+        if self.bad_message_lines:
+            kinds.append(f"{self.bad_message_lines} bad")
+        parts = [f"{plural(self.messages, 'message')} ({', '.join(kinds)})"]
+        if self.clock_marks:
+            parts.append(plural(self.clock_marks, "clock mark"))
+        parts.append(plural(self.bad_lines, "bad line"))
+        if self.blank_lines:
+            parts.append(f"{self.blank_lines} blank")
+        if self.after_stop:
+            parts.append(f"{self.after_stop} skipped after the stop mark")
+        made = [plural(self.events, "event"), plural(self.bad_messages, "bad message"),
+                plural(self.outputs, "output")]
+        made.extend(plural(count, one, many) for count, one, many in (
+            (self.rule_errors, "rule error", None),
+            (self.action_errors, "action error", None),
+            (self.nulled, "value written as null", "values written as null"),
+            (self.refused_keys, "event of a new partition key refused",
+             "events of new partition keys refused"))
             if count)
-        return (f"{trace_name}: {self.lines} lines, {self.events} events, "
-                f"{self.bad_lines} bad lines, {self.bad_messages} bad messages, "
-                f"{self.unmatched} unmatched, {self.outputs} outputs{problems} in "
-                f"{self.seconds:.3f} s ({rate:,.0f} events/s)")
+        return (f"{trace_name}: {plural(self.total_lines, 'line')}: {', '.join(parts)}; "
+                f"{', '.join(made)} in {self.seconds:.3f} s ({rate:,.0f} events/s)")
 
     def path_lines(self, trace_name: str) -> list[str]:
         """One line per declared PAYLOAD path that did not resolve, printed before the
@@ -192,8 +223,10 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
            show_contexts: bool = False, tick: Tick | None = None,
            sleep: Callable[[float], None] = time.sleep,
            wall_clock: Callable[[], float] = time.monotonic,
-           max_instances: int = MAX_PARTITION_INSTANCES) -> ReplayStats:
+           max_instances: int = MAX_PARTITION_INSTANCES,
+           trace_name: str | None = None) -> ReplayStats:
     """Replay a trace; `sleep` and `wall_clock` are what --speed waits on (tests fake them).
+    `trace_name` is what reports call the trace (default: its path; STDIN_NAME for stdin).
 
     With a tick hook, events are counted per type in `stats.events_by_type` (without
     one, they are not counted at all).  `max_instances`: the live instances one
@@ -201,7 +234,7 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
     """
     stats = ReplayStats()
     bus = BusMapping.from_catalog(catalog, tz)
-    reader = TraceReader(trace_path, tz, report=report)
+    reader = TraceReader(trace_path, tz, report=report, name=trace_name)
     where = _Where(reader.name)
     engine = Engine(catalog, sink, tz, warn=lambda message: report(f"{where}: {message}"),
                     show_contexts=show_contexts, max_instances=max_instances)
@@ -223,7 +256,8 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
         if pacer is not None:
             _paced_advance(engine, pacer, record.ts)
         if isinstance(record, TraceClock):  # a start mark starts the clock, a stop mark
-            engine.advance(record.ts)         # moves it (the reader gives nothing after)
+            stats.clock_marks += 1            # moves it (the reader gives nothing after)
+            engine.advance(record.ts)
             continue
         try:
             if isinstance(record, TraceEvent):
@@ -241,17 +275,21 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
                 if missing:  # declared paths that did not resolve: the events go on
                     paths.bad(record.topic, "; ".join(map(str, missing)), record.ts)
                 if not events:
-                    if not problems:
+                    if problems:
+                        stats.bad_message_lines += 1
+                    else:
                         stats.count_unmatched(record.topic)
                     # a line that makes no event is still an instant the clock reaches
                     engine.advance(record.ts)
                     continue
         except BadMessage as exc:  # the whole message (or trace event) is bad
             stats.bad_messages += 1
+            stats.bad_message_lines += 1
             topic = record.type if isinstance(record, TraceEvent) else record.topic
             reporter.bad(topic, exc.reason, record.ts)
             engine.advance(record.ts)
             continue
+        stats.event_lines += 1
         for event in events:
             stats.events += 1
             if by_type is not None:
@@ -271,6 +309,8 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
     stats.nulled = counted["nulled"]
     stats.refused_keys = counted["refused_keys"]
     stats.after_stop = reader.after_stop
+    stats.total_lines = reader.lines_read
+    stats.blank_lines = reader.blank
     stats.missing_paths = bus.missing_paths()
     if tick is not None:
         stats.clock = engine.now

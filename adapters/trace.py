@@ -247,6 +247,8 @@ class TraceReader:
         self.skipped = 0
         self.records = 0
         self.after_stop = 0
+        self.lines_read = 0  # every line of the file read, blank ones included
+        self.blank = 0       # blank lines (skipped without a word)
         self.stopped: int | None = None
         self._handle: IO[bytes] | None = None
         self._read_to: int | None = None  # where reading ended, once it has
@@ -269,7 +271,7 @@ class TraceReader:
             self._report(f"{self.name}:{number}: {reason}")
 
     def __iter__(self) -> Iterator[TraceRecord]:
-        self.skipped = self.records = self.after_stop = 0
+        self.skipped = self.records = self.after_stop = self.lines_read = self.blank = 0
         self.stopped = None
         with open(self.path, "rb") as handle:
             self._handle = handle
@@ -288,7 +290,9 @@ class TraceReader:
         last_raw: Any = None
         first_line = 0  # the first good line
         large = MAX_PAYLOAD  # a line longer than this may hold a payload too large
+        number = 0
         for number, raw in enumerate(lines, 1):
+            self.lines_read = number
             size = len(raw)
             if size > large and size > MAX_LINE:
                 self._skip(number, f"the line is {size:,} bytes long (at most "
@@ -300,6 +304,7 @@ class TraceReader:
                 if number == 1 and raw.startswith(_BOM):
                     raw = raw[len(_BOM):]
                 if not raw or raw.isspace():
+                    self.blank += 1
                     continue
                 try:
                     data = loads(raw)
@@ -339,7 +344,9 @@ class TraceReader:
         read, and reported once."""
         first = count = 0
         for number, raw in enumerate(lines, stop_line + 1):
+            self.lines_read = number
             if raw.isspace() or not raw:
+                self.blank += 1
                 continue
             count += 1
             if not first:

@@ -27,6 +27,7 @@ from cep.adapters.live import LiveRunner
 from cep.adapters.mqtt import BrokerSettings, ReceivedMessage
 from cep.checks.loader import load_texts
 from cep.cli import main
+from cep.language.diagnostics import plural
 from cep.runtime.engine import Engine
 from tests.broker import WAIT, BusClient, wait_until
 
@@ -176,9 +177,18 @@ def output(minute: int, rule: str, attrs: dict) -> dict:
             "type": rule, "context": None, "key": None, "attrs": attrs}
 
 
-def summary(lines: int, events: int, bad: int, unmatched: int, outputs: int) -> str:
-    return (f"t.jsonl: {lines} lines, {events} events, 0 bad lines, {bad} bad messages, "
-            f"{unmatched} unmatched, {outputs} outputs")
+def summary(with_events: int, events: int, bad: int, outputs: int, unmatched: int = 0,
+            unreadable: int = 0) -> str:
+    """The replay summary without the timing: the messages that made events, were
+    unmatched, or that no type could read (`bad`), then the events, bad messages (one per
+    type that could not read a message) and outputs."""
+    messages = with_events + unmatched + unreadable
+    kinds = [f"{with_events} with events"] + [
+        f"{count} {what}" for count, what in ((unmatched, "unmatched"), (unreadable, "bad"))
+        if count]
+    return (f"t.jsonl: {plural(messages, 'line')}: {plural(messages, 'message')} "
+            f"({', '.join(kinds)}), 0 bad lines; {plural(events, 'event')}, "
+            f"{plural(bad, 'bad message')}, {plural(outputs, 'output')}")
 
 
 # (id, trace lines, output lines, stderr lines without the timing)
@@ -187,15 +197,15 @@ REPLAYS = [
      [message(0, HALL, {"battery": 80, "occupancy": True})],
      [output(0, "battery", {"device": "hall", "battery": 80}),
       output(0, "motion", {"device": "hall", "occupancy": True})],
-     [summary(1, 2, 0, 0, 2)]),
+     [summary(1, 2, 0, 2)]),
     ("one type bad: the other's event still arrives, one bad message naming the type",
      [message(0, HALL, {"battery": "low", "occupancy": True})],
      [output(0, "motion", {"device": "hall", "occupancy": True})],
-     [BATTERY_LOW.format(line=1), summary(1, 1, 1, 0, 1)]),
+     [BATTERY_LOW.format(line=1), summary(1, 1, 1, 1)]),
     ("both types bad: two bad messages (the second held back by the topic's limit)",
      [message(0, HALL, {"battery": "low", "occupancy": "maybe"})],
      [],
-     [BATTERY_LOW.format(line=1), summary(1, 0, 2, 0, 0)]),
+     [BATTERY_LOW.format(line=1), summary(0, 0, 2, 0, unreadable=1)]),
     ("the held-back type's failure is reported a minute later, with the count",
      [message(0, HALL, {"battery": "low", "occupancy": "maybe"}),
       message(1, HALL, {"battery": 80, "occupancy": "maybe"})],
@@ -203,29 +213,29 @@ REPLAYS = [
      [BATTERY_LOW.format(line=1),
       f"t.jsonl:2: bad message on zigbee2mqtt/hall: {MAYBE} "
       "(and 1 more on this topic since the last report)",
-      summary(2, 1, 3, 0, 1)]),
+      summary(1, 1, 3, 1, unreadable=1)]),
     ("not JSON: a bad message for each type",
      [message(0, HALL, "oops")],
      [],
      ['t.jsonl:1: bad message on zigbee2mqtt/hall: payload "oops" is not valid JSON '
-      "(Device expects a JSON object)", summary(1, 0, 2, 0, 0)]),
+      "(Device expects a JSON object)", summary(0, 0, 2, 0, unreadable=1)]),
     ("a payload over the limit is one bad message, however many types",
      [message(0, HALL, BIG)],
      [],
      [f"t.jsonl:1: bad message on zigbee2mqtt/hall: the payload is "
       f"{len(dumps_compact(BIG)):,} "
-      f"bytes (at most {MAX_PAYLOAD:,} are read)", summary(1, 0, 1, 0, 0)]),
+      f"bytes (at most {MAX_PAYLOAD:,} are read)", summary(0, 0, 1, 0, unreadable=1)]),
     ("one type bad on its own topic: as before",
      [message(0, "home/temp", {"value": "hot"}), message(1, "home/temp", {"value": 20})],
      [output(1, "temp", {"value": 20.0})],
      ['t.jsonl:1: bad message on home/temp: Temp.value: "hot" is not a FLOAT',
-      summary(2, 1, 1, 0, 1)]),
+      summary(1, 1, 1, 1, unreadable=1)]),
     ("unmatched, and events given directly, are unchanged",
      [message(0, "zigbee2mqtt/hall/set", {"battery": "low"}),
       {"ts": at(1), "event": "Motion", "device": "attic", "occupancy": "ON"},
       {"ts": at(2), "event": "Motion", "device": "attic", "occupancy": "maybe"}],
      [output(1, "motion", {"device": "attic", "occupancy": True})],
-     [f"t.jsonl:3: bad message on Motion: {MAYBE}", summary(3, 1, 1, 1, 1)]),
+     [f"t.jsonl:3: bad message on Motion: {MAYBE}", summary(1, 1, 1, 1, unmatched=1, unreadable=1)]),
 ]
 
 

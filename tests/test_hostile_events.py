@@ -164,7 +164,8 @@ def test_the_cli_replays_a_year_10000_trace_to_its_end(tmp_path, capsys, monkeyp
     assert f't.jsonl:3: bad "ts" "9999-12-31T23:59:59Z": {RANGE}' in err
     assert "t.jsonl:4: bad message on home/stamped: Stamped.at: 253402300800000 is not" in err
     assert err.splitlines()[-1].startswith(
-        "t.jsonl: 3 lines, 2 events, 2 bad lines, 1 bad messages, 0 unmatched, 4 outputs in ")
+        "t.jsonl: 5 lines: 3 messages (2 with events, 1 bad), 2 bad lines; 2 events, "
+        "1 bad message, 4 outputs in ")
 
 
 def test_until_out_of_range_is_a_usage_error(tmp_path, capsys):

@@ -150,7 +150,7 @@ def test_a_qos1_action_raised_while_disconnected(broker_back, broker):
         runner.stop()
         thread.join(WAIT)
     assert not thread.is_alive()
-    expected = "1 actions published (0 dropped)" if broker_back else \
+    expected = "1 action published (0 dropped)" if broker_back else \
         "0 actions published (0 dropped, 1 never sent)"
     summary = runner.stats.summary(1.0)
     assert expected in summary, summary

@@ -109,7 +109,7 @@ def test_run_view_shows_the_live_engine(tmp_path):
         if bus is not None:
             bus.close()
         broker.stop()
-    assert "live: 1 messages" in view.screen  # the summary line under the last frame
+    assert "live: 1 message " in view.screen  # the summary line under the last frame
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(o["kind"], o["rule"]) for o in lines] == [("event", "hot"), ("publish", "hot")]
 

@@ -172,7 +172,8 @@ def test_replay_reports_missing_paths_once_per_topic_a_minute_and_sums_them_up(
         f"{name}: WasherPower.voltage: path ENERGY.Voltage missing in 1 of 5 messages",
         f"{name}: WasherPower.power: path ENERGY.Power missing in 4 of 5 messages",
         f"{name}: WasherPower.phase: path ENERGY.Phases.0 missing in 1 of 5 messages",
-        f"{name}: 6 lines, 10 events, 0 bad lines, 0 bad messages, 1 unmatched, 5 outputs",
+        f"{name}: 6 lines: 6 messages (5 with events, 1 unmatched), 0 bad lines; 10 events, "
+        "0 bad messages, 5 outputs",
     ]
 
 
@@ -185,7 +186,8 @@ def test_a_replay_without_missing_paths_says_nothing_more(tmp_path: Path, capsys
     assert main(["replay", str(rules), "--trace", str(trace)]) == 0
     err = capsys.readouterr().err.splitlines()
     assert [TIMING.sub("", line) for line in err] == [
-        f"{trace}: 1 lines, 2 events, 0 bad lines, 0 bad messages, 0 unmatched, 1 outputs"]
+        f"{trace}: 1 line: 1 message (1 with events), 0 bad lines; 2 events, 0 bad messages, "
+        "1 output"]
 
 
 def test_the_live_runner_reports_missing_paths_and_sums_them_up():

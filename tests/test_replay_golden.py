@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from cep.cli import main
+from cep.language.diagnostics import plural
 from cep.tools.testing.scenario import find_scenarios, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,5 +74,6 @@ def test_replay_of_scenario_matches_its_expected_file(path, capsys):
     assert main(args) == 0
     captured = capsys.readouterr()
     assert captured.out == scenario.expected_file.read_text(encoding="utf-8")
-    assert f"{scenario.bad_lines} bad lines, {scenario.bad_messages} bad messages" \
-        in captured.err.splitlines()[-1]
+    summary = captured.err.splitlines()[-1]
+    assert f", {plural(scenario.bad_lines, 'bad line')}" in summary
+    assert f", {plural(scenario.bad_messages, 'bad message')}, " in summary

@@ -206,7 +206,7 @@ def test_rule_errors_fail_the_scenario(tmp_path, capsys):
     (tmp_path / "rules.epl").write_text(RULES.replace("state = 'ON'", "stat = 'ON'"))
     status, out, _ = run_test(capsys, path)
     assert status == 1
-    assert out[0] == f"FAIL {path}: the rules have 1 error(s); nothing was run"
+    assert out[0] == f"FAIL {path}: the rules have 1 error; nothing was run"
     assert any("unknown name `stat`" in line for line in out[1:])
     assert not any("nothing was run" in line for line in out[1:])
 

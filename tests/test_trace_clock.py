@@ -26,6 +26,7 @@ from cep.adapters.replay import replay
 from cep.adapters.trace import TraceClock, TraceMessage, TraceReader, TraceWriter
 from cep.checks.loader import load_texts
 from cep.cli import main
+from cep.language.diagnostics import plural
 from tests.broker import WAIT, BusClient, CepProcess, wait_until
 
 RULES = """\
@@ -87,10 +88,28 @@ def run_replay(tmp_path: Path, capsys, lines: list[str], *args: str
                      for line in captured.err.splitlines()]
 
 
-def summary(lines: int, events: int, bad_lines: int, bad: int, unmatched: int, outputs: int,
-            more: str = "") -> str:
-    return (f"t.jsonl: {lines} lines, {events} events, {bad_lines} bad lines, {bad} bad "
-            f"messages, {unmatched} unmatched, {outputs} outputs{more}")
+def summary(with_events: int, events: int, outputs: int, *, unmatched: int = 0,
+            unreadable: int = 0, marks: int = 0, bad_lines: int = 0, blank: int = 0,
+            after: int = 0, bad: int = 0, more: str = "") -> str:
+    """The replay summary, timing left out: the trace's lines and their parts (messages
+    with events, unmatched or that no type could read; clock marks, bad lines, blank
+    lines, lines after the stop mark), then what the replay made."""
+    messages = with_events + unmatched + unreadable
+    total = messages + marks + bad_lines + blank + after
+    kinds = [f"{with_events} with events"] + [
+        f"{count} {what}" for count, what in ((unmatched, "unmatched"), (unreadable, "bad"))
+        if count]
+    parts = [f"{plural(messages, 'message')} ({', '.join(kinds)})"]
+    if marks:
+        parts.append(plural(marks, "clock mark"))
+    parts.append(plural(bad_lines, "bad line"))
+    if blank:
+        parts.append(f"{blank} blank")
+    if after:
+        parts.append(f"{after} skipped after the stop mark")
+    return (f"t.jsonl: {plural(total, 'line')}: {', '.join(parts)}; "
+            f"{plural(events, 'event')}, {plural(bad, 'bad message')}, "
+            f"{plural(outputs, 'output')}{more}")
 
 
 # (name, trace lines, --until, outputs, stderr)
@@ -98,39 +117,39 @@ CLOCK_START = [
     ("only unmatched lines: the evening opens and the timers run from the first",
      [rain("18:30"), rain("20:45")], None,
      ["18:30:00 context-start Evening", "19:30:00 hourly", "20:30:00 hourly"],
-     [summary(2, 0, 0, 0, 2, 3)]),
+     [summary(0, 0, 3, unmatched=2)]),
     ("only unmatched lines, with --until",
      [rain("18:30"), rain("20:45")], at("23:30"),
      ["18:30:00 context-start Evening", "19:30:00 hourly", "20:30:00 hourly",
       "21:30:00 hourly", "22:30:00 hourly", "23:00:00 context-end Evening", "23:30:00 hourly"],
-     [summary(2, 0, 0, 0, 2, 7)]),
+     [summary(0, 0, 7, unmatched=2)]),
     ("an unmatched first line, then events",
      [rain("18:30"), door("19:00")], None,
      ["18:30:00 context-start Evening", "19:00:00 opened"],
-     [summary(2, 1, 0, 0, 1, 2)]),
+     [summary(1, 1, 2, unmatched=1)]),
     ("an unmatched last line moves the clock: the timers due by then fire",
      [door("18:30"), rain("18:50")], None,
      ["18:30:00 context-start Evening", "18:30:00 opened", "18:40:00 quiet"],
-     [summary(2, 1, 0, 0, 1, 3)]),
+     [summary(1, 1, 3, unmatched=1)]),
     ("a bad message first starts the clock",
      [json.dumps({"ts": at("18:30"), "topic": "home/temp", "payload": {"value": "hot"}}),
       rain("19:30")], None,
      ["18:30:00 context-start Evening", "19:30:00 hourly"],
      ['t.jsonl:1: bad message on home/temp: Temp.value: "hot" is not a FLOAT',
-      summary(2, 0, 0, 1, 1, 2)]),
+      summary(0, 0, 2, unreadable=1, bad=1, unmatched=1)]),
     ("a bad event line first starts the clock",
      [json.dumps({"ts": at("18:30"), "event": "Nope"}), rain("19:30")], None,
      ["18:30:00 context-start Evening", "19:30:00 hourly"],
      ["t.jsonl:1: bad message on Nope: unknown event type 'Nope'",
-      summary(2, 0, 0, 1, 1, 2)]),
+      summary(0, 0, 2, unreadable=1, bad=1, unmatched=1)]),
     ("a bad line does not start the clock",
      ["{oops", rain("19:00")], None,
      ["19:00:00 context-start Evening"],
-     ["t.jsonl:1: not valid JSON", summary(1, 0, 1, 0, 1, 1)]),
+     ["t.jsonl:1: not valid JSON", summary(0, 0, 1, bad_lines=1, unmatched=1)]),
     ("a first line that makes an event starts the clock as before",
      [door("18:30")], None,
      ["18:30:00 context-start Evening", "18:30:00 opened"],
-     [summary(1, 1, 0, 0, 0, 2)]),
+     [summary(1, 1, 2)]),
     ("a TIMESTAMP FROM time before the clock is taken at the clock's time",
      [rain("19:00"),
       json.dumps({"ts": at("19:05"), "topic": "home/stamped",
@@ -138,7 +157,7 @@ CLOCK_START = [
       json.dumps({"ts": at("19:06"), "topic": "home/stamped",
                   "payload": {"v": 2, "at": at("19:04")}})], None,
      ["19:00:00 context-start Evening", "19:00:00 stamped", "19:04:00 stamped"],
-     [summary(3, 2, 0, 0, 1, 3)]),
+     [summary(2, 2, 3, unmatched=1)]),
 ]
 
 
@@ -156,62 +175,62 @@ MARKS = [
     ("a start mark opens the evening and starts the timers at its time",
      [mark("18:30", "start"), door("19:00")], None,
      ["18:30:00 context-start Evening", "19:00:00 opened"],
-     [summary(2, 1, 0, 0, 0, 2)]),
+     [summary(1, 1, 2, marks=1)]),
     ("only a start and a stop mark: timers and recurring contexts between them",
      [mark("17:30", "start"), mark("23:30", "stop")], None,
      ["18:00:00 context-start Evening", "18:30:00 hourly", "19:30:00 hourly",
       "20:30:00 hourly", "21:30:00 hourly", "22:30:00 hourly",
       "23:00:00 context-end Evening", "23:30:00 hourly"],
-     [summary(2, 0, 0, 0, 0, 8)]),
+     [summary(0, 0, 8, marks=2)]),
     ("a stop mark fires the timers due up to and including it",
      [door("19:00"), mark("19:10", "stop")], None,
      ["19:00:00 context-start Evening", "19:00:00 opened", "19:10:00 quiet"],
-     [summary(2, 1, 0, 0, 0, 3)]),
+     [summary(1, 1, 3, marks=1)]),
     ("the lines after a stop mark are skipped and reported once",
      [door("19:00"), mark("19:05", "stop"), door("19:20"), "", "{not even json",
       rain("19:30")], None,
      ["19:00:00 context-start Evening", "19:00:00 opened"],
      ["t.jsonl:3: 3 lines after the stop mark on line 2 skipped" + AFTER,
-      summary(2, 1, 0, 0, 0, 2, ", 3 lines after the stop mark skipped")]),
+      summary(1, 1, 2, marks=1, after=3, blank=1)]),
     ("one line after a stop mark",
      [mark("19:05", "stop"), door("19:20")], None,
      ["19:05:00 context-start Evening"],
      ["t.jsonl:2: 1 line after the stop mark on line 1 skipped" + AFTER,
-      summary(1, 0, 0, 0, 0, 1, ", 1 line after the stop mark skipped")]),
+      summary(0, 0, 1, marks=1, after=1)]),
     ("an --until after the stop mark moves the clock on",
      [door("19:00"), mark("19:05", "stop")], at("20:00"),
      ["19:00:00 context-start Evening", "19:00:00 opened", "19:10:00 quiet",
       "20:00:00 hourly"],
-     [summary(2, 1, 0, 0, 0, 4)]),
+     [summary(1, 1, 4, marks=1)]),
     ("an --until before the stop mark changes nothing",
      [door("19:00"), mark("19:10", "stop")], at("19:05"),
      ["19:00:00 context-start Evening", "19:00:00 opened", "19:10:00 quiet"],
-     [summary(2, 1, 0, 0, 0, 3)]),
+     [summary(1, 1, 3, marks=1)]),
     ("a start mark after the first line is a bad line",
      [rain("18:30"), mark("18:40", "start"), door("19:00")], None,
      ["18:30:00 context-start Evening", "19:00:00 opened"],
      ["t.jsonl:2: a start mark is good only as the first line of a trace; the clock "
-      "started at line 1", summary(2, 1, 1, 0, 1, 2)]),
+      "started at line 1", summary(1, 1, 2, unmatched=1, bad_lines=1)]),
     ("a start mark after a bad and a blank line is the first good line",
      ["{oops", "", mark("18:30", "start"), door("19:00")], None,
      ["18:30:00 context-start Evening", "19:00:00 opened"],
-     ["t.jsonl:1: not valid JSON", summary(2, 1, 1, 0, 0, 2)]),
+     ["t.jsonl:1: not valid JSON", summary(1, 1, 2, bad_lines=1, blank=1, marks=1)]),
     ("a stop mark going back is a bad line, and the trace goes on",
      [door("19:00"), mark("18:55", "stop"), door("19:20", "CLOSED")], None,
      ["19:00:00 context-start Evening", "19:00:00 opened", "19:10:00 quiet"],
      ['t.jsonl:2: time goes back: "ts" "2026-11-20T18:55:00Z" is earlier than line 1 '
-      '("2026-11-20T19:00:00Z")', summary(2, 2, 1, 0, 0, 3)]),
+      '("2026-11-20T19:00:00Z")', summary(2, 2, 3, bad_lines=1)]),
     ("a clock mark that is neither start nor stop is a bad line",
      [json.dumps({"ts": at("18:30"), "clock": "pause"}), rain("19:00")], None,
      ["19:00:00 context-start Evening"],
      ['t.jsonl:1: "clock" must be "start" or "stop", not "pause"',
-      summary(1, 0, 1, 0, 1, 1)]),
+      summary(0, 0, 1, bad_lines=1, unmatched=1)]),
     ("a clock mark holding more is a bad line",
      [json.dumps({"ts": at("18:30"), "clock": "stop", "topic": "home/door",
                   "payload": "OPEN"}), rain("19:00")], None,
      ["19:00:00 context-start Evening"],
      ['t.jsonl:1: a clock mark holds only "ts" and "clock", not "topic"',
-      summary(1, 0, 1, 0, 1, 1)]),
+      summary(0, 0, 1, bad_lines=1, unmatched=1)]),
 ]
 
 
@@ -408,8 +427,8 @@ def test_replaying_a_run_recording_without_until_gives_the_live_output(tmp_path,
         "start", "zigbee2mqtt/button", "stop"]
     done = replay_cli(tmp_path, rules, seen, "--contexts")
     assert done.stdout.splitlines() == live
-    assert "3 lines, 1 events, 0 bad lines, 0 bad messages, 0 unmatched, 4 outputs" in \
-        done.stderr
+    assert ("3 lines: 1 message (1 with events), 2 clock marks, 0 bad lines; 1 event, "
+            "0 bad messages, 4 outputs") in done.stderr
     # the recorder's own trace: both marks around the message, and the same lines (its
     # times are its own arrival times, a few milliseconds off cep's)
     lines = [json.loads(line) for line in recorded.read_text().splitlines()]

@@ -21,15 +21,35 @@ from cep.cli.tools import add_tool_commands
 from cep.language.sources import printable
 from cep.runtime.output import OutputFailed
 
+HELP_WIDTH = 100  # wide enough for each command's line of `cep --help` to stay one line
+
+
+class _TopHelp(argparse.HelpFormatter):
+    """`cep --help`: each command on a line of its own, under `commands:` (without the
+    `COMMAND` line argparse puts above them)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=HELP_WIDTH, max_help_position=16)
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if isinstance(action, argparse._SubParsersAction):
+            return "".join(super(_TopHelp, self)._format_action(command)
+                           for command in action._get_subactions())
+        return super()._format_action(action)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cep", description="Complex event processing for smart homes, fed by MQTT.")
+        prog="cep", description="Complex event processing for smart homes, fed by MQTT.",
+        epilog="`cep COMMAND --help` shows a command's options; docs/cli.md describes "
+               "them all.",
+        formatter_class=_TopHelp)
     parser.add_argument("--version", action="version", version=f"cep {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="on an internal error, also print the Python traceback")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.required = True
+    # not `required`: without a command, `main` prints the help (the commands, one line
+    # each) rather than argparse's bare "the following arguments are required"
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     add_rule_commands(commands)
     add_live_commands(commands)
     add_tool_commands(commands)
@@ -37,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # `cep` or `cep --debug`: what the commands are, exit 2
+        parser.print_help(sys.stderr)
+        print_error("no command given")
+        return EXIT_USAGE
     try:
         return int(args.handler(args))
     except CliError as exc:

@@ -8,6 +8,7 @@ from datetime import tzinfo
 from typing import TYPE_CHECKING
 
 from cep.checks.loader import LoadedRules, expand_paths, load_paths
+from cep.language.diagnostics import plural
 from cep.language.timezones import ZONE_HELP, get_zone
 from cep.runtime.output import Sink
 
@@ -57,7 +58,7 @@ def load_runnable_rules(rule_paths: list[str]) -> LoadedRules:
         if diagnostic.is_error:
             print(diagnostic.render(loaded.sources), file=sys.stderr)
     if not loaded.ok:
-        raise CliError(f"the rules have {len(loaded.diagnostics.errors)} error(s); "
+        raise CliError(f"the rules have {plural(len(loaded.diagnostics.errors), 'error')}; "
                        f"nothing was run", EXIT_PROBLEM)
     return loaded
 
@@ -70,6 +71,16 @@ def output_sink(writer: Sink | None, view: TerminalView | None) -> Sink:
     if writer is None:
         raise ValueError("without --view, output lines need somewhere to go")
     return writer
+
+
+def view_only_notice(outputs: int) -> str | None:
+    """What `--view` without `--out` says at exit: the output lines it showed are not
+    written anywhere (None when there were none)."""
+    if not outputs:
+        return None
+    shown = plural(outputs, "output line was", "output lines were")
+    return (f"cep: {shown} shown in the view only; write "
+            f"{'it' if outputs == 1 else 'them'} with --out FILE")
 
 
 def time_zone(name: str | None, loaded: LoadedRules | None = None) -> tzinfo:

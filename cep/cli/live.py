@@ -18,6 +18,7 @@ from cep.cli.common import (
     output_sink,
     report,
     time_zone,
+    view_only_notice,
 )
 from cep.runtime.limits import MAX_PARTITION_INSTANCES
 
@@ -121,6 +122,11 @@ def add_live_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     run.add_argument("--view", action="store_true",
                      help="show the live terminal view (on the terminal; output lines then go "
                           "only to --out)")
+    run.add_argument("--ha-discovery", nargs="?", const="homeassistant", metavar="PREFIX",
+                     help="announce the rules and contexts to Home Assistant by MQTT "
+                          "discovery under PREFIX (default homeassistant): one device, a "
+                          "binary sensor per context, a device trigger and a last-fired "
+                          "sensor per rule (the default client id is then cep-HOST)")
     run.set_defaults(handler=run_live)
 
     rec = commands.add_parser(
@@ -166,6 +172,8 @@ def run_live(args: argparse.Namespace) -> int:
 
     loaded = load_runnable_rules(args.rules)
     tz = time_zone(args.tz, loaded)
+    if args.ha_discovery is not None:
+        _check_ha_discovery(args)
     try:
         settings = _settings(args, None if args.no_status else args.status_topic, "cep")
     except SettingsError as exc:
@@ -191,7 +199,7 @@ def run_live(args: argparse.Namespace) -> int:
         runner = LiveRunner(loaded.catalog, settings, sink, tz, report=report,
                             take_retained=args.retained, show_contexts=args.contexts,
                             record=recorder, ticker=ticker, inbox_size=args.inbox,
-                            max_instances=args.max_instances)
+                            max_instances=args.max_instances, ha_discovery=args.ha_discovery)
     except EngineError as exc:
         raise CliError(str(exc), EXIT_PROBLEM) from exc
     started = time.monotonic()
@@ -214,6 +222,9 @@ def run_live(args: argparse.Namespace) -> int:
     if view is not None and ticker is not None:
         ticker.finish(runner.engine, stats)
         view.stop(summary)
+        notice = view_only_notice(stats.outputs) if out is None else None
+        if notice:
+            print(notice, file=sys.stderr)
     else:
         print(summary, file=sys.stderr)
     if runner.reporter.total:
@@ -229,6 +240,25 @@ def run_live(args: argparse.Namespace) -> int:
     if stats.gave_up is not None:
         raise _gave_up(stats.gave_up)
     return EXIT_OK
+
+
+def _check_ha_discovery(args: argparse.Namespace) -> None:
+    """A usable discovery prefix; and a client id that stays the same from run to run (the
+    Home Assistant device and its entities are known by it): cep-HOST unless given."""
+    import os
+    import socket
+
+    from cep.adapters.ha_discovery import DEFAULT_PREFIX, prefix_problem
+
+    prefix = args.ha_discovery
+    problem = prefix_problem(prefix)
+    if prefix != DEFAULT_PREFIX and os.path.exists(prefix):  # a rule path taken for PREFIX
+        problem = ("that is a file or folder: put --ha-discovery after the rule files, or "
+                   "give the prefix as --ha-discovery=PREFIX")
+    if problem is not None:
+        raise CliError(f"--ha-discovery {prefix!r}: {problem}")
+    if not args.client_id:
+        args.client_id = f"cep-{socket.gethostname()}"
 
 
 class LiveViewTicker:

@@ -8,6 +8,7 @@ import math
 import os
 import sys
 
+from cep.adapters.replay import STDIN_NAME
 from cep.adapters.replay import replay as replay_trace
 from cep.adapters.trace import BadLine, parse_trace_ts
 from cep.checks.loader import LoadedRules
@@ -22,7 +23,9 @@ from cep.cli.common import (
     output_sink,
     print_error,
     time_zone,
+    view_only_notice,
 )
+from cep.language.diagnostics import plural
 from cep.language.parser import iter_trees, pretty_tree
 from cep.language.printer import dump_ast, format_file
 from cep.runtime.engine import EngineError
@@ -90,14 +93,10 @@ def run_check(args: argparse.Namespace) -> int:
         else:
             print(diagnostic.render(loaded.sources))
     errors = sum(1 for d in diagnostics if d.is_error)
-    print(f"{_count(len(loaded.files), 'file')}, {_count(len(loaded.catalog.rules), 'rule')}: "
-          f"{_count(errors, 'error')}, {_count(len(diagnostics) - errors, 'warning')}",
+    print(f"{plural(len(loaded.files), 'file')}, {plural(len(loaded.catalog.rules), 'rule')}: "
+          f"{plural(errors, 'error')}, {plural(len(diagnostics) - errors, 'warning')}",
           file=sys.stderr)
     return EXIT_PROBLEM if errors else EXIT_OK
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -112,13 +111,14 @@ def run_replay(args: argparse.Namespace) -> int:
         except BadLine as exc:
             raise CliError(f"--until: {exc}") from exc
     trace = "/dev/stdin" if args.trace == "-" else args.trace
+    name = STDIN_NAME if args.trace == "-" else args.trace  # in reports and the summary
     if not os.path.isfile(trace) and trace != "/dev/stdin":
         raise CliError(f"cannot read trace {args.trace}: no such file")
     view = None
     if args.view:
         from cep.tools.view import ReplayView  # rich loads only for --view
 
-        view = ReplayView(args.trace, trace, args.speed)
+        view = ReplayView(name, trace, args.speed)
         if not view.available:
             raise CliError("--view needs a terminal (stderr or /dev/tty)")
     try:
@@ -134,13 +134,13 @@ def run_replay(args: argparse.Namespace) -> int:
                              report=lambda message: print(message, file=sys.stderr),
                              until=until, speed=args.speed, show_contexts=args.contexts,
                              tick=view.replay_tick if view is not None else None,
-                             max_instances=args.max_instances)
+                             max_instances=args.max_instances, trace_name=name)
     except EngineError as exc:
         raise CliError(str(exc), EXIT_PROBLEM) from exc
     except BrokenPipeError:
         raise
     except OSError as exc:
-        raise CliError(f"cannot read trace {args.trace}: {exc.strerror or exc}") from exc
+        raise CliError(f"cannot read trace {name}: {exc.strerror or exc}") from exc
     except KeyboardInterrupt:  # Ctrl-C while watching: the last frame stays, no traceback
         if view is None:
             raise
@@ -151,9 +151,13 @@ def run_replay(args: argparse.Namespace) -> int:
         if view is not None:
             view.stop()
         finish_output(out)
-    for line in stats.path_lines(args.trace):
+    for line in stats.path_lines(name):
         print(line, file=sys.stderr)
-    print(stats.summary(args.trace), file=sys.stderr)
+    print(stats.summary(name), file=sys.stderr)
+    if view is not None and writer is None:
+        notice = view_only_notice(stats.outputs)
+        if notice:
+            print(notice, file=sys.stderr)
     return EXIT_OK
 
 

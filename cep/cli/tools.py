@@ -92,7 +92,7 @@ def add_tool_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def run_test(args: argparse.Namespace) -> int:
-    from cep.tools.testing.runner import run_paths
+    from cep.tools.testing.runner import run_scenarios
     from cep.tools.testing.scenario import find_scenarios
 
     paths = find_scenarios(args.scenarios)
@@ -103,16 +103,12 @@ def run_test(args: argparse.Namespace) -> int:
         if not (args.quiet and line.startswith("PASS ")):
             print(line)
 
-    passed, failed, unusable = run_paths(paths, out, lambda line: print(line, file=sys.stderr),
-                                         update=args.update)
-    total = passed + failed + unusable
-    summary = f"{total} scenario{'s' if total != 1 else ''}: {passed} passed, {failed} failed"
-    if unusable:
-        summary += f", {unusable} could not be run"
-    print(summary, file=sys.stderr)
-    if unusable:
+    totals = run_scenarios(paths, out, lambda line: print(line, file=sys.stderr),
+                           update=args.update)
+    print(totals.summary(), file=sys.stderr)
+    if totals.unusable:
         return EXIT_USAGE
-    return EXIT_PROBLEM if failed else EXIT_OK
+    return EXIT_PROBLEM if totals.failed else EXIT_OK
 
 
 SHOWN_WHEN_NOTHING_USABLE = 5

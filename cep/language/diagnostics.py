@@ -192,3 +192,9 @@ class RuleError(Exception):
 
     def report(self) -> str:
         return "\n".join(d.render(self.sources) for d in self.diagnostics)
+
+
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """`1 line`, `2 lines`; `many` for a plural that is not `one` + s (`1 match`,
+    `2 matches`), or when the noun is not last (`1 line after the stop mark`)."""
+    return f"{count} {one if count == 1 else (many if many is not None else one + 's')}"

@@ -9,6 +9,7 @@ from datetime import datetime, tzinfo
 from typing import IO
 
 from cep.adapters.trace import TraceWriter
+from cep.language.diagnostics import plural
 
 Report = Callable[[str], None]
 
@@ -31,11 +32,10 @@ class ImportStats:
     reordered: int = 0   # lines (rows) earlier in time than a line before them
 
     def summary(self, name: str) -> str:
-        text = (f"{name}: {self.lines} lines, {self.messages} messages, "
-                f"{self.bad_lines} bad line{'s' if self.bad_lines != 1 else ''}")
+        text = (f"{name}: {plural(self.lines, 'line')}, {plural(self.messages, 'message')}, "
+                f"{plural(self.bad_lines, 'bad line')}")
         if self.reordered:
-            text += f", {self.reordered} line{'s' if self.reordered != 1 else ''} out of time " \
-                "order (sorted)"
+            text += f", {plural(self.reordered, 'line')} out of time order (sorted)"
         return text
 
 

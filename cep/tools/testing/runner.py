@@ -56,7 +56,7 @@ def run_scenario(scenario: Scenario) -> Outcome:
     if not loaded.ok:
         outcome.problems.extend(d.render(loaded.sources) for d in loaded.diagnostics.sorted()
                                 if d.is_error)
-        outcome.not_run = (f"the rules have {len(loaded.diagnostics.errors)} error(s); "
+        outcome.not_run = (f"the rules have {_plural(len(loaded.diagnostics.errors), 'error')}; "
                            "nothing was run")
         return outcome
     zone_name = scenario.tz or loaded.catalog.timezone
@@ -126,38 +126,75 @@ def _headline(outcome: Outcome) -> str:
     return "; ".join(parts)
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
 def _lines(count: int) -> str:
-    return f"{count} line{'s' if count != 1 else ''}"
+    return _plural(count, "line")
+
+
+@dataclass
+class Totals:
+    """What `cep test` did with its scenarios; `summary()` is its last line."""
+
+    passed: int = 0
+    failed: int = 0
+    unusable: int = 0   # could not be run (a bad scenario file, --update refused)
+    updated: int = 0    # with --update: expected files rewritten (not counted as passed)
+    update: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.unusable + self.updated
+
+    def summary(self) -> str:
+        """`2 scenarios: 2 passed, 0 failed`; with --update, `1 scenario: 1 updated, 0
+        passed, 0 failed`; then `, 1 could not be run` when one could not."""
+        parts = [f"{self.updated} updated"] if self.update else []
+        parts += [f"{self.passed} passed", f"{self.failed} failed"]
+        if self.unusable:
+            parts.append(f"{self.unusable} could not be run")
+        return f"{_plural(self.total, 'scenario')}: {', '.join(parts)}"
 
 
 def run_paths(paths: list[Path], out: Callable[[str], None], err: Callable[[str], None],
               update: bool = False) -> tuple[int, int, int]:
-    """Run every scenario; returns (passed, failed, unusable)."""
-    passed = failed = unusable = 0
+    """Run every scenario; returns (passed, failed, unusable), an updated scenario
+    counted as passed (`run_scenarios` tells them apart)."""
+    totals = run_scenarios(paths, out, err, update)
+    return totals.passed + totals.updated, totals.failed, totals.unusable
+
+
+def run_scenarios(paths: list[Path], out: Callable[[str], None],
+                  err: Callable[[str], None], update: bool = False) -> Totals:
+    """Run every scenario, saying what each gave on `out` (PASS, FAIL, UPDATED) or `err`
+    (ERROR); with `update`, rewrite the expected file of each that fails on its output."""
+    totals = Totals(update=update)
     for path in paths:
         try:
             outcome = run_scenario(load_scenario(path, missing_expected_ok=update))
         except ScenarioError as exc:
-            unusable += 1
+            totals.unusable += 1
             err(f"ERROR {exc}")
             continue
         if update and not outcome.passed:
             refused = outside_folder(outcome.scenario)
             if refused is not None:
-                unusable += 1
+                totals.unusable += 1
                 err(f"ERROR {refused}")
                 continue
             if _update(outcome, err):
                 out(f"UPDATED {outcome.scenario.name} ({_lines(len(outcome.produced))})")
-                passed += 1
+                totals.updated += 1
                 continue
         for line in report(outcome):
             out(line)
         if outcome.passed:
-            passed += 1
+            totals.passed += 1
         else:
-            failed += 1
-    return passed, failed, unusable
+            totals.failed += 1
+    return totals
 
 
 def outside_folder(scenario: Scenario) -> str | None:
