@@ -25,8 +25,9 @@ def test_the_readme_home_imports_checks_and_tests(tmp_path, capsys):
     (tmp_path / "my-home.epl").write_text(rules, encoding="utf-8")
     capsys.readouterr()
     assert main(["check", str(devices), str(tmp_path / "my-home.epl")]) == 0
-    err = capsys.readouterr().err
-    assert "0 errors" in err and "HallLight is declared but no rule or context reads it" in err
+    out, err = capsys.readouterr()
+    assert err.strip().endswith("0 errors, 1 warning")
+    assert "HallLight is declared but no rule or context reads it" in out
     line = {"ts": "2026-12-05T18:05:00+01:00", "topic": "zigbee2mqtt/Front Door",
             "payload": {"contact": False, "battery": 97}}
     motion = {"ts": "2026-12-05T18:05:40+01:00", "topic": "zigbee2mqtt/Hall Motion",
