@@ -15,19 +15,22 @@ backoff between `reconnect_min` and `reconnect_max` seconds (reset once a
 broker accepts the connection); the first connection is retried the same way,
 so a service started before its broker comes up once the broker does.
 
-Every failure is said in words, with the next retry time (mirroring paho's
-documented backoff): paho's `on_connect_fail` carries no exception, so the
-client subclass keeps the one `reconnect()` raised (TCP, name lookup, TLS
-handshake); socket errors after the handshake come from paho's log (a private
-logger at WARNING level, so nothing is formatted for the debug lines); a
-refused CONNACK is said with its return code; a server that accepts TCP but
-sends no CONNACK within `connect_timeout` is "not an MQTT broker" (a timer shuts
-its socket down, and paho goes on as after any lost connection); a connection
-closed or reset before the CONNACK is probed once for the usual mix-up (TLS on a
-plain `mqtt://` URL, or the other way round).  Connections the broker closes
-within seconds of accepting them, several times in a row, are what MQTT 3.1.1
-brokers do when another client connects with the same client id: cep says so
-after TAKEOVER_WARN of them and gives up after TAKEOVER_GIVE_UP (`gave_up`,
+Every failure is said in words, with the next retry delay and time (mirroring paho's
+documented backoff): paho's `on_connect_fail` carries no exception, so the client
+subclass keeps the one `reconnect()` raised (refused: nothing listens on host:port;
+unknown host; timeout; TLS, with the SSL error's reason); socket errors after the
+handshake come from paho's log (a private logger at WARNING level, so nothing is
+formatted for the debug lines), which tells "the network connection broke" from "the
+broker closed the connection" where paho's disconnect reason says only "Unspecified
+error" (its reason code and name are added in brackets); a refused CONNACK is said in
+words with its return code and paho's name (not authorised, client id refused, server
+unavailable, protocol error); a server that accepts TCP but sends no CONNACK within
+`connect_timeout` is "not an MQTT broker" (a timer shuts its socket down, and paho goes
+on as after any lost connection); a connection closed or reset before the CONNACK is
+probed once for the usual mix-up (TLS on a plain `mqtt://` URL, or the other way round).
+Connections the broker closes within seconds of accepting them, several times in a row,
+are what MQTT 3.1.1 brokers do when another client connects with the same client id: cep
+says so after TAKEOVER_WARN of them and gives up after TAKEOVER_GIVE_UP (`gave_up`,
 `on_give_up`) instead of taking the connection back forever.
 
 `publish()` checks each action's topic and size before paho sees it: a topic
@@ -322,8 +325,21 @@ def _verify_hint(why: str) -> str:
     return ""
 
 
-def describe_error(exc: BaseException, timeout: float = CONNECT_TIMEOUT) -> str:
-    """A connection error in words: what went wrong, and for the usual causes what to do."""
+def _ssl_code(exc: BaseException, text: str) -> str:
+    """The SSL error's own reason, `(SSL error WRONG_VERSION_NUMBER)`, when the words above
+    it do not already hold it."""
+    reason = getattr(exc, "reason", None)
+    if not reason or str(reason).lower() in text.lower():
+        return ""
+    return printable(f" (SSL error {reason})")
+
+
+def describe_error(exc: BaseException, timeout: float = CONNECT_TIMEOUT,
+                   host: str | None = None, port: int | None = None) -> str:
+    """A connection error in words: what went wrong, and for the usual causes what to do
+    (`host` and `port`, when given, are named where they are the cause)."""
+    where = (f"{printable(host)}:{port}" if ":" not in host else f"[{printable(host)}]:{port}") \
+        if host is not None and port is not None else "that port"
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = str(getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc)
         return printable(f"TLS handshake failed: certificate verify failed ({why}"
@@ -332,22 +348,26 @@ def describe_error(exc: BaseException, timeout: float = CONNECT_TIMEOUT) -> str:
         text = str(getattr(exc, "reason", None) or exc)
         upper = text.upper()
         if "CERTIFICATE_REQUIRED" in upper:
-            return "the broker requires a client certificate (give it with --cert and --key)"
-        if any(key in upper for key in _CERTIFICATE_REFUSED):
+            words = "the broker requires a client certificate (give it with --cert and --key)"
+        elif any(key in upper for key in _CERTIFICATE_REFUSED):
             return printable(f"the broker refused the client certificate (TLS alert "
                              f"{text.lower()})")
-        if any(key in upper for key in _NOT_TLS):
-            return "TLS handshake failed: the server does not speak TLS on this port"
-        if isinstance(exc, ssl.SSLEOFError) or "EOF" in upper:
-            return "TLS handshake failed: the server closed the connection"
-        if "HANDSHAKE_FAILURE" in upper:
-            return ("TLS handshake failed: the broker ended it (does it want a client "
-                    "certificate? is no TLS version or cipher common to both?)")
-        return printable(f"TLS error: {text}")
+        elif any(key in upper for key in _NOT_TLS):
+            words = "TLS handshake failed: the server does not speak TLS on this port"
+        elif isinstance(exc, ssl.SSLEOFError) or "EOF" in upper:
+            words = "TLS handshake failed: the server closed the connection"
+        elif "HANDSHAKE_FAILURE" in upper:
+            words = ("TLS handshake failed: the broker ended it (does it want a client "
+                     "certificate? is no TLS version or cipher common to both?)")
+        else:
+            return printable(f"TLS error: {text}")
+        return words + _ssl_code(exc, words)
     if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (nothing listens on that port)"
+        return f"connection refused (nothing listens on {where})"
     if isinstance(exc, socket.gaierror):
-        return printable(f"cannot find the host ({exc.strerror or exc})")
+        name = f" {printable(host)}" if host is not None else ""
+        return printable(f"unknown host{name}: the name does not resolve "
+                         f"({exc.strerror or exc})")
     if isinstance(exc, TimeoutError):
         step = "the TLS handshake" if "handshake" in str(exc).lower() else "the TCP connection"
         return f"no answer within {_seconds(timeout)} ({step} timed out)"
@@ -362,22 +382,26 @@ def describe_error(exc: BaseException, timeout: float = CONNECT_TIMEOUT) -> str:
 
 # CONNACK refusals: paho's reason (MQTT 5 numbering) → the MQTT 3.1.1 return code, in words
 _REFUSED = {
-    132: (1, "the broker does not accept MQTT 3.1.1"),
-    133: (2, "the broker does not accept the client id"),
-    136: (3, "the broker is unavailable"),
+    132: (1, "protocol error: the broker does not accept MQTT 3.1.1, the version cep speaks"),
+    133: (2, "client id refused: the broker does not accept the client id {client_id} "
+             "(give another with --client-id)"),
+    136: (3, "server unavailable: the broker runs but takes no connections now"),
     134: (4, "not authorised: bad user name or password"),
     135: (5, "not authorised (the broker does not accept this user, password or client "
              "certificate)"),
 }
 
 
-def _refused_words(reason: Any) -> str:
+def _refused_words(reason: Any, client_id: str = "") -> str:
+    """A refused CONNACK in words, with its MQTT 3.1.1 return code and paho's name."""
     code = getattr(reason, "value", None)
     known = _REFUSED.get(code) if isinstance(code, int) else None
     if known is None:
-        return printable(f"the broker refused the connection: {reason}")
+        return printable(f"the broker refused the connection: {reason} (CONNACK reason "
+                         f"code {code})")
     return_code, words = known
-    return printable(f"the broker refused the connection: {words} (CONNACK return code "
+    return printable(f"the broker refused the connection: "
+                     f"{words.format(client_id=client_id)} (CONNACK return code "
                      f"{return_code}, {reason})")
 
 
@@ -618,7 +642,7 @@ class MqttConnection:
             self._stop_watchdog()
         if reason.is_failure:
             # paho calls on_disconnect next: the failure is reported there, once
-            self._attempt_cause = _refused_words(reason)
+            self._attempt_cause = _refused_words(reason, printable(self.settings.client_id))
             return
         with self._status_lock:
             self.connects += 1
@@ -660,10 +684,10 @@ class MqttConnection:
     def _connect_failed(self, client: paho.Client, userdata: object) -> None:
         """paho's reconnect() raised: no TCP connection, or no TLS over it."""
         error = self.client.connect_error
-        cause = describe_error(error, self.settings.connect_timeout) if error is not None \
+        cause = self._describe(error) if error is not None \
             else "the connection failed"
         if self.settings.tls and isinstance(error, ConnectionResetError):
-            cause += " during the TLS handshake"
+            cause = f"TLS handshake failed: {cause}"
         if self.settings.tls and (isinstance(error, (ConnectionResetError, ssl.SSLEOFError))
                                   or "does not speak TLS" in cause):
             if self._probe("mqtt"):
@@ -697,7 +721,7 @@ class MqttConnection:
         closed_by_broker = taken or (self._socket_error is None and code == 128)
         soon = max(TAKEOVER_SOON, 3 * self.settings.reconnect_min)
         self._soon_closed = self._soon_closed + 1 if closed_by_broker and lived < soon else 0
-        cause = self._after_connack(code)
+        cause = self._after_connack(code, reason)
         delay = self._next_delay()
         url, client_id = self.settings.display, printable(self.settings.client_id)
         if taken or self._soon_closed >= TAKEOVER_WARN:
@@ -719,14 +743,14 @@ class MqttConnection:
                          f"{TAKEOVER_GIVE_UP} in a row)")
             return
         self.problem = cause
-        self._report(f"connection to {url} lost ({cause}); reconnecting in {_seconds(delay)} "
+        self._report(f"connection to {url} lost: {cause}; reconnecting in {_seconds(delay)} "
                      f"at {_clock_in(delay)}")
 
     def _before_connack(self, code: object) -> str:
         """Why a connection ended before any CONNACK, from what paho saw."""
         error = self._socket_error
         if error is not None:
-            cause = describe_error(error, self.settings.connect_timeout)
+            cause = self._describe(error)
         elif code == 141:
             return (f"not an MQTT broker (no CONNACK within the keepalive of "
                     f"{self.settings.keepalive} s)")
@@ -739,15 +763,30 @@ class MqttConnection:
                 cause += "; the port speaks TLS: use mqtts:// (or --tls)"
         return cause
 
-    def _after_connack(self, code: object) -> str:
+    def _after_connack(self, code: object, reason: object = None) -> str:
+        """Why an accepted connection ended, in words, then paho's disconnect reason: its
+        "Unspecified error" (a closed or broken socket) is told apart by the socket error
+        paho logged, if any."""
         error = self._socket_error
         if error is not None:
-            return describe_error(error, self.settings.connect_timeout)
-        if code == 141:
-            return f"no answer to the keepalive ping within {self.settings.keepalive} s"
-        if code == 130:
-            return "the broker sent something that is not MQTT"
-        return "the broker closed the connection"
+            words = f"the network connection broke ({self._describe(error)})"
+        elif code == 141:
+            words = (f"the network connection broke or the broker stopped answering (no "
+                     f"answer to the keepalive ping within {self.settings.keepalive} s)")
+        elif code == 130:
+            words = "protocol error: the broker sent something that is not MQTT"
+        elif code == 142:
+            words = "another client connected with the same client id"
+        else:
+            words = "the broker closed the connection (it stopped, or it dropped this client)"
+        name = str(reason) if reason is not None else ""
+        if isinstance(code, int) and name:
+            words += printable(f" [paho reason {code}: {name}]")
+        return words
+
+    def _describe(self, error: BaseException) -> str:
+        s = self.settings
+        return describe_error(error, s.connect_timeout, s.host, s.port)
 
     def _probe(self, kind: str) -> bool:
         """Once per run: does the port speak TLS ("tls") or plain MQTT ("mqtt")?"""

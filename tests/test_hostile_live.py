@@ -277,7 +277,7 @@ def _verify_error(message: str) -> ssl.SSLCertVerificationError:
 @pytest.mark.parametrize("error, words", [
     (ConnectionRefusedError(111, "Connection refused"), "connection refused"),
     (socket.gaierror(-2, "Name or service not known"),
-     "cannot find the host (Name or service not known)"),
+     "unknown host: the name does not resolve (Name or service not known)"),
     (TimeoutError("_ssl.c:990: The handshake operation timed out"),
      "no answer within 10 s (the TLS handshake timed out)"),
     (TimeoutError("timed out"), "no answer within 10 s (the TCP connection timed out)"),
