@@ -129,10 +129,10 @@ def test_input_panel_live():
 def test_contexts_panel_shows_open_then_fading_closed_instances():
     assert lines(render(ContextsPanel(snapshot()))) == lines("""
 ╭─ Contexts · 2 open ──────────────────────────────────────────────────────────╮
-│ context       key           opened       closes       in     policy  partial │
-│ NightContext  —             22:00:00     21 Nov 07:00 7h15m  —             2 │
-│ Hot           kitchen       23:30:00     21 Nov 00:30 45m00s EXTEND        0 │
-│ Hot           bedroom       22:10:00     23:10:00     closed EXTEND        — │
+│ context      key     opened         closes         in     policy partial     │
+│ NightContext —       11-20 22:00:00 11-21 07:00:00 7h15m  —            2     │
+│ Hot          kitchen 11-20 23:30:00 11-21 00:30:00 45m00s EXTEND       0     │
+│ Hot          bedroom 11-20 22:10:00 11-20 23:10:00 closed EXTEND       —     │
 ╰──────────────────────────────────────────────────────────────────────────────╯
 """)
 
@@ -156,10 +156,10 @@ def test_contexts_panel_empty():
 def test_rules_panel():
     assert lines(render(RulesPanel(snapshot()))) == lines("""
 ╭─ Rules · 3 ──────────────────────────────────────────────────────────────────╮
-│ rule                   context        partial matches last fired             │
-│ night_lights           NightContext         1       2 23:40:00 5m00s ago     │
-│ bathroom_too_long      NightContext         1       0 —                      │
-│ ac_on (on start)       Hot                  0       3 23:30:00 15m00s ago    │
+│ rule              context      partial matches last fired                    │
+│ night_lights      NightContext       1       2 11-20 23:40:00 5m00s ago      │
+│ bathroom_too_long NightContext       1       0 —                             │
+│ ac_on (on start)  Hot                0       3 11-20 23:30:00 15m00s ago     │
 ╰──────────────────────────────────────────────────────────────────────────────╯
 """)
 
@@ -172,10 +172,10 @@ def test_rules_panel_limited_says_how_many_more():
 
 def test_events_panel_newest_first():
     assert lines(render(EventsPanel(snapshot()))) == lines("""
-╭─ Fired events and actions · 2 outputs ───────────────────────────────────────╮
-│ time         rule          event / action       attributes / payload         │
-│ 23:40:00     night_lights  → home/bedroom/ligh… {"state":"ON"}               │
-│ 23:40:00     night_lights  LeftBed              pressure=12.0                │
+╭─ Fired events and actions · 2 ───────────────────────────────────────────────╮
+│ time           rule         event / action           attributes / payload    │
+│ 11-20 23:40:00 night_lights → home/bedroom/light/set {"state":"ON"}          │
+│ 11-20 23:40:00 night_lights LeftBed                  pressure=12.0           │
 ╰──────────────────────────────────────────────────────────────────────────────╯
 """)
 
@@ -185,10 +185,10 @@ def test_events_panel_empty():
 
 
 @pytest.mark.parametrize("width,height", [(80, 24), (100, 30), (170, 40), (220, 60)])
-def test_dashboard_fills_the_terminal_but_one_line(width, height):
+def test_dashboard_fills_the_terminal(width, height):
     text = render(Dashboard(snapshot()), width, height)
     rows = text.splitlines()
-    assert len(rows) == height - 1
+    assert len(rows) == height
     assert all(len(row) <= width for row in rows)
     for needed in ("cep replay", "Contexts · 2 open", "Rules · 3", "Fired events", "LeftBed",
                    "bathroom_too_long", "NightContext"):
@@ -203,21 +203,22 @@ def test_dashboard_80x24_exact():
 │ bad lines 1 · bad messages 0 · unmatched 1 (home/hall/motion 1) · outputs 2  │
 ╰──────────────────────────────────────────────────────────────────────────────╯
 ╭─ Contexts · 2 open ──────────────────────────────────────────────────────────╮
-│ context       key           opened       closes       in     policy  partial │
-│ NightContext  —             22:00:00     21 Nov 07:00 7h15m  —             2 │
-│ Hot           kitchen       23:30:00     21 Nov 00:30 45m00s EXTEND        0 │
-│ Hot           bedroom       22:10:00     23:10:00     closed EXTEND        — │
+│ context      key     opened         closes         in     policy partial     │
+│ NightContext —       11-20 22:00:00 11-21 07:00:00 7h15m  —            2     │
+│ Hot          kitchen 11-20 23:30:00 11-21 00:30:00 45m00s EXTEND       0     │
+│ Hot          bedroom 11-20 22:10:00 11-20 23:10:00 closed EXTEND       —     │
 ╰──────────────────────────────────────────────────────────────────────────────╯
 ╭─ Rules · 3 ──────────────────────────────────────────────────────────────────╮
-│ rule                   context        partial matches last fired             │
-│ night_lights           NightContext         1       2 23:40:00 5m00s ago     │
-│ bathroom_too_long      NightContext         1       0 —                      │
-│ ac_on (on start)       Hot                  0       3 23:30:00 15m00s ago    │
+│ rule              context      partial matches last fired                    │
+│ night_lights      NightContext       1       2 11-20 23:40:00 5m00s ago      │
+│ bathroom_too_long NightContext       1       0 —                             │
+│ ac_on (on start)  Hot                0       3 11-20 23:30:00 15m00s ago     │
 ╰──────────────────────────────────────────────────────────────────────────────╯
-╭─ Fired events and actions · 2 outputs ───────────────────────────────────────╮
-│ time         rule          event / action       attributes / payload         │
-│ 23:40:00     night_lights  → home/bedroom/ligh… {"state":"ON"}               │
-│ 23:40:00     night_lights  LeftBed              pressure=12.0                │
+╭─ Fired events and actions · 2 ───────────────────────────────────────────────╮
+│ time           rule         event / action           attributes / payload    │
+│ 11-20 23:40:00 night_lights → home/bedroom/light/set {"state":"ON"}          │
+│ 11-20 23:40:00 night_lights LeftBed                  pressure=12.0           │
+│                                                                              │
 │                                                                              │
 ╰──────────────────────────────────────────────────────────────────────────────╯
 """)
@@ -509,7 +510,7 @@ def test_cli_replay_view_writes_only_to_out(tmp_path, monkeypatch, capsys):
     assert code == 0
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "25 lines, 25 events" in captured.err
+    assert "25 lines: 25 messages (25 with events)" in captured.err
     with open(os.path.join(NIGHT, "expected.jsonl"), encoding="utf-8") as expected:
         assert out.read_text() == expected.read()
     frame = screen.file.getvalue()
@@ -548,15 +549,20 @@ def test_replay_help_says_where_output_goes(capsys):
 def test_replay_view_status_from_stats():
     from cep.adapters.replay import ReplayStats
 
-    view = ReplayView("t.jsonl", os.path.join(NIGHT, "trace.jsonl"), 60.0,
-                      console=Console(file=io.StringIO()))
+    trace = os.path.join(NIGHT, "trace.jsonl")
+    view = ReplayView("t.jsonl", trace, 60.0, console=Console(file=io.StringIO()))
+    first, last = t("2026-11-20T21:30:00"), t("2026-11-22T02:02:00")  # its first, last lines
+    assert (view.start_clock, view.end_clock) == (first, last)
     stats = ReplayStats(lines=5, events=4, bad_messages=1, unmatched=1,
                         unmatched_topics={"x": 1}, events_by_type={"A": 4}, position=100,
-                        clock=5.0)
+                        clock=first + (last - first) / 4)
     status = view.status(stats)
-    assert status == InputStatus(mode="replay", source="t.jsonl", clock=5.0, position=100,
-                                 total=os.path.getsize(os.path.join(NIGHT, "trace.jsonl")),
+    assert status == InputStatus(mode="replay", source="t.jsonl", clock=stats.clock,
+                                 position=100, total=os.path.getsize(trace),
                                  speed=60.0, lines=5, messages=5, events=4,
                                  events_by_type=(("A", 4),), bad_messages=1, unmatched=1,
-                                 unmatched_topics=(("x", 1),))
-    assert json.dumps(status.progress) == json.dumps(100 / status.total)
+                                 unmatched_topics=(("x", 1),), start_clock=first,
+                                 end_clock=last)
+    assert status.progress == pytest.approx(0.25)          # by trace time, not by bytes
+    bytes_only = dataclasses.replace(status, start_clock=None, end_clock=None)
+    assert json.dumps(bytes_only.progress) == json.dumps(100 / status.total)

@@ -114,7 +114,7 @@ def test_replay_view_in_a_pty(tmp_path):
     for needed in ("cep replay", "NightContext", "night_lights", "bathroom_too_long", "LeftBed",
                    "BathroomAlert", "home/alerts", "×100000", "finished", "100%"):
         assert needed in screen, needed
-    assert "25 lines, 25 events, 0 bad lines" in screen
+    assert "25 lines: 25 messages (25 with events), 0 bad lines" in screen
     # output lines went to --out only, never to the terminal
     assert '"kind": "event"' not in screen
     assert out.read_text() == expected_output()
@@ -148,7 +148,7 @@ def test_replay_view_final_screen_in_tmux(tmp_path):
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
             # -J: a line the terminal wrapped comes back whole (the summary line is longer
-            # than 80 columns: cut in two, "25 lines, 25 events" may be on no one row);
+            # than 80 columns: cut in two, "25 lines: 25 messages" may be on no one row);
             # -S -: with the rows scrolled away above the screen, the frame's top among them
             screen = subprocess.run([*tmux, "capture-pane", "-p", "-J", "-S", "-", "-t",
                                      session],
@@ -164,13 +164,16 @@ def test_replay_view_final_screen_in_tmux(tmp_path):
     assert "EXIT=0" in screen, screen
     # the last frame stays on screen, with the summary line under it (its first lines may
     # have scrolled away under the summary and the EXIT line: they are in the history)
-    summaries = [i for i, row in enumerate(rows) if "25 lines, 25 events" in row]
+    summaries = [i for i, row in enumerate(rows) if "25 lines: 25 messages (25 with events)" in row]
     assert len(summaries) == 1, f"not one summary line on the final screen:\n{screen}"
     summary = summaries[0]
     frame = "\n".join(rows[max(0, summary - 24):summary])  # a frame is the terminal's height
     assert rows[summary - 1].startswith("╰")
+    # the frame fills the terminal: its first row is the input panel's top border
+    assert rows[summary - 24].startswith("╭─ cep replay · "), screen
     for needed in ("Contexts · 0 open", "Rules · 2", "night_lights", "bathroom_too_long",
-                   "Fired events and actions · 17 outputs", "BathroomAlert",
+                   "Fired events and actions · 13 (+4 context lines not shown)",
+                   "BathroomAlert",
                    "unmatched 0 · outputs 17"):
         assert needed in frame, f"{needed!r} not on the final screen:\n{screen}"
     assert '"kind"' not in screen

@@ -134,7 +134,7 @@ def test_windowed_rule_groups_largest_first_then_by_key():
     assert instance.groups[0].newest_ts == T0 + 4
     text = render(WindowsPanel(snap_of(engine)))
     assert "7 groups by room" in text and "2 more groups" in text
-    assert "  kitchen               4 avg(value)=21.5" in text
+    assert "│                 kitchen              4 avg(value)=21.5" in text
 
 
 def test_snapshot_copies_plain_values_and_does_not_follow_the_engine():
@@ -189,27 +189,27 @@ def test_windowed_rules_per_context_instance():
     text = render(WindowsPanel(snap_of(engine)), width=80, height=60)
     assert lines(text) == lines("""
 ╭─ Windows · 1 named · 4 windowed rules ───────────────────────────────────────╮
-│ window / rule      view / group       events newest event / aggregates       │
-│ People             #unique(person)         0 empty                           │
-│ warm               Temp#time(10 min)       6 3 groups by room                │
-│                      kitchen               4 avg(value)=22                   │
-│                      bath                  1 avg(value)=-1                   │
-│                      hall                  1 avg(value)=19                   │
-│ busy               Temp#length(3)          5 in 3 instances of PerRoom       │
-│                      PerRoom kitchen       3 count(*)=3, max(value)=25       │
-│                      PerRoom bath          1 count(*)=1, max(value)=-1       │
-│                      PerRoom hall          1 count(*)=1, max(value)=19       │
-│ levels             Temp#length(10)         6 in 3 instances of PerRoom       │
-│                      PerRoom kitchen       4 4 groups by room, value         │
-│                        kitchen, 20         1 count(*)=1                      │
-│                        kitchen, 21         1 count(*)=1                      │
-│                        kitchen, 22         1 count(*)=1                      │
-│                        kitchen, 25         1 count(*)=1                      │
-│                      PerRoom bath          1 1 group by room, value          │
-│                        bath, -1            1 count(*)=1                      │
-│                      PerRoom hall          1 1 group by room, value          │
-│                        hall, 19            1 count(*)=1                      │
-│ overall            Temp(value > 0)#l…      5 avg(value)=21.4, list(value)=[… │
+│ window / rule view / group                events newest event / aggregates   │
+│ People        #unique(person)                  0 empty                       │
+│ warm          Temp#time(10 min)                6 3 groups by room            │
+│                 kitchen                        4 avg(value)=22               │
+│                 bath                           1 avg(value)=-1               │
+│                 hall                           1 avg(value)=19               │
+│ busy          Temp#length(3)                   5 in 3 instances of PerRoom   │
+│                 PerRoom kitchen                3 count(*)=3, max(value)=25   │
+│                 PerRoom bath                   1 count(*)=1, max(value)=-1   │
+│                 PerRoom hall                   1 count(*)=1, max(value)=19   │
+│ levels        Temp#length(10)                  6 in 3 instances of PerRoom   │
+│                 PerRoom kitchen                4 4 groups by room, value     │
+│                   kitchen, 20                  1 count(*)=1                  │
+│                   kitchen, 21                  1 count(*)=1                  │
+│                   kitchen, 22                  1 count(*)=1                  │
+│                   kitchen, 25                  1 count(*)=1                  │
+│                 PerRoom bath                   1 1 group by room, value      │
+│                   bath, -1                     1 count(*)=1                  │
+│                 PerRoom hall                   1 1 group by room, value      │
+│                   hall, 19                     1 count(*)=1                  │
+│ overall       Temp(value > 0)#length(100)      5 avg(value)=21.4, list(valu… │
 ╰──────────────────────────────────────────────────────────────────────────────╯
 """)
 
@@ -271,14 +271,14 @@ def snapshot(**changes) -> Snapshot:
 def test_windows_panel_80_columns():
     assert lines(render(WindowsPanel(snapshot()))) == lines("""
 ╭─ Windows · 2 named · 2 windowed rules ───────────────────────────────────────╮
-│ window / rule      view / group       events newest event / aggregates       │
-│ People             #unique(person)         2 21:59:00 person=ann state=home  │
-│ LastDoor           #lastevent              0 empty                           │
-│ warm               Temp#time(10 min)       9 2 groups by room                │
-│                      kitchen               6 avg(value)=22.5                 │
-│                      hall                  3 avg(value)=19.25                │
-│ busy               Temp#length(3)          3 in 1 instance of PerRoom        │
-│                      PerRoom kitchen       3 count(*)=3, max(value)=25       │
+│ window / rule view / group      events newest event / aggregates             │
+│ People        #unique(person)        2 11-20 21:59:00 person=ann state=home  │
+│ LastDoor      #lastevent             0 empty                                 │
+│ warm          Temp#time(10 min)      9 2 groups by room                      │
+│                 kitchen              6 avg(value)=22.5                       │
+│                 hall                 3 avg(value)=19.25                      │
+│ busy          Temp#length(3)         3 in 1 instance of PerRoom              │
+│                 PerRoom kitchen      3 count(*)=3, max(value)=25             │
 ╰──────────────────────────────────────────────────────────────────────────────╯
 """)
 
@@ -296,7 +296,7 @@ def test_windows_panel_without_group_by_or_context_puts_the_values_on_the_rule_l
     text = lines(render(WindowsPanel(snapshot(windows=(), windowed=(rule,)))))
     assert text.splitlines()[0].startswith("╭─ Windows · 1 windowed rule ─")
     assert text.splitlines()[2] == \
-        "│ mean               Temp#length(5)          5 avg(value)=21, count(*)=5       │"
+        "│ mean          Temp#length(5)      5 avg(value)=21, count(*)=5                │"
     assert len(text.splitlines()) == 4
 
 
@@ -324,32 +324,33 @@ def test_dashboard_80x24_with_windows():
 │ bad lines 0 · bad messages 0 · unmatched 0 · outputs 7                       │
 ╰──────────────────────────────────────────────────────────────────────────────╯
 ╭─ Contexts · 1 open ──────────────────────────────────────────────────────────╮
-│ context       key           opened       closes       in     policy  partial │
-│ PerRoom       kitchen       21:50:00     —            —      —             3 │
+│ context key     opened         closes in policy partial                      │
+│ PerRoom kitchen 11-20 21:50:00 —      —  —            3                      │
 ╰──────────────────────────────────────────────────────────────────────────────╯
 ╭─ Rules · 2 ──────────────────────────────────────────────────────────────────╮
-│ rule                   context        partial matches last fired             │
-│ warm                   —                    9       7 21:59:40 20s ago       │
-│ busy                   PerRoom              3       3 21:59:40 20s ago       │
+│ rule context partial matches last fired                                      │
+│ warm —             9       7 11-20 21:59:40 20s ago                          │
+│ busy PerRoom       3       3 11-20 21:59:40 20s ago                          │
 ╰──────────────────────────────────────────────────────────────────────────────╯
 ╭─ Windows · 2 named · 2 windowed rules ───────────────────────────────────────╮
-│ window / rule      view / group       events newest event / aggregates       │
-│ People             #unique(person)         2 21:59:00 person=ann state=home  │
-│ LastDoor           #lastevent              0 empty                           │
-╰─ … 5 more ───────────────────────────────────────────────────────────────────╯
-╭─ Fired events and actions · 7 outputs ───────────────────────────────────────╮
-│ time         rule          event / action       attributes / payload         │
-│ 21:59:40     warm          warm                 room=kitchen mean=22.5       │
+│ window / rule view / group      events newest event / aggregates             │
+│ People        #unique(person)        2 11-20 21:59:00 person=ann state=home  │
+│ LastDoor      #lastevent             0 empty                                 │
+│ warm          Temp#time(10 min)      9 2 groups by room                      │
+╰─ … 4 more ───────────────────────────────────────────────────────────────────╯
+╭─ Fired events and actions · 7 ───────────────────────────────────────────────╮
+│ time           rule event / action attributes / payload                      │
+│ 11-20 21:59:40 warm warm           room=kitchen mean=22.5                    │
 ╰──────────────────────────────────────────────────────────────────────────────╯
 """)
 
 
 @pytest.mark.parametrize("width,height", [(80, 24), (80, 22), (80, 20), (100, 30), (100, 50),
                                           (170, 24), (170, 40), (220, 60)])
-def test_dashboard_with_windows_fills_the_terminal_but_one_line(width, height):
+def test_dashboard_with_windows_fills_the_terminal(width, height):
     text = render(Dashboard(snapshot()), width, height)
     rows = text.splitlines()
-    assert len(rows) == height - 1
+    assert len(rows) == height
     assert all(len(row) <= width for row in rows)
     for needed in ("cep replay", "Contexts · 1 open", "Rules · 2", "Fired events"):
         assert needed in text

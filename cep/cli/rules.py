@@ -118,7 +118,7 @@ def run_replay(args: argparse.Namespace) -> int:
     if args.view:
         from cep.tools.view import ReplayView  # rich loads only for --view
 
-        view = ReplayView(name, trace, args.speed)
+        view = ReplayView(name, trace, args.speed, until=until, tz=tz)
         if not view.available:
             raise CliError("--view needs a terminal (stderr or /dev/tty)")
     try:

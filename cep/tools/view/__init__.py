@@ -6,11 +6,14 @@ Layers, each testable alone:
   of the engine (public attributes only) when a frame is due, named windows and windowed
   rules' groups included; `TeeSink`, the sink wrapper that remembers the last fired events
   and actions.
-- `cep.tools.view.panels`: one rich renderable per panel (`InputPanel`, `ContextsPanel`,
-  `RulesPanel`, `WindowsPanel`, `EventsPanel`) and `Dashboard`, which lays them out for the
-  terminal size.
+- `cep.tools.view.panels`: one rich renderable per panel (`InputPanel`, `LogPanel`,
+  `ContextsPanel`, `RulesPanel`, `WindowsPanel`, `EventsPanel`) and `Dashboard`, which lays
+  them out to fill the terminal exactly.
 - `cep.tools.view.app`: `TerminalView`, the driver (rich.live.Live, a monotonic wall clock for
-  refresh decisions only), and `ReplayView` for `cep replay --view`.
+  refresh decisions only; it keeps the last stderr lines for the log panel), and
+  `ReplayView` for `cep replay --view` (`ReplayView(name, path, speed, until=, tz=)`: it
+  reads the trace's first and last times from the two ends of the file, so progress goes
+  by trace time, up to --until when given).
 
 Driver API (for `cep run --view`; everything is called from the engine's thread):
 
@@ -46,6 +49,7 @@ from cep.tools.view.panels import (
     Dashboard,
     EventsPanel,
     InputPanel,
+    LogPanel,
     RulesPanel,
     WindowsPanel,
 )
@@ -71,6 +75,7 @@ __all__ = [
     "GroupRow",
     "InputPanel",
     "InputStatus",
+    "LogPanel",
     "OutputRow",
     "ReplayView",
     "RuleRow",

@@ -7,18 +7,22 @@ the view spends at most about `max_share` of the wall time drawing.
 
 While the view draws on stderr, lines written to stderr (reports, warnings) are
 printed above the frame as plain text with their control characters escaped
-(`PlainStderr`; rich's own redirect would decode ANSI colours and links in them).
+(`PlainStderr`; rich's own redirect would decode ANSI colours and links in them),
+and the last LOG_LINES of them stay in the frame's log panel: the frame fills the
+terminal, so lines printed above it scroll away at once.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Any
+from datetime import tzinfo
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from rich.console import Console
 from rich.live import Live
@@ -40,6 +44,8 @@ if TYPE_CHECKING:
     from cep.runtime.engine import Engine
 
 RATE_WINDOW = 5.0    # seconds of wall time the message rate is averaged over
+LOG_LINES = 5        # stderr lines the log panel keeps
+BOUNDS_BYTES = 64 * 1024  # bytes read at each end of a trace for its first and last times
 StatusArg = InputStatus | Callable[[], InputStatus]
 
 
@@ -61,10 +67,12 @@ class PlainStderr(io.TextIOBase):
     """Stands in for sys.stderr while the view is on: each complete line goes above the
     frame (rich's render hook) as plain text, control characters escaped."""
 
-    def __init__(self, console: Console, original: IO[str]) -> None:
+    def __init__(self, console: Console, original: IO[str],
+                 log: deque[str] | None = None) -> None:
         super().__init__()
         self.console = console
         self.original = original
+        self.log = log                # the last lines, for the log panel (if given)
         self._partial: list[str] = []
 
     def write(self, text: str) -> int:
@@ -84,6 +92,8 @@ class PlainStderr(io.TextIOBase):
         return len(text)
 
     def _print(self, lines: list[str]) -> None:
+        if self.log is not None:
+            self.log.extend(printable(line) for line in lines if line.strip())
         with self.console:
             self.console.print(Text("\n".join(printable(line) for line in lines)),
                                markup=False, emoji=False, highlight=False, soft_wrap=True)
@@ -129,6 +139,7 @@ class TerminalView:
         self._stderr: PlainStderr | None = None
         self._marks: deque[tuple[float, int]] = deque()
         self._rate = 0.0
+        self.log: deque[str] = deque(maxlen=LOG_LINES)   # the last stderr lines
 
     @property
     def available(self) -> bool:
@@ -152,7 +163,7 @@ class TerminalView:
                          vertical_overflow="crop")
         self.live.start(refresh=True)
         if redirect:
-            self._stderr = PlainStderr(self.console, sys.stderr)
+            self._stderr = PlainStderr(self.console, sys.stderr, self.log)
             sys.stderr = self._stderr
 
     def tick(self, engine: Engine, status: StatusArg, force: bool = False) -> bool:
@@ -186,7 +197,7 @@ class TerminalView:
         else:
             rate = self._rate_over_window(now, messages)
         snapshot = replace(snapshot, closed=self.fades.update(snapshot, now), rate=rate,
-                           elapsed=now - started)
+                           elapsed=now - started, log=tuple(self.log))
         self.last = snapshot
         return snapshot
 
@@ -222,20 +233,85 @@ class TerminalView:
                 pass
 
 
+def trace_bounds(path: str, tz: tzinfo | None = None,
+                 chunk: int = BOUNDS_BYTES) -> tuple[float | None, float | None]:
+    """The first and last times of a trace file, read from its first and last `chunk`
+    bytes (cheap whatever its size): the `ts` of the first and last lines that have one.
+    None for a side that has none there, or whose time has no offset while `tz` is None
+    (it could not be read as the replay reads it)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(chunk)
+            size = handle.seek(0, os.SEEK_END)
+            if size > chunk:
+                handle.seek(max(0, size - chunk))
+                tail = handle.read(chunk)
+            else:
+                tail = head
+    except OSError:
+        return None, None
+    first = _first_ts(head.split(b"\n")[:-1] if len(head) == chunk else head.split(b"\n"),
+                      tz)
+    lines = tail.split(b"\n")
+    if size > chunk:
+        lines = lines[1:]                 # the first one may be cut
+    return first, _first_ts(reversed(lines), tz)
+
+
+def _first_ts(lines: Any, tz: tzinfo | None) -> float | None:
+    from datetime import UTC, timedelta, timezone
+
+    from cep.adapters.trace import BadLine, parse_trace_ts
+
+    for raw in lines:
+        raw = raw.strip()
+        if not raw.startswith(b"{"):
+            continue
+        try:
+            value = json.loads(raw).get("ts")
+        except (ValueError, AttributeError):
+            continue
+        if value is None:
+            continue
+        try:
+            if tz is not None:
+                return parse_trace_ts(value, tz)
+            seconds = parse_trace_ts(value, UTC)
+            if seconds != parse_trace_ts(value, timezone(timedelta(hours=1))):
+                return None               # no offset: the replay reads it in its zone
+            return seconds
+        except BadLine:
+            continue
+    return None
+
+
 class ReplayView(TerminalView):
     """A TerminalView fed by `cep.adapters.replay.replay(..., tick=view.replay_tick)`."""
 
     def __init__(self, trace_name: str, trace_path: str | None, speed: float | None,
-                 console: Console | None = None, **options: Any) -> None:
+                 console: Console | None = None, until: float | None = None,
+                 tz: tzinfo | None = None, **options: Any) -> None:
+        """`until`: the replay's --until (it ends there); `tz`: the zone the replay reads
+        offset-less trace times in. With both unknown, progress still goes by trace time
+        when the trace's times have offsets, else by bytes read."""
         super().__init__("replay", trace_name, console, **options)
         self.speed = speed
         self.total: int | None = None
+        self.start_clock: float | None = None
+        self.end_clock: float | None = until
         if trace_path is not None:
             try:
                 if os.path.isfile(trace_path):
                     self.total = os.path.getsize(trace_path)
             except OSError:
                 self.total = None
+        if self.total:
+            first, last = trace_bounds(cast(str, trace_path), tz)
+            self.start_clock = first
+            if until is None:
+                self.end_clock = last
+            elif first is not None and until <= first:
+                self.end_clock = None       # it ends before it starts: by bytes read
 
     def replay_tick(self, engine: Engine, stats: ReplayStats, final: bool = False) -> None:
         self.tick(engine, lambda: self.status(stats, final), force=final)
@@ -249,4 +325,5 @@ class ReplayView(TerminalView):
             events_by_type=tuple(stats.events_by_type.items()),
             bad_lines=stats.bad_lines, bad_messages=stats.bad_messages,
             unmatched=stats.unmatched, unmatched_topics=tuple(stats.unmatched_topics.items()),
-            missing_paths=tuple(str(count) for count in stats.missing_paths), finished=final)
+            missing_paths=tuple(str(count) for count in stats.missing_paths), finished=final,
+            start_clock=self.start_clock, end_clock=self.end_clock)

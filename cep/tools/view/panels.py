@@ -1,12 +1,15 @@
 """The view's panels: each a small rich renderable built from a Snapshot (plain values).
 
-`InputPanel`, `ContextsPanel`, `RulesPanel`, `WindowsPanel` (named windows and
-windowed rules; only when the rule set has some) and `EventsPanel` render one part of
-the screen; `Dashboard` arranges them to fill a terminal (one column up to 159
-columns, two from 160 on).  A panel given `rows` shows at most that many data
-rows (the last one saying how many more there are; `WindowsPanel` says it on its
-bottom border instead, so that each row shows a line) and is exactly `rows + 3`
-lines tall (borders and header); without `rows` it shows everything.
+`InputPanel`, `LogPanel` (the last stderr lines; only when there are some),
+`ContextsPanel`, `RulesPanel`, `WindowsPanel` (named windows and windowed rules; only
+when the rule set has some) and `EventsPanel` render one part of the screen;
+`Dashboard` arranges them to fill the terminal exactly (one column up to 159 columns,
+two from 160 on, sized by what they hold).  A panel given `rows` shows at most that
+many data rows (the last one saying how many more there are; `WindowsPanel` says it on
+its bottom border instead, so that each row shows a line) and is exactly `rows + 3`
+lines tall (borders and header); without `rows` it shows everything.  Table columns
+are as wide as their content and only the widest text columns are cut, when the
+width runs out (`fit_widths`); every time is `MM-DD HH:MM:SS` (`fmt_clock`).
 
 Every string that comes from events, payloads, topics, rule names or output, or
 the broker is drawn through `plain()`: a `rich.text.Text`, so no markup (`[/]`,
@@ -19,9 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.panel import Panel
 from rich.table import Table
@@ -63,13 +67,11 @@ def _local(ts: float, tz: tzinfo) -> datetime:
 
 
 def fmt_clock(ts: float | None, tz: tzinfo, ref: float | None = None) -> str:
-    """`23:40:05`, or `20 Nov 23:40` when `ts` is not on the same day as `ref`."""
+    """`11-20 23:40:05` (month-day hours:minutes:seconds): every time in the view's panels,
+    whatever day it is on (`ref` is not used; kept for callers)."""
     if ts is None:
         return DASH
-    when = _local(ts, tz)
-    if ref is not None and _local(ref, tz).date() != when.date():
-        return when.strftime("%d %b %H:%M")
-    return when.strftime("%H:%M:%S")
+    return _local(ts, tz).strftime("%m-%d %H:%M:%S")
 
 
 def fmt_datetime(ts: float | None, tz: tzinfo) -> str:
@@ -125,11 +127,83 @@ def _fade_style(fade: float) -> str:
     return "dim" if fade < 0.5 else "dim strike"
 
 
-def _table(*columns: tuple[str, dict[str, Any]]) -> Table:
-    table = Table(box=None, expand=True, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0),
-                  header_style="bold")
-    for header, options in columns:
-        table.add_column(header, no_wrap=True, overflow="ellipsis", **options)
+CLOCK_WIDTH = 14      # `11-20 23:40:05`
+SHRINK_MIN = 8        # a text column is cut to no fewer characters than this (or its header)
+
+
+def _width(cell: Any) -> int:
+    if isinstance(cell, Text):
+        return cell.cell_len
+    return cell_len(str(cell))
+
+
+def fit_widths(natural: list[int], minimum: list[int], shrink: list[bool],
+               available: int) -> list[int]:
+    """Column widths: each column's `natural` width (its widest cell) when they all fit in
+    `available`; else the widest shrinkable columns are cut first, down to one level (never
+    below their `minimum`), so short columns stay whole and only long text is cut."""
+    widths = list(natural)
+    excess = sum(widths) - available
+    if excess <= 0:
+        return widths
+    cut = [i for i, can in enumerate(shrink) if can and widths[i] > minimum[i]]
+    if not cut:
+        return widths
+    fixed = sum(widths) - sum(widths[i] for i in cut)
+    room = available - fixed
+
+    def used(level: int) -> int:
+        return sum(min(natural[i], max(level, minimum[i])) for i in cut)
+
+    low, high = 0, max(natural[i] for i in cut)
+    while low < high:                   # the highest level whose widths fit in `room`
+        middle = (low + high + 1) // 2
+        if used(middle) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    for i in cut:
+        widths[i] = min(natural[i], max(low, minimum[i]))
+    spare = room - sum(widths[i] for i in cut)
+    for i in cut:                       # what is left to the first ones still cut
+        if spare <= 0:
+            break
+        if widths[i] < natural[i]:
+            widths[i] += 1
+            spare -= 1
+    return widths
+
+
+def _natural(columns: list[tuple[str, dict[str, Any]]], rows: list[list[Any]]) -> list[int]:
+    """Each column's width with nothing cut: its widest cell, header included."""
+    return [max([cell_len(header)] + [_width(row[i]) for row in rows if i < len(row)])
+            for i, (header, _options) in enumerate(columns)]
+
+
+def _natural_width(columns: list[tuple[str, dict[str, Any]]], rows: list[list[Any]],
+                   title: str) -> int:
+    """A panel's width with nothing cut: its table (and gaps) or its title, and its frame."""
+    table = sum(_natural(columns, rows)) + len(columns) - 1
+    return max(table, cell_len(title) + 4) + 4
+
+
+def _table(columns: list[tuple[str, dict[str, Any]]], rows: list[list[Any]],
+           width: int) -> Table:
+    """A table of `rows`, each column as wide as its widest cell (header included) while the
+    columns fit in `width`; else the widest text columns (option `shrink`) are cut first,
+    with an ellipsis. Nothing is stretched: what is left of the width stays empty."""
+    natural = _natural(columns, rows)
+    minimum = [min(natural[i], max(SHRINK_MIN, cell_len(header)))
+               for i, (header, _options) in enumerate(columns)]
+    shrink = [bool(options.get("shrink")) for _header, options in columns]
+    widths = fit_widths(natural, minimum, shrink, max(1, width - (len(columns) - 1)))
+    table = Table(box=None, expand=False, pad_edge=False, show_edge=False,
+                  padding=(0, 1, 0, 0), header_style="bold")
+    for (header, options), column_width in zip(columns, widths):
+        table.add_column(header, no_wrap=True, overflow="ellipsis", width=column_width,
+                         justify=options.get("justify", "left"))
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
@@ -139,11 +213,24 @@ def _panel(body: Any, title: str, rows: int | None, style: str = "") -> Panel:
                  padding=(0, 1), height=height, border_style=style)
 
 
-def _or_note(table: Table, empty: bool, note: str) -> Any:
-    """The table, or its header and a note across the whole width when it has no rows."""
-    if not empty:
-        return table
-    return Group(table, Text(note, style="dim", no_wrap=True, overflow="ellipsis"))
+def _body(table: Table, empty: bool, note: str, more: int = 0) -> Any:
+    """The table, then `… N more` when rows were left out, or a note when it has no rows
+    (across the whole width: neither is cut to the first column)."""
+    if empty:
+        return Group(table, Text(note, style="dim", no_wrap=True, overflow="ellipsis"))
+    if more:
+        return Group(table, Text(f"… {more} more", style="italic", no_wrap=True,
+                                 overflow="ellipsis"))
+    return table
+
+
+def _styled(cell: Any, style: str) -> Any:
+    """A cell with `style` over its own (for a fading row)."""
+    if not style:
+        return cell
+    text = cell.copy() if isinstance(cell, Text) else Text(str(cell))
+    text.stylize(style)
+    return text
 
 
 def _limit(items: list[T], rows: int | None) -> tuple[list[T], int]:
@@ -276,28 +363,42 @@ class ContextsPanel:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         snap = self.snapshot
         wide = options.max_width >= 100
+        shown, more = self._shown()
+        cells = []
+        for row in shown:
+            faded = _fade_style(row.fade) if row.closed_at is not None else ""
+            cells.append([_styled(cell, faded) for cell in self._cells(row, wide)])
+        table = _table(self._columns(wide), cells, options.max_width - 4)
+        yield _panel(_body(table, not snap.contexts and not snap.closed,
+                           "no open context instances", more), self._title(), self.rows,
+                     "magenta")
+
+    def natural_width(self) -> int:
+        """How wide it would be with nothing cut (without the `kind` column)."""
+        cells = [self._cells(row, False) for row in self._shown()[0]]
+        return _natural_width(self._columns(False), cells, self._title())
+
+    def _title(self) -> str:
+        return f"Contexts · {self.snapshot.contexts_open} open"
+
+    @staticmethod
+    def _columns(wide: bool) -> list[tuple[str, dict[str, Any]]]:
         columns: list[tuple[str, dict[str, Any]]] = [
-            ("context", {"ratio": 1, "min_width": 7}), ("key", {"ratio": 1, "min_width": 3}),
-            ("opened", {"width": 12}), ("closes", {"width": 12}), ("in", {"width": 6}),
-            ("policy", {"width": 7})]
+            ("context", {"shrink": True}), ("key", {"shrink": True}), ("opened", {}),
+            ("closes", {}), ("in", {}), ("policy", {"shrink": True})]
         if wide:
-            columns.append(("kind", {"width": 9}))
-        columns.append(("partial", {"justify": "right", "width": 7}))
-        table = _table(*columns)
+            columns.append(("kind", {}))
+        columns.append(("partial", {"justify": "right"}))
+        return columns
+
+    def _shown(self) -> tuple[list[ContextRow], int]:
+        snap = self.snapshot
         items: list[ContextRow] = list(snap.contexts) + list(snap.closed)
         hidden_open = snap.contexts_open - len(snap.contexts)
         shown, more = _limit(items, self.rows)
         if self.rows is not None and not more and hidden_open > 0 and len(shown) >= self.rows:
             shown, more = shown[:-1], 1
-        more += max(0, hidden_open)
-        for row in shown:
-            table.add_row(*self._cells(row, wide), style=_fade_style(row.fade)
-                          if row.closed_at is not None else "")
-        if more:
-            table.add_row(Text(f"… {more} more", style="italic"))
-        title = f"Contexts · {snap.contexts_open} open"
-        yield _panel(_or_note(table, not items, "no open context instances"), title, self.rows,
-                     "magenta")
+        return shown, more + max(0, hidden_open)
 
     def _cells(self, row: ContextRow, wide: bool) -> list[Any]:
         snap = self.snapshot
@@ -326,18 +427,21 @@ class RulesPanel:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         snap = self.snapshot
-        table = _table(("rule", {"ratio": 3, "min_width": 8}),
-                       ("context", {"ratio": 2, "min_width": 7}),
-                       ("partial", {"justify": "right", "width": 7}),
-                       ("matches", {"justify": "right", "width": 7}),
-                       ("last fired", {"width": 22}))
         shown, more = _limit(list(snap.rules), self.rows)
-        for rule in shown:
-            table.add_row(*self._cells(rule))
-        if more:
-            table.add_row(Text(f"… {more} more", style="italic"))
-        yield _panel(_or_note(table, not snap.rules, "no rules"), f"Rules · {len(snap.rules)}",
-                     self.rows, "cyan")
+        table = _table(self.COLUMNS, [self._cells(rule) for rule in shown],
+                       options.max_width - 4)
+        yield _panel(_body(table, not snap.rules, "no rules", more),
+                     f"Rules · {len(snap.rules)}", self.rows, "cyan")
+
+    COLUMNS: ClassVar[list[tuple[str, dict[str, Any]]]] = [
+        ("rule", {"shrink": True}), ("context", {"shrink": True}),
+        ("partial", {"justify": "right"}), ("matches", {"justify": "right"}), ("last fired", {})]
+
+    def natural_width(self) -> int:
+        """How wide it would be with nothing cut."""
+        shown, _more = _limit(list(self.snapshot.rules), self.rows)
+        return _natural_width(self.COLUMNS, [self._cells(rule) for rule in shown],
+                              f"Rules · {len(self.snapshot.rules)}")
 
     def _cells(self, rule: RuleRow) -> list[Any]:
         snap = self.snapshot
@@ -375,31 +479,40 @@ class WindowsPanel:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         snap = self.snapshot
-        table = _table(("window / rule", {"ratio": 3, "min_width": 8}),
-                       ("view / group", {"ratio": 3, "min_width": 8}),
-                       ("events", {"justify": "right", "width": 6}),
-                       ("newest event / aggregates", {"ratio": 5, "min_width": 10}))
         lines = self._lines(snap, wide=options.max_width >= 100)
         shown, more = lines, 0
         if self.rows is not None and len(lines) > self.rows:
             # its lines are nested (a rule, its instances, their groups): every row shows one
             # and the bottom border says how many more there are
             shown, more = lines[: max(0, self.rows)], len(lines) - max(0, self.rows)
-        for cells in shown:
-            table.add_row(*cells)
+        table = _table(self.COLUMNS, shown, options.max_width - 4)
+        panel = _panel(_body(table, not lines, "no named windows or windowed rules"),
+                       self._title(snap), self.rows, "green")
+        if more:
+            panel.subtitle = Text(f"… {more} more", style="italic")
+            panel.subtitle_align = "left"
+        yield panel
+
+    COLUMNS: ClassVar[list[tuple[str, dict[str, Any]]]] = [
+        ("window / rule", {"shrink": True}), ("view / group", {"shrink": True}),
+        ("events", {"justify": "right"}), ("newest event / aggregates", {"shrink": True})]
+
+    def natural_width(self) -> int:
+        """How wide it would be with nothing cut (without what fills a named window)."""
+        lines = self._lines(self.snapshot, wide=False)
+        if self.rows is not None:
+            lines = lines[: max(0, self.rows)]
+        return _natural_width(self.COLUMNS, lines, self._title(self.snapshot))
+
+    @staticmethod
+    def _title(snap: Snapshot) -> str:
         parts = []
         if snap.windows:
             parts.append(f"{len(snap.windows)} named")
         if snap.windowed:
             count = len(snap.windowed)
             parts.append(f"{count} windowed rule{'s' if count != 1 else ''}")
-        title = " · ".join(["Windows", *parts])
-        panel = _panel(_or_note(table, not lines, "no named windows or windowed rules"), title,
-                       self.rows, "green")
-        if more:
-            panel.subtitle = Text(f"… {more} more", style="italic")
-            panel.subtitle_align = "left"
-        yield panel
+        return " · ".join(["Windows", *parts])
 
     # every line is its cells: window or rule, view or group, events, detail
     @staticmethod
@@ -495,18 +608,37 @@ class EventsPanel:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         snap = self.snapshot
-        table = _table(("time", {"width": 12}), ("rule", {"ratio": 2, "min_width": 8}),
-                       ("event / action", {"ratio": 3, "min_width": 10}),
-                       ("attributes / payload", {"ratio": 4, "min_width": 10}))
         rows = list(snap.outputs)
         limit = self.rows
         if limit is not None and len(rows) > limit:
             rows = rows[:limit]   # older ones are simply not shown: no "more" row
-        for output in rows:
-            table.add_row(*self._cells(output))
-        title = f"Fired events and actions · {fmt_count(snap.outputs_total)} outputs"
-        yield _panel(_or_note(table, not snap.outputs, "nothing fired yet"), title, self.rows,
-                     "yellow")
+        table = _table(self.COLUMNS, [self._cells(output) for output in rows],
+                       options.max_width - 4)
+        yield _panel(_body(table, not snap.outputs, "nothing fired yet"), self.title(snap),
+                     self.rows, "yellow")
+
+    COLUMNS: ClassVar[list[tuple[str, dict[str, Any]]]] = [
+        ("time", {}), ("rule", {"shrink": True}), ("event / action", {"shrink": True}),
+        ("attributes / payload", {"shrink": True})]
+
+    def natural_width(self) -> int:
+        """How wide it would be with nothing cut."""
+        rows = list(self.snapshot.outputs)
+        if self.rows is not None:
+            rows = rows[: self.rows]
+        return _natural_width(self.COLUMNS, [self._cells(output) for output in rows],
+                              self.title(self.snapshot))
+
+    @staticmethod
+    def title(snap: Snapshot) -> str:
+        """`Fired events and actions · 13`: what it lists (the context lines of --contexts
+        are output lines too, but not listed here: they are counted apart)."""
+        title = f"Fired events and actions · {fmt_count(snap.fired)}"
+        context_lines = snap.outputs_total - snap.fired
+        if context_lines > 0:
+            noun = "line" if context_lines == 1 else "lines"
+            title += f" (+{fmt_count(context_lines)} context {noun} not shown)"
+        return title
 
     def _cells(self, output: OutputRow) -> list[Any]:
         snap = self.snapshot
@@ -516,6 +648,30 @@ class EventsPanel:
                     plain(output.detail, style="cyan")]
         return [time, plain(output.rule), plain(output.what, style="bold yellow"),
                 plain(output.detail)]
+
+
+class LogPanel:
+    """The last lines written to stderr while the view is on (warnings, bad-line reports),
+    oldest first: printed above the frame, they would scroll away at once."""
+
+    def __init__(self, snapshot: Snapshot, rows: int | None = None) -> None:
+        self.snapshot = snapshot
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        log = list(self.snapshot.log)
+        if self.rows is not None:
+            log = log[len(log) - self.rows:] if self.rows > 0 else []
+        lines = []
+        for line in log:
+            text = plain(line, "yellow")
+            text.no_wrap = True
+            text.overflow = "ellipsis"
+            lines.append(text)
+        height = len(lines) + 2 if self.rows is None else self.rows + 2
+        yield Panel(Group(*lines), title=plain("Log · last lines of stderr"),
+                    title_align="left", box=box.ROUNDED, padding=(0, 1), height=height,
+                    border_style="yellow")
 
 
 # ---------------------------------------------------------------------- layout
@@ -538,12 +694,32 @@ def share_rows(available: int, needs: Iterable[int], minimum: Iterable[int],
     return rows
 
 
+def split_width(available: int, left: int, right: int, least: int = 40) -> tuple[int, int]:
+    """Two columns' widths in `available`: each its `left`/`right` need when both fit (the
+    rest shared equally); else a column that needs less than half gets what it needs and the
+    other the rest; else halves. Neither gets less than `least` (when there is room)."""
+    half = available // 2
+    if left + right <= available:
+        left_width = left + (available - left - right) // 2
+    elif left <= half:
+        left_width = left
+    elif right <= available - half:
+        left_width = available - right
+    else:
+        left_width = half
+    least = min(least, half)
+    left_width = max(least, min(left_width, available - least))
+    return left_width, available - left_width
+
+
 class Dashboard:
     """The whole frame: input on top, then contexts, rules, windows (when the rule set has
     named windows or windowed rules) and fired events.
 
-    It is `height` lines tall (default: the console's height minus one, so the
-    summary line fits under the last frame).
+    It is `height` lines tall (default: the console's height: the frame fills the
+    terminal, its first row too). When the snapshot has stderr lines (`log`), a log
+    panel under the input panel shows the last of them (up to five, fewer when the
+    terminal is short).
     """
 
     def __init__(self, snapshot: Snapshot, height: int | None = None) -> None:
@@ -552,16 +728,27 @@ class Dashboard:
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         snap = self.snapshot
-        height = self.height or max(12, (options.height or console.height) - 1)
+        height = self.height or max(12, options.height or console.height)
         width = options.max_width
         body = height - (INPUT_LINES + 2)
+        yield InputPanel(snap)
+        if snap.log:
+            # the other panels keep a row each and two more (up to five lines on 80x30,
+            # three on 80x24, none below 80x21)
+            panels = 2 if width >= WIDE else 3
+            if WindowsPanel.shown(snap):
+                panels += 1
+            rest = panels * (PANEL_CHROME + 1) + 2
+            log_rows = min(len(snap.log), body - rest - 2)
+            if log_rows > 0:
+                yield LogPanel(snap, log_rows)
+                body -= log_rows + 2
         context_need = max(1, len(snap.contexts) + len(snap.closed) +
                            (1 if snap.contexts_open > len(snap.contexts) else 0))
         rules_need = max(1, len(snap.rules))
         events_need = max(1, len(snap.outputs))
         windows = WindowsPanel.shown(snap)
         windows_need = max(1, WindowsPanel.need(snap))
-        yield InputPanel(snap)
         if width >= WIDE:
             needs, minimum = [context_need, rules_need], [1, 1]
             if windows and body - 3 * PANEL_CHROME >= 3:
@@ -572,10 +759,14 @@ class Dashboard:
             column: list[Any] = [ContextsPanel(snap, left[0]), RulesPanel(snap, left[1])]
             if len(left) > 2:
                 column.append(WindowsPanel(snap, left[2]))
+            events = EventsPanel(snap, max(1, right))
+            left_width, right_width = split_width(
+                width - 1, max(panel.natural_width() for panel in column),
+                events.natural_width())
             grid = Table.grid(expand=True, padding=(0, 1))
-            grid.add_column(ratio=1)
-            grid.add_column(ratio=1)
-            grid.add_row(Group(*column), EventsPanel(snap, max(1, right)))
+            grid.add_column(width=left_width)
+            grid.add_column(width=right_width)
+            grid.add_row(Group(*column), events)
             yield grid
             return
         if windows:
@@ -593,8 +784,11 @@ class Dashboard:
                 yield WindowsPanel(snap, rows[2])
                 yield EventsPanel(snap, rows[3])
                 return
+        minimum = [1, 1, min(3, events_need)]
+        if sum(minimum) > body - 3 * PANEL_CHROME:
+            minimum = [1, 1, 1]
         rows = share_rows(body - 3 * PANEL_CHROME, [context_need, rules_need, events_need],
-                          [1, 1, min(3, events_need)])
+                          minimum)
         yield ContextsPanel(snap, rows[0])
         yield RulesPanel(snap, rows[1])
         yield EventsPanel(snap, rows[2])

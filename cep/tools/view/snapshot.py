@@ -45,7 +45,9 @@ class InputStatus:
     ("connected", "reconnecting", ...), `reconnects` how many times it reconnected,
     `problem` the last connection failure while not connected, `backlog` the messages
     waiting in the inbox for the engine, `backlog_peak` the most so far, `backlog_limit`
-    the inbox size (0: not shown).
+    the inbox size (0: not shown); replay: `start_clock`/`end_clock` the trace's first
+    time and where it ends (--until, else its last line's time), when known: progress
+    then goes by trace time, not by bytes.
     Both: `messages` bus messages (replay: lines), `events` engine events made,
     `events_by_type`, `bad_lines`, `bad_messages`, `unmatched` and its topics,
     `missing_paths`: the declared PAYLOAD paths some messages did not have.
@@ -75,12 +77,19 @@ class InputStatus:
     backlog_peak: int = 0
     backlog_limit: int = 0
     problem: str = ""
+    start_clock: float | None = None           # replay: the trace's first time, when known
+    end_clock: float | None = None             # replay: where it ends (--until, else its
+                                               # last line's time), when known
 
     @property
     def progress(self) -> float | None:
-        """0..1 through the trace file, when its size is known."""
+        """0..1 through the trace: by trace time when its first and end times are known,
+        else by bytes read of the file when its size is known."""
         if self.finished and self.mode == "replay":
             return 1.0
+        start, end = self.start_clock, self.end_clock
+        if self.clock is not None and start is not None and end is not None and end > start:
+            return max(0.0, min(1.0, (self.clock - start) / (end - start)))
         if self.position is None or not self.total:
             return None
         return max(0.0, min(1.0, self.position / self.total))
@@ -188,13 +197,20 @@ class Snapshot:
     closed: tuple[ContextRow, ...] = ()        # recently closed, fading (filled by the view)
     rules: tuple[RuleRow, ...] = ()
     outputs: tuple[OutputRow, ...] = ()        # newest first
-    outputs_total: int = 0
+    outputs_total: int = 0                     # all output lines (context lines included)
+    fired_total: int | None = None             # fired events and actions (None: outputs_total)
     rate: float = 0.0                          # messages per second (filled by the view)
     elapsed: float = 0.0                       # wall seconds since the view started
     title: str = ""
     started: bool = True                       # False until the engine's clock has started
     windows: tuple[WindowRow, ...] = ()        # named windows, in file order
     windowed: tuple[WindowedRuleRow, ...] = ()  # windowed rules, in file order
+    log: tuple[str, ...] = ()                  # the last stderr lines (filled by the view)
+
+    @property
+    def fired(self) -> int:
+        """Fired events and actions so far: what the fired-events panel lists."""
+        return self.outputs_total if self.fired_total is None else self.fired_total
 
 
 class TeeSink:
@@ -203,11 +219,13 @@ class TeeSink:
     def __init__(self, sink: Sink | None = None, keep: int = KEEP_OUTPUTS) -> None:
         self.sink = sink
         self.recent: deque[Output] = deque(maxlen=keep)
+        self.count = 0                       # events and actions seen (all, not only kept)
 
     def __call__(self, record: Output) -> None:
         kind = record.get("kind")
         if kind == "event" or kind == "publish":
             self.recent.append(record)
+            self.count += 1
         if self.sink is not None:
             self.sink(record)
 
@@ -321,7 +339,8 @@ def take_snapshot(engine: Any, status: InputStatus, recorder: TeeSink | None = N
     return Snapshot(now=now, tz=engine.tz or UTC, input=status,
                     contexts=tuple(rows[:max_instances]), contexts_open=total_open, rules=rules,
                     outputs=recorder.rows() if recorder is not None else (),
-                    outputs_total=engine.stats.get("outputs", 0), title=title,
+                    outputs_total=engine.stats.get("outputs", 0),
+                    fired_total=recorder.count if recorder is not None else None, title=title,
                     started=bool(getattr(engine, "started", True)),
                     windows=window_rows(engine), windowed=windowed_rows(engine.agents))
 
