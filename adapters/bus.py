@@ -27,11 +27,11 @@ from typing import Any
 from cep.language import ast
 from cep.language.catalog import Catalog
 from cep.language.topics import TopicTemplate, compile_template, merge_subscriptions
+from cep.runtime.convert import TYPES, BadValue, converter
 from cep.runtime.events import Event
 from cep.runtime.limits import MAX_AHEAD
 
 from .badmessages import BadMessageReporter
-from .convert import TYPES, BadValue, converter
 from .payload import (
     MAX_PAYLOAD,
     UNPARSED,

@@ -29,11 +29,11 @@ from typing import Any
 
 from cep.language import ast
 from cep.language.topics import TemplateError, compile_template
+from cep.runtime.convert import TYPES, BadValue, converter, make_to_timestamp, show
 from cep.runtime.events import Event
 from cep.runtime.limits import MAX_AHEAD
 from cep.runtime.output import format_ts
 
-from .convert import TYPES, BadValue, converter, make_to_timestamp, show
 from .jsonlib import loads
 
 __all__ = [

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import IO, Any
 
+from cep.runtime.convert import MILLIS_ABOVE, epoch_to_unix, iso_to_unix, show
 from cep.runtime.limits import EARLIEST_TS, LATEST_TS, time_problem
 from cep.runtime.output import format_ts
 
-from .convert import MILLIS_ABOVE, epoch_to_unix, iso_to_unix, show
 from .jsonlib import dumps_compact, loads
 from .payload import MAX_PAYLOAD, UNPARSED
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cep.adapters.convert import BadValue, converter, iso_to_unix
+from cep.runtime.convert import BadValue, converter, iso_to_unix
 
 UTC = UTC
 TAIPEI = ZoneInfo("Asia/Taipei")

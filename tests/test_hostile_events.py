@@ -18,11 +18,11 @@ from datetime import UTC
 import pytest
 
 from cep.adapters.bus import MAX_AHEAD, MAX_PAYLOAD, BadMessage, BusMapping, create_events
-from cep.adapters.convert import BadValue, converter
 from cep.adapters.replay import replay
 from cep.adapters.trace import parse_trace_ts
 from cep.checks.loader import load_texts
 from cep.cli import main
+from cep.runtime.convert import BadValue, converter
 from cep.runtime.engine import Engine
 from cep.runtime.events import Event
 from cep.runtime.like import like_matcher

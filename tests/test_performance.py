@@ -137,7 +137,7 @@ def test_timer_queue_drops_cancelled_timers_when_they_dominate():
     for i in range(50_000):  # long timers, nearly all cancelled early (as `within` does)
         queue.schedule(86_400.0 + i, lambda _: None).cancel()
     assert queue.pending() == 100
-    assert len(queue._heap) <= 2 * (queue.COMPACT_ABOVE + len(live))
+    assert len(queue.heap) <= 2 * (queue.COMPACT_ABOVE + len(live))
     fired = []
     while (timer := queue.pop_due(1e9)) is not None:
         fired.append(timer.deadline)
@@ -175,7 +175,7 @@ def test_a_day_of_windows_keeps_memory_flat():
                                                      "etype": etype, "val": i}))
             if i % 1800 == 1799:  # every simulated hour
                 samples.append((sum(engine.partial_matches().values()),
-                                len(engine.timers._heap), tracemalloc.get_traced_memory()[0]))
+                                len(engine.timers.heap), tracemalloc.get_traced_memory()[0]))
     finally:
         tracemalloc.stop()
     assert outputs[0] > 500

@@ -507,7 +507,7 @@ class StreamSource(Source):
             if not self._passes(attrs, match, instance):
                 continue
             history = self._history_of(instance)
-            prior.history, prior.offset = history, 0
+            prior.history = history
             try:
                 self.agent.result(attrs, match, instance)
             finally:
@@ -600,7 +600,7 @@ class WindowedSource(StreamSource):
             history = None
             if prior.depth:
                 history = self._history_of(instance)
-                prior.history, prior.offset = history, 0
+                prior.history = history
             try:
                 try:
                     if self.where is not None and not self.where(attrs, match, instance):

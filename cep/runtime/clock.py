@@ -57,8 +57,9 @@ class TimerQueue:
     COMPACT_ABOVE = 1024  # cancelled entries tolerated before a rebuild is considered
 
     def __init__(self) -> None:
-        self._heap: list[_Entry] = []
-        self.heap = self._heap  # (the same list, for the engine's per-event test)
+        # the heap; the engine reads it directly for its once-per-event "is a timer due?"
+        # (only ever changed in place, so that reference stays valid)
+        self.heap: list[_Entry] = []
         self._seq = itertools.count()
         self._cancelled = 0  # cancelled entries still in the heap
 
@@ -67,38 +68,38 @@ class TimerQueue:
         """Timers due at the same instant fire by priority (lower first), then in set order."""
         seq = next(self._seq)
         timer = Timer(deadline, callback, self)
-        heapq.heappush(self._heap, (deadline, priority, seq, timer))
+        heapq.heappush(self.heap, (deadline, priority, seq, timer))
         return timer
 
     def _cancelled_one(self) -> None:
         self._cancelled += 1
-        heap = self._heap
+        heap = self.heap
         if self._cancelled > self.COMPACT_ABOVE and 2 * self._cancelled > len(heap):
             heap[:] = [entry for entry in heap if not entry[3].cancelled]
             heapq.heapify(heap)
             self._cancelled = 0
 
     def _drop_cancelled_top(self) -> None:
-        heap = self._heap
+        heap = self.heap
         while heap and heap[0][3].cancelled:
             heapq.heappop(heap)
             self._cancelled -= 1
 
     def next_deadline(self) -> float | None:
         self._drop_cancelled_top()
-        heap = self._heap
+        heap = self.heap
         return heap[0][0] if heap else None
 
     def due(self, now: float) -> bool:
         """Whether some entry (perhaps a cancelled one) is due at or before `now`: a cheap
         test before `pop_due`."""
-        heap = self._heap
+        heap = self.heap
         return bool(heap) and heap[0][0] <= now
 
     def pop_due(self, now: float) -> Timer | None:
         """The earliest live timer due at or before `now`, removed from the queue."""
         self._drop_cancelled_top()
-        heap = self._heap
+        heap = self.heap
         if heap and heap[0][0] <= now:
             timer = heapq.heappop(heap)[3]
             timer.queue = None  # fired: a later cancel() is not counted
@@ -107,4 +108,4 @@ class TimerQueue:
 
     def pending(self) -> int:
         """Timers not yet fired or cancelled (for statistics and tests)."""
-        return len(self._heap) - self._cancelled
+        return len(self.heap) - self._cancelled

@@ -105,7 +105,6 @@ class PriorSlot:
     def __init__(self) -> None:
         self.depth = 0
         self.history: deque[Attrs] | None = None
-        self.offset = 0  # how many of the newest events in `history` to skip
 
 
 EMPTY_ENV = ExprEnv()
@@ -291,10 +290,9 @@ class ExpressionCompiler:
 
         def prior(a: Attrs | None, m: Match, c: ContextView | None) -> Any:
             history = slot.history
-            back = count + slot.offset
-            if history is None or len(history) < back:
+            if history is None or len(history) < count:
                 return None
-            return history[-back].get(attr)
+            return history[-count].get(attr)
         return prior
 
     def _Cast(self, expr: ast.Cast) -> Fn:

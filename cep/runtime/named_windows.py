@@ -87,6 +87,3 @@ class NamedWindows:
         except Exception as exc:
             self.report(window.name, exc)
             return False
-
-    def sizes(self) -> dict[str, int]:
-        return {name: len(window) for name, window in self.contents.items()}

@@ -20,15 +20,12 @@ from typing import Any, Protocol
 
 from cep.language import ast
 from cep.runtime.clock import Timer
-from cep.runtime.windows import hashable
+from cep.runtime.windows import SAME_INSTANT, hashable
 
 # A period's end fires before anything else due at the same instant: what happens at its
 # end (a pattern's timer, an event) belongs to the next period, [start, end).
 OUTPUT_TIMER = -3
 
-# Times within this of each other are the same instant (event times are float seconds:
-# 0.4 + 0.2 is not 0.6 in binary)
-SAME_INSTANT = 1e-6
 
 PRUNE_ABOVE = 1024  # FIRST periods kept before the finished ones are dropped
 
