@@ -1,4 +1,6 @@
 import os
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -16,5 +18,24 @@ def broker(tmp_path):
     folder = tmp_path / "broker"
     folder.mkdir()
     running = Broker(folder).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def password_broker(tmp_path):
+    """A mosquitto that takes only user `cepuser` with password `S3cr3t`."""
+    from tests.broker import Broker, require, require_mosquitto
+
+    require_mosquitto()
+    require(shutil.which("mosquitto_passwd") is not None, "needs mosquitto_passwd")
+    folder = tmp_path / "auth"
+    folder.mkdir()
+    passwords = folder / "passwords"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "cepuser", "S3cr3t"],
+                   check=True, capture_output=True)
+    passwords.chmod(0o600)
+    running = Broker(folder, extra_config=f"allow_anonymous false\npassword_file {passwords}\n")
+    running.start()
     yield running
     running.stop()

@@ -11,20 +11,17 @@ stopped mid-run and started again.  Each waits for its report with a generous de
 from __future__ import annotations
 
 import re
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from cep.adapters import mqtt
 from cep.adapters.mqtt import BrokerSettings, MqttConnection
-from tests.broker import WAIT, Broker, CepProcess, free_port, require, require_mosquitto, wait_until
+from tests.broker import WAIT, CepProcess, free_port, wait_until
 
 # "; retrying in 0.1 s at 12:00:04": the delay, then the wall-clock time of the next try
 RETRY = r"; retrying in 0\.1 s at \d\d:\d\d:\d\d"
@@ -111,22 +108,6 @@ def test_tls_to_a_plain_mosquitto_is_a_handshake_failure_with_the_fix(broker):
             or "the server closed the connection (SSL error " in line), line
     assert re.search(rf"; the port speaks plain MQTT: use mqtt:// without --tls{RETRY}$",
                      line), line
-
-
-@pytest.fixture
-def password_broker(tmp_path: Path) -> Iterator[Broker]:
-    require_mosquitto()
-    require(shutil.which("mosquitto_passwd") is not None, "needs mosquitto_passwd")
-    folder = tmp_path / "auth"
-    folder.mkdir()
-    passwords = folder / "passwords"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "cepuser", "S3cr3t"],
-                   check=True, capture_output=True)
-    passwords.chmod(0o600)
-    broker = Broker(folder, extra_config=f"allow_anonymous false\npassword_file {passwords}\n")
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 def test_a_wrong_password_is_not_authorised_with_the_connack_code(password_broker):

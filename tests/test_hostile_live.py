@@ -493,31 +493,20 @@ def test_a_refused_broker_url_does_not_print_its_password(tmp_path):
 
 @pytest.mark.mqtt
 @pytest.mark.slow
-def test_passwords_are_masked_and_a_refused_connack_is_said_in_words(tmp_path, monkeypatch):
-    require(shutil.which("mosquitto_passwd") is not None, "needs mosquitto_passwd")
-    require_mosquitto()
-    folder = tmp_path / "auth"
-    folder.mkdir()
-    passwords = folder / "passwords"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "cepuser", "S3cr3t"],
-                   check=True, capture_output=True)
-    passwords.chmod(0o600)
-    broker = Broker(folder, extra_config=f"allow_anonymous false\npassword_file {passwords}\n")
-    broker.start()
+def test_passwords_are_masked_and_a_refused_connack_is_said_in_words(tmp_path,
+                                                                      password_broker):
+    broker = password_broker  # user cepuser, password S3cr3t
+    url = f"mqtt://cepuser:S3cr3t@127.0.0.1:{broker.port}"
+    good = cep_run(tmp_path, url)
     try:
-        url = f"mqtt://cepuser:S3cr3t@127.0.0.1:{broker.port}"
-        good = cep_run(tmp_path, url)
-        try:
-            good.wait_stderr("listening on")
-        finally:
-            assert good.stop() == 0
-        wrong = cep_run(tmp_path, url.replace("S3cr3t", "wr0ng"))
-        try:
-            refused = wrong.wait_stderr("cannot connect")
-        finally:
-            assert wrong.stop() == 0
+        good.wait_stderr("listening on")
     finally:
-        broker.stop()
+        assert good.stop() == 0
+    wrong = cep_run(tmp_path, url.replace("S3cr3t", "wr0ng"))
+    try:
+        refused = wrong.wait_stderr("cannot connect")
+    finally:
+        assert wrong.stop() == 0
     shown = f"mqtt://cepuser:***@127.0.0.1:{broker.port}"
     for run in (good, wrong):
         stderr = "\n".join(run.stderr)

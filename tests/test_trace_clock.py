@@ -348,6 +348,9 @@ def test_run_record_holds_the_start_and_stop_and_replays_to_the_live_outputs(tmp
 
 @pytest.mark.mqtt
 def test_record_writes_the_start_and_the_end_of_its_duration(tmp_path, broker):
+    """The duration is on the recorder's clock: it ends when the test moves the clock past
+    it, not when a loaded machine happens to be slow; the marks and the message it took
+    are in the trace."""
     clock = TestClock(T0)
     trace = tmp_path / "rec.jsonl"
     settings = BrokerSettings.from_url(broker.url, status_topic=None)
