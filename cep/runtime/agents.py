@@ -41,7 +41,6 @@ class AgentHost(EngineServices, Protocol):
     json: JsonValues
     position_of: PositionOf
     env: ExprEnv
-    window_attrs: dict[str, frozenset[str]]
 
     def schedule(self, deadline: float, callback: Callable[[float], None],
                  priority: int = 1) -> Timer: ...
@@ -302,7 +301,7 @@ class SelectAgent(SourcedAgent):
         result_names = frozenset(info.schema)
         self.actions = self._compile_actions(
             ExpressionCompiler(frozenset(), result_names, self.position_of, engine.env,
-                               prior=source.prior, window_attrs=engine.window_attrs))
+                               prior=source.prior))
         self.schema = info.schema
 
     def result(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
@@ -449,13 +448,12 @@ class StreamSource(Source):
 
     def __init__(self, source: ast.StreamSource, attrs: frozenset[str],
                  position_of: PositionOf, env: ExprEnv | None = None,
-                 window_attrs: dict[str, frozenset[str]] | None = None,
                  aggregates: AggregateSlot | None = None) -> None:
         self.alias = source.alias or source.type
         self.tags = (self.alias,)
         self.prior = PriorSlot()
         self.compiler = ExpressionCompiler(frozenset(self.tags), attrs, position_of, env,
-                                           source.type, aggregates, self.prior, window_attrs)
+                                           source.type, aggregates, self.prior)
         self.filter = self.compiler.compile(source.filter) if source.filter is not None else None
         self.history: dict[ContextInstance, deque[Attrs]] = {}
 
@@ -526,8 +524,7 @@ class WindowedSource(StreamSource):
     def __init__(self, source: ast.StreamSource, rule: ast.SelectRule, attrs: frozenset[str],
                  engine: AgentHost) -> None:
         self.slot = AggregateSlot()
-        super().__init__(source, attrs, engine.position_of, engine.env, engine.window_attrs,
-                         self.slot)
+        super().__init__(source, attrs, engine.position_of, engine.env, self.slot)
         assert source.view is not None
         self.engine = engine
         self.spec = ViewSpec.of(source.view)
@@ -673,12 +670,10 @@ class PatternSource(Source):
     """`PATTERN [...]`: one pattern run per context instance."""
 
     def __init__(self, source: ast.PatternSource, compiler: PatternCompiler,
-                 position_of: PositionOf, env: ExprEnv | None = None,
-                 window_attrs: dict[str, frozenset[str]] | None = None) -> None:
+                 position_of: PositionOf, env: ExprEnv | None = None) -> None:
         self.node = compiler.compile(source.pattern)
         self.tags = tuple(declared_tags(source.pattern))
-        self.compiler = ExpressionCompiler(frozenset(self.tags), None, position_of, env,
-                                           window_attrs=window_attrs)
+        self.compiler = ExpressionCompiler(frozenset(self.tags), None, position_of, env)
         self.runs: dict[ContextInstance, PatternRun] = {}
         self.interest = Interest(self.node)  # which events any of the runs could use
 
@@ -744,8 +739,7 @@ class LifecycleAgent(Agent):
         context = info.context or ""
         names = frozenset(engine.lifecycle_names(context))
         tags = frozenset(engine.lifecycle_tags(context))
-        compiler = ExpressionCompiler(tags, names, self.position_of, engine.env,
-                                      window_attrs=engine.window_attrs)
+        compiler = ExpressionCompiler(tags, names, self.position_of, engine.env)
         rule = info.rule
         self.where = compiler.compile(rule.where) if rule.where is not None else None
         self.actions = self._compile_actions(compiler)
@@ -775,13 +769,10 @@ def build_agent(info: RuleInfo, engine: AgentHost,
         if source_ast.view is not None and isinstance(rule, ast.SelectRule):
             source = WindowedSource(source_ast, rule, attrs, engine)
         else:
-            source = StreamSource(source_ast, attrs, engine.position_of, engine.env,
-                                  engine.window_attrs)
+            source = StreamSource(source_ast, attrs, engine.position_of, engine.env)
     else:
-        patterns = PatternCompiler(event_attrs, engine.position_of, engine.env,
-                                   engine.window_attrs)
-        source = PatternSource(source_ast, patterns, engine.position_of, engine.env,
-                               engine.window_attrs)
+        patterns = PatternCompiler(event_attrs, engine.position_of, engine.env)
+        source = PatternSource(source_ast, patterns, engine.position_of, engine.env)
     if isinstance(rule, ast.SelectRule):
         return SelectAgent(info, engine, source)
     return OnAgent(info, engine, source)

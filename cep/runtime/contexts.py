@@ -29,7 +29,7 @@ from cep.language.catalog import Catalog
 from cep.language.walk import event_types
 from cep.runtime.clock import Timer
 from cep.runtime.events import Attrs, Event, Match
-from cep.runtime.expressions import ExprEnv, ExpressionCompiler, window_attrs
+from cep.runtime.expressions import ExprEnv, ExpressionCompiler
 from cep.runtime.geometry import Position, distance_m, point_in_polygon
 from cep.runtime.limits import MAX_PARTITION_INSTANCES
 from cep.runtime.matcher import (
@@ -220,8 +220,7 @@ class EventFilter:
         self.alias = alias
         attrs = frozenset(catalog.events[source.type].attrs) if source.type in catalog.events \
             else frozenset()
-        compiler = ExpressionCompiler(frozenset({alias}), attrs, position_of, env, source.type,
-                                      window_attrs=window_attrs(catalog))
+        compiler = ExpressionCompiler(frozenset({alias}), attrs, position_of, env, source.type)
         self.filter = compiler.compile(source.filter) if source.filter is not None else None
 
     def matches(self, event: Event) -> bool:
@@ -318,7 +317,7 @@ class EventIntervalRuntime(InitiatedRuntime):
         self._busy = 0           # > 0 while an event or a pattern acts (keys stay)
         self._until_sweep = self.RELEASE_FLOOR
         patterns = PatternCompiler({n: i.attrs for n, i in catalog.events.items()},
-                                   position_of, env, window_attrs(catalog))
+                                   position_of, env)
         observed: list[str] = []
         self.initiator: EventFilter | None = None
         self.initiator_pattern: PatternRun | None = None  # unkeyed: the initiating run

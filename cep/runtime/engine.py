@@ -37,7 +37,7 @@ from cep.runtime.contexts import (
     build_runtimes,
 )
 from cep.runtime.events import Event
-from cep.runtime.expressions import ExprEnv, window_attrs
+from cep.runtime.expressions import ExprEnv
 from cep.runtime.faults import FaultReporter, describe_exception
 from cep.runtime.limits import (
     EARLIEST_TS,
@@ -106,7 +106,6 @@ class Engine:
         self.changes = ChangeTracker()
         self.env = ExprEnv(changes=self.changes, now=self._now, tz=self.tz,
                            location=catalog.location)
-        self.window_attrs = window_attrs(catalog)
         self.windows = NamedWindows(catalog, self.schedule, self.env, self.position_of,
                                     self._window_failed)
         self.contexts, self.entities = build_runtimes(catalog, self, self.tz, self.position_of,

@@ -63,14 +63,16 @@ _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
 
 
 class ExprEnv:
-    """What expressions read beyond their event: the named windows, the memory of
-    `changed()`, the clock (`current_timestamp()`, `hour()`, ...) and the rules' zone."""
+    """What expressions read beyond their event: the named windows (their content, and
+    their types' attributes for subqueries), the memory of `changed()`, the clock
+    (`current_timestamp()`, `hour()`, ...) and the rules' zone."""
 
     def __init__(self, windows: Mapping[str, EventWindow] | None = None,
                  changes: ChangeTracker | None = None,
                  now: Callable[[], float] = lambda: 0.0, tz: tzinfo = UTC,
                  location: tuple[float, float] | None = None) -> None:
         self.windows: Mapping[str, EventWindow] = windows if windows is not None else {}
+        self.window_attrs: Mapping[str, frozenset[str]] = {}  # set with `windows`
         self.changes = changes if changes is not None else ChangeTracker()
         self.now = now
         self.tz = tz
@@ -130,8 +132,7 @@ class ExpressionCompiler:
                  attrs: frozenset[str] | None = None,
                  position_of: PositionOf = no_position, env: ExprEnv | None = None,
                  event_type: str | None = None, aggregates: AggregateSlot | None = None,
-                 prior: PriorSlot | None = None,
-                 window_attrs: Mapping[str, frozenset[str]] | None = None) -> None:
+                 prior: PriorSlot | None = None) -> None:
         self.tags = tags
         self.attrs = attrs
         self.position_of = position_of
@@ -139,7 +140,6 @@ class ExpressionCompiler:
         self.event_type = event_type
         self.aggregates = aggregates
         self.prior = prior
-        self.window_attrs = window_attrs or {}  # window name -> its type's attributes
 
     def compile(self, expr: ast.Expr) -> Fn:
         """The closure of `expr`, built by the method named after its node class."""
@@ -235,10 +235,9 @@ class ExpressionCompiler:
         SELECT expression, or (without aggregates) the expression on the newest one."""
         window = self.env.windows[expr.window.name]
         slot = AggregateSlot()
-        inner = ExpressionCompiler(self.tags, self.window_attrs.get(expr.window.name,
-                                                                    frozenset()),
-                                   self.position_of, self.env, None, slot, None,
-                                   self.window_attrs)
+        inner = ExpressionCompiler(self.tags, self.env.window_attrs.get(expr.window.name,
+                                                                        frozenset()),
+                                   self.position_of, self.env, None, slot)
         select = inner.compile(expr.select)
         where = inner.compile(expr.where) if expr.where is not None else None
         if not aggregates_in(expr.select):

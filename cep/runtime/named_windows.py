@@ -48,10 +48,10 @@ class NamedWindows:
         contents = {name: EventWindow(ViewSpec.of(info.view), schedule, env.now)
                     for name, info in catalog.windows.items()}
         env.windows = contents
+        env.window_attrs = window_attrs(catalog)
         self.contents = contents
         self.by_name: dict[str, NamedWindow] = {}
         self.by_type: dict[str, list[NamedWindow]] = {}
-        readable = window_attrs(catalog)
         for name, info in catalog.windows.items():
             source = info.declaration.source
             compiled: Fn | None = None
@@ -59,7 +59,7 @@ class NamedWindows:
                 event = catalog.events.get(info.type)
                 attrs = frozenset(event.attrs) if event is not None else frozenset()
                 compiler = ExpressionCompiler(frozenset({info.type}), attrs, position_of, env,
-                                              info.type, window_attrs=readable)
+                                              info.type)
                 compiled = compiler.compile(source.filter)
             window = NamedWindow(info, contents[name], compiled, env)
             self.by_name[name] = window

@@ -31,12 +31,10 @@ class PatternCompiler(PatternVisitor[Node]):
     """
 
     def __init__(self, event_attrs: dict[str, dict[str, str]],
-                 position_of: PositionOf = no_position, env: ExprEnv | None = None,
-                 window_attrs: dict[str, frozenset[str]] | None = None) -> None:
+                 position_of: PositionOf = no_position, env: ExprEnv | None = None) -> None:
         self.event_attrs = event_attrs
         self.position_of = position_of
         self.env = env
-        self.window_attrs = window_attrs
         self.tags: frozenset[str] = frozenset()
 
     def compile(self, pattern: ast.Pattern) -> Node:
@@ -60,7 +58,7 @@ class PatternCompiler(PatternVisitor[Node]):
         if condition is not None:
             attrs = frozenset(self.event_attrs.get(atom.type) or ())
             compiler = ExpressionCompiler(self.tags, attrs, self.position_of, self.env,
-                                          atom.type, window_attrs=self.window_attrs)
+                                          atom.type)
             hold = AtomNode(atom.type, None, compiler.compile(condition), under_not)
         return ForNode(self.event_atom(atom, under_not), hold, node.duration.seconds)
 
@@ -100,7 +98,6 @@ class PatternCompiler(PatternVisitor[Node]):
         if atom.filter is None:
             return None, None
         attrs = frozenset(self.event_attrs.get(atom.type) or ())
-        compiler = ExpressionCompiler(self.tags, attrs, self.position_of, self.env, atom.type,
-                                      window_attrs=self.window_attrs)
+        compiler = ExpressionCompiler(self.tags, attrs, self.position_of, self.env, atom.type)
         key, rest = compiler.split_equality(atom.filter)
         return key, compiler.compile(rest) if rest is not None else None
