@@ -168,14 +168,7 @@ class Agent:
                 return
             if not limiter.offer(ctx, None, None):
                 return
-        self.matches += 1
-        self.last_fired = self.engine.now
-        self._publish(attrs, match, ctx)
-
-    def _publish(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
-        """Carry out the PUBLISH actions (see `_publications`)."""
-        for record in self._publications(attrs, match, ctx):
-            self.engine.emit(record)
+        self._send(self._publications(attrs, match, ctx))
 
     def _publications(self, attrs: Attrs | None, match: Match,
                       ctx: ContextInstance) -> list[Output]:
@@ -218,8 +211,11 @@ class Agent:
         return records
 
     def _send(self, records: list[Output]) -> None:
-        """Records made earlier (held by an OUTPUT LAST period), out now, at its end."""
+        """The rule fires: its output records go out now (made now, or earlier and held
+        by an OUTPUT LAST period until its end, which is now)."""
         engine = self.engine
+        self.matches += 1
+        self.last_fired = engine.now
         for record in records:
             record["ts"] = engine.now
             engine.emit(record)
@@ -329,11 +325,7 @@ class SelectAgent(SourcedAgent):
 
     def release(self, instance: Any, held: Any) -> None:
         values, records = held
-        self.matches += 1
-        self.last_fired = self.engine.now
-        self._send(records)
-        if self.inserts:
-            self.engine.insert(Event(self.output_type, self.engine.now, values))
+        self._fire(values, records)
 
     def _values(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> Attrs | None:
         values: Attrs
@@ -357,15 +349,14 @@ class SelectAgent(SourcedAgent):
 
     def _emit(self, values: Attrs, ctx: ContextInstance) -> None:
         records = self._records(values, ctx)
-        if records is None:
-            return
-        engine = self.engine
-        self.matches += 1
-        self.last_fired = engine.now
-        for record in records:
-            engine.emit(record)
+        if records is not None:
+            self._fire(values, records)
+
+    def _fire(self, values: Attrs, records: list[Output]) -> None:
+        """The result's records out, and the derived event in (INSERT INTO)."""
+        self._send(records)
         if self.inserts:
-            engine.insert(Event(self.output_type, engine.now, values))
+            self.engine.insert(Event(self.output_type, self.engine.now, values))
 
     def _records(self, values: Attrs, ctx: ContextInstance) -> list[Output] | None:
         """The result's `event` line and its publications (None: it cannot be written)."""
@@ -398,8 +389,6 @@ class OnAgent(SourcedAgent):
         self._act(attrs, match, ctx)
 
     def release(self, instance: Any, held: Any) -> None:
-        self.matches += 1
-        self.last_fired = self.engine.now
         self._send(held)
 
 
