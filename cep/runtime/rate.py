@@ -93,9 +93,6 @@ class OutputLimiter:
             state = self.instances[instance] = _InstanceRate(self.host.now)
         return state
 
-    def next_end(self, instance: Any) -> float:
-        return period_end(self._state(instance).start, self.every, self.host.now)
-
     def offer(self, instance: Any, group: Any, result: Any) -> bool:
         """Whether a result goes out now (FIRST); LAST holds it for its period's end."""
         state = self._state(instance)
