@@ -9,7 +9,7 @@ that `changed()` tells devices apart by (None: the type is the source).
 from datetime import UTC, datetime
 
 import pytest
-from helpers import load
+from helpers import RESTARTS, load, restarted
 
 from cep.runtime.engine import Engine
 from cep.runtime.events import Event
@@ -35,11 +35,17 @@ def run(rules: str, events: list[tuple], until: float | None = None,
     outputs: list[dict] = []
     engine = Engine(loaded.catalog, outputs.append)
     engine.start(T0)  # as a trace whose first line is at 10:00
-    for item in events:
+    # with CEP_TEST_RESTARTS=1 a restart before every event (every 37th in long runs)
+    every = 1 if len(events) <= 300 else 37
+    for i, item in enumerate(events):
         seconds, type_name, attrs = item[:3]
         source = item[3] if len(item) > 3 else None
+        if RESTARTS and not i % every:
+            engine = restarted(engine)
         engine.process(Event(type_name, T0 + seconds, dict(attrs), source))
     if until is not None:
+        if RESTARTS:
+            engine = restarted(engine)
         engine.advance(T0 + until)
     found = []
     for o in outputs:

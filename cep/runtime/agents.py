@@ -22,16 +22,17 @@ from cep.language.catalog import RuleInfo
 from cep.language.topics import compile_template
 from cep.language.walk import declared_tags, select_name
 from cep.runtime.clock import Timer
-from cep.runtime.contexts import ContextInstance
 from cep.runtime.events import Attrs, Event, Match
 from cep.runtime.expressions import AggregateSlot, ExprEnv, ExpressionCompiler, Fn, PriorSlot
 from cep.runtime.faults import describe_exception as describe
+from cep.runtime.instances import ContextInstance
 from cep.runtime.limits import payload_problem, topic_problem
 from cep.runtime.matcher import EngineServices, Interest, PatternRun
 from cep.runtime.output import JsonValues, Output, OutputFailed
 from cep.runtime.pattern_compiler import PatternCompiler
 from cep.runtime.positions import PositionOf
 from cep.runtime.rate import OUTPUT_TIMER, OutputLimiter, period_end
+from cep.runtime.snapshot import Json, StateReader, StateWriter, need
 from cep.runtime.windows import GroupedWindow, ViewSpec, hashable
 
 
@@ -147,6 +148,22 @@ class Agent:
 
     def failed(self, what: str, exc: BaseException) -> None:
         self.engine.report_fault(f"rule '{self.name}'", what, exc)
+
+    # -------------------------------------------------------------- snapshots
+    def snapshot(self, w: StateWriter) -> Json:
+        """`{"matches": n, "last_fired": ts|null, "limiter": ...|null}` and, for rules fed
+        by a source, `"source"`: the rule's state per context instance."""
+        return {"matches": self.matches, "last_fired": self.last_fired,
+                "limiter": self.limiter.snapshot(w) if self.limiter is not None else None}
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        need(type(data) is dict, f"rule '{self.name}': its state is not an object")
+        matches, last = data.get("matches"), data.get("last_fired")
+        need(type(matches) is int, f"rule '{self.name}': no match count")
+        self.matches = matches
+        self.last_fired = None if last is None else r.number(last, "last_fired")
+        if self.limiter is not None:
+            self.limiter.restore(data.get("limiter"), r)
 
     def _compile_actions(self, compiler: ExpressionCompiler) -> list[CompiledAction]:
         return [CompiledAction(a, compiler) for a in self.info.rule.actions]
@@ -274,6 +291,15 @@ class SourcedAgent(Agent):
         OutputFailed (what else fails is reported)."""
         raise NotImplementedError
 
+    def snapshot(self, w: StateWriter) -> Json:
+        data = super().snapshot(w)
+        data["source"] = self.source.snapshot(w)
+        return data
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        super().restore(data, r)
+        self.source.restore(self, data.get("source"), r)
+
 
 class SelectAgent(SourcedAgent):
     """SELECT rules (with or without INSERT INTO): results are complex events."""
@@ -317,7 +343,7 @@ class SelectAgent(SourcedAgent):
                 return
         self._emit(values, ctx)
 
-    def snapshot(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
+    def snapshot_result(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
         """One group's result at an OUTPUT SNAPSHOT period's end."""
         values = self._values(attrs, match, ctx)
         if values is not None:
@@ -425,6 +451,23 @@ class Source:
     def park(self, instance: ContextInstance) -> None:
         self.stop(instance)
 
+    def snapshot(self, w: StateWriter) -> Json:
+        return {}
+
+    def restore(self, agent: SourcedAgent, data: Json, r: StateReader) -> None:
+        need(type(data) is dict, f"rule '{agent.name}': its source's state is not an object")
+
+
+def _per_instance(data: Json, key: str, r: StateReader) -> list[tuple[ContextInstance, Json]]:
+    """A section `[[instance number, state], ...]` of a source's state, read."""
+    rows = data.get(key, [])
+    need(type(rows) is list, f"'{key}' is not a list")
+    out = []
+    for row in rows:
+        need(type(row) is list and len(row) == 2, f"an entry of '{key}' is not a pair")
+        out.append((r.instance(row[0]), row[1]))
+    return out
+
 
 class StreamSource(Source):
     """`FROM Type(filter) AS alias`: every matching event is a result.
@@ -451,6 +494,20 @@ class StreamSource(Source):
 
     def stop(self, instance: ContextInstance) -> None:
         self.history.pop(instance, None)
+
+    def snapshot(self, w: StateWriter) -> Json:
+        """`{"history": [[instance, [attrs, ...]], ...]}`: prior()'s earlier events, oldest
+        first."""
+        return {"history": [[w.instance(instance), [w.attrs(a) for a in history]]
+                            for instance, history in self.history.items()]}
+
+    def restore(self, agent: SourcedAgent, data: Json, r: StateReader) -> None:
+        super().restore(agent, data, r)
+        self.agent = agent
+        for instance, rows in _per_instance(data, "history", r):
+            need(type(rows) is list, "a prior() history is not a list")
+            history = self._history_of(instance)
+            history.extend(r.attrs(row) for row in rows)
 
     def at_rest(self, instance: ContextInstance) -> bool:
         return not self.history.get(instance)
@@ -634,7 +691,42 @@ class WindowedSource(StreamSource):
         start = self.started.get(instance, self.engine.now)
         deadline = period_end(start, every, self.engine.now)
         self.snapshots[instance] = self.engine.schedule(
-            deadline, lambda at: self._snapshot(instance), OUTPUT_TIMER)
+            deadline, self._snapshot_due(instance), OUTPUT_TIMER)
+
+    def _snapshot_due(self, instance: ContextInstance) -> Callable[[float], None]:
+        return lambda at: self._snapshot(instance)
+
+    def snapshot(self, w: StateWriter) -> Json:
+        """prior()'s history (see StreamSource), and per instance `windows` (the window's
+        content), `periods` (the next OUTPUT SNAPSHOT timer), `started` (when its periods
+        started); `parked`: `[[key, start], ...]` for released partition instances."""
+        data = super().snapshot(w)
+        data["windows"] = [[w.instance(i), window.snapshot(w)]
+                           for i, window in self.windows.items()]
+        data["periods"] = [[w.instance(i), w.timer(t)] for i, t in self.snapshots.items()]
+        data["started"] = [[w.instance(i), at] for i, at in self.started.items()]
+        data["parked"] = [[w.value(key), at] for key, at in self.parked.items()]
+        return data
+
+    def restore(self, agent: SourcedAgent, data: Json, r: StateReader) -> None:
+        super().restore(agent, data, r)
+        self.arguments = [spec.argument for spec in self.slot.specs]
+        engine = self.engine
+        for instance, body in _per_instance(data, "windows", r):
+            window = self.windows[instance] = GroupedWindow(
+                self.spec, self.slot.specs, engine.schedule, engine.env.now)
+            window.restore(body, r)
+        for instance, timer in _per_instance(data, "periods", r):
+            restored = r.timer(timer, self._snapshot_due(instance))
+            if restored is not None:
+                self.snapshots[instance] = restored
+        for instance, at in _per_instance(data, "started", r):
+            self.started[instance] = r.number(at, "a period's start")
+        parked = data.get("parked", [])
+        need(type(parked) is list, "'parked' is not a list")
+        for row in parked:
+            need(type(row) is list and len(row) == 2, "an entry of 'parked' is not a pair")
+            self.parked[r.value(row[0])] = r.number(row[1], "a parked period's start")
 
     def _snapshot(self, instance: ContextInstance) -> None:
         """A period's end: one result per group of the window's content (none when it is
@@ -651,7 +743,7 @@ class WindowedSource(StreamSource):
                 continue
             self.slot.group = group
             agent.group = key
-            agent.snapshot(newest.attrs, {self.alias: newest}, instance)
+            agent.snapshot_result(newest.attrs, {self.alias: newest}, instance)
         self._arm_snapshot(instance)
 
 
@@ -697,6 +789,19 @@ class PatternSource(Source):
 
     def wants(self) -> Callable[[Event], bool]:
         return self.interest.wants
+
+    def snapshot(self, w: StateWriter) -> Json:
+        """`{"runs": [[instance, pattern run], ...]}` (see PatternRun.snapshot)."""
+        return {"runs": [[w.instance(instance), run.snapshot(w)]
+                         for instance, run in self.runs.items()]}
+
+    def restore(self, agent: SourcedAgent, data: Json, r: StateReader) -> None:
+        super().restore(agent, data, r)
+        for instance, body in _per_instance(data, "runs", r):
+            run = PatternRun(agent.engine, instance, _on_match(agent, instance),
+                             f"rule '{agent.name}'")
+            run.restore(self.node, body, r)
+            self.runs[instance] = run
 
 
 def _on_match(agent: SourcedAgent, instance: ContextInstance) -> Callable[[Match], None]:

@@ -19,6 +19,10 @@ again from exact zeros (it is dropped).
 
 Nulls are ignored by every aggregate; over no values `count` is 0, `list` is `[]` and
 the others are null; `stddev` (the sample standard deviation) needs two values.
+
+`snapshot(w)` / `restore(data, r)` save and read back an aggregator's accumulators as
+they are (floats exactly, kept values in order): a restored aggregate goes on as the
+saved one would have, rounding residues and all.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+from cep.runtime.snapshot import Json, StateReader, StateWriter, need
 
 
 class Aggregator:
@@ -43,14 +49,55 @@ class Aggregator:
     def result(self) -> Any:
         raise NotImplementedError
 
+    def snapshot(self, w: StateWriter) -> Json:
+        raise NotImplementedError
 
-class CountAll(Aggregator):
-    """`count(*)`: the group's events (the runner passes True as the value)."""
+    def restore(self, data: Json, r: StateReader) -> None:
+        """Fill a fresh aggregator (made by `make_aggregator`, as the saved one was)."""
+        raise NotImplementedError
+
+
+def _count(data: Json, what: str) -> int:
+    need(type(data) is int and data >= 0, f"{what} is not a count")
+    return int(data)
+
+
+def _float(data: Json, r: StateReader, what: str) -> float:
+    value = r.value(data)
+    need(type(value) is float, f"{what} is not a float")
+    return float(value)
+
+
+def _seq_values(data: Json, r: StateReader, what: str) -> list[tuple[int, Any]]:
+    """`[[seq, value], ...]` with growing entry numbers."""
+    need(type(data) is list, f"{what} is not a list")
+    out: list[tuple[int, Any]] = []
+    for row in data:
+        need(type(row) is list and len(row) == 2 and type(row[0]) is int
+             and (not out or row[0] > out[-1][0]), f"{what}: a damaged [seq, value]")
+        out.append((row[0], r.value(row[1])))
+    return out
+
+
+class _Counter(Aggregator):
+    """Saved as its count: `n`."""
 
     __slots__ = ("n",)
 
     def __init__(self) -> None:
         self.n = 0
+
+    def snapshot(self, w: StateWriter) -> Json:
+        return self.n
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        self.n = _count(data, "a count")
+
+
+class CountAll(_Counter):
+    """`count(*)`: the group's events (the runner passes True as the value)."""
+
+    __slots__ = ()
 
     def add(self, seq: int, value: Any) -> None:
         self.n += 1
@@ -62,13 +109,10 @@ class CountAll(Aggregator):
         return self.n
 
 
-class Count(Aggregator):
+class Count(_Counter):
     """`count(x)`: the non-null values."""
 
-    __slots__ = ("n",)
-
-    def __init__(self) -> None:
-        self.n = 0
+    __slots__ = ()
 
     def add(self, seq: int, value: Any) -> None:
         if value is not None:
@@ -143,6 +187,20 @@ class Sum(Aggregator):
             return self.whole
         return self.whole + (self.high + self.low)
 
+    def snapshot(self, w: StateWriter) -> Json:
+        """`[n, floats, whole, high, low]`."""
+        return [self.n, self.floats, self.whole, w.value(self.high), w.value(self.low)]
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        need(type(data) is list and len(data) == 5 and type(data[2]) is int,
+             "a sum is not [n, floats, whole, high, low]")
+        self.n = _count(data[0], "a sum's count")
+        self.floats = _count(data[1], "a sum's count of floats")
+        need(self.floats <= self.n, "a sum has more floats than values")
+        self.whole = data[2]
+        self.high = _float(data[3], r, "a sum's total")
+        self.low = _float(data[4], r, "a sum's compensation")
+
 
 class Avg(Sum):
     """`avg(x)`: the sum over the count of non-null values, a FLOAT."""
@@ -198,6 +256,16 @@ class Stddev(Aggregator):
             return 0.0
         return math.sqrt(m2 / (n - 1))
 
+    def snapshot(self, w: StateWriter) -> Json:
+        """`[n, mean, m2]`."""
+        return [self.n, w.value(self.mean), w.value(self.m2)]
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        need(type(data) is list and len(data) == 3, "a stddev is not [n, mean, m2]")
+        self.n = _count(data[0], "a stddev's count")
+        self.mean = _float(data[1], r, "a stddev's mean")
+        self.m2 = _float(data[2], r, "a stddev's m2")
+
 
 def _before(x: Any, y: Any) -> bool:
     """x < y for values of one kind; values that cannot be ordered against each other
@@ -221,6 +289,13 @@ class _Kept(Aggregator):
         kept = self.kept
         if kept and kept[0][0] == seq:
             kept.popleft()
+
+    def snapshot(self, w: StateWriter) -> Json:
+        """`[[seq, value], ...]`, oldest first."""
+        return [[seq, w.value(value)] for seq, value in self.kept]
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        self.kept = deque(_seq_values(data, r, "kept values"))
 
 
 class MinMaxFifo(_Kept):
@@ -290,6 +365,13 @@ class ValuesAnyOrder(Aggregator):
 
     def remove(self, seq: int, value: Any) -> None:
         self.values.pop(seq, None)
+
+    def snapshot(self, w: StateWriter) -> Json:
+        """`[[seq, value], ...]` in entry order."""
+        return [[seq, w.value(value)] for seq, value in self.values.items()]
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        self.values = dict(_seq_values(data, r, "kept values"))
 
     def result(self) -> Any:
         values = self.values

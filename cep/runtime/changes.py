@@ -8,6 +8,10 @@ filter passes: the engine calls `observe` before anything else sees the event, a
 the filters it then runs read `changed` for that event. The first event from a
 source counts as changed; null differs from every value, and two nulls in a row are
 no change.
+
+What a snapshot holds is `memory` (`snapshot` / `restore`): `watched` is made as the rules
+are compiled, and `current` only answers for the event being delivered (every read of
+it follows that event's `observe`), so neither is state.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from cep.runtime.events import Event
+from cep.runtime.snapshot import Json, StateReader, StateWriter, need
 
 _NOTHING: frozenset[str] = frozenset()
 
@@ -66,6 +71,26 @@ class ChangeTracker:
     def changed(self, type_name: str, attr: str) -> bool:
         """Whether `attr` changed in the event of `type_name` being delivered."""
         return attr in self.current.get(type_name, _NOTHING)
+
+    def snapshot(self, w: StateWriter) -> Json:
+        """`{type: [[source, {attr: value, ...}], ...], ...}`: the last values per source."""
+        return {type_name: [[source, w.attrs(last)] for source, last in sources.items()]
+                for type_name, sources in self.memory.items() if sources}
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        need(type(data) is dict, "the changed() memory is not an object")
+        for type_name, rows in data.items():
+            need(type_name in self.memory, f"no filter asks changed() of {type_name} events")
+            sources = self.memory[type_name]
+            need(type(rows) is list, f"the changed() memory of {type_name} is not a list")
+            for row in rows:
+                need(type(row) is list and len(row) == 2 and type(row[0]) is str
+                     and row[0] not in sources, f"the changed() memory of {type_name} is "
+                     "damaged")
+                last = r.attrs(row[1])
+                need(set(last) == set(self.watched[type_name]),
+                     f"the changed() memory of {type_name} does not match its filters")
+                sources[row[0]] = last
 
     def sources(self) -> int:
         return sum(len(sources) for sources in self.memory.values())

@@ -9,7 +9,6 @@ timers), then the order they were set.
 from __future__ import annotations
 
 import heapq
-import itertools
 from collections.abc import Callable
 
 
@@ -19,14 +18,16 @@ class Timer:
     Its place in the queue is its heap entry's (deadline, priority, seq), not the timer's.
     """
 
-    __slots__ = ("callback", "cancelled", "deadline", "queue")
+    __slots__ = ("callback", "cancelled", "deadline", "priority", "queue", "seq")
 
     def __init__(self, deadline: float, callback: Callable[[float], None],
-                 queue: TimerQueue | None = None) -> None:
+                 queue: TimerQueue | None = None, priority: int = 1, seq: int = 0) -> None:
         self.deadline = deadline
         self.callback = callback
         self.cancelled = False
         self.queue = queue
+        self.priority = priority  # (kept for snapshots: the heap entry orders the queue)
+        self.seq = seq
 
     def cancel(self) -> None:
         if self.cancelled:
@@ -60,15 +61,26 @@ class TimerQueue:
         # the heap; the engine reads it directly for its once-per-event "is a timer due?"
         # (only ever changed in place, so that reference stays valid)
         self.heap: list[_Entry] = []
-        self._seq = itertools.count()
+        self.seq = 0  # the next timer's set order
         self._cancelled = 0  # cancelled entries still in the heap
 
     def schedule(self, deadline: float, callback: Callable[[float], None],
                  priority: int = 1) -> Timer:
         """Timers due at the same instant fire by priority (lower first), then in set order."""
-        seq = next(self._seq)
-        timer = Timer(deadline, callback, self)
+        seq = self.seq
+        self.seq = seq + 1
+        timer = Timer(deadline, callback, self, priority, seq)
         heapq.heappush(self.heap, (deadline, priority, seq, timer))
+        return timer
+
+    def restore(self, deadline: float, priority: int, seq: int,
+                callback: Callable[[float], None]) -> Timer:
+        """A timer read back from a snapshot, in its saved place (`seq` as it was set; the
+        queue's own count moves past it, so later timers come after it)."""
+        timer = Timer(deadline, callback, self, priority, seq)
+        heapq.heappush(self.heap, (deadline, priority, seq, timer))
+        if seq >= self.seq:
+            self.seq = seq + 1
         return timer
 
     def _cancelled_one(self) -> None:

@@ -17,10 +17,9 @@ Each declared context has a runtime object of its kind:
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Callable, Iterator
-from datetime import tzinfo
+from collections.abc import Callable
+from datetime import date, tzinfo
 from itertools import product
 from typing import Any, Protocol
 
@@ -31,6 +30,7 @@ from cep.runtime.clock import Timer
 from cep.runtime.events import Attrs, Event, Match
 from cep.runtime.expressions import ExprEnv, ExpressionCompiler
 from cep.runtime.geometry import Position, distance_m, point_in_polygon
+from cep.runtime.instances import ContextInstance, serial_floor
 from cep.runtime.limits import MAX_PARTITION_INSTANCES
 from cep.runtime.matcher import (
     CONTEXT_END_TIMER,
@@ -41,51 +41,8 @@ from cep.runtime.matcher import (
 )
 from cep.runtime.pattern_compiler import PatternCompiler
 from cep.runtime.positions import PositionOf
-from cep.runtime.recurrence import Recurrence
-
-_serial = itertools.count(1)
-
-
-class ContextInstance:
-    """One open (or closed) instance of a context; the always-open one has name None.
-
-    `attrs` are the names its ON START / ON END rules read (the key attributes, the
-    initiating event's attributes), `match` the tags of the pattern that opened it."""
-
-    __slots__ = (
-        "attrs",
-        "center",
-        "closes_at",
-        "deadline",
-        "is_open",
-        "key",
-        "match",
-        "name",
-        "opened_at",
-        "parts",
-        "policy",
-        "serial",
-    )
-
-    def __init__(self, name: str | None, key: Any, opened_at: float,
-                 attrs: Attrs | None = None, parts: tuple[ContextInstance, ...] = (),
-                 center: Position | None = None, policy: str | None = None,
-                 match: Match | None = None) -> None:
-        self.name = name
-        self.key = key
-        self.opened_at = opened_at
-        self.closes_at: float | None = None
-        self.attrs = attrs or {}
-        self.match: Match = match or {}  # the initiating pattern's tags (ON START / END read them)
-        self.parts = parts
-        self.center = center
-        self.policy = policy
-        self.is_open = True
-        self.serial = next(_serial)
-        self.deadline: Timer | None = None
-
-    def __repr__(self) -> str:
-        return f"ContextInstance({self.name!r}, key={self.key!r}, #{self.serial})"
+from cep.runtime.recurrence import Occurrences, Recurrence
+from cep.runtime.snapshot import Json, StateFormatError, StateReader, StateWriter, need
 
 
 class ContextHost(EngineServices, Protocol):
@@ -172,6 +129,117 @@ class ContextRuntime:
         instance.deadline = self.host.schedule(at, lambda _: self.close_instance(instance),
                                                CONTEXT_END)
 
+    # -------------------------------------------------------------- snapshots
+    def snapshot(self, w: StateWriter) -> Json:
+        """`{"open": [instance, ...], "refused": n}`: the open instances in the order they
+        opened, each `{"n", "name", "key", "at", "attrs", "open", "serial"}` and, when
+        they have one, `"ends"`, `"match"`, `"parts"` (instance numbers), `"center"`
+        (`[x, y, geo]`), `"policy"`, `"deadline"` (a timer)."""
+        return {"open": [self._write_instance(w, instance) for instance in self.open],
+                "refused": self.refused}
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        self._restore_open(data, r)
+
+    def _write_instance(self, w: StateWriter, instance: ContextInstance) -> Json:
+        data: dict[str, Json] = {
+            "n": w.add_instance(instance), "name": instance.name,
+            "key": w.value(instance.key), "at": w.value(instance.opened_at),
+            "attrs": w.attrs(instance.attrs), "open": instance.is_open,
+            "serial": instance.serial}
+        if instance.closes_at is not None:
+            data["ends"] = w.value(instance.closes_at)
+        if instance.match:
+            data["match"] = w.match(instance.match)
+        if instance.parts:
+            data["parts"] = [w.instance(part) for part in instance.parts]
+        center = instance.center
+        if center is not None:
+            data["center"] = [w.value(center.x), w.value(center.y), center.geo]
+        if instance.policy is not None:
+            data["policy"] = instance.policy
+        deadline = w.timer(instance.deadline)
+        if deadline is not None:
+            data["deadline"] = deadline
+        return data
+
+    def _restore_open(self, data: Json, r: StateReader) -> dict[int, ContextInstance]:
+        """Read the open instances (`snapshot`) into `open`: them by their numbers."""
+        what = f"context '{self.name}'"
+        need(type(data) is dict, f"{what}: its state is not an object")
+        rows, refused = data.get("open"), data.get("refused")
+        need(type(rows) is list, f"{what}: no list of open instances")
+        need(type(refused) is int and refused >= 0, f"{what}: no count of refused keys")
+        self.refused = refused
+        mine: dict[int, ContextInstance] = {}
+        for row in rows:
+            instance = self._read_instance(row, r)
+            need(instance.is_open, f"{what}: a closed instance among the open ones")
+            mine[row["n"]] = instance
+            self.open.append(instance)
+        return mine
+
+    def _read_instance(self, data: Json, r: StateReader) -> ContextInstance:
+        what = f"context '{self.name}'"
+        need(type(data) is dict and "key" in data, f"{what}: an instance is damaged")
+        name, serial, is_open = data.get("name"), data.get("serial"), data.get("open")
+        need(name == self.name, f"{what}: an instance of another context ({name!r})")
+        need(type(serial) is int and serial > 0, f"{what}: an instance has no serial")
+        need(type(is_open) is bool, f"{what}: an instance is neither open nor closed")
+        parts = data.get("parts", [])
+        need(type(parts) is list, f"{what}: an instance's parts are not a list")
+        center, position = data.get("center"), None
+        if center is not None:
+            need(type(center) is list and len(center) == 3 and type(center[2]) is bool,
+                 f"{what}: an instance's center is not [x, y, geo]")
+            position = Position(r.number(center[0], "a center's x"),
+                                r.number(center[1], "a center's y"), center[2])
+        policy = data.get("policy")
+        need(policy is None or type(policy) is str, f"{what}: an instance's policy is damaged")
+        instance = ContextInstance(
+            name, r.value(data["key"]), _time(r, data.get("at"), f"{what}: an opening time"),
+            r.attrs(data.get("attrs")), tuple(r.instance(n) for n in parts), position,
+            policy, r.match(data.get("match")))
+        ends = data.get("ends")
+        instance.closes_at = None if ends is None else _time(r, ends, f"{what}: an end")
+        instance.is_open = is_open
+        instance.serial = serial
+        serial_floor(serial)
+        r.add_instance(data.get("n"), instance)
+        instance.deadline = r.timer(data.get("deadline"),
+                                    lambda _: self.close_instance(instance))
+        return instance
+
+
+def _time(r: StateReader, data: Json, what: str) -> float:
+    """A saved instant, of the type it had (an int stays an int)."""
+    value = r.value(data)
+    need(type(value) in (int, float), f"{what} is not a number")
+    return value  # type: ignore[no-any-return]
+
+
+def _mine(mine: dict[int, ContextInstance], number: Json, what: str) -> ContextInstance:
+    """The open instance of the context numbered `number` (its state refers to it)."""
+    instance = mine.get(number) if type(number) is int else None
+    need(instance is not None, f"{what}: #{number} is not one of its open instances")
+    assert instance is not None
+    return instance
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _key(r: StateReader, data: Json, what: str) -> Any:
+    """A saved key of a partition (or keyed interval): a value that can be a dict's key."""
+    key = r.value(data)
+    need(_hashable(key), f"{what}: a key that cannot be one")
+    return key
+
 
 # ====================================================================== temporal
 
@@ -185,7 +253,9 @@ class RecurringRuntime(ContextRuntime):
                  zone: tzinfo, location: tuple[float, float] | None = None) -> None:
         super().__init__(name, host)
         self.recurrence = Recurrence(spec, zone, location)
-        self.upcoming: Iterator[tuple[float, float]] | None = None
+        self.upcoming: Occurrences | None = None
+        self.next_open: Timer | None = None  # the next occurrence's opening
+        self.next_end = 0.0                  # and its end
 
     def begin(self, ts: float) -> None:
         self.upcoming = self.recurrence.occurrences_from(ts)
@@ -196,7 +266,7 @@ class RecurringRuntime(ContextRuntime):
         if start <= ts:  # the clock starts inside an occurrence: open from the first moment
             self._open(ts, end)
         else:
-            self.host.schedule(start, lambda at: self._open(at, end), CONTEXT_START)
+            self._schedule(start, end)
 
     def _open(self, at: float, end: float) -> None:
         instance = ContextInstance(self.name, None, at)
@@ -206,8 +276,42 @@ class RecurringRuntime(ContextRuntime):
         found = next(self.upcoming, None)
         if found is None:
             return
-        start, next_end = found
-        self.host.schedule(start, lambda when: self._open(when, next_end), CONTEXT_START)
+        self._schedule(*found)
+
+    def _schedule(self, start: float, end: float) -> None:
+        self.next_end = end
+        self.next_open = self.host.schedule(start, lambda at: self._open(at, end),
+                                            CONTEXT_START)
+
+    def snapshot(self, w: StateWriter) -> Json:
+        """The open instance (see `ContextRuntime.snapshot`) and `"next"`: the next
+        occurrence's opening, `{"timer", "end", "from", "day", "last_end"}` (the timer, the
+        occurrence's end, and where the walk through the days is), or null for none."""
+        data = super().snapshot(w)
+        timer, upcoming = w.timer(self.next_open), self.upcoming
+        data["next"] = None if timer is None or upcoming is None else {
+            "timer": timer, "end": w.value(self.next_end), "from": w.value(upcoming.ts),
+            "day": upcoming.day.isoformat(), "last_end": w.value(upcoming.last_end)}
+        return data
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        self._restore_open(data, r)
+        what = f"context '{self.name}'"
+        upcoming = data.get("next")
+        if upcoming is None:  # no occurrence to come (none for years)
+            return
+        need(type(upcoming) is dict and type(upcoming.get("day")) is str,
+             f"{what}: the next occurrence is damaged")
+        try:
+            day = date.fromisoformat(upcoming["day"])
+        except ValueError:
+            raise StateFormatError(f"{what}: the next occurrence's day is not a date") from None
+        end = _time(r, upcoming.get("end"), f"{what}: the next occurrence's end")
+        self.upcoming = Occurrences(self.recurrence, _time(r, upcoming.get("from"), what), day,
+                                    r.number(upcoming.get("last_end"), what))
+        self.next_end = end
+        self.next_open = r.timer(upcoming.get("timer"), lambda at: self._open(at, end))
+        need(self.next_open is not None, f"{what}: the next occurrence has no timer")
 
 
 class EventFilter:
@@ -463,20 +567,30 @@ class EventIntervalRuntime(InitiatedRuntime):
     def _start_terminating(self, instance: ContextInstance, node: Node) -> None:
         """The terminating pattern starts as the instance opens; the event being delivered
         (the opening one) is not offered to it."""
+        run = self._terminating_run(instance)
+        run.start(node)
+        if run.eager:
+            self.close_instance(instance)
+
+    def _terminating_run(self, instance: ContextInstance) -> PatternRun:
+        """The instance's terminating run, built (not started)."""
         def terminated(match: Match) -> None:
-            if not run.eager:  # (a match while starting closes it once started, below)
+            if not run.eager:  # (a match while starting closes it once started)
                 self.close_instance(instance)
 
         run = PatternRun(self.host, instance, terminated, f"context '{self.name}'",
                          CONTEXT_END)
         self.terminating[instance] = run
-        run.start(node)
-        if run.eager:
-            self.close_instance(instance)
+        return run
 
     def _start_initiating(self, state: _Key) -> PatternRun:
         assert self.pattern_node is not None
+        run = self._initiating_run(state)
+        run.start(self.pattern_node)
+        return run
 
+    def _initiating_run(self, state: _Key) -> PatternRun:
+        """The key's initiating run, built (not started)."""
         def initiated(match: Match) -> None:
             self._busy += 1  # (the run is in use: its key stays)
             try:
@@ -487,7 +601,6 @@ class EventIntervalRuntime(InitiatedRuntime):
         run = PatternRun(self.host, None, initiated, f"context '{self.name}'",
                          CONTEXT_START)
         state.initiating = run
-        run.start(self.pattern_node)
         return run
 
     # -------------------------------------------------------------- keys
@@ -522,6 +635,79 @@ class EventIntervalRuntime(InitiatedRuntime):
         for state in list(self.by_key.values()):
             self._settle(state)
         self._until_sweep = max(self.RELEASE_FLOOR, len(self.by_key))
+
+    # -------------------------------------------------------------- snapshots
+    def snapshot(self, w: StateWriter) -> Json:
+        """The open instances (`ContextRuntime.snapshot`) and `{"sweep": n, "idle_start":
+        bool, "terminating": [[instance, run], ...]}`; unkeyed `"run"` (the initiating
+        pattern's run, or null), keyed `"keys": [[key, [instance, ...], run|null], ...]`
+        (the live keys in order, each with its open instances and initiating run)."""
+        data = super().snapshot(w)
+        data["sweep"] = self._until_sweep
+        data["idle_start"] = self.idle_start
+        if self.keying is None:
+            data["run"] = _run(w, self.whole.initiating)
+        else:
+            data["keys"] = [[w.value(state.key), [w.instance(i) for i in state.instances],
+                             _run(w, state.initiating)] for state in self.by_key.values()]
+        data["terminating"] = [[w.instance(instance), run.snapshot(w)]
+                               for instance, run in self.terminating.items()]
+        return data
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        mine = self._restore_open(data, r)
+        what = f"context '{self.name}'"
+        sweep, idle = data.get("sweep"), data.get("idle_start")
+        need(type(sweep) is int and type(idle) is bool, f"{what}: its counters are damaged")
+        self._until_sweep, self.idle_start = sweep, idle
+        if self.keying is None:
+            self.whole.instances = list(self.open)
+            for instance in self.open:
+                self.owner[instance] = self.whole
+            run = data.get("run")
+            if self.pattern_node is not None:
+                self.initiator_pattern = self._restore_initiating(self.whole, run, r)
+            else:
+                need(run is None, f"{what}: an initiating pattern's state without one")
+        else:
+            keys = data.get("keys")
+            need(type(keys) is list, f"{what}: no list of keys")
+            for row in keys:
+                need(type(row) is list and len(row) == 3 and type(row[1]) is list,
+                     f"{what}: a key's state is damaged")
+                key = _key(r, row[0], what)
+                need(key not in self.by_key, f"{what}: a key is given twice")
+                state = self.by_key[key] = _Key(key)
+                for number in row[1]:
+                    instance = _mine(mine, number, what)
+                    need(instance not in self.owner, f"{what}: an instance of two keys")
+                    state.instances.append(instance)
+                    self.owner[instance] = state
+                if self.pattern_node is not None:
+                    self._restore_initiating(state, row[2], r)
+                else:
+                    need(row[2] is None, f"{what}: an initiating pattern's state without one")
+            need(len(self.owner) == len(self.open), f"{what}: an open instance has no key")
+        terminating = data.get("terminating")
+        need(type(terminating) is list, f"{what}: no list of terminating patterns")
+        for row in terminating:
+            need(type(row) is list and len(row) == 2 and self.terminator_node is not None,
+                 f"{what}: a terminating pattern's state is damaged")
+            instance = _mine(mine, row[0], what)
+            need(instance not in self.terminating, f"{what}: two terminating patterns")
+            assert self.terminator_node is not None
+            self._terminating_run(instance).restore(self.terminator_node, row[1], r)
+
+    def _restore_initiating(self, state: _Key, data: Json, r: StateReader) -> PatternRun:
+        assert self.pattern_node is not None
+        need(data is not None, f"context '{self.name}': no initiating pattern's state")
+        run = self._initiating_run(state)
+        run.restore(self.pattern_node, data, r)
+        return run
+
+
+def _run(w: StateWriter, run: PatternRun | None) -> Json:
+    return None if run is None else run.snapshot(w)
 
 
 # ====================================================================== segmentation
@@ -603,7 +789,8 @@ class PartitionRuntime(ContextRuntime):
                               if all(a in info.attrs for a in self.attrs))
         self.limit = limit
         self.releasable = True  # False for a part of a composition
-        self.released: set[Any] | None = None  # keys released, when openings show
+        # keys released, when openings show (a set, in the order released: snapshots)
+        self.released: dict[Any, None] | None = None
         self._until_sweep = self.RELEASE_FLOOR
 
     # Observing is routing (a new key opens its instance before rules run); the route is
@@ -634,7 +821,7 @@ class PartitionRuntime(ContextRuntime):
         routed = self.by_key[key] = [instance]
         released = self.released
         if released is not None and key in released:
-            released.discard(key)
+            del released[key]
             self.open.append(instance)
             self.host.context_reopened(self, instance)
         else:
@@ -649,7 +836,7 @@ class PartitionRuntime(ContextRuntime):
             return 0
         host, name = self.host, self.name
         if self.released is None and host.notices_opening(name):
-            self.released = set()
+            self.released = {}
         idle = [key for key, (instance,) in self.by_key.items()
                 if host.at_rest(name, instance)]
         if not idle:
@@ -659,12 +846,43 @@ class PartitionRuntime(ContextRuntime):
             instance.is_open = False
             host.release(name, instance)
             if self.released is not None:
-                self.released.add(key)
+                self.released[key] = None
         self.open = [instance for instance in self.open if instance.is_open]
         self._routed_event = None  # the last route may name a released instance
         self._routed = []
         self._until_sweep = max(self.RELEASE_FLOOR, len(self.by_key))
         return len(idle)
+
+    def snapshot(self, w: StateWriter) -> Json:
+        """The instances (`ContextRuntime.snapshot`: each key's, in the order of `by_key`,
+        the key being the instance's) and `{"released": [key, ...] | null, "sweep": n}`."""
+        data = super().snapshot(w)
+        released = self.released
+        data["released"] = None if released is None else [w.value(k) for k in released]
+        data["sweep"] = self._until_sweep
+        return data
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        self._restore_open(data, r)
+        what = f"context '{self.name}'"
+        single = self.single
+        for instance in self.open:
+            shown = instance.key
+            if single is None:
+                need(type(shown) is list and len(shown) == len(self.attrs),
+                     f"{what}: an instance's key is not a list of {len(self.attrs)}")
+                key = tuple(shown)
+            else:
+                key = shown
+            need(_hashable(key) and key is not None and key not in self.by_key,
+                 f"{what}: an instance's key is damaged or given twice")
+            self.by_key[key] = [instance]
+        released, sweep = data.get("released"), data.get("sweep")
+        need(type(sweep) is int, f"{what}: no sweep counter")
+        self._until_sweep = sweep
+        if released is not None:
+            need(type(released) is list, f"{what}: the released keys are not a list")
+            self.released = {_key(r, k, what): None for k in released}
 
 
 # ====================================================================== spatial
@@ -761,6 +979,19 @@ class EntityTracker:
         position = self.position_of(event)
         if entity is not None and position is not None:
             self.positions[str(entity)] = position
+
+    def snapshot(self, w: StateWriter) -> Json:
+        """`{entity: [x, y, geo]}`: each entity's last known position."""
+        return {entity: [w.value(p.x), w.value(p.y), p.geo]
+                for entity, p in self.positions.items()}
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        need(type(data) is dict, "the entities' positions are not an object")
+        for entity, where in data.items():
+            need(type(where) is list and len(where) == 3 and type(where[2]) is bool,
+                 f"entity {entity!r}: its position is not [x, y, geo]")
+            self.positions[entity] = Position(r.number(where[0], "a position's x"),
+                                              r.number(where[1], "a position's y"), where[2])
 
 
 class EntityDistanceRuntime(ContextRuntime):
@@ -873,6 +1104,18 @@ class CompositeRuntime(ContextRuntime):
             if closed in combo:
                 del self.combinations[combo]
                 self.close_instance(instance)
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        """(`ContextRuntime.snapshot`: each combination is an open instance, its `parts`
+        the parts' instances; read after the parts' contexts.)"""
+        self._restore_open(data, r)
+        for instance in self.open:
+            combo = instance.parts
+            need(len(combo) == len(self.parts) and combo not in self.combinations
+                 and all(p.is_open and p.name == part.name
+                         for p, part in zip(combo, self.parts, strict=True)),
+                 f"context '{self.name}': a combination is not of its parts' open instances")
+            self.combinations[combo] = instance
 
 
 # ====================================================================== building

@@ -30,15 +30,11 @@ from cep.language.timezones import get_zone
 from cep.runtime.agents import Agent, LifecycleAgent, build_agent
 from cep.runtime.changes import ChangeTracker
 from cep.runtime.clock import Timer, TimerQueue
-from cep.runtime.contexts import (
-    CompositeRuntime,
-    ContextInstance,
-    ContextRuntime,
-    build_runtimes,
-)
+from cep.runtime.contexts import CompositeRuntime, ContextRuntime, build_runtimes
 from cep.runtime.events import Event
 from cep.runtime.expressions import ExprEnv
 from cep.runtime.faults import FaultReporter, describe_exception
+from cep.runtime.instances import ContextInstance
 from cep.runtime.limits import (
     EARLIEST_TS,
     LATEST_TS,
@@ -49,6 +45,7 @@ from cep.runtime.limits import (
 from cep.runtime.named_windows import NamedWindows
 from cep.runtime.output import JsonValues, Output, OutputFailed, Sink, format_ts
 from cep.runtime.positions import position_resolver
+from cep.runtime.snapshot import Json, StateReader, StateWriter, need, no_collection
 
 MAX_DERIVED_PER_CAUSE = 10_000
 
@@ -414,3 +411,87 @@ class Engine:
     # -------------------------------------------------------------- introspection
     def partial_matches(self) -> dict[str, int]:
         return {agent.name: agent.partial_matches() for agent in self.agents}
+
+    def open_instances(self) -> int:
+        """Context instances open now (the always-open one not counted)."""
+        return sum(len(runtime.open) for runtime in self.contexts.values())
+
+    # -------------------------------------------------------------- snapshots
+    def _context_order(self) -> list[ContextRuntime]:
+        """Composites after the contexts they are made of (they refer to their instances)."""
+        runtimes = list(self.contexts.values())
+        return ([rt for rt in runtimes if not isinstance(rt, CompositeRuntime)]
+                + [rt for rt in runtimes if isinstance(rt, CompositeRuntime)])
+
+    def snapshot(self) -> Json:
+        """The engine's whole state as JSON data (cep.runtime.snapshot): the clock, the
+        counters, then each part's section; `events` is the table they refer to.  Taken
+        between two inputs (never while one is being delivered)."""
+        with no_collection():
+            return self._snapshot()
+
+    def _snapshot(self) -> Json:
+        w = StateWriter()
+        w.add_instance(self.global_instance)
+        data: dict[str, Json] = {
+            "started": self.started, "clock": self.now, "event_seq": self.event_seq,
+            "timer_seq": self.timers.seq, "stats": dict(self.stats),
+            "global_opened_at": self.global_instance.opened_at,
+        }
+        if self.started:
+            data["entities"] = self.entities.snapshot(w)
+            data["contexts"] = {rt.name: rt.snapshot(w) for rt in self._context_order()}
+            data["changes"] = self.changes.snapshot(w)
+            data["windows"] = self.windows.snapshot(w)
+            data["rules"] = [[agent.name, agent.snapshot(w)] for agent in self.agents]
+        data["events"] = w.events
+        return data
+
+    def restore(self, data: Json) -> StateReader:
+        """Take the state of `snapshot()` into this engine, built from the same rules and
+        not started.  Nothing is emitted and no rule runs; timers take their saved places.
+        Raises StateFormatError when the data does not fit (the engine must then not be
+        used).  Returns the reader (what it read, for reports)."""
+        with no_collection():
+            return self._restore(data)
+
+    def _restore(self, data: Json) -> StateReader:
+        need(not self.started, "an engine can only take a state before it starts")
+        need(type(data) is dict, "the engine's state is not an object")
+        r = StateReader(data.get("events"), self.timers)
+        r.add_instance(0, self.global_instance)
+        started = data.get("started")
+        need(type(started) is bool, "no 'started'")
+        stats = data.get("stats")
+        need(type(stats) is dict and all(type(v) is int for v in stats.values()),
+             "the counters are damaged")
+        event_seq, timer_seq = data.get("event_seq"), data.get("timer_seq")
+        need(type(event_seq) is int and type(timer_seq) is int, "the sequence counters are damaged")
+        for name in self.stats:
+            if name in stats:
+                self.stats[name] = stats[name]
+        self.event_seq = event_seq
+        if not started:
+            return r
+        self.now = r.number(data.get("clock"), "the clock")
+        self.started = True
+        self.global_instance.opened_at = r.number(data.get("global_opened_at"),
+                                                  "the start time")
+        self.entities.restore(data.get("entities"), r)
+        contexts = data.get("contexts")
+        need(type(contexts) is dict, "no context section")
+        for runtime in self._context_order():
+            need(runtime.name in contexts, f"context '{runtime.name}' is missing")
+            runtime.restore(contexts[runtime.name], r)
+        self.changes.restore(data.get("changes"), r)
+        self.windows.restore(data.get("windows"), r)
+        rules = data.get("rules")
+        need(type(rules) is list and len(rules) == len(self.agents), "the rules' states do "
+             "not match the rules")
+        for agent, row in zip(self.agents, rules, strict=True):
+            need(type(row) is list and len(row) == 2 and row[0] == agent.name,
+                 f"no state for rule '{agent.name}'")
+            agent.restore(row[1], r)
+        if timer_seq > self.timers.seq:
+            self.timers.seq = timer_seq
+        return r

@@ -29,7 +29,17 @@ from __future__ import annotations
 from cep.language import ast
 from cep.language.walk import walk_expr
 from cep.runtime.events import Event, Match
-from cep.runtime.matcher import AtomNode, AtomState, Node, Parent, PatternRun, TimedState
+from cep.runtime.matcher import (
+    AtomNode,
+    AtomState,
+    Node,
+    Parent,
+    PatternRun,
+    Rebuild,
+    TimedState,
+    save_state,
+)
+from cep.runtime.snapshot import Json, StateWriter, need
 
 
 def hold_condition(expr: ast.Expr | None) -> ast.Expr | None:
@@ -145,6 +155,34 @@ class ForState(TimedState, Parent):
                 self.watch = None
             if self.begun is not None:
                 self.clear_timer()
+
+    def save(self, w: StateWriter) -> dict[str, Json]:
+        """`{"m": match, "g": the start event or null, "s": its source, "w": the atom
+        watched or null (the start's before it, the hold test's after), "t": timer}`."""
+        data = {"m": w.match(self.match), "w": None if self.watch is None else
+                save_state(self.watch, w), "t": self.saved_timer(w)}
+        if self.begun is not None:
+            data["g"] = w.event(self.begun)
+            data["s"] = self.source
+        return data
+
+    def load(self, data: dict[str, Json], rebuild: Rebuild) -> None:
+        self.match = rebuild.match(data, "m")
+        if data.get("g") is not None:
+            self.begun = rebuild.r.event(data["g"])
+            source = data.get("s")
+            need(type(source) is str, "a FOR state's source is not a string")
+            self.source = str(source)
+        watch = data.get("w")
+        if watch is not None:
+            if self.begun is None:
+                self.watch = rebuild.fill(_StartWatch(self.node.start, self, self.run), watch)
+            else:
+                hold = self.node.hold
+                need(hold is not None, "a FOR state watches a hold test it has not")
+                assert hold is not None
+                self.watch = rebuild.fill(_HoldWatch(hold, self, self.run), watch)
+        rebuild.timer(self, data, self.fire)
 
     def _passes(self, node: AtomNode | None, event: Event) -> bool:
         """Whether the event passes the atom's filter (not when it raises: reported)."""

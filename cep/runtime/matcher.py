@@ -18,6 +18,10 @@ tags it bound, and whether it is finished: `quitted`) or permanently false.
   the states around it go on as if the event had not matched.
 - `X FOR d` (cep.runtime.lasting) is made of these pieces: one atom at a time in the
   index (its start, then the test of its source's later events) and a timer.
+- A run saves itself as data (`PatternRun.snapshot`) and is rebuilt from it instead of
+  being started (`PatternRun.restore`): each state is made by its node (the data names
+  operands by position), with its atoms back in the index and its timers in the queue
+  in their old order.
 - `at_rest()` tells whether a run is exactly as it started (only its first step
   waiting, no timer, not finished, nothing matched while starting): a partition may
   then release it and start a new one later, with the same effect.
@@ -25,15 +29,17 @@ tags it bound, and whether it is finished: `quitted`) or permanently false.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable
-from itertools import product
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from itertools import pairwise, product
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from cep.runtime.events import Attrs, Event, Match
 from cep.runtime.expressions import Constant, ContextView, EqualityKey, Fn
+from cep.runtime.snapshot import Json, need
 
 if TYPE_CHECKING:
     from cep.runtime.clock import Timer
+    from cep.runtime.snapshot import StateReader, StateWriter
 
 
 # ====================================================================== the run
@@ -266,6 +272,38 @@ class PatternRun:
     def filter_failed(self, exc: Exception) -> None:
         self.engine.report_fault(self.owner, "a pattern filter", exc)
 
+    # -------------------------------------------------------------- snapshots
+    def snapshot(self, w: StateWriter) -> Json:
+        """`{"f": finished, "e": eager, "n": atoms registered, "c": root state}`; a state is
+        an object of what it holds: "m" match, "t" timer, "o"/"b" an atom's order and first
+        event number, "c" children (`[[step or operand, state], ...]` when the node has
+        several operands), "off": true once no longer active."""
+        data: dict[str, Json] = {"f": self.finished, "e": self.eager, "n": self.registered}
+        if self.born is not None:  # (only while starting: never between two events)
+            data["b"] = self.born
+        if self.root is not None:
+            child = self.root.child
+            data["c"] = None if child is None else save_state(child, w)
+        return data
+
+    def restore(self, node: Node, data: Json, r: StateReader) -> None:
+        """Rebuild a run saved by `snapshot` (of a run of `node`), instead of `start`:
+        its states, the index of its atoms in their order, its timers in their places."""
+        need(type(data) is dict, "a pattern run is not an object")
+        self.finished = _flag(data, "f")
+        self.eager = _flag(data, "e")
+        self.registered = _count(data, "n")
+        born = data.get("b")
+        need(born is None or type(born) is int, "a pattern run's start is not an event number")
+        self.born = born
+        if "c" not in data:
+            return
+        self.root = RootState(self)
+        rebuild = Rebuild(self, r)
+        if data["c"] is not None:
+            self.root.child = rebuild.state(node, self.root, data["c"])
+        rebuild.finish()
+
     # -------------------------------------------------------------- atom registry
     def add_atom(self, state: AtomState) -> None:
         node = state.node
@@ -320,6 +358,14 @@ class State:
     def at_rest(self) -> bool:
         """Whether the state is as it was started (see `PatternRun.at_rest`)."""
         return False
+
+    def save(self, w: StateWriter) -> dict[str, Json]:
+        """The state's own fields (its children's included; see `PatternRun.snapshot`)."""
+        raise NotImplementedError
+
+    def load(self, data: dict[str, Json], rebuild: Rebuild) -> None:
+        """Fill the fresh state (made by its node, not started) from `save`'s data."""
+        raise NotImplementedError
 
 
 class Parent:
@@ -394,6 +440,18 @@ class AtomState(State):
     def at_rest(self) -> bool:
         return self.active
 
+    def save(self, w: StateWriter) -> dict[str, Json]:
+        return {"m": w.match(self.match), "b": self.born, "o": self.order}
+
+    def load(self, data: dict[str, Json], rebuild: Rebuild) -> None:
+        self.match = rebuild.match(data, "m")
+        born = _field(data, "b")  # (-1: started before the first event)
+        need(type(born) is int and born >= -1, "an atom's start is not an event number")
+        self.born = born
+        self.order = _count(data, "o")
+        if self.active:  # (live, it is in the index: back in it once all are read)
+            rebuild.atoms.append(self)
+
 
 class TimedState(State):
     """A state owning one timer (timer:interval, within)."""
@@ -422,6 +480,10 @@ class TimedState(State):
             self.active = False
             self.clear_timer()
 
+    def saved_timer(self, w: StateWriter) -> Json:
+        """The state's timer, if it is waiting (None: not set yet, fired or cleared)."""
+        return w.timer(self.timer) if self in self.run.timers else None
+
 
 class IntervalState(TimedState):
     __slots__ = ("match", "seconds")
@@ -440,6 +502,13 @@ class IntervalState(TimedState):
         if self.active:
             self.timer_fired()
             self.parent.child_true(self, self.match, True)
+
+    def save(self, w: StateWriter) -> dict[str, Json]:
+        return {"m": w.match(self.match), "t": self.saved_timer(w)}
+
+    def load(self, data: dict[str, Json], rebuild: Rebuild) -> None:
+        self.match = rebuild.match(data, "m")
+        rebuild.timer(self, data, self.fire)
 
 
 V = TypeVar("V")
@@ -504,6 +573,12 @@ class FollowedByState(BranchState[int]):
             return step == 0 and child.at_rest()
         return False
 
+    def save(self, w: StateWriter) -> dict[str, Json]:
+        return {"c": save_branches(self.children, w)}
+
+    def load(self, data: dict[str, Json], rebuild: Rebuild) -> None:
+        rebuild.branches(self, self.node.steps, _field(data, "c"))
+
 
 def only_negations(children: Iterable[State]) -> bool:
     """True when no child but `not`s is left: a `not` that is true never quits by itself,
@@ -564,8 +639,29 @@ class EveryState(BranchState[None]):
             return child.at_rest()
         return False
 
+    def save(self, w: StateWriter) -> dict[str, Json]:
+        data = {"m": w.match(self.match), "c": [save_state(child, w) for child in self.children]}
+        if self.starting is not None:  # (only while starting: never between two events)
+            data["s"] = list(self.children).index(self.starting)
+        return data
 
-class OrState(BranchState[None]):
+    def load(self, data: dict[str, Json], rebuild: Rebuild) -> None:
+        self.match = rebuild.match(data, "m")
+        children = _field(data, "c")
+        need(type(children) is list, "an every's children are not a list")
+        created = [rebuild.state(self.node.body, self, child) for child in children]
+        for child in created:
+            self.children[child] = None
+        starting = data.get("s")
+        if starting is not None:
+            need(type(starting) is int and 0 <= starting < len(created),
+                 "an every's starting child is not one of its children")
+            self.starting = created[starting]
+
+
+class OrState(BranchState[int]):
+    """`p or q ...`: children map to their position."""
+
     __slots__ = ("node",)
 
     def __init__(self, node: OrNode, parent: Parent, run: PatternRun) -> None:
@@ -575,8 +671,8 @@ class OrState(BranchState[None]):
 
     def start(self, match: Match) -> None:
         created = [item.create(self, self.run) for item in self.node.items]
-        for child in created:
-            self.children[child] = None
+        for position, child in enumerate(created):
+            self.children[child] = position
         for child in created:
             if self.active and child in self.children:
                 child.start(match)
@@ -592,6 +688,12 @@ class OrState(BranchState[None]):
     def at_rest(self) -> bool:
         return self.active and len(self.children) == len(self.node.items) and \
             all(child.at_rest() for child in self.children)
+
+    def save(self, w: StateWriter) -> dict[str, Json]:
+        return {"c": save_branches(self.children, w)}
+
+    def load(self, data: dict[str, Json], rebuild: Rebuild) -> None:
+        rebuild.branches(self, self.node.items, _field(data, "c"))
 
 
 class AndState(BranchState[int]):
@@ -653,6 +755,23 @@ class AndState(BranchState[int]):
         super().stop()
         self.results = []
 
+    def save(self, w: StateWriter) -> dict[str, Json]:
+        return {"c": save_branches(self.children, w),
+                "r": [[w.match(match) for match in results] for results in self.results],
+                "n": self.rest}
+
+    def load(self, data: dict[str, Json], rebuild: Rebuild) -> None:
+        items = self.node.items
+        rebuild.branches(self, items, _field(data, "c"))
+        results = _field(data, "r")
+        # (a stopped `and` has dropped them all)
+        need(type(results) is list and len(results) in (0, len(items)),
+             "an and's results are not one list per operand")
+        self.results = [rebuild.matches(item) for item in results]
+        rest = _field(data, "n")
+        need(type(rest) is int and rest >= -1, "an and's held results are not a count")
+        self.rest = rest
+
 
 class NotState(State, Parent):
     __slots__ = ("child", "node")
@@ -686,6 +805,12 @@ class NotState(State, Parent):
 
     def at_rest(self) -> bool:
         return self.active and self.child is not None and self.child.at_rest()
+
+    def save(self, w: StateWriter) -> dict[str, Json]:
+        return {"c": None if self.child is None else save_state(self.child, w)}
+
+    def load(self, data: dict[str, Json], rebuild: Rebuild) -> None:
+        self.child = rebuild.maybe_state(self.node.body, self, data, "c")
 
 
 class RepeatState(BranchState[list[Match]]):
@@ -728,6 +853,22 @@ class RepeatState(BranchState[list[Match]]):
         for child, rounds in self.children.items():
             return not rounds and child.at_rest()
         return False
+
+    def save(self, w: StateWriter) -> dict[str, Json]:
+        return {"g": w.match(self.begin),
+                "c": [[[w.match(match) for match in rounds], save_state(child, w)]
+                      for child, rounds in self.children.items()]}
+
+    def load(self, data: dict[str, Json], rebuild: Rebuild) -> None:
+        self.begin = rebuild.match(data, "g")
+        children = _field(data, "c")
+        need(type(children) is list, "a repetition's children are not a list")
+        for item in children:
+            need(type(item) is list and len(item) == 2,
+                 "a repetition's child is not [rounds, state]")
+            rounds = rebuild.matches(item[0])
+            need(len(rounds) < self.node.count, "a repetition has too many rounds")
+            self.children[rebuild.state(self.node.body, self, item[1])] = rounds
 
 
 class UntilState(State, Parent):
@@ -798,6 +939,17 @@ class UntilState(State, Parent):
                 child.stop()
         self.body = self.stop_child = None
 
+    def save(self, w: StateWriter) -> dict[str, Json]:
+        return {"g": w.match(self.begin), "r": [w.match(match) for match in self.rounds],
+                "b": None if self.body is None else save_state(self.body, w),
+                "s": None if self.stop_child is None else save_state(self.stop_child, w)}
+
+    def load(self, data: dict[str, Json], rebuild: Rebuild) -> None:
+        self.begin = rebuild.match(data, "g")
+        self.rounds = rebuild.matches(_field(data, "r"))
+        self.stop_child = rebuild.maybe_state(self.node.stop, self, data, "s")
+        self.body = rebuild.maybe_state(self.node.body, self, data, "b")
+
 
 class WithinState(TimedState, Parent):
     __slots__ = ("child", "node")
@@ -843,6 +995,14 @@ class WithinState(TimedState, Parent):
                 self.child.stop()
                 self.child = None
 
+    def save(self, w: StateWriter) -> dict[str, Json]:
+        return {"t": self.saved_timer(w),
+                "c": None if self.child is None else save_state(self.child, w)}
+
+    def load(self, data: dict[str, Json], rebuild: Rebuild) -> None:
+        rebuild.timer(self, data, self.expire)
+        self.child = rebuild.maybe_state(self.node.body, self, data, "c")
+
 
 def collect(base: Match, rounds: list[Match], tags: tuple[str, ...]) -> Match:
     """`base` plus, for each repeated tag, the list of its events over the rounds."""
@@ -850,6 +1010,122 @@ def collect(base: Match, rounds: list[Match], tags: tuple[str, ...]) -> Match:
     for tag in tags:
         result[tag] = [r[tag] for r in rounds if tag in r]
     return result
+
+
+# ====================================================================== snapshots
+
+
+def save_state(state: State, w: StateWriter) -> dict[str, Json]:
+    """A state's data (see `PatternRun.snapshot`)."""
+    data = state.save(w)
+    if not state.active:
+        data["off"] = True
+    return data
+
+
+def save_branches(children: dict[State, int], w: StateWriter) -> Json:
+    """Children that map to their step or position: `[[position, state], ...]`."""
+    return [[position, save_state(child, w)] for child, position in children.items()]
+
+
+class Rebuild:
+    """Restoring one run (`PatternRun.restore`): makes each state with its node and fills
+    it; collects the live atoms and the timed states, put back in the run's index and
+    timers once all are read, in their saved order."""
+
+    __slots__ = ("atoms", "r", "run", "timed")
+
+    def __init__(self, run: PatternRun, r: StateReader) -> None:
+        self.run = run
+        self.r = r
+        self.atoms: list[AtomState] = []
+        self.timed: list[TimedState] = []
+
+    def state(self, node: Node, parent: Parent, data: Json) -> State:
+        """The state of `node` under `parent`, as saved."""
+        return self.fill(node.create(parent, self.run), data)
+
+    def maybe_state(self, node: Node, parent: Parent, data: dict[str, Json],
+                    name: str) -> State | None:
+        """The state in the field `name` (None when there is none)."""
+        child = _field(data, name)
+        return None if child is None else self.state(node, parent, child)
+
+    def fill(self, state: S, data: Json) -> S:
+        """`state` (fresh, not started) filled from its data."""
+        need(type(data) is dict, "a pattern state is not an object")
+        off = data.get("off", False)
+        need(type(off) is bool, "a pattern state's 'off' is not true or false")
+        if off:
+            state.active = False
+        state.load(data, self)
+        return state
+
+    def branches(self, parent: BranchState[int], nodes: Sequence[Node], data: Json) -> None:
+        """The children of `parent` (`save_branches`), each the state of its node in `nodes`."""
+        need(type(data) is list, "a pattern state's children are not a list")
+        for item in data:
+            need(type(item) is list and len(item) == 2 and type(item[0]) is int
+                 and 0 <= item[0] < len(nodes), "a pattern state's child is not [position, state]")
+            position = item[0]
+            parent.children[self.state(nodes[position], parent, item[1])] = position
+
+    def match(self, data: dict[str, Json], name: str) -> Match:
+        found = _field(data, name)
+        need(type(found) is dict, f"a pattern state's '{name}' is not a match")
+        return self.r.match(found)
+
+    def matches(self, data: Json) -> list[Match]:
+        need(type(data) is list and all(type(item) is dict for item in data),
+             "a list of matches is not a list of objects")
+        return [self.r.match(item) for item in data]
+
+    def timer(self, state: TimedState, data: dict[str, Json],
+              callback: Callable[[float], None]) -> None:
+        """The state's timer in the field "t", in its saved place (None: none waiting)."""
+        timer = self.r.timer(_field(data, "t"), callback)
+        if timer is not None:
+            state.timer = timer
+            self.timed.append(state)
+
+    def finish(self) -> None:
+        """The live atoms back in the index, by registration order (the order `candidates`
+        gives), and the timed states back in the run's timers (set order, as their seq)."""
+        run = self.run
+        atoms = sorted(self.atoms, key=_registration_order)
+        for before, after in pairwise(atoms):
+            need(before.order < after.order, f"two atoms have the order {after.order}")
+        need(not atoms or atoms[-1].order <= run.registered,
+             "an atom's order is past the atoms registered")
+        for atom in atoms:
+            node = atom.node
+            index = run.priority_index if node.under_not else run.index
+            found = index.get(node.type)
+            if found is None:
+                found = index[node.type] = AtomIndex()
+            found.add(atom)
+        for state in sorted(self.timed, key=lambda state: state.timer.seq):
+            run.timers[state] = None
+
+
+S = TypeVar("S", bound=State)
+
+
+def _field(data: dict[str, Json], name: str) -> Json:
+    need(name in data, f"a pattern state has no '{name}'")
+    return data[name]
+
+
+def _flag(data: dict[str, Json], name: str) -> bool:
+    value = _field(data, name)
+    need(type(value) is bool, f"a pattern run's '{name}' is not true or false")
+    return bool(value)
+
+
+def _count(data: dict[str, Json], name: str) -> int:
+    value = _field(data, name)
+    need(type(value) is int and value >= 0, f"a pattern's '{name}' is not a count")
+    return int(value)
 
 
 # ====================================================================== nodes

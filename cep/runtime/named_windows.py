@@ -14,6 +14,7 @@ from cep.language.catalog import Catalog, WindowInfo
 from cep.runtime.events import Event
 from cep.runtime.expressions import ExprEnv, ExpressionCompiler, Fn, window_attrs
 from cep.runtime.positions import PositionOf
+from cep.runtime.snapshot import Json, StateReader, StateWriter, need
 from cep.runtime.windows import EventWindow, Schedule, ViewSpec
 
 # what the engine does when a window's filter raises: report(window name, exception)
@@ -80,6 +81,18 @@ class NamedWindows:
             taking = [window for window in windows if self._passes(window, event)]
         for window in taking:
             window.take(event)
+
+    def snapshot(self, w: StateWriter) -> Json:
+        """`{name: window, ...}`: every named window's content (cep.runtime.windows)."""
+        return {name: window.snapshot(w) for name, window in self.contents.items()}
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        need(type(data) is dict, "the named windows' section is not an object")
+        for name in data:
+            need(name in self.contents, f"no window '{name}' in the rules")
+        for name, window in self.contents.items():
+            need(name in data, f"window '{name}' is missing")
+            window.restore(data[name], r)
 
     def _passes(self, window: NamedWindow, event: Event) -> bool:
         try:

@@ -10,6 +10,9 @@ and per group, on the engine's clock.
 
 Timers are set only while something waits for a period's end, so a quiet instance
 costs nothing. What a LAST period holds when its instance closes is dropped.
+
+`OutputLimiter.snapshot(w)` / `restore(data, r)` save the periods of every instance (by
+the instance's number, cep.runtime.snapshot), what LAST holds and the parked starts.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from typing import Any, Protocol
 
 from cep.language import ast
 from cep.runtime.clock import Timer
-from cep.runtime.windows import SAME_INSTANT, hashable
+from cep.runtime.snapshot import Json, StateReader, StateWriter, need
+from cep.runtime.windows import SAME_INSTANT, hashable, read_key
 
 # A period's end fires before anything else due at the same instant: what happens at its
 # end (a pattern's timer, an event) belongs to the next period, [start, end).
@@ -112,9 +116,12 @@ class OutputLimiter:
             if state.timer is None:
                 state.timer = self.host.schedule(
                     period_end(state.start, self.every, now),
-                    lambda at: self._period_ended(instance, state), OUTPUT_TIMER)
+                    self._period_end(instance, state), OUTPUT_TIMER)
             return False
         return False  # SNAPSHOT: only the periods' ends answer
+
+    def _period_end(self, instance: Any, state: _InstanceRate) -> Callable[[float], None]:
+        return lambda at: self._period_ended(instance, state)
 
     def _period_ended(self, instance: Any, state: _InstanceRate) -> None:
         state.timer = None
@@ -131,3 +138,48 @@ class OutputLimiter:
         if self.kind == "last":
             return not state.held
         return all(t <= self.host.now for t in state.until.values())
+
+    # -------------------------------------------------------------- snapshots
+    def snapshot(self, w: StateWriter) -> Json:
+        """`{"instances": [[instance, {"start": t, "until": [[group, t], ...], "prune": n,
+        "held": [[group, result], ...], "timer": t}], ...], "parked": [[key, start], ...]}`
+        (`until`, `prune`: FIRST; `held`, `timer`: LAST; in the order they were made)."""
+        return {
+            "instances": [[w.instance(instance), {
+                "start": w.value(state.start),
+                "until": [[w.value(group), w.value(t)] for group, t in state.until.items()],
+                "prune": state.prune_above,
+                "held": [[w.value(group), w.value(held)] for group, held in state.held.items()],
+                "timer": w.timer(state.timer)}]
+                for instance, state in self.instances.items()],
+            "parked": [[w.value(key), w.value(start)] for key, start in self.parked.items()]}
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        need(type(data) is dict and type(data.get("instances")) is list
+             and type(data.get("parked")) is list, "an output clause's state is damaged")
+        for row in data["instances"]:
+            need(type(row) is list and len(row) == 2 and type(row[1]) is dict,
+                 "an output clause's instance is damaged")
+            instance, body = r.instance(row[0]), row[1]
+            need(instance not in self.instances, "an output clause's instance is given twice")
+            state = _InstanceRate(r.number(body.get("start"), "an output period's start"))
+            for group, until in _pairs(body.get("until"), "until"):
+                state.until[read_key(group, r, "a group")] = r.number(until, "a FIRST period")
+            prune = body.get("prune")
+            need(type(prune) is int and prune >= 0, "'prune' is damaged")
+            state.prune_above = prune
+            for group, held in _pairs(body.get("held"), "held"):
+                state.held[read_key(group, r, "a group")] = r.value(held)
+            need(self.kind == "last" or not state.held, "only OUTPUT LAST holds results")
+            timer = body.get("timer")
+            need(timer is None or self.kind == "last", "only OUTPUT LAST sets timers")
+            state.timer = r.timer(timer, self._period_end(instance, state))
+            self.instances[instance] = state
+        for key, start in _pairs(data["parked"], "parked"):
+            self.parked[read_key(key, r, "a parked key")] = r.number(start, "a parked start")
+
+
+def _pairs(data: Json, what: str) -> list[list[Json]]:
+    need(type(data) is list and all(type(row) is list and len(row) == 2 for row in data),
+         f"'{what}' is not a list of pairs")
+    return list(data)

@@ -80,7 +80,7 @@ def local_instant(day: date, clock: time, zone: tzinfo) -> float:
             low = middle
         else:
             high = middle
-    return round(high)
+    return float(round(high))  # (a float, as every instant: snapshots keep the type)
 
 
 def _offset(ts: float, zone: tzinfo) -> timedelta | None:
@@ -183,7 +183,7 @@ class Recurrence:
                 return (start, end) if happens else None
         return None
 
-    def occurrences_from(self, ts: float) -> Iterator[tuple[float, float]]:
+    def occurrences_from(self, ts: float) -> Occurrences:
         """Occurrences in start order that have not ended at `ts` (the one open at `ts`
         first; one of zero length at `ts` counts as open). Ends after `HORIZON_DAYS` days
         in a row without one (none happens: polar sun events)."""
@@ -191,16 +191,35 @@ class Recurrence:
         # sun event's date.
         shift = abs(self.start.offset_seconds) if isinstance(self.start, ast.SunTime) else 0.0
         day = datetime.fromtimestamp(ts - shift, self.zone).date() - 3 * _DAY
+        return Occurrences(self, ts, day)
+
+
+class Occurrences(Iterator[tuple[float, float]]):
+    """`Recurrence.occurrences_from(ts)`: an iterator whose place is plain data (`ts`, the
+    next `day` to look at, the `last_end` of the occurrence given last), so a snapshot can
+    save it and `Occurrences(recurrence, ts, day, last_end)` go on from there."""
+
+    def __init__(self, recurrence: Recurrence, ts: float, day: date,
+                 last_end: float = -math.inf) -> None:
+        self.recurrence = recurrence
+        self.ts = ts
+        self.day = day
+        self.last_end = last_end
+        self.done = False  # HORIZON_DAYS days in a row without one: it never gives another
+
+    def __next__(self) -> tuple[float, float]:
+        if self.done:
+            raise StopIteration
+        ts = self.ts
         empty = 0
-        last_end = -math.inf
         while empty < HORIZON_DAYS:
-            found = self.occurrence(day)
-            if found is not None and found[0] < last_end:
+            found = self.recurrence.occurrence(self.day)
+            self.day += _DAY
+            if found is not None and found[0] < self.last_end:
                 found = None  # one instance at a time: it would start while one is open
             if found is not None and (found[1] > ts or found[0] == ts):
-                empty = 0
-                last_end = found[1]
-                yield found
-            else:
-                empty += 1
-            day += _DAY
+                self.last_end = found[1]
+                return found
+            empty += 1
+        self.done = True
+        raise StopIteration

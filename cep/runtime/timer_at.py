@@ -15,8 +15,9 @@ from datetime import tzinfo
 
 from cep.language import ast
 from cep.runtime.events import Match
-from cep.runtime.matcher import Node, Parent, PatternRun, TimedState
+from cep.runtime.matcher import Node, Parent, PatternRun, Rebuild, TimedState
 from cep.runtime.recurrence import check_point, day_set, next_instant
+from cep.runtime.snapshot import Json, StateWriter
 from cep.runtime.sun import Location
 
 
@@ -75,3 +76,11 @@ class AtState(TimedState):
         if self.active:
             self.timer_fired()
             self.parent.child_true(self, self.match, True)
+
+    def save(self, w: StateWriter) -> dict[str, Json]:
+        """`{"m": match, "t": timer}` (the instant is the timer's deadline)."""
+        return {"m": w.match(self.match), "t": self.saved_timer(w)}
+
+    def load(self, data: dict[str, Json], rebuild: Rebuild) -> None:
+        self.match = rebuild.match(data, "m")
+        rebuild.timer(self, data, self.fire)

@@ -10,6 +10,10 @@ reads, at most d/8 late, so that a busy window does not cost a timer per event.
 `#length(n)` keeps the last n, `#lastevent` the last one, `#unique(a, b)` the last
 event of each key (a key's new event leaves the old one and enters as a new entry).
 Memory follows the content: an empty window holds nothing, an empty group is dropped.
+
+`snapshot(w)` / `restore(data, r)` (cep.runtime.snapshot) save a window's entries, its
+entry count, its groups with their aggregators' accumulators and its expiry timer; the
+window they fill is built by its owner as the saved one was (view, aggregates, clock).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from cep.language import ast
 from cep.runtime.aggregates import Aggregator, make_aggregator
 from cep.runtime.events import Event
+from cep.runtime.snapshot import Json, StateFormatError, StateReader, StateWriter, need
 
 # (seq, ts, event, group key, aggregated values)
 Entry = tuple[int, float, Event, Any, tuple[Any, ...]]
@@ -71,6 +76,16 @@ class ViewSpec:
         if len(keys) == 1:
             return hashable(attrs.get(keys[0]))
         return tuple(hashable(attrs.get(k)) for k in keys)
+
+
+def read_key(data: Json, r: StateReader, what: str) -> Any:
+    """A saved dictionary key (a group's, a `#unique` key): a value that can be one."""
+    key = r.value(data)
+    try:
+        hash(key)
+    except TypeError:
+        raise StateFormatError(f"{what} cannot be a key") from None
+    return key
 
 
 def hashable(value: Any) -> Any:
@@ -190,6 +205,63 @@ class EventWindow:
         for entry in reversed(source):
             yield entry[2]
 
+    # -------------------------------------------------------------- snapshots
+    def snapshot(self, w: StateWriter) -> Json:
+        """`{"seq": n, "entries": [[seq, ts, event, group, [value, ...]], ...], "timer": t}`,
+        oldest entry first (as they are, not settled); `#unique` adds `"keys"`, each
+        entry's key."""
+        return self._snapshot(w, w.value)
+
+    def _snapshot(self, w: StateWriter, group_out: Callable[[Any], Json]) -> Json:
+        unique = self.spec.kind == "unique"
+        entries = self.by_key.values() if unique else self.entries
+        data: dict[str, Json] = {
+            "seq": self.seq,
+            "entries": [[seq, w.value(ts), w.event(event), group_out(group),
+                         [w.value(v) for v in values]]
+                        for seq, ts, event, group, values in entries],
+            "timer": w.timer(self.timer)}
+        if unique:
+            data["keys"] = [w.value(key) for key in self.by_key]
+        return data
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        self._restore(data, r, lambda group: read_key(group, r, "an entry's group"))
+
+    def _restore(self, data: Json, r: StateReader, group_in: Callable[[Json], Any]) -> None:
+        """The entries in as they were saved, without the `entered`/`left` hooks (the
+        caller rebuilds what they keep); `group_in` reads an entry's group."""
+        need(type(data) is dict, "a window is not an object")
+        seq, rows = data.get("seq"), data.get("entries")
+        need(type(seq) is int and seq >= 0, "a window's entry count is damaged")
+        need(type(rows) is list, "a window's entries are not a list")
+        entries: list[Entry] = []
+        for row in rows:
+            need(type(row) is list and len(row) == 5 and type(row[0]) is int
+                 and type(row[4]) is list, "a window's entry is damaged")
+            need(0 < row[0] <= seq and (not entries or row[0] > entries[-1][0]),
+                 "a window's entries are out of order")
+            entries.append((row[0], r.number(row[1], "an entry's time"), r.event(row[2]),
+                            group_in(row[3]), tuple(r.value(v) for v in row[4])))
+        spec = self.spec
+        if spec.kind == "unique":
+            keys = data.get("keys")
+            need(type(keys) is list and len(keys) == len(entries),
+                 "a #unique window's keys do not match its entries")
+            for key, entry in zip(keys, entries, strict=True):
+                key = read_key(key, r, "a #unique key")
+                need(key not in self.by_key, "a #unique key is given twice")
+                self.by_key[key] = entry
+        else:
+            need(not spec.length or len(entries) <= spec.length,
+                 "a window holds more entries than its view keeps")
+            self.entries.extend(entries)
+        self.seq = seq
+        timer = data.get("timer")
+        need(timer is None or (spec.kind == "time" and self.schedule is not None),
+             "a window that sets no timer has one")
+        self.timer = r.timer(timer, self._expired)
+
 
 @dataclass(frozen=True)
 class AggregateSpec:
@@ -226,6 +298,48 @@ class GroupedWindow(EventWindow):
         super().__init__(spec, schedule, clock)
         self.aggregates = aggregates
         self.groups: dict[Any, Group] = {}
+
+    def snapshot(self, w: StateWriter) -> Json:
+        """As EventWindow's, each entry's group given by its place in `"groups"`:
+        `[[key, [aggregator, ...]], ...]` in the groups' order (see cep.runtime.aggregates
+        for each aggregator's data); a group's size and newest event follow its entries."""
+        place = {id(group): i for i, group in enumerate(self.groups.values())}
+        groups = self.groups
+        data = self._snapshot(w, lambda key: place[id(groups[key])])
+        data["groups"] = [[w.value(key), [a.snapshot(w) for a in group.aggs]]
+                          for key, group in groups.items()]
+        return data
+
+    def restore(self, data: Json, r: StateReader) -> None:
+        need(type(data) is dict and type(data.get("groups")) is list,
+             "a window's groups are not a list")
+        made: list[Group] = []
+        for row in data["groups"]:
+            need(type(row) is list and len(row) == 2 and type(row[1]) is list,
+                 "a window's group is damaged")
+            key = read_key(row[0], r, "a group's key")
+            need(key not in self.groups, "a group is given twice")
+            group = self._new_group(key)
+            need(len(row[1]) == len(group.aggs), "a group's aggregates do not match the rule's")
+            for aggregator, state in zip(group.aggs, row[1], strict=True):
+                aggregator.restore(state, r)
+            made.append(group)
+
+        def group_in(place: Json) -> Any:
+            need(type(place) is int and 0 <= place < len(made), "an entry's group is damaged")
+            return made[place].key
+
+        self._restore(data, r, group_in)
+        width = len(self.aggregates)
+        for seq, _ts, event, key, values in (
+                self.by_key.values() if self.spec.kind == "unique" else self.entries):
+            need(len(values) == width, "an entry's values do not match the rule's aggregates")
+            group = self.groups[key]
+            group.size += 1
+            group.newest = event
+            if group.order is not None:
+                group.order[seq] = event
+        need(all(group.size for group in made), "a window has an empty group")
 
     def _new_group(self, key: Any) -> Group:
         fifo = self.spec.fifo
