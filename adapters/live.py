@@ -50,9 +50,11 @@ from typing import Any, Protocol
 
 from cep.adapters.badmessages import BadMessageReporter
 from cep.adapters.bus import BadMessage, BusMapping, PathCount
+from cep.adapters.durable import DurableRun
 from cep.adapters.ha_discovery import HaDiscovery
 from cep.adapters.jsonlib import dumps_compact
 from cep.adapters.mqtt import INBOX_SIZE, BrokerSettings, MqttConnection, ReceivedMessage
+from cep.adapters.state import StateError, StateFolder
 from cep.adapters.trace import TraceWriter
 from cep.language.catalog import Catalog
 from cep.language.diagnostics import plural
@@ -64,6 +66,7 @@ Report = Callable[[str], None]
 Clock = Callable[[], float]
 
 IDLE_WAKE = 0.5  # seconds: the engine thread looks at stop requests and the view this often
+BATCH = 256      # messages taken from the inbox in one go (journaled, synced, acknowledged)
 
 
 class _Stop:
@@ -171,6 +174,8 @@ class LiveStats:
     missing_paths: list[PathCount] = field(default_factory=list)
     recorded: int = 0                 # messages written to --record
     stopped_at: float | None = None   # the stop mark written to --record (an orderly end)
+    restored: str = ""                # what start-up restored from the state folder
+    redelivered: int = 0              # messages the broker sent again that were taken before
 
     def path_lines(self) -> list[str]:
         """One line per declared PAYLOAD path that did not resolve, printed after the
@@ -229,9 +234,12 @@ class LiveRunner:
                  ticker: LiveTicker | None = None, idle_wake: float = IDLE_WAKE,
                  inbox_size: int = INBOX_SIZE,
                  max_instances: int = MAX_PARTITION_INSTANCES,
-                 ha_discovery: str | None = None) -> None:
+                 ha_discovery: str | None = None, state: StateFolder | None = None,
+                 fresh: bool = False) -> None:
         """`ha_discovery`: the Home Assistant discovery prefix, to announce the rules and
-        contexts as entities (adapters/ha_discovery.py); None for none."""
+        contexts as entities (adapters/ha_discovery.py); None for none.  `state`: the
+        state folder that makes the run survive restarts (adapters/durable.py); `fresh`:
+        start it empty."""
         self.report = report
         self.idle_wake = idle_wake
         self.clock = clock
@@ -252,11 +260,17 @@ class LiveRunner:
             filters = [*filters, self.discovery.topic]
         self.connection = MqttConnection(settings, filters,
                                          self.inbox.put_message, report, clock,
-                                         on_give_up=self._gave_up)
+                                         on_give_up=self._gave_up,
+                                         manual_ack=state is not None)
         self._sink = sink
         self.engine = Engine(catalog, self._emit, tz, warn=report,
                              show_contexts=show_contexts or self.discovery is not None,
                              max_instances=max_instances)
+        self.durable: DurableRun | None = None
+        if state is not None:
+            self.durable = DurableRun(state, self.engine, self.connection, clock, report,
+                                      record, fresh)
+            self.durable.sender = self._publish
         self.reporter = BadMessageReporter(report)
         # payload paths that did not resolve: `TOPIC: Type.attr: path P missing`
         self.paths = BadMessageReporter(report, label="")
@@ -271,19 +285,32 @@ class LiveRunner:
             if not self.show_contexts and record["kind"] in ("context-start", "context-end"):
                 self.engine.stats["outputs"] -= 1  # made for discovery only: not an output
                 return
+        durable = self.durable
+        if durable is not None:
+            if not durable.output(record):  # (it sends the action)
+                return  # written out before the restart
+            self.stats.outputs += 1
+            self._sink(record)
+            durable.written(record)
+            return
         if record["kind"] == "publish":
-            connection = self.connection
-            refused = connection.refused
-            sent = connection.publish(record["topic"], payload_bytes(record["payload"]),
-                                      record["qos"], record["retain"])
-            if sent:
-                self.stats.actions += 1
-            elif connection.refused != refused:
-                self.stats.actions_refused += 1
-            else:
-                self.stats.action_failures += 1
+            self._publish(record)
         self.stats.outputs += 1
         self._sink(record)
+
+    def _publish(self, record: Output, on_done: Callable[[], None] | None = None) -> bool:
+        """An action to the broker; whether it was sent (`on_done`: the broker has it)."""
+        connection = self.connection
+        refused = connection.refused
+        sent = connection.publish(record["topic"], payload_bytes(record["payload"]),
+                                  record["qos"], record["retain"], on_done)
+        if sent:
+            self.stats.actions += 1
+        elif connection.refused != refused:
+            self.stats.actions_refused += 1
+        else:
+            self.stats.action_failures += 1
+        return sent
 
     def stop(self) -> None:
         """Ask the run to end (from any thread)."""
@@ -303,26 +330,39 @@ class LiveRunner:
         guard = stop_on_signals(self.inbox) if install_signals else _no_guard()
         with guard:
             stats.started = self.clock()
-            if self.record is not None:  # before any message
-                self.record.start(stats.started)
-            self.engine.start(stats.started)
+            durable = self.durable
+            if durable is not None:  # the saved state, or an empty one (StateError)
+                durable.begin(self._process)
+                stats.restored = durable.show()
+                self.report(stats.restored)
+            else:
+                if self.record is not None:  # before any message
+                    self.record.start(stats.started)
+                self.engine.start(stats.started)
             if self.discovery is not None:  # queued in paho until connected
                 self.discovery.start()
-            in_order = False
+            in_order = state_failed = False
             try:
                 self.connection.start()
-                stats.gave_up = self._loop()
-                in_order = True
+                try:
+                    stats.gave_up = self._loop()
+                    in_order = True
+                except StateError as exc:  # the journal cannot be written (a full disk)
+                    stats.gave_up = str(exc)
+                    state_failed = True
             finally:
                 # No more waiting on paho's thread from here: it must be free to read the
                 # acknowledgements close() waits for, and to end.
                 self.inbox.close()
                 try:
-                    self._drain_waiting()
+                    if not state_failed:
+                        self._drain_waiting()
                     if in_order:
                         self._stop_clock()
                 finally:  # even when output cannot be written: offline, disconnected
                     self.connection.close()
+                    if durable is not None:
+                        self._close_state(in_order)
                     self.stats.actions_unsent = self.connection.unsent
                     if stats.gave_up is None:
                         stats.gave_up = self.connection.gave_up
@@ -330,8 +370,13 @@ class LiveRunner:
         return stats
 
     def _loop(self) -> str | None:
-        """Until a stop request; the reason when the connection gave up."""
+        """Until a stop request; the reason when the connection gave up.
+
+        Messages are taken in batches of what is waiting (at most BATCH): with a state
+        folder, each batch is journaled and synced before the broker gets its
+        acknowledgements (adapters/durable.py)."""
         inbox, engine, clock, idle = self.inbox, self.engine, self.clock, self.idle_wake
+        durable = self.durable
         while True:
             deadline = engine.timers.next_deadline()
             wait = idle if deadline is None else min(idle, max(0.0, deadline - clock()))
@@ -341,12 +386,30 @@ class LiveRunner:
                 # Quiet bus: event time is wall time, so the engine's clock moves on with it,
                 # firing what is due (and the view's times keep moving).
                 engine.advance(clock())
+                if durable is not None:
+                    durable.batch_done()
                 self._tick()
                 continue
-            if isinstance(item, _Stop):
-                return item.reason
-            if isinstance(item, ReceivedMessage):
-                self._take(item)
+            stop: _Stop | None = None
+            for _ in range(BATCH):
+                if isinstance(item, _Stop):
+                    stop = item
+                    break
+                if isinstance(item, ReceivedMessage):
+                    self._take(item)
+                try:
+                    item = inbox.get_nowait()
+                except queue.Empty:
+                    break
+            else:
+                if isinstance(item, ReceivedMessage):
+                    self._take(item)
+                elif isinstance(item, _Stop):
+                    stop = item
+            if durable is not None:
+                durable.batch_done()
+            if stop is not None:
+                return stop.reason
             if self.ticker is not None:
                 self._tick()  # cheap: the view draws only when a frame is due
 
@@ -356,8 +419,21 @@ class LiveRunner:
         engine = self.engine
         engine.advance(self.clock())
         if self.record is not None:
+            self._record_at = self.record.size()  # (a restart goes on from before the mark)
             self.record.stop(engine.now)
             self.stats.stopped_at = engine.now
+
+    _record_at: int | None = None
+
+    def _close_state(self, in_order: bool) -> None:
+        """The last checkpoint after an orderly end; after a failure, the journal as it is."""
+        durable = self.durable
+        assert durable is not None
+        self.stats.redelivered = durable.redelivered
+        if in_order:
+            durable.close(self._record_at)
+        else:
+            durable.abandon()
 
     def _drain_waiting(self) -> None:
         """Messages that arrived before the stop are still processed (the inbox is closed:
@@ -366,9 +442,11 @@ class LiveRunner:
             try:
                 item = self.inbox.get_nowait()
             except queue.Empty:
-                return
+                break
             if isinstance(item, ReceivedMessage):
                 self._take(item)
+        if self.durable is not None:
+            self.durable.batch_done()
 
     def _tick(self) -> None:
         stats, connection = self.stats, self.connection
@@ -383,15 +461,30 @@ class LiveRunner:
             self.ticker.tick(self.engine, stats)
 
     def _take(self, message: ReceivedMessage) -> None:
+        durable = self.durable
         if self.discovery is not None and self.discovery.receive(message):
+            if durable is not None:
+                durable.acknowledge_only(message)
             return  # discovery's own topic
         stats = self.stats
         stats.messages += 1
         if message.retain and not self.take_retained:
             stats.retained_ignored += 1  # device state from before we subscribed, not an event
+            if durable is not None:
+                durable.acknowledge_only(message)
             return
         # Stamped on paho's thread: never earlier than what the engine has already seen.
         ts = max(message.arrival, self.engine.now)
+        if durable is not None:
+            if not durable.admit(message):
+                return  # sent again by the broker, and taken before
+            if message.bad_topic is None:
+                durable.taking(message, ts)
+        self._process(message, ts)
+
+    def _process(self, message: ReceivedMessage, ts: float) -> None:
+        """A message taken in at `ts` (also one run again from the journal)."""
+        stats = self.stats
         if self.record is not None:
             self.record.message(ts, message.topic, message.payload)
             stats.recorded += 1

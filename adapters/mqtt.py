@@ -109,6 +109,8 @@ class ReceivedMessage:
     retain: bool
     arrival: float  # the clock's time when paho handed it over
     bad_topic: str | None = None  # why the topic as received is unusable (not UTF-8)
+    mid: int = 0      # the broker's packet id (QoS 1/2), for the acknowledgement
+    dup: bool = False  # the broker sent it before (a redelivery)
 
 
 def mask_url(url: str) -> str:
@@ -486,8 +488,12 @@ class MqttConnection:
     def __init__(self, settings: BrokerSettings, filters: list[str],
                  on_message: Callable[[ReceivedMessage], None],
                  report: Callable[[str], None], clock: Callable[[], float],
-                 on_give_up: Callable[[str], None] | None = None) -> None:
+                 on_give_up: Callable[[str], None] | None = None,
+                 manual_ack: bool = False) -> None:
+        """`manual_ack`: a QoS 1/2 message is acknowledged to the broker only by `ack()`
+        (once it is safe, e.g. journaled), not when the callback returns."""
         self.settings = settings
+        self.manual_ack = manual_ack
         self.filters = list(filters)
         self._on_message = on_message
         self._report = report
@@ -513,6 +519,8 @@ class MqttConnection:
         self._publishing = False
         self._acknowledged_early: set[int] = set()
         self._acknowledged = threading.Condition()
+        # what to call when the broker acknowledges an action (publish's on_done), by id
+        self._on_done: dict[int, Callable[[], None]] = {}
         self.unsent = 0             # QoS 1/2 actions still queued when the connection closed
         # Closing and the status topic go together: once close() has begun, no callback on
         # paho's thread may say `online` (or subscribe) after the `offline` it sends.
@@ -539,7 +547,8 @@ class MqttConnection:
     def _make_client(self) -> _Client:
         s = self.settings
         client = _Client(CallbackAPIVersion.VERSION2, client_id=s.client_id,
-                         clean_session=not s.persistent, protocol=paho.MQTTv311)
+                         clean_session=not s.persistent, protocol=paho.MQTTv311,
+                         manual_ack=self.manual_ack)
         client.on_crash = self._crashed
         # An exception in a callback is logged (and reported below), never the end of the
         # network thread: a cep that no longer reads the bus would look alive.
@@ -849,6 +858,9 @@ class MqttConnection:
         with self._acknowledged:
             if mid in self._unacknowledged:
                 self._unacknowledged.discard(mid)
+                done = self._on_done.pop(mid, None)
+                if done is not None:
+                    done()
             elif mid in self._status_unacknowledged:
                 self._status_unacknowledged.discard(mid)
             elif self._publishing:
@@ -865,11 +877,22 @@ class MqttConnection:
             raw = bytes(getattr(message, "_topic", b""))
             topic, bad = raw.decode("utf-8", "backslashreplace"), "the topic is not UTF-8"
         self._on_message(ReceivedMessage(topic, bytes(message.payload), message.qos,
-                                         bool(message.retain), self._clock(), bad))
+                                         bool(message.retain), self._clock(), bad,
+                                         message.mid, bool(message.dup)))
+
+    def ack(self, message: ReceivedMessage) -> None:
+        """Acknowledge a QoS 1/2 message to the broker (with `manual_ack`; from any thread)."""
+        if self.manual_ack and message.qos > 0:
+            self.client.ack(message.mid, message.qos)
 
     # ------------------------------------------------------------------ use
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> bool:
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool,
+                on_done: Callable[[], None] | None = None) -> bool:
         """Send (or, for QoS 1/2 while disconnected, queue); False when not sent.
+
+        `on_done` is called once the message is safe: at once for QoS 0 (handed to paho),
+        on the broker's acknowledgement for QoS 1/2 (on paho's thread, under a lock:
+        it must be quick and must not publish).
 
         A topic or message a broker would refuse by closing the connection is never
         handed to paho (it would re-send it after every reconnect): it is counted in
@@ -877,7 +900,7 @@ class MqttConnection:
         problem = publish_problem(topic, payload, qos)
         if problem is None:
             try:
-                if self._send(topic, payload, qos, retain, self._unacknowledged):
+                if self._send(topic, payload, qos, retain, self._unacknowledged, on_done):
                     return True
             except ValueError as exc:  # paho's own checks: nothing was queued
                 problem = printable(str(exc))
@@ -890,7 +913,7 @@ class MqttConnection:
         return False
 
     def _send(self, topic: str, payload: bytes, qos: int, retain: bool,
-              pending: set[int]) -> bool:
+              pending: set[int], on_done: Callable[[], None] | None = None) -> bool:
         """Hand one message to paho; a QoS 1/2 one is kept in `pending` until acknowledged."""
         accepted = False
         mid = 0
@@ -909,6 +932,10 @@ class MqttConnection:
                 early, self._acknowledged_early = self._acknowledged_early, set()
                 if accepted and qos > 0 and mid not in early:
                     pending.add(mid)
+                    if on_done is not None:
+                        self._on_done[mid] = on_done
+                elif accepted and on_done is not None:  # QoS 0, or acknowledged already
+                    on_done()
         return accepted
 
     def close(self, timeout: float = 5.0) -> None:

@@ -406,10 +406,24 @@ class TraceWriter:
         self._owned = False
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], tz: tzinfo = UTC) -> TraceWriter:
-        writer = cls(open(path, "w", encoding="utf-8", newline="\n"), tz)
+    def open(cls, path: str | os.PathLike[str], tz: tzinfo = UTC,
+             append: bool = False) -> TraceWriter:
+        """Write `path` (emptied first, unless `append`)."""
+        writer = cls(open(path, "a" if append else "w", encoding="utf-8", newline="\n"), tz)
         writer._owned = True
         return writer
+
+    def size(self) -> int:
+        """Bytes written so far (the file's size): where `cut` can come back to."""
+        self._out.flush()
+        return os.fstat(self._out.fileno()).st_size
+
+    def cut(self, size: int) -> None:
+        """Forget what was written after `size` bytes (a live run's recording, taken back
+        to its last checkpoint: the journal writes the rest again)."""
+        self._out.flush()
+        self._out.truncate(size)
+        self._out.seek(size)
 
     def _write(self, line: dict[str, Any]) -> None:
         self._out.write(json.dumps(line, ensure_ascii=False) + "\n")

@@ -6,6 +6,7 @@
     python -m bench memory   the A→B workload over a simulated day: RSS and live state
     python -m bench memory-keys  a new partition key every 10 events: RSS and live instances
     python -m bench mqtt     live latency and throughput against a real broker
+    python -m bench state    checkpoint size and time, and start-up, with a big state
     python -m bench view     what the terminal view costs a replay
     python -m bench check    how long `cep check` takes on large generated rule sets
 

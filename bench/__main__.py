@@ -14,6 +14,7 @@ COMMANDS = {
     "memory-keys": ("bench.keys", "main"),
     "windowed": ("bench.windowed", "main"),
     "mqtt": ("bench.mqtt", "main"),
+    "state": ("bench.state", "main"),
     "view": ("bench.view", "main"),
     "check": ("bench.check", "main"),
 }

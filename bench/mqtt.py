@@ -156,12 +156,14 @@ class Probe:
 
 
 def bench_qos(broker: str, qos: int, rate: float, seconds: float, find_max: bool,
-              max_p99: float, folder: Path) -> list[Phase]:
+              max_p99: float, folder: Path, state: bool = True) -> list[Phase]:
+    """`state`: cep run with its state folder (the default), else with --no-state."""
     rules = folder / f"echo-{qos}.epl"
     rules.write_text(RULE.format(qos=qos))
+    keep = ["--state", str(folder / f"state-{qos}"), "--fresh"] if state else ["--no-state"]
     cep = subprocess.Popen([sys.executable, "-m", "cep", "run", str(rules), "--broker", broker,
                             "--sub-qos", str(qos), "--status-topic", "bench/status",
-                            "--out", str(folder / f"out-{qos}.jsonl")],
+                            "--out", str(folder / f"out-{qos}.jsonl"), *keep],
                            stderr=subprocess.DEVNULL)
     host, port = broker.split("://", 1)[1].rsplit(":", 1)
     probe = Probe(host, int(port), qos)
@@ -205,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="start mosquitto without set_tcp_nodelay (its default)")
     parser.add_argument("--max-p99", type=float, default=250.0,
                         help="p99 ms above which a rate counts as not sustained (default 250)")
+    parser.add_argument("--state", choices=("on", "off", "both"), default="on",
+                        help="cep run with its state folder (on, the default), with "
+                             "--no-state (off), or each in turn (both)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -214,15 +219,20 @@ def main(argv: list[str] | None = None) -> int:
             broker_process, broker = _start_mosquitto(folder, not args.broker_nagle)
         try:
             print(f"broker {broker}; cep run as a separate process; {args.seconds:g} s per phase")
+            states = {"on": (True,), "off": (False,), "both": (False, True)}[args.state]
             for qos in args.qos or (0, 1):
-                phases = bench_qos(broker, qos, args.rate, args.seconds, not args.no_max,
-                                   args.max_p99, folder)
-                good = [p for p in phases if p.lossless and p.p99_ms <= args.max_p99
-                        and p.achieved >= 0.95 * p.rate]
-                best = max((p.rate for p in good), default=0)
-                print(f"QoS {qos}: latency at {args.rate:,.0f}/s p50 {phases[0].p50_ms:.2f} ms, "
-                      f"p99 {phases[0].p99_ms:.2f} ms; highest sustained rate with no loss "
-                      f"{best:,.0f}/s" + ("" if not args.no_max else " (not searched)"))
+                for state in states:
+                    print(f"QoS {qos}, {'with the state folder' if state else '--no-state'}:",
+                          flush=True)
+                    phases = bench_qos(broker, qos, args.rate, args.seconds, not args.no_max,
+                                       args.max_p99, folder, state)
+                    good = [p for p in phases if p.lossless and p.p99_ms <= args.max_p99
+                            and p.achieved >= 0.95 * p.rate]
+                    best = max((p.rate for p in good), default=0)
+                    print(f"QoS {qos} ({'state' if state else 'no state'}): latency at "
+                          f"{args.rate:,.0f}/s p50 {phases[0].p50_ms:.2f} ms, p99 "
+                          f"{phases[0].p99_ms:.2f} ms; highest sustained rate with no loss "
+                          f"{best:,.0f}/s" + ("" if not args.no_max else " (not searched)"))
         finally:
             if broker_process is not None:
                 broker_process.terminate()

@@ -39,3 +39,10 @@ def password_broker(tmp_path):
     running.start()
     yield running
     running.stop()
+
+
+@pytest.fixture(autouse=True)
+def own_state_home(tmp_path_factory, monkeypatch):
+    """`cep run` keeps its state under $XDG_STATE_HOME/cep by default: each test has its
+    own, so no test finds another's state (nor the user's)."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))

@@ -139,6 +139,9 @@ SEMANTIC = [
      "1:41: error: topic 'home/#/a': "),
     ("payload-as-unknown", "CREATE EVENT A (x INT) FROM TOPIC 'a' PAYLOAD AS y;",
      "1:50: error: PAYLOAD AS `y` is not an attribute of A"),
+    ("payload-as-topic-attr", "CREATE EVENT A (x INT) FROM TOPIC 'a/{x}' PAYLOAD AS x;",
+     "1:54: error: `x` is taken from the topic (`{x}`) and from the payload (PAYLOAD AS): "
+     "take it from one of them"),
     ("located-at-string", "CREATE EVENT A (x STRING, y FLOAT) LOCATED AT (x, y);",
      "1:48: error: LOCATED AT `x` must be INT or FLOAT, not STRING"),
     ("entity-without-position", "CREATE EVENT A (who STRING) ENTITY who;",

@@ -614,9 +614,12 @@ def test_two_cep_with_one_client_id_stop_fighting(tmp_path, broker):
     seeing half the stream.  Now each says it is likely; after TAKEOVER_GIVE_UP in a row one
     gives up (exit status 1) and the other keeps the connection and answers everything."""
     bus = BusClient(broker, ("out/#",))
-    first = cep_run(tmp_path, broker.url, "--client-id", "twin")
+    first = cep_run(tmp_path, broker.url, "--client-id", "twin", "--state",
+                    str(tmp_path / "first"))
     first.wait_stderr("listening on")
-    second = cep_run(tmp_path, broker.url, "--client-id", "twin")
+    # (each its own state folder: two on one folder are refused before they connect)
+    second = cep_run(tmp_path, broker.url, "--client-id", "twin", "--state",
+                     str(tmp_path / "second"))
     try:
         wait_until(lambda: first.process.poll() is not None or second.process.poll() is not None,
                    "one of the two giving up")

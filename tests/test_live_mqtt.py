@@ -198,11 +198,27 @@ def test_persistent_session_gets_qos1_messages_sent_while_away(tmp_path, rules, 
         "loft", "porch"]
 
 
-def test_without_persistence_messages_sent_while_away_are_lost(tmp_path, rules, broker, bus):
-    first = start_cep(tmp_path, rules, broker, "--client-id", "cep-test-clean")
+def test_persistent_is_the_default(tmp_path, rules, broker, bus):
+    """A restarted `cep run` (same rules, so the same client id) gets what came meanwhile."""
+    first = start_cep(tmp_path, rules, broker)
     assert first.stop() == 0
     bus.publish("home/loft/temp", '{"value": 33}', qos=1)
-    second = start_cep(tmp_path, rules, broker, "--client-id", "cep-test-clean")
+    second = start_cep(tmp_path, rules, broker)
+    try:
+        second.wait_stderr("session resumed")
+        bus.wait_topic("home/loft/fan/set")
+    finally:
+        assert second.stop() == 0
+    assert [o["attrs"]["room"] for o in outputs(second.stdout) if o["kind"] == "event"] == [
+        "loft"]
+
+
+def test_with_a_clean_session_messages_sent_while_away_are_lost(tmp_path, rules, broker, bus):
+    args = ("--clean-session", "--client-id", "cep-test-clean")
+    first = start_cep(tmp_path, rules, broker, *args)
+    assert first.stop() == 0
+    bus.publish("home/loft/temp", '{"value": 33}', qos=1)
+    second = start_cep(tmp_path, rules, broker, *args)
     try:
         bus.publish("home/porch/temp", '{"value": 34}', qos=1)
         bus.wait_topic("home/porch/fan/set")

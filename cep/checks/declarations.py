@@ -171,6 +171,11 @@ def check_create_event(stmt: ast.CreateEvent, catalog: Catalog,
                                   text_span(binding.topic, offset, len(name) + 2))
         if binding.payload_as is not None:
             need_attr(binding.payload_as, "PAYLOAD AS")
+            if binding.payload_as.name in {name for name, _ in template_names(binding.topic)}:
+                diagnostics.error(f"`{binding.payload_as.name}` is taken from the topic "
+                                  f"(`{{{binding.payload_as.name}}}`) and from the payload "
+                                  f"(PAYLOAD AS): take it from one of them",
+                                  binding.payload_as.span)
         seen_paths: set[str] = set()
         for path in binding.payload_paths:
             need_attr(ast.Ident(path.attr, path.span), "PAYLOAD path for")

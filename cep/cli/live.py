@@ -24,6 +24,8 @@ from cep.runtime.limits import MAX_PARTITION_INSTANCES
 
 if TYPE_CHECKING:  # the live runner and the view (rich) load only when a command needs them
     from cep.adapters.live import LiveStats
+    from cep.adapters.state import StateFolder
+    from cep.checks.loader import LoadedRules
     from cep.runtime.engine import Engine
     from cep.tools.view import InputStatus, TerminalView
 
@@ -57,13 +59,15 @@ def _add_broker_options(parser: argparse.ArgumentParser, default_status: str | N
     broker.add_argument("--insecure", action="store_true",
                         help="TLS without checking the broker's host name (testing only)")
     broker.add_argument("--client-id", metavar="ID",
-                        help="MQTT client id (default cep-HOST-PID; cep-HOST with --persistent)")
+                        help="MQTT client id (cep run: default cep-HOST-XXXXXXXX, the same "
+                             "for the same state folder or rule files; cep record: default "
+                             "cep-HOST-PID, cep-HOST with --persistent)")
     broker.add_argument("--keepalive", type=int, default=60, metavar="S",
                         help="keepalive interval in seconds (default 60)")
     broker.add_argument("--persistent", action="store_true",
                         help="keep the broker session across disconnections (clean session "
                              "off): QoS 1/2 messages sent while cep was away are delivered "
-                             "when it reconnects")
+                             "when it reconnects (cep run does so unless --clean-session)")
     broker.add_argument("--sub-qos", type=int, choices=(0, 1, 2), default=1,
                         help="QoS of the subscriptions (default 1)")
     broker.add_argument("--reconnect-min", type=float, default=1.0, metavar="S",
@@ -119,6 +123,19 @@ def add_live_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
                      help="also write every message the engine takes to a trace FILE, with "
                           "the timestamps it used and the run's start and stop: replaying "
                           "it gives the same outputs")
+    state = run.add_argument_group("state (surviving restarts)")
+    state.add_argument("--state", metavar="DIR",
+                       help="keep the engine's state (context instances, partial matches, "
+                            "timers, windows) in DIR and restore it at start-up (default: "
+                            "$XDG_STATE_HOME/cep/CLIENT-ID)")
+    state.add_argument("--fresh", action="store_true",
+                       help="start with an empty state (what the state folder held is lost)")
+    state.add_argument("--no-state", action="store_true",
+                       help="keep no state: a restart starts empty and forgets what was "
+                            "waiting (partial matches, open contexts, timers)")
+    state.add_argument("--clean-session", action="store_true",
+                       help="a clean broker session (default: a persistent one, so that "
+                            "the broker keeps QoS 1/2 messages for cep while it is away)")
     run.add_argument("--view", action="store_true",
                      help="show the live terminal view (on the terminal; output lines then go "
                           "only to --out)")
@@ -147,11 +164,13 @@ def add_live_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def _settings(args: argparse.Namespace, status_topic: str | None,
-              client_prefix: str) -> BrokerSettings:
+              client_prefix: str, persistent: bool | None = None) -> BrokerSettings:
     return BrokerSettings.from_url(
         args.broker, tls=args.tls, ca_file=args.ca_file, cert_file=args.cert,
         key_file=args.key, insecure=args.insecure, client_id=args.client_id,
-        keepalive=args.keepalive, persistent=args.persistent, subscribe_qos=args.sub_qos,
+        keepalive=args.keepalive,
+        persistent=args.persistent if persistent is None else persistent,
+        subscribe_qos=args.sub_qos,
         status_topic=status_topic, reconnect_min=args.reconnect_min,
         reconnect_max=args.reconnect_max, connect_timeout=args.connect_timeout,
         default_client_id=client_prefix)
@@ -166,6 +185,7 @@ def _gave_up(reason: str) -> CliError:
 def run_live(args: argparse.Namespace) -> int:
     from cep.adapters.live import LiveRunner
     from cep.adapters.mqtt import SettingsError
+    from cep.adapters.state import StateError
     from cep.adapters.trace import TraceWriter
     from cep.runtime.engine import EngineError
     from cep.runtime.output import OutputWriter, finish_output, format_ts
@@ -174,10 +194,21 @@ def run_live(args: argparse.Namespace) -> int:
     tz = time_zone(args.tz, loaded)
     if args.ha_discovery is not None:
         _check_ha_discovery(args)
+    if args.no_state and (args.state or args.fresh):
+        raise CliError("--no-state keeps no state folder: it goes with neither --state nor "
+                       "--fresh")
+    if not args.client_id:
+        args.client_id = _default_client_id(args)
+    persistent = args.persistent or not args.clean_session
+    if args.persistent and args.clean_session:
+        raise CliError("--persistent and --clean-session contradict each other (a live run "
+                       "is persistent unless --clean-session)")
     try:
-        settings = _settings(args, None if args.no_status else args.status_topic, "cep")
+        settings = _settings(args, None if args.no_status else args.status_topic, "cep",
+                             persistent)
     except SettingsError as exc:
         raise CliError(str(exc)) from exc
+    state = None if args.no_state else _state_folder(args, loaded, settings.client_id)
     view = None
     if args.view:
         from cep.tools.view import TerminalView
@@ -186,8 +217,12 @@ def run_live(args: argparse.Namespace) -> int:
         if not view.available:
             raise CliError("--view needs a terminal (stderr is not one and there is no /dev/tty)")
     try:
-        out = open(args.out, "w", encoding="utf-8") if args.out else None
-        recorder = TraceWriter.open(args.record, tz) if args.record else None
+        out = open(args.out, "a" if state is not None and not args.fresh else "w",
+                   encoding="utf-8") if args.out else None
+        # with a state folder a recording goes on across restarts (cut back to the last
+        # checkpoint, then continued: adapters/durable.py)
+        recorder = TraceWriter.open(args.record, tz, append=state is not None and
+                                    not args.fresh) if args.record else None
     except OSError as exc:
         raise CliError(f"cannot write {exc.filename}: {exc.strerror}") from exc
     # With --view the terminal is the view's: output lines go to --out only.
@@ -199,7 +234,8 @@ def run_live(args: argparse.Namespace) -> int:
         runner = LiveRunner(loaded.catalog, settings, sink, tz, report=report,
                             take_retained=args.retained, show_contexts=args.contexts,
                             record=recorder, ticker=ticker, inbox_size=args.inbox,
-                            max_instances=args.max_instances, ha_discovery=args.ha_discovery)
+                            max_instances=args.max_instances, ha_discovery=args.ha_discovery,
+                            state=state, fresh=args.fresh)
     except EngineError as exc:
         raise CliError(str(exc), EXIT_PROBLEM) from exc
     started = time.monotonic()
@@ -208,6 +244,10 @@ def run_live(args: argparse.Namespace) -> int:
     report(f"running {len(loaded.catalog.rules)} rules on {settings.display}")
     try:
         stats = runner.run()
+    except StateError as exc:
+        if view is not None:
+            view.stop()
+        raise CliError(str(exc), EXIT_PROBLEM) from exc
     except BaseException:
         if view is not None:
             view.stop()  # the terminal back in order before the error is shown
@@ -240,6 +280,31 @@ def run_live(args: argparse.Namespace) -> int:
     if stats.gave_up is not None:
         raise _gave_up(stats.gave_up)
     return EXIT_OK
+
+
+def _default_client_id(args: argparse.Namespace) -> str:
+    """The same id for the same state folder (or, by default, the same rule files) on the
+    same host: a restarted run finds its broker session, and its state, again."""
+    import os
+
+    from cep.adapters.state import stable_client_id
+
+    if args.state:
+        anchor = os.path.abspath(args.state)
+    else:
+        anchor = "\0".join(sorted(os.path.abspath(p) for p in args.rules))
+    return stable_client_id(anchor)
+
+
+def _state_folder(args: argparse.Namespace, loaded: LoadedRules,
+                  client_id: str) -> StateFolder:
+    from pathlib import Path
+
+    from cep.adapters.state import StateFolder, default_state_dir, rules_fingerprint
+
+    path = Path(args.state) if args.state else default_state_dir(client_id)
+    return StateFolder(path, rules_fingerprint(loaded.files),
+                       [str(p) for p in args.rules])
 
 
 def _check_ha_discovery(args: argparse.Namespace) -> None:
