@@ -63,9 +63,19 @@ class Restored:
     pending: int = 0          # actions sent again (not acknowledged before the stop)
     torn: bool = False
 
+    fresh: bool = False       # --fresh: what the folder held was dropped
+
+    def brief(self) -> str:
+        """For the view: `restored 3 instances, 41 waiting, 7 timers`."""
+        if self.saved_at is None:
+            return "state: fresh" if self.fresh else "state: new"
+        return (f"restored {plural(self.instances, 'instance')}, {self.partial_matches:,} "
+                f"waiting, {plural(self.timers, 'timer')}")
+
     def describe(self, show_time: Callable[[float], str]) -> str:
         if self.saved_at is None:
-            return "state: none saved yet, starting empty"
+            return ("state: started empty (--fresh)" if self.fresh else
+                    "state: nothing saved yet, starting empty")
         text = (f"restored {plural(self.instances, 'context instance')}, "
                 f"{plural(self.partial_matches, 'partial match', 'partial matches')}, "
                 f"{plural(self.timers, 'timer')} ({self.overdue} overdue) from "
@@ -118,6 +128,7 @@ class DurableRun:
         folder.lock()
         if self.fresh:
             folder.clear()
+            self.restored.fresh = True
         saved = folder.load()
         now = self.clock()
         if saved is None:
@@ -302,4 +313,6 @@ class DurableRun:
         self.folder.release()
 
     def show(self) -> str:
-        return self.restored.describe(lambda ts: format_ts(ts, self.engine.tz))
+        """`state DIR: restored ...`, for stderr."""
+        described = self.restored.describe(lambda ts: format_ts(ts, self.engine.tz))
+        return f"state {self.folder.path}: {described.removeprefix('state: ')}"

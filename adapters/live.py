@@ -175,6 +175,7 @@ class LiveStats:
     recorded: int = 0                 # messages written to --record
     stopped_at: float | None = None   # the stop mark written to --record (an orderly end)
     restored: str = ""                # what start-up restored from the state folder
+    restored_brief: str = ""          # the same, short (for the view)
     redelivered: int = 0              # messages the broker sent again that were taken before
 
     def path_lines(self) -> list[str]:
@@ -332,8 +333,9 @@ class LiveRunner:
             stats.started = self.clock()
             durable = self.durable
             if durable is not None:  # the saved state, or an empty one (StateError)
-                durable.begin(self._process)
+                restored = durable.begin(self._process)
                 stats.restored = durable.show()
+                stats.restored_brief = restored.brief()
                 self.report(stats.restored)
             else:
                 if self.record is not None:  # before any message

@@ -199,10 +199,11 @@ class CepProcess:
 
     started: ClassVar[list[CepProcess]] = []  # every one, so a failed test leaves none running
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
+    def __init__(self, args: list[str], cwd: Path, prefix: tuple[str, ...] = ()) -> None:
+        """`prefix`: a command that runs cep, e.g. `("prlimit", "--fsize=30000")`."""
         CepProcess.started.append(self)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen([sys.executable, "-m", "cep", *args], cwd=cwd,
+        self.process = subprocess.Popen([*prefix, sys.executable, "-m", "cep", *args], cwd=cwd,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         env=env)
         self.stdout: list[str] = []

@@ -267,6 +267,35 @@ def test_replaying_the_recording_gives_the_live_lines_across_a_kill(tmp_path, ro
     assert sum(1 for line in live if '"out/timer/x"' in line) == 1
 
 
+def test_a_full_disk_stops_cep_and_loses_nothing(tmp_path, roomy_broker):
+    """The journal cannot grow (a file size limit stands for the full disk): cep stops with
+    the reason; started again with room, it takes every message it had not journaled."""
+    rules = tmp_path / "kill.epl"
+    rules.write_text(RULES)
+    out = Collector(roomy_broker)
+    sender = BusClient(roomy_broker, ("nothing/#",))
+    total = 600
+    try:
+        full = CepProcess(["run", str(rules), "--broker", roomy_broker.url, "--state",
+                           str(tmp_path / "state")], tmp_path, prefix=("prlimit", "--fsize=20000"))
+        full.wait_stderr("listening on")
+        for n in range(total):
+            sender.publish("test/num", number(n))
+        assert full.wait() == 1
+        assert "cannot write the journal" in full.stderr[-1]
+        assert "File too large" in full.stderr[-1] and "make room" in full.stderr[-1]
+        assert out.count("out/echo") < total  # it stopped part way
+        again = start(tmp_path, roomy_broker, rules)
+        out.wait_count("out/echo", total)
+        assert again.stop() == 0
+    finally:
+        sender.close()
+    echoes = [json.loads(p)["n"] for p in out.payloads("out/echo")]
+    out.close()
+    assert set(echoes) == set(range(total))
+    assert len(echoes) - total <= IN_FLIGHT
+
+
 # ---------------------------------------------------------------- refusals
 
 

@@ -126,6 +126,17 @@ def test_input_panel_live():
 """)
 
 
+def test_input_panel_live_says_what_the_state_folder_gave_back():
+    status = InputStatus(mode="live", source="mqtt://broker:1883", connection="connected",
+                         messages=40, events=38,
+                         state="restored 3 instances, 41 waiting, 7 timers")
+    wide = lines(render(InputPanel(snapshot(input=status, rate=3.5)), width=110))
+    assert wide.splitlines()[1] == ("│ connected · reconnects 0 · Fri 2026-11-20 23:45:00 +08:00 · "
+                                    "restored 3 instances, 41 waiting, 7 timers" + " " * 5 + "│")
+    narrow = lines(render(InputPanel(snapshot(input=status, rate=3.5))))
+    assert narrow.splitlines()[1].endswith("· restored 3 inst… │")  # cut, never wrapped
+
+
 def test_contexts_panel_shows_open_then_fading_closed_instances():
     assert lines(render(ContextsPanel(snapshot()))) == lines("""
 ╭─ Contexts · 2 open ──────────────────────────────────────────────────────────╮

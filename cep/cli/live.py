@@ -61,7 +61,7 @@ def _add_broker_options(parser: argparse.ArgumentParser, default_status: str | N
     broker.add_argument("--client-id", metavar="ID",
                         help="MQTT client id (cep run: default cep-HOST-XXXXXXXX, the same "
                              "for the same state folder or rule files; cep record: default "
-                             "cep-HOST-PID, cep-HOST with --persistent)")
+                             "cep-record-HOST-PID, cep-record-HOST with --persistent)")
     broker.add_argument("--keepalive", type=int, default=60, metavar="S",
                         help="keepalive interval in seconds (default 60)")
     broker.add_argument("--persistent", action="store_true",
@@ -343,7 +343,7 @@ class LiveViewTicker:
             unmatched_topics=tuple(sorted(stats.unmatched_topics.items())), finished=finished,
             missing_paths=tuple(stats.path_lines()),
             backlog=stats.inbox, backlog_peak=stats.inbox_peak, backlog_limit=stats.inbox_size,
-            problem=stats.problem)
+            problem=stats.problem, state=stats.restored_brief)
 
     def tick(self, engine: Engine, stats: LiveStats) -> None:
         self.view.tick(engine, lambda: self.status(stats))

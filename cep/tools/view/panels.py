@@ -290,6 +290,9 @@ class InputPanel:
             if status.problem and state != "connected":
                 line.append(" · ")
                 line.append_text(plain(status.problem, "yellow"))
+            if status.state:
+                line.append(" · ")
+                line.append_text(plain(status.state, "cyan"))
             return line
         tail = f"  {clock}  {fmt_speed(status.speed)}"
         progress = status.progress

@@ -45,7 +45,8 @@ class InputStatus:
     ("connected", "reconnecting", ...), `reconnects` how many times it reconnected,
     `problem` the last connection failure while not connected, `backlog` the messages
     waiting in the inbox for the engine, `backlog_peak` the most so far, `backlog_limit`
-    the inbox size (0: not shown); replay: `start_clock`/`end_clock` the trace's first
+    the inbox size (0: not shown), `state` what start-up took from the state folder;
+    replay: `start_clock`/`end_clock` the trace's first
     time and where it ends (--until, else its last line's time), when known: progress
     then goes by trace time, not by bytes.
     Both: `messages` bus messages (replay: lines), `events` engine events made,
@@ -77,6 +78,7 @@ class InputStatus:
     backlog_peak: int = 0
     backlog_limit: int = 0
     problem: str = ""
+    state: str = ""                            # live: what start-up restored (short)
     start_clock: float | None = None           # replay: the trace's first time, when known
     end_clock: float | None = None             # replay: where it ends (--until, else its
                                                # last line's time), when known
