@@ -24,6 +24,7 @@ yet noted, is made again after the restart: those are the duplicates a kill can 
 from __future__ import annotations
 
 import threading
+import time
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +41,8 @@ from cep.runtime.snapshot import StateFormatError
 RECENT_KEYS = 4096           # messages remembered to know a redelivery
 CHECKPOINT_EVERY = 60.0      # seconds between checkpoints (wall clock) ...
 CHECKPOINT_ENTRIES = 20_000  # ... or journal entries, whichever comes first
+SYNC_EVERY = 0.005           # seconds: acknowledgements wait at most this long for a sync
+SYNC_MESSAGES = 16           # ... or until this many wait (mosquitto sends 20 unacknowledged)
 
 Report = Callable[[str], None]
 Clock = Callable[[], float]
@@ -113,6 +116,7 @@ class DurableRun:
         self.recent: deque[int] = deque(maxlen=RECENT_KEYS)
         self.recent_set: dict[int, int] = {}        # key -> how many in `recent`
         self.to_ack: list[ReceivedMessage] = []
+        self.synced = 0.0  # (monotonic) when the journal was last synced
         self.journal: JournalWriter | None = None
         self.last_checkpoint = 0.0
         self.redelivered = 0
@@ -231,20 +235,38 @@ class DurableRun:
         self.journal.message(ts, message.topic, message.payload, message.qos,
                              message.retain, message.mid, message.dup)
 
-    def batch_done(self) -> None:
-        """The batch is journaled: to the disk, then the broker may forget it."""
+    def batch_done(self, final: bool = False) -> None:
+        """The batch is journaled: to the disk, then the broker may forget it.
+
+        A sync costs about 70 µs of CPU and 250 µs here: batches are synced together, at
+        most every SYNC_EVERY seconds (or once SYNC_MESSAGES wait, under the broker's
+        in-flight window, which stops its deliveries until it has acknowledgements);
+        `sync_due` says when the engine thread must call again.  `final`: sync now."""
         if self.failed is not None:
             raise self.failed
-        if self.to_ack:
-            assert self.journal is not None
-            self.journal.sync()
-            ack = self.connection.ack
-            for message in self.to_ack:
-                ack(message)
-            self.to_ack.clear()
+        waiting = self.to_ack
+        if waiting and (final or len(waiting) >= SYNC_MESSAGES
+                        or time.monotonic() - self.synced >= SYNC_EVERY):
+            self.sync()
         if self.journal is not None and (self.journal.entries >= self.entries
                                          or self.clock() - self.last_checkpoint >= self.every):
             self.checkpoint()
+
+    def sync(self) -> None:
+        """The journal to the disk, then the acknowledgements of what it now holds."""
+        assert self.journal is not None
+        self.journal.sync()
+        self.synced = time.monotonic()
+        ack = self.connection.ack
+        for message in self.to_ack:
+            ack(message)
+        self.to_ack.clear()
+
+    def sync_due(self) -> float | None:
+        """Seconds until acknowledgements wait too long (None: none waits)."""
+        if not self.to_ack:
+            return None
+        return max(0.0, self.synced + SYNC_EVERY - time.monotonic())
 
     # ---------------------------------------------------------------- outputs
     def output(self, record: Output) -> bool:
@@ -287,6 +309,8 @@ class DurableRun:
     # ---------------------------------------------------------------- checkpoints
     def checkpoint(self, record_at: int | None = None) -> int:
         """Write a checkpoint now (between two inputs); its size in bytes."""
+        if self.to_ack:  # (what waits is in the journal being replaced: sync it first)
+            self.sync()
         if self.record is not None and record_at is None:
             record_at = self.record.size()
         engine = self.engine.snapshot()

@@ -382,6 +382,10 @@ class LiveRunner:
         while True:
             deadline = engine.timers.next_deadline()
             wait = idle if deadline is None else min(idle, max(0.0, deadline - clock()))
+            if durable is not None:
+                due = durable.sync_due()  # acknowledgements waiting for the journal's sync
+                if due is not None:
+                    wait = min(wait, due)
             try:
                 item = inbox.get(timeout=wait)
             except queue.Empty:
@@ -448,7 +452,7 @@ class LiveRunner:
             if isinstance(item, ReceivedMessage):
                 self._take(item)
         if self.durable is not None:
-            self.durable.batch_done()
+            self.durable.batch_done(final=True)
 
     def _tick(self) -> None:
         stats, connection = self.stats, self.connection

@@ -51,15 +51,39 @@ class Phase:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    cpu_s: float | None = None  # CPU seconds cep's process used over the phase (Linux)
 
     @property
     def lossless(self) -> bool:
         return self.received == self.sent
 
     def line(self) -> str:
+        cpu = "" if self.cpu_s is None or not self.sent else \
+            f"  cep CPU {self.cpu_s / self.sent * 1e6:6.0f} µs/message"
         return (f"QoS {self.qos}  {self.rate:>7,.0f}/s (sent {self.achieved:>7,.0f}/s)  "
                 f"{self.received:>7,}/{self.sent:<7,} back  p50 {self.p50_ms:7.2f} ms  "
-                f"p99 {self.p99_ms:8.2f} ms  max {self.max_ms:8.2f} ms")
+                f"p99 {self.p99_ms:8.2f} ms  max {self.max_ms:8.2f} ms{cpu}")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (None where /proc cannot tell): what a
+    run costs whatever else the machine is doing."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(probe: Probe, pid: int, rate: float, seconds: float, first_seq: int) -> Phase:
+    """One phase, with the CPU time cep used meanwhile."""
+    before = cpu_seconds(pid)
+    phase = probe.run(rate, seconds, first_seq)
+    after = cpu_seconds(pid)
+    if before is not None and after is not None:
+        phase.cpu_s = after - before
+    return phase
 
 
 def _free_port() -> int:
@@ -173,14 +197,14 @@ def bench_qos(broker: str, qos: int, rate: float, seconds: float, find_max: bool
             raise SystemExit("cep run did not come online")
         probe.run(min(rate, 500), 1.0, 0)  # warm-up
         seq = 1_000_000
-        phases.append(probe.run(rate, seconds, seq))
+        phases.append(measured(probe, cep.pid, rate, seconds, seq))
         print(phases[-1].line(), flush=True)
         if find_max:
             for step in RATES:
                 if step <= rate:
                     continue
                 seq += 1_000_000
-                phase = probe.run(step, seconds, seq)
+                phase = measured(probe, cep.pid, step, seconds, seq)
                 phases.append(phase)
                 print(phase.line(), flush=True)
                 if not phase.lossless or phase.p99_ms > max_p99 or \
