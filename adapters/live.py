@@ -195,8 +195,11 @@ class LiveStats:
                 + (f", {self.actions_unsent} never sent" if self.actions_unsent else "")
                 + (f", {self.actions_refused} not sent: refused topic or size"
                    if self.actions_refused else "")
-                + f"), {plural(self.reconnects, 'reconnect')}, inbox peak "
-                  f"{self.inbox_peak:,} of {self.inbox_size:,}, in {elapsed:.1f} s")
+                + f"), {plural(self.reconnects, 'reconnect')}"
+                + (f", {plural(self.redelivered, 'redelivery', 'redeliveries')} of messages "
+                   f"already taken, skipped" if self.redelivered else "")
+                + ", inbox peak "
+                f"{self.inbox_peak:,} of {self.inbox_size:,}, in {elapsed:.1f} s")
 
 
 def payload_bytes(payload: Any) -> bytes:

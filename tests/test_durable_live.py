@@ -39,6 +39,12 @@ SELECT a.id AS id FROM PATTERN [ every a=Arm -> timer:interval(3 sec) ]
 PUBLISH 'out/timer/{id}' PAYLOAD 'fired' QOS 1;
 """
 
+# a window across the kills: a message taken in twice would count twice
+COUNT_RULE = """
+@name('count') SELECT count(*) AS taken FROM Num#time(1 day)
+PUBLISH 'out/count' PAYLOAD {"taken": taken} QOS 1;
+"""
+
 
 @pytest.fixture(autouse=True)
 def no_cep_left_running():
@@ -111,7 +117,7 @@ def number(n: int) -> str:
 
 def test_three_kills_lose_no_message_and_no_action(tmp_path, roomy_broker):
     rules = tmp_path / "kill.epl"
-    rules.write_text(RULES)
+    rules.write_text(RULES + COUNT_RULE)
     out = Collector(roomy_broker)
     sender = BusClient(roomy_broker, ("nothing/#",))
     total = 5000
@@ -128,12 +134,16 @@ def test_three_kills_lose_no_message_and_no_action(tmp_path, roomy_broker):
                 cep = start(tmp_path, roomy_broker, rules)
         out.wait_count("out/echo", total)
         out.wait_count("out/pair", total // 2)
+        out.wait_count("out/count", total)
         out.wait_count("out/timer/before", 1)
         assert cep.stop() == 0
     finally:
         sender.close()
     echoes = [json.loads(p)["n"] for p in out.payloads("out/echo")]
     pairs = [json.loads(p)["first"] for p in out.payloads("out/pair")]
+    counts = [json.loads(p)["taken"] for p in out.payloads("out/count")]
+    # each message taken in once, the window kept across the kills: 1, 2, ..., total
+    assert set(counts) == set(range(1, total + 1))
     out.close()
     assert set(echoes) == set(range(total))          # every action arrived
     assert len(echoes) - total <= IN_FLIGHT * len(kills)  # twice only when in flight
