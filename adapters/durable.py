@@ -137,7 +137,8 @@ class DurableRun:
         now = self.clock()
         if saved is None:
             self.engine.start(now)
-            if self.record is not None:
+            if self.record is not None:  # nothing to go on from: the recording starts anew
+                self.record.cut(0)
                 self.record.start(now)
         else:
             self._restore(saved, take)
@@ -159,7 +160,7 @@ class DurableRun:
             for key in recent:
                 self._remember(int(key))
             pending_rows = [(int(n), record) for n, record in pending]
-        except (StateFormatError, TypeError, ValueError) as exc:
+        except (StateFormatError, TypeError, ValueError, KeyError, IndexError) as exc:
             raise StateError(f"{self.folder.path / 'checkpoint.json'}: damaged: {exc}; the "
                              f"saved state is lost; --fresh starts this folder empty") from exc
         restored.saved_at = saved.written
