@@ -107,7 +107,8 @@ class DurableRun:
         self.every = every
         self.entries = entries
         self.next_output = 0
-        self.printed_before: set[int] = set()       # from the journal, while recovering
+        self.printed_before = -1  # from the journal, while recovering: outputs up to it
+        #                           were written out before the restart
         self.acknowledged_before: set[int] = set()
         self.pending: dict[int, Output] = {}        # actions sent, not yet acknowledged
         # paho's thread notes acknowledgements as they come (so a kill loses few): the
@@ -196,7 +197,7 @@ class DurableRun:
         restored.overdue = sum(1 for entry in engine.timers.heap
                                if entry[0] <= now and not entry[3].cancelled)
         engine.advance(max(now, engine.now))  # what fell due while down, at its own time
-        self.printed_before = set()
+        self.printed_before = -1
         self.acknowledged_before = set()
 
     # ---------------------------------------------------------------- messages
@@ -249,6 +250,8 @@ class DurableRun:
         if waiting and (final or len(waiting) >= SYNC_MESSAGES
                         or time.monotonic() - self.synced >= SYNC_EVERY):
             self.sync()
+        elif self.journal is not None:
+            self.journal.flush()  # the notes of the outputs written meanwhile
         if self.journal is not None and (self.journal.entries >= self.entries
                                          or self.clock() - self.last_checkpoint >= self.every):
             self.checkpoint()
@@ -278,7 +281,7 @@ class DurableRun:
         self.next_output = number + 1
         if record["kind"] == "publish" and number not in self.acknowledged_before:
             self._send(number, record)
-        return number not in self.printed_before
+        return number > self.printed_before
 
     def written(self, record: Output) -> None:
         """The last numbered record has been written out."""

@@ -121,7 +121,7 @@ class Journal:
     """What a journal held: the messages in order, the outputs written and acknowledged."""
 
     messages: list[JournalMessage] = field(default_factory=list)
-    printed: set[int] = field(default_factory=set)
+    printed: int = -1  # outputs up to this number were written out (they go in order)
     acknowledged: set[int] = field(default_factory=set)
     torn: bool = False  # the last line was cut off (a stop while writing it): not used
 
@@ -141,34 +141,62 @@ class Saved:
 
 class JournalWriter:
     """Appends entries, each handed to the OS as it is written (a killed process loses
-    none); `sync()` takes them to the disk (a power cut loses none synced)."""
+    none), but for the `printed` note, which waits for the next entry or `flush()` (a
+    kill may lose the last one: those lines are then written again); `sync()` takes
+    everything to the disk (a power cut loses nothing synced).  `acknowledged` may come
+    from another thread (paho's) than the rest."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._out: IO[bytes] = open(path, "ab", buffering=0)
+        self._printed = -1  # the last output written out ...
+        self._noted = -1    # ... and the last one the journal says so of
         self.entries = 0
 
-    def _add(self, entry: Json) -> None:
-        text = json.dumps(entry, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    def _line(self, entry: Json) -> bytes:
         try:
-            self._out.write(f"{text} {_crc(text)}\n".encode())
+            text = dumps_compact(entry)
+        except TypeError:  # (an integer beyond orjson's 64 bits)
+            text = json.dumps(entry, ensure_ascii=False, separators=(",", ":"),
+                              allow_nan=False).encode("utf-8")
+        self.entries += 1
+        return b"%s %08x\n" % (text, zlib.crc32(text))
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._out.write(data)
         except OSError as exc:
             raise StateError(f"cannot write the journal {self.path}: {exc.strerror}; what "
                              f"was not journaled was not acknowledged either, so the broker "
                              f"still has it: make room and start cep again") from exc
-        self.entries += 1
+
+    def _note(self) -> bytes:
+        """The `printed` entry, when outputs were written since the last one."""
+        if self._printed == self._noted:
+            return b""
+        self._noted = self._printed
+        return self._line({"p": self._printed})
 
     def message(self, ts: float, topic: str, payload: bytes, qos: int, retain: bool,
                 mid: int, dup: bool) -> None:
-        self._add({"m": [ts, topic, payload_data(payload), qos, retain, mid, dup]})
+        line = self._line({"m": [ts, topic, payload_data(payload), qos, retain, mid, dup]})
+        self._write(self._note() + line)
 
     def printed(self, number: int) -> None:
-        self._add({"p": number})
+        """Outputs up to `number` are written out (noted with the next entry or flush)."""
+        self._printed = number
 
     def acknowledged(self, number: int) -> None:
-        self._add({"a": number})
+        self._write(self._line({"a": number}))
+
+    def flush(self) -> None:
+        """The `printed` note to the OS."""
+        note = self._note()
+        if note:
+            self._write(note)
 
     def sync(self) -> None:
+        self.flush()
         try:
             os.fsync(self._out.fileno())
         except OSError as exc:
@@ -177,7 +205,10 @@ class JournalWriter:
                              f"still has it: make room and start cep again") from exc
 
     def close(self) -> None:
-        self._out.close()
+        try:
+            self.flush()
+        finally:
+            self._out.close()
 
 
 def _journal_path(folder: Path, generation: int) -> Path:
@@ -230,7 +261,7 @@ def _take_entry(journal: Journal, entry: Json) -> None:
         journal.messages.append(JournalMessage(float(ts), topic, payload_bytes(payload), qos,
                                                bool(retain), mid, bool(dup)))
     elif kind == "p" and type(body) is int:
-        journal.printed.add(body)
+        journal.printed = max(journal.printed, body)
     elif kind == "a" and type(body) is int:
         journal.acknowledged.add(body)
     else:
