@@ -44,8 +44,9 @@ from typing import IO, Any
 
 from cep.adapters.jsonlib import dumps_compact, loads
 from cep.language import ast
+from cep.language.parser import without_cycle_collection
 from cep.language.printer import format_file
-from cep.runtime.snapshot import FORMAT, VERSION, no_collection
+from cep.runtime.snapshot import FORMAT, VERSION
 
 CHECKPOINT = "checkpoint.json"
 LOCK = "lock"
@@ -365,7 +366,7 @@ class StateFolder:
                              f"({len(body_bytes):,} of {header.get('bytes', '?')} bytes); "
                              f"the saved state is lost; {FRESH_HINT}")
         try:
-            with no_collection():
+            with without_cycle_collection():
                 body = json.loads(body_bytes) if header.get("codec") == "json" \
                     else loads(body_bytes)
             assert type(body) is dict

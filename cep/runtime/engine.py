@@ -26,6 +26,7 @@ from typing import Protocol
 
 from cep.language.catalog import Catalog
 from cep.language.context_info import initiator_tags, lifecycle_attrs
+from cep.language.parser import without_cycle_collection
 from cep.language.timezones import get_zone
 from cep.runtime.agents import Agent, LifecycleAgent, build_agent
 from cep.runtime.changes import ChangeTracker
@@ -45,7 +46,7 @@ from cep.runtime.limits import (
 from cep.runtime.named_windows import NamedWindows
 from cep.runtime.output import JsonValues, Output, OutputFailed, Sink, format_ts
 from cep.runtime.positions import position_resolver
-from cep.runtime.snapshot import Json, StateReader, StateWriter, need, no_collection
+from cep.runtime.snapshot import Json, StateReader, StateWriter, need
 
 MAX_DERIVED_PER_CAUSE = 10_000
 
@@ -427,7 +428,7 @@ class Engine:
         """The engine's whole state as JSON data (cep.runtime.snapshot): the clock, the
         counters, then each part's section; `events` is the table they refer to.  Taken
         between two inputs (never while one is being delivered)."""
-        with no_collection():
+        with without_cycle_collection():
             return self._snapshot()
 
     def _snapshot(self) -> Json:
@@ -452,7 +453,7 @@ class Engine:
         not started.  Nothing is emitted and no rule runs; timers take their saved places.
         Raises StateFormatError when the data does not fit (the engine must then not be
         used).  Returns the reader (what it read, for reports)."""
-        with no_collection():
+        with without_cycle_collection():
             return self._restore(data)
 
     def _restore(self, data: Json) -> StateReader:

@@ -26,10 +26,8 @@ of the state.
 
 from __future__ import annotations
 
-import gc
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cep.runtime.clock import Timer, TimerQueue
@@ -46,20 +44,6 @@ Json = Any  # what json.loads gives back: dicts, lists, str, int, float, bool, N
 
 class StateFormatError(ValueError):
     """A snapshot that does not say what this version of cep writes."""
-
-
-@contextmanager
-def no_collection() -> Iterator[None]:
-    """The cyclic garbage collector paused: a snapshot or a restore makes many objects and
-    no garbage, and each collection would walk the engine's whole state again (it made a
-    snapshot of 50,000 partial matches take five times as long)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def need(condition: bool, what: str) -> None:
