@@ -303,7 +303,9 @@ def test_a_full_disk_stops_cep_and_loses_nothing(tmp_path, roomy_broker):
     echoes = [json.loads(p)["n"] for p in out.payloads("out/echo")]
     out.close()
     assert set(echoes) == set(range(total))
-    assert len(echoes) - total <= IN_FLIGHT
+    # sent twice: the messages in flight at the stop (the broker's window), and the actions
+    # whose acknowledgement notes were in the write that failed (paho's window)
+    assert len(echoes) - total <= 2 * IN_FLIGHT
 
 
 # ---------------------------------------------------------------- refusals
