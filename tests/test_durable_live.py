@@ -303,9 +303,11 @@ def test_a_full_disk_stops_cep_and_loses_nothing(tmp_path, roomy_broker):
     echoes = [json.loads(p)["n"] for p in out.payloads("out/echo")]
     out.close()
     assert set(echoes) == set(range(total))
-    # sent twice: the messages in flight at the stop (the broker's window), and the actions
-    # whose acknowledgement notes were in the write that failed (paho's window)
-    assert len(echoes) - total <= 2 * IN_FLIGHT
+    # Sent twice: the messages in flight at the stop (the broker's window, taken again),
+    # and actions whose acknowledgement notes could not be written: those in paho's window
+    # at the failed write, and those the batch under way sent before the engine thread
+    # stopped. Bounded by the windows, never by the length of the run.
+    assert len(echoes) - total <= 3 * IN_FLIGHT
 
 
 # ---------------------------------------------------------------- refusals
