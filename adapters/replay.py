@@ -226,7 +226,7 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
            wall_clock: Callable[[], float] = time.monotonic,
            max_instances: int = MAX_PARTITION_INSTANCES,
            trace_name: str | None = None, fused: bool = True,
-           early_drop: bool = True) -> ReplayStats:
+           early_drop: bool | None = None) -> ReplayStats:
     """Replay a trace; `sleep` and `wall_clock` are what --speed waits on (tests fake them).
     `trace_name` is what reports call the trace (default: its path; STDIN_NAME for stdin).
 
@@ -236,7 +236,8 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
 
     `fused`: without a tick hook or `speed`, the usual lines are read the fused way
     (cep.adapters.fused); `early_drop`: the engine leaves out events nothing can use
-    (cep.runtime.screen).  Neither changes anything the replay makes (tests compare).
+    (cep.runtime.screen; None: unless CEP_EARLY_DROP=0).  Neither changes anything the
+    replay makes (tests compare).
     """
     stats = ReplayStats()
     bus = BusMapping.from_catalog(catalog, tz)

@@ -18,6 +18,7 @@ range of event times (cep.runtime.limits) never moves the clock.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -68,6 +69,12 @@ class EngineError(Exception):
     """The rule set cannot run (as opposed to a bad event, which is only counted)."""
 
 
+def early_drop_wanted() -> bool:
+    """Whether engines leave out events nothing can use: yes, unless CEP_EARLY_DROP=0 (to
+    compare; the output is the same)."""
+    return os.environ.get("CEP_EARLY_DROP", "1") != "0"
+
+
 class TypePlan:
     """What delivering an event of one type means, worked out once (the flattened
     dispatch): what sees it first (the `changed()` memory, named windows), the contexts
@@ -89,11 +96,13 @@ class Engine:
     def __init__(self, catalog: Catalog, sink: Sink, tz: tzinfo | None = None,
                  warn: Callable[[str], None] = lambda m: print(f"cep: {m}", file=sys.stderr),
                  max_derived: int = MAX_DERIVED_PER_CAUSE, show_contexts: bool = False,
-                 max_instances: int = MAX_PARTITION_INSTANCES, early_drop: bool = True) -> None:
+                 max_instances: int = MAX_PARTITION_INSTANCES,
+                 early_drop: bool | None = None) -> None:
         """`max_instances`: live instances one partition context may have (see
         cep.runtime.contexts.PartitionRuntime); events of further new keys belong to none.
         `early_drop`: events nothing can use are not delivered (cep.runtime.screen; the
-        output is the same either way, tests compare the two)."""
+        output is the same either way, tests compare the two); None: unless the
+        environment says CEP_EARLY_DROP=0 (`early_drop_wanted`)."""
         self.catalog = catalog
         self.show_contexts = show_contexts
         zone = tz or get_zone(catalog.timezone)
@@ -138,7 +147,7 @@ class Engine:
         self.global_instance = ContextInstance(None, None, 0.0)
         self.global_instances = [self.global_instance]
         self._index_contexts()
-        self.early_drop = early_drop
+        self.early_drop = early_drop_wanted() if early_drop is None else early_drop
         self.plans = self._plans()
 
     def _index_contexts(self) -> None:
