@@ -119,6 +119,7 @@ class Run:
     peak_rss_mb: float
     stdout: str
     stderr: str
+    cpu: float = 0.0     # user + system seconds of the process (all its threads)
 
 
 def run_process(command: list[str], cwd: Path | None = None) -> Run:
@@ -140,7 +141,8 @@ def run_process(command: list[str], cwd: Path | None = None) -> Run:
     if process.returncode != 0:
         raise RuntimeError(f"{command[0]} failed ({process.returncode}): "
                            f"{(stderr or stdout).strip()[-500:]}")
-    return Run(wall, usage.ru_maxrss / 1024, stdout, stderr)  # ru_maxrss is in KB on Linux
+    # ru_maxrss is in KB on Linux
+    return Run(wall, usage.ru_maxrss / 1024, stdout, stderr, usage.ru_utime + usage.ru_stime)
 
 
 def run_cep(trace: Path, out: Path, rules: Path = RULES,
@@ -279,15 +281,20 @@ def compare(events: int, repeat: int, with_siddhi: bool, python: str | None = No
     cep_matches = cep_runs[0][1]
     print(f"side-by-side AB workload: {events:,} events, {DEVICES:,} devices, "
           f"median of {repeat} run(s); {cep_variant(python)}")
-    print(f"{'engine':<8} {'wall s':>8} {'ev/s (wall)':>12} {'peak RSS MB':>12} {'matches':>9}")
+    print(f"{'engine':<8} {'wall s':>8} {'ev/s (wall)':>12} {'peak RSS MB':>12} {'matches':>9} "
+          f"{'CPU s':>7}")
     status = 0
     if siddhi_runs:
         siddhi_wall = median([r[0].wall for r in siddhi_runs])
         siddhi_matches = siddhi_runs[0][1]
         print(f"{'siddhi':<8} {siddhi_wall:>8.2f} {events / siddhi_wall:>12,.0f} "
-              f"{max(r[0].peak_rss_mb for r in siddhi_runs):>12.0f} {siddhi_matches:>9,}")
+              f"{max(r[0].peak_rss_mb for r in siddhi_runs):>12.0f} {siddhi_matches:>9,} "
+              f"{median([r[0].cpu for r in siddhi_runs]):>7.2f}")
     print(f"{'cep':<8} {cep_wall:>8.2f} {events / cep_wall:>12,.0f} "
-          f"{max(r[0].peak_rss_mb for r in cep_runs):>12.0f} {cep_matches:>9,}")
+          f"{max(r[0].peak_rss_mb for r in cep_runs):>12.0f} {cep_matches:>9,} "
+          f"{median([r[0].cpu for r in cep_runs]):>7.2f}")
+    print("(CPU s: user + system seconds of the whole process, every thread: the JVM's "
+          "compiler and collector threads count there, not in wall time)")
     if siddhi_runs:
         print(f"cep / siddhi wall time: {cep_wall / siddhi_wall:.2f} "
               f"(runs: cep {', '.join(f'{r[0].wall:.2f}' for r in cep_runs)}; siddhi "

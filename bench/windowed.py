@@ -318,22 +318,24 @@ def compare(events: int, repeat: int, with_siddhi: bool, python: str | None = No
     print(f"windowed workload: {events:,} readings ({hours:.1f} simulated hours), {ROOMS:,} "
           f"rooms, avg over 10 min per room > {THRESHOLD:g}; median of {repeat} run(s); "
           f"expected outputs {len(expected):,}; {cep_variant(python)}")
-    print(f"{'engine':<12} {'wall s':>8} {'ev/s (wall)':>12} {'peak RSS MB':>12} {'outputs':>9}")
+    print(f"{'engine':<12} {'wall s':>8} {'ev/s (wall)':>12} {'peak RSS MB':>12} {'outputs':>9} "
+          f"{'CPU s':>7}")
     status = 0
-    rows: list[tuple[str, float, str, int]] = []
+    rows: list[tuple[str, float, str, int, str]] = []
     if siddhi_runs:
         siddhi_wall = median([r[0].wall for r in siddhi_runs])
         rows.append(("siddhi", siddhi_wall, f"{max(r[0].peak_rss_mb for r in siddhi_runs):.0f}",
-                     siddhi_runs[0][1]))
+                     siddhi_runs[0][1], f"{median([r[0].cpu for r in siddhi_runs]):.2f}"))
     if cep_runs:
         cep_wall = median([r[0].wall for r in cep_runs])
         rows.append(("cep", cep_wall, f"{max(r[0].peak_rss_mb for r in cep_runs):.0f}",
-                     cep_runs[0][1]))
+                     cep_runs[0][1], f"{median([r[0].cpu for r in cep_runs]):.2f}"))
     loop = median([seconds for seconds, _ in loops])
     decode = median(decodes)
-    rows.append(("python loop", loop, "-", loops[0][1]))
-    for name, wall, rss, outputs in rows:
-        print(f"{name:<12} {wall:>8.2f} {events / wall:>12,.0f} {rss:>12} {outputs:>9,}")
+    rows.append(("python loop", loop, "-", loops[0][1], "-"))
+    for name, wall, rss, outputs, cpu in rows:
+        print(f"{name:<12} {wall:>8.2f} {events / wall:>12,.0f} {rss:>12} {outputs:>9,} "
+              f"{cpu:>7}")
     print(f"{'decode only':<12} {decode:>8.2f} {events / decode:>12,.0f} {'-':>12} {'-':>9}")
     print("(siddhi and cep: whole processes, start-up included; python loop and decode: in "
           "this process)")
