@@ -10,8 +10,14 @@ import ast
 import sys
 from pathlib import Path
 
+import pytest
+
+from cep import __version__
+from cep.cli import main
+from cep.runtime import engine
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT))  # after the installed cep: the checkout's `cepbuild` only
 
 from cepbuild import backend  # noqa: E402
 from cepbuild.compiled import COMPILED  # noqa: E402
@@ -75,3 +81,11 @@ def test_the_default_build_asks_for_no_compiler(monkeypatch):
     assert backend._compiling() == []
     monkeypatch.setenv("CEP_COMPILE", "1")
     assert any(requirement.startswith("mypy") for requirement in backend._compiling())
+
+
+def test_version_names_the_build(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    build = "pure Python" if engine.__file__.endswith(".py") else "compiled with mypyc"
+    assert capsys.readouterr().out == f"cep {__version__} ({build})\n"
