@@ -119,7 +119,8 @@ class BusMapping:
                 exact[template.template] = self._match(template.template, bus)
         self._exact = exact
         # Every topic seen so far -> its routes: the exact ones, and wildcard matches as
-        # they come (one lookup per message either way).
+        # they come (one lookup per message either way).  Always the same dict (emptied
+        # in place at the limit): the fused reading of trace lines holds it.
         self._cache: dict[str, tuple[Route, ...]] = dict(exact)
         self._derived: dict[str, dict[str, Callable[[Any], Any]]] = {}
         # The declared PAYLOAD paths that did not resolve in the message `decode` read last,
@@ -168,6 +169,13 @@ class BusMapping:
                 routes.append((decoder, {}, exc.reason))
         return tuple(routes) if routes else _NO_ROUTES
 
+    def known_topics(self) -> dict[str, tuple[Route, ...]]:
+        """Every topic decoded so far (and every exact one) -> its routes, (decoder,
+        converted topic values, reason they do not convert or None) per type mapping it:
+        the same dict for the mapping's whole life, to be read only (`decode` fills it).
+        The fused reading of trace lines (cep.adapters.fused) holds it."""
+        return self._cache
+
     def subscriptions(self) -> list[str]:
         """MQTT filters to subscribe to: one per template, duplicates and covered ones merged."""
         return list(self._filters)
@@ -195,12 +203,14 @@ class BusMapping:
         missing = self.missing
         if missing:
             missing.clear()
-        routes = self._cache.get(topic)
+        cache = self._cache
+        routes = cache.get(topic)
         if routes is None:  # not an exact topic: match the wildcard templates, once
             routes = self._match(topic, self._wild)
-            if len(self._cache) >= self.CACHE_LIMIT + len(self._exact):
-                self._cache = dict(self._exact)
-            self._cache[topic] = routes
+            if len(cache) >= self.CACHE_LIMIT + len(self._exact):
+                cache.clear()
+                cache.update(self._exact)
+            cache[topic] = routes
         if not routes:
             return [], _NO_PROBLEMS
         if value is UNPARSED:  # bytes (a trace line's JSON value was within bounds)

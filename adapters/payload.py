@@ -227,6 +227,8 @@ class PayloadDecoder:
         "name",
         "needs_object",
         "paths",
+        "plain_fields",
+        "plain_raw",
         "raw_attr",
         "raw_native",
         "topic_names",
@@ -266,6 +268,17 @@ class PayloadDecoder:
         self._fields = tuple((attr, key, path, convert, _NATIVE.get(types[attr]),
                               misses.get(attr))
                              for attr, key, path, convert in fields)
+        # For the fused reading of the usual trace line (cep.adapters.fused), which makes
+        # the same attributes as `decode` or leaves the line to it: when every attribute
+        # is read from the key of its own name in a JSON object (no PAYLOAD path, no
+        # TIMESTAMP FROM), the fields as (attr, the type taken as it is or None,
+        # converter); when PAYLOAD AS gives the one attribute (and no TIMESTAMP FROM),
+        # `plain_raw`.  Neither counts `decoded` (only read for types with paths).
+        plain = raw_attr is None and self.ts_path is None and not self.paths
+        self.plain_fields = tuple((attr, native, convert)
+                                  for attr, _, _, convert, native, _ in self._fields) \
+            if plain else None
+        self.plain_raw = raw_attr is not None and self.ts_path is None
 
     @classmethod
     def from_event(cls, event: ast.CreateEvent, tz: tzinfo) -> PayloadDecoder:

@@ -30,6 +30,7 @@ from datetime import tzinfo
 
 from cep.adapters.badmessages import BadMessageReporter
 from cep.adapters.bus import BadMessage, BusMapping, PathCount
+from cep.adapters.fused import fused_lines
 from cep.adapters.trace import TraceClock, TraceEvent, TraceReader
 from cep.language.catalog import Catalog
 from cep.language.diagnostics import plural
@@ -224,20 +225,27 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
            sleep: Callable[[float], None] = time.sleep,
            wall_clock: Callable[[], float] = time.monotonic,
            max_instances: int = MAX_PARTITION_INSTANCES,
-           trace_name: str | None = None) -> ReplayStats:
+           trace_name: str | None = None, fused: bool = True,
+           early_drop: bool | None = None) -> ReplayStats:
     """Replay a trace; `sleep` and `wall_clock` are what --speed waits on (tests fake them).
     `trace_name` is what reports call the trace (default: its path; STDIN_NAME for stdin).
 
     With a tick hook, events are counted per type in `stats.events_by_type` (without
     one, they are not counted at all).  `max_instances`: the live instances one
     partition context may have (see cep.runtime.contexts.PartitionRuntime).
+
+    `fused`: without a tick hook or `speed`, the usual lines are read the fused way
+    (cep.adapters.fused); `early_drop`: the engine leaves out events nothing can use
+    (cep.runtime.screen; None: unless CEP_EARLY_DROP=0).  Neither changes anything the
+    replay makes (tests compare).
     """
     stats = ReplayStats()
     bus = BusMapping.from_catalog(catalog, tz)
     reader = TraceReader(trace_path, tz, report=report, name=trace_name)
     where = _Where(reader.name)
     engine = Engine(catalog, sink, tz, warn=lambda message: report(f"{where}: {message}"),
-                    show_contexts=show_contexts, max_instances=max_instances)
+                    show_contexts=show_contexts, max_instances=max_instances,
+                    early_drop=early_drop)
     reporter = BadMessageReporter(lambda message: report(f"{where}: {message}"))
     # payload paths that did not resolve: `FILE:LINE: TOPIC: Type.attr: path P missing`
     paths = BadMessageReporter(lambda message: report(f"{where}: {message}"), label="")
@@ -247,8 +255,17 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
     pacer = Pacer(speed, sleep, wall_clock, on_wait=ticker) if speed else None
     if ticker is not None:
         ticker.pacer = pacer
+    fuse = fused_lines(bus) if fused and ticker is None and pacer is None else None
+    process = engine.process
+    took = 0  # lines the fused reading took: each a line, a message and an event
     started = time.perf_counter()
-    for record in reader:
+    for record in reader.records_of(fuse):
+        if type(record) is tuple:  # (line number, event): see fused_lines
+            where.line, event = record
+            process(event)
+            took += 1
+            continue
+        assert not isinstance(record, tuple)
         stats.lines += 1
         where.line = record.line
         if ticker is not None and not stats.lines % TICK_EVERY:
@@ -295,6 +312,9 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
             if by_type is not None:
                 by_type[event.type] = by_type.get(event.type, 0) + 1
             engine.process(event)
+    stats.lines += took
+    stats.event_lines += took
+    stats.events += took
     where.line = None  # after the last line (or the stop mark): timers up to --until
     if until is not None and (until > engine.now or not engine.started):
         if pacer is not None:

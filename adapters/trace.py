@@ -25,14 +25,19 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from cep.runtime.convert import MILLIS_ABOVE, epoch_to_unix, iso_to_unix, show
+from cep.runtime.events import Event
 from cep.runtime.limits import EARLIEST_TS, LATEST_TS, time_problem
 from cep.runtime.output import format_ts
 
 from .jsonlib import dumps_compact, loads
 from .payload import MAX_PAYLOAD, UNPARSED
+
+# A line taken by the fused reading (cep.adapters.fused): (line number, its event).
+FusedLine = tuple[int, Event]
+Fuse = Callable[[int, dict[str, Any]], "FusedLine | None"]
 
 __all__ = [
     "CLOCK_MARKS",
@@ -271,19 +276,31 @@ class TraceReader:
             self._report(f"{self.name}:{number}: {reason}")
 
     def __iter__(self) -> Iterator[TraceRecord]:
+        return cast(Iterator[TraceRecord], self.records_of(None))  # (records only)
+
+    def records_of(self, fuse: Fuse | None) -> Iterator[TraceRecord | FusedLine]:
+        """The file's records; with `fuse`, the lines it takes are given as it makes them
+        (see `read_lines`)."""
         self.skipped = self.records = self.after_stop = self.lines_read = self.blank = 0
         self.stopped = None
         with open(self.path, "rb") as handle:
             self._handle = handle
             self._read_to = None
             try:
-                yield from self.read_lines(handle)
+                yield from self.read_lines(handle, fuse)
                 self._read_to = self.position
             finally:
                 self._handle = None
 
-    def read_lines(self, lines: IO[bytes]) -> Iterator[TraceRecord]:
-        """The records of an already open binary stream (for stdin or tests)."""
+    def read_lines(self, lines: IO[bytes], fuse: Fuse | None = None
+                   ) -> Iterator[TraceRecord | FusedLine]:
+        """The records of an already open binary stream (for stdin or tests).
+
+        With `fuse` (cep.adapters.fused), each line's JSON object is offered to it first:
+        what it makes of the line ((line number, event)) is given instead of a record,
+        counted in `records` like one, unless its time goes back (the line then goes the
+        general way, which reports it).  Lines longer than MAX_PAYLOAD always go the
+        general way."""
         tz = self.tz
         last_ts = -math.inf
         last_line = 0
@@ -291,53 +308,66 @@ class TraceReader:
         first_line = 0  # the first good line
         large = MAX_PAYLOAD  # a line longer than this may hold a payload too large
         number = 0
-        for number, raw in enumerate(lines, 1):
-            self.lines_read = number
-            size = len(raw)
-            if size > large and size > MAX_LINE:
-                self._skip(number, f"the line is {size:,} bytes long (at most "
-                                   f"{MAX_LINE:,} are read)")
-                continue
-            try:
-                data = loads(raw)
-            except ValueError:  # a blank line, a byte order mark, or bad JSON: rare
-                if number == 1 and raw.startswith(_BOM):
-                    raw = raw[len(_BOM):]
-                if not raw or raw.isspace():
-                    self.blank += 1
+        fused = 0  # lines `fuse` took (added to `records` at the end)
+        try:
+            for number, raw in enumerate(lines, 1):
+                self.lines_read = number
+                size = len(raw)
+                if size > large and size > MAX_LINE:
+                    self._skip(number, f"the line is {size:,} bytes long (at most "
+                                       f"{MAX_LINE:,} are read)")
                     continue
                 try:
                     data = loads(raw)
-                except ValueError:
-                    self._skip(number, _json_problem(raw))
+                except ValueError:  # a blank line, a byte order mark, or bad JSON: rare
+                    if number == 1 and raw.startswith(_BOM):
+                        raw = raw[len(_BOM):]
+                    if not raw or raw.isspace():
+                        self.blank += 1
+                        continue
+                    try:
+                        data = loads(raw)
+                    except ValueError:
+                        self._skip(number, _json_problem(raw))
+                        continue
+                if fuse is not None and type(data) is dict and size <= large:
+                    made = fuse(number, data)
+                    if made is not None and made[1].ts >= last_ts:
+                        last_ts, last_line, last_raw = made[1].ts, number, data["ts"]
+                        if not first_line:
+                            first_line = number
+                        fused += 1
+                        yield made
+                        continue
+                raw_ts = data.get("ts") if type(data) is dict else None
+                record: TraceRecord | None = _common_message(number, data)
+                if record is None:
+                    try:
+                        record = _record(number, data, tz)
+                    except BadLine as exc:
+                        self._skip(number, str(exc))
+                        continue
+                if type(record) is TraceClock and record.mark == "start" and first_line:
+                    self._skip(number, f'a start mark is good only as the first line of a '
+                                       f'trace; the clock started at line {first_line}')
                     continue
-            raw_ts = data.get("ts") if type(data) is dict else None
-            record: TraceRecord | None = _common_message(number, data)
-            if record is None:
-                try:
-                    record = _record(number, data, tz)
-                except BadLine as exc:
-                    self._skip(number, str(exc))
+                if record.ts < last_ts:
+                    self._skip(number, f'time goes back: "ts" {show(raw_ts)} is earlier than '
+                                       f'line {last_line} ({show(last_raw)})')
                     continue
-            if type(record) is TraceClock and record.mark == "start" and first_line:
-                self._skip(number, f'a start mark is good only as the first line of a '
-                                   f'trace; the clock started at line {first_line}')
-                continue
-            if record.ts < last_ts:
-                self._skip(number, f'time goes back: "ts" {show(raw_ts)} is earlier than '
-                                   f'line {last_line} ({show(last_raw)})')
-                continue
-            if size > large:
-                _measure(record)
-            last_ts, last_line, last_raw = record.ts, number, raw_ts
-            if not first_line:
-                first_line = number
-            self.records += 1
-            yield record
-            if type(record) is TraceClock and record.mark == "stop":
-                self.stopped = number
-                self._after_stop(number, lines)
-                return
+                if size > large:
+                    _measure(record)
+                last_ts, last_line, last_raw = record.ts, number, raw_ts
+                if not first_line:
+                    first_line = number
+                self.records += 1
+                yield record
+                if type(record) is TraceClock and record.mark == "stop":
+                    self.stopped = number
+                    self._after_stop(number, lines)
+                    return
+        finally:
+            self.records += fused
 
     def _after_stop(self, stop_line: int, lines: IO[bytes]) -> None:
         """The lines after a stop mark on `stop_line`: counted (blank ones aside), not

@@ -11,7 +11,10 @@ the Siddhi 5.1 jars) into a virtual environment in the cache folder and compiles
 that is not possible the bench says why and reports cep alone.
 
 Both engines run as whole processes, alternately, `--repeat` times; wall times are
-compared by their medians.  These are measurements, not pass/fail checks.
+compared by their medians.  `--python PATH` runs cep (and the read-and-decode
+measurement) as that interpreter's `python -m cep`, e.g. a virtual environment holding
+the compiled build (`CEP_COMPILE=1 pip install .`); the bench says which build ran.
+These are measurements, not pass/fail checks.
 """
 
 from __future__ import annotations
@@ -116,6 +119,7 @@ class Run:
     peak_rss_mb: float
     stdout: str
     stderr: str
+    cpu: float = 0.0     # user + system seconds of the process (all its threads)
 
 
 def run_process(command: list[str], cwd: Path | None = None) -> Run:
@@ -137,13 +141,19 @@ def run_process(command: list[str], cwd: Path | None = None) -> Run:
     if process.returncode != 0:
         raise RuntimeError(f"{command[0]} failed ({process.returncode}): "
                            f"{(stderr or stdout).strip()[-500:]}")
-    return Run(wall, usage.ru_maxrss / 1024, stdout, stderr)  # ru_maxrss is in KB on Linux
+    # ru_maxrss is in KB on Linux
+    return Run(wall, usage.ru_maxrss / 1024, stdout, stderr, usage.ru_utime + usage.ru_stime)
 
 
-def run_cep(trace: Path, out: Path, rules: Path = RULES) -> tuple[Run, int, float]:
-    """A whole `cep replay` process; also its match count and its own replay-loop seconds."""
-    run = run_process([sys.executable, "-m", "cep", "replay", str(rules), "--trace", str(trace),
-                       "--out", str(out)])
+def run_cep(trace: Path, out: Path, rules: Path = RULES,
+            python: str | None = None) -> tuple[Run, int, float]:
+    """A whole `cep replay` process; also its match count and its own replay-loop seconds.
+
+    `python`: the interpreter to run `-m cep` with (default: this one), started in the
+    cache folder so that it imports its own installed cep, not a checkout's."""
+    run = run_process([python or sys.executable, "-m", "cep", "replay", str(rules),
+                       "--trace", str(trace), "--out", str(out)],
+                      cwd=cache_dir() if python else None)
     found = re.search(r"outputs in ([0-9.]+) s", run.stderr)
     loop = float(found.group(1)) if found else float("nan")
     with open(out, "rb") as handle:
@@ -211,8 +221,26 @@ def siddhi_classpath(source: Path = JAVA_SOURCE) -> str:
 # ====================================================================== the comparison
 
 
-def decode_seconds(trace: Path) -> float:
-    """Seconds to read and decode the trace in this process, without the engine."""
+def cep_variant(python: str | None) -> str:
+    """`cep --version` of the interpreter that runs cep (which build it is)."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    return run_process([python or sys.executable, "-m", "cep", "--version"],
+                       cwd=cache_dir()).stdout.strip()
+
+
+def in_interpreter(python: str, code: str) -> str:
+    """The output of `code` run by another interpreter, in the cache folder, with this
+    checkout after its own packages on its path (so `bench` is found, and its own cep)."""
+    setup = f"import sys; sys.path.append({str(BENCH_DIR.parent)!r}); "
+    return run_process([python, "-c", setup + code], cwd=cache_dir()).stdout.strip()
+
+
+def decode_seconds(trace: Path, python: str | None = None) -> float:
+    """Seconds to read and decode the trace in this process (or by `python`), without
+    the engine."""
+    if python:
+        return float(in_interpreter(python, f"from bench.ab import decode_seconds; "
+                                            f"print(decode_seconds({str(trace)!r}))"))
     from bench.engine import decode_only
     from cep.checks.loader import load_paths
 
@@ -221,7 +249,7 @@ def decode_seconds(trace: Path) -> float:
     return decode_only(loaded.catalog, str(trace))
 
 
-def compare(events: int, repeat: int, with_siddhi: bool) -> int:
+def compare(events: int, repeat: int, with_siddhi: bool, python: str | None = None) -> int:
     """Run both engines alternately and print medians; 0, or 1 if match counts differ."""
     if not RULES.exists():
         print(f"{RULES} not found: the side-by-side bench runs from a checkout", file=sys.stderr)
@@ -241,8 +269,8 @@ def compare(events: int, repeat: int, with_siddhi: bool) -> int:
         print(f"round {round_ + 1}/{repeat} ...", file=sys.stderr)
         if classpath is not None:
             siddhi_runs.append(run_siddhi(classpath, csv))
-        cep_runs.append(run_cep(trace, out))
-        decodes.append(decode_seconds(trace))
+        cep_runs.append(run_cep(trace, out, python=python))
+        decodes.append(decode_seconds(trace, python))
 
     def median(values: list[float]) -> float:
         return statistics.median(values)
@@ -252,16 +280,21 @@ def compare(events: int, repeat: int, with_siddhi: bool) -> int:
     decode = median(decodes)
     cep_matches = cep_runs[0][1]
     print(f"side-by-side AB workload: {events:,} events, {DEVICES:,} devices, "
-          f"median of {repeat} run(s)")
-    print(f"{'engine':<8} {'wall s':>8} {'ev/s (wall)':>12} {'peak RSS MB':>12} {'matches':>9}")
+          f"median of {repeat} run(s); {cep_variant(python)}")
+    print(f"{'engine':<8} {'wall s':>8} {'ev/s (wall)':>12} {'peak RSS MB':>12} {'matches':>9} "
+          f"{'CPU s':>7}")
     status = 0
     if siddhi_runs:
         siddhi_wall = median([r[0].wall for r in siddhi_runs])
         siddhi_matches = siddhi_runs[0][1]
         print(f"{'siddhi':<8} {siddhi_wall:>8.2f} {events / siddhi_wall:>12,.0f} "
-              f"{max(r[0].peak_rss_mb for r in siddhi_runs):>12.0f} {siddhi_matches:>9,}")
+              f"{max(r[0].peak_rss_mb for r in siddhi_runs):>12.0f} {siddhi_matches:>9,} "
+              f"{median([r[0].cpu for r in siddhi_runs]):>7.2f}")
     print(f"{'cep':<8} {cep_wall:>8.2f} {events / cep_wall:>12,.0f} "
-          f"{max(r[0].peak_rss_mb for r in cep_runs):>12.0f} {cep_matches:>9,}")
+          f"{max(r[0].peak_rss_mb for r in cep_runs):>12.0f} {cep_matches:>9,} "
+          f"{median([r[0].cpu for r in cep_runs]):>7.2f}")
+    print("(CPU s: user + system seconds of the whole process, every thread: the JVM's "
+          "compiler and collector threads count there, not in wall time)")
     if siddhi_runs:
         print(f"cep / siddhi wall time: {cep_wall / siddhi_wall:.2f} "
               f"(runs: cep {', '.join(f'{r[0].wall:.2f}' for r in cep_runs)}; siddhi "
@@ -353,8 +386,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="events in the stream (default 1,000,000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per engine (median)")
     parser.add_argument("--no-siddhi", action="store_true", help="run cep alone")
+    parser.add_argument("--python", metavar="PATH", default=None,
+                        help="run cep with this interpreter (e.g. a venv with the compiled "
+                             "build); default: this one")
     args = parser.parse_args(argv)
-    return compare(args.events, args.repeat, not args.no_siddhi)
+    return compare(args.events, args.repeat, not args.no_siddhi, args.python)
 
 
 def memory_main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,9 @@ output by output (room, and mean within 1e-9).
 Each round runs Siddhi and `cep replay` as whole processes, then, in this process, a plain
 Python loop (the trace read and decoded by cep's reader and bus mapping, and per-room
 running sums over a deque of the window: the least any engine must do) and reading and
-decoding alone.  Wall times are compared by their medians.  `--hours H` instead replays
+decoding alone.  Wall times are compared by their medians.  `--python PATH` runs cep and
+the read-and-decode measurement with that interpreter (e.g. the compiled build's; see
+`python -m bench ab --help`).  `--hours H` instead replays
 H simulated hours in this process and prints its RSS every hour.  These are measurements,
 not pass/fail checks.
 """
@@ -40,8 +42,11 @@ from bench.ab import (
     T0,
     Run,
     SiddhiUnavailable,
+    cache_dir,
     cached_data,
+    cep_variant,
     current_rss_mb,
+    in_interpreter,
     run_cep,
     run_process,
     run_siddhi,
@@ -156,8 +161,13 @@ def declarations():
     return loaded.catalog
 
 
-def decode_seconds(catalog, trace: Path) -> float:
-    """Seconds to read and decode the trace in this process, without any engine."""
+def decode_seconds(catalog, trace: Path, python: str | None = None) -> float:
+    """Seconds to read and decode the trace in this process (or by `python`), without any
+    engine."""
+    if python:
+        return float(in_interpreter(python, "from bench.windowed import declarations, "
+                                    f"decode_seconds; print(decode_seconds(declarations(), "
+                                    f"{str(trace)!r}))"))
     from bench.engine import decode_only
 
     return decode_only(catalog, str(trace))
@@ -259,16 +269,17 @@ def edge_outputs(n: int) -> tuple[int, list[Output]]:
 # ====================================================================== the comparison
 
 
-def cep_problem() -> str | None:
+def cep_problem(python: str | None = None) -> str | None:
     """None when `python -m cep check bench/windowed.epl` passes, else what it said."""
     try:
-        run_process([sys.executable, "-m", "cep", "check", str(RULES)])
+        run_process([python or sys.executable, "-m", "cep", "check", str(RULES)],
+                    cwd=cache_dir() if python else None)
     except RuntimeError as exc:
         return str(exc).splitlines()[0][:300]
     return None
 
 
-def compare(events: int, repeat: int, with_siddhi: bool) -> int:
+def compare(events: int, repeat: int, with_siddhi: bool, python: str | None = None) -> int:
     """Run the engines and loops alternately and print medians; 0, or 1 if an engine's
     outputs differ from the expected ones in a way the bench cannot explain."""
     if not RULES.exists():
@@ -284,7 +295,7 @@ def compare(events: int, repeat: int, with_siddhi: bool) -> int:
             classpath = siddhi_classpath(JAVA_SOURCE)
         except SiddhiUnavailable as exc:
             print(f"Siddhi not available ({exc})", file=sys.stderr)
-    problem = cep_problem()
+    problem = cep_problem(python)
     if problem is not None:
         print(f"cep cannot run {RULES.name} ({problem}): cep left out", file=sys.stderr)
     cep_out = trace.with_name("cep-out.jsonl")
@@ -298,31 +309,33 @@ def compare(events: int, repeat: int, with_siddhi: bool) -> int:
         if classpath is not None:
             siddhi_runs.append(run_siddhi(classpath, csv, "SiddhiWindowed", str(siddhi_out)))
         if problem is None:
-            cep_runs.append(run_cep(trace, cep_out, RULES))
+            cep_runs.append(run_cep(trace, cep_out, RULES, python))
         loops.append(baseline(catalog, trace))
-        decodes.append(decode_seconds(catalog, trace))
+        decodes.append(decode_seconds(catalog, trace, python))
 
     median = statistics.median
     hours = _span_hours(trace)
     print(f"windowed workload: {events:,} readings ({hours:.1f} simulated hours), {ROOMS:,} "
           f"rooms, avg over 10 min per room > {THRESHOLD:g}; median of {repeat} run(s); "
-          f"expected outputs {len(expected):,}")
-    print(f"{'engine':<12} {'wall s':>8} {'ev/s (wall)':>12} {'peak RSS MB':>12} {'outputs':>9}")
+          f"expected outputs {len(expected):,}; {cep_variant(python)}")
+    print(f"{'engine':<12} {'wall s':>8} {'ev/s (wall)':>12} {'peak RSS MB':>12} {'outputs':>9} "
+          f"{'CPU s':>7}")
     status = 0
-    rows: list[tuple[str, float, str, int]] = []
+    rows: list[tuple[str, float, str, int, str]] = []
     if siddhi_runs:
         siddhi_wall = median([r[0].wall for r in siddhi_runs])
         rows.append(("siddhi", siddhi_wall, f"{max(r[0].peak_rss_mb for r in siddhi_runs):.0f}",
-                     siddhi_runs[0][1]))
+                     siddhi_runs[0][1], f"{median([r[0].cpu for r in siddhi_runs]):.2f}"))
     if cep_runs:
         cep_wall = median([r[0].wall for r in cep_runs])
         rows.append(("cep", cep_wall, f"{max(r[0].peak_rss_mb for r in cep_runs):.0f}",
-                     cep_runs[0][1]))
+                     cep_runs[0][1], f"{median([r[0].cpu for r in cep_runs]):.2f}"))
     loop = median([seconds for seconds, _ in loops])
     decode = median(decodes)
-    rows.append(("python loop", loop, "-", loops[0][1]))
-    for name, wall, rss, outputs in rows:
-        print(f"{name:<12} {wall:>8.2f} {events / wall:>12,.0f} {rss:>12} {outputs:>9,}")
+    rows.append(("python loop", loop, "-", loops[0][1], "-"))
+    for name, wall, rss, outputs, cpu in rows:
+        print(f"{name:<12} {wall:>8.2f} {events / wall:>12,.0f} {rss:>12} {outputs:>9,} "
+              f"{cpu:>7}")
     print(f"{'decode only':<12} {decode:>8.2f} {events / decode:>12,.0f} {'-':>12} {'-':>9}")
     print("(siddhi and cep: whole processes, start-up included; python loop and decode: in "
           "this process)")
@@ -430,10 +443,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="readings in the stream (default 1,000,000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each (median)")
     parser.add_argument("--no-siddhi", action="store_true", help="leave Siddhi out")
+    parser.add_argument("--python", metavar="PATH", default=None,
+                        help="run cep with this interpreter (e.g. a venv with the compiled "
+                             "build); default: this one")
     parser.add_argument("--hours", type=float, default=None,
                         help="instead: replay this many simulated hours in this process and "
                              "print its RSS every hour (e.g. 24)")
     args = parser.parse_args(argv)
     if args.hours is not None:
         return memory(args.hours)
-    return compare(args.events, args.repeat, not args.no_siddhi)
+    return compare(args.events, args.repeat, not args.no_siddhi, args.python)

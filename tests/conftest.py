@@ -9,6 +9,20 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 
+def pytest_configure(config):
+    """CEP_EXPECT_BUILD="compiled with mypyc" (CI's run against the compiled build): stop
+    unless the cep these tests import is that build (`cep --version`'s words)."""
+    wanted = os.environ.get("CEP_EXPECT_BUILD")
+    if wanted:
+        from cep.cli.app import build_variant
+
+        if build_variant() != wanted:
+            import cep
+
+            pytest.exit(f"the tests import {build_variant()} cep from {cep.__file__}, "
+                        f"not {wanted}", returncode=1)
+
+
 @pytest.fixture
 def broker(tmp_path):
     """A mosquitto of the test's own, on a free loopback port, stopped after the test."""

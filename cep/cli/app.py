@@ -38,13 +38,22 @@ class _TopHelp(argparse.HelpFormatter):
         return super()._format_action(action)
 
 
+def build_variant() -> str:
+    """Which build runs: the engine's modules compiled with mypyc (`CEP_COMPILE=1 pip
+    install .`), or pure Python."""
+    from cep.runtime import engine
+
+    return "pure Python" if engine.__file__.endswith(".py") else "compiled with mypyc"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cep", description="Complex event processing for smart homes, fed by MQTT.",
         epilog="`cep COMMAND --help` shows a command's options; docs/cli.md describes "
                "them all.",
         formatter_class=_TopHelp)
-    parser.add_argument("--version", action="version", version=f"cep {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"cep {__version__} ({build_variant()})")
     parser.add_argument("--debug", action="store_true",
                         help="on an internal error, also print the Python traceback")
     # not `required`: without a command, `main` prints the help (the commands, one line

@@ -133,9 +133,10 @@ class Agent:
         to directly (one call less per event)."""
         return self.on_event
 
-    def wants(self) -> Callable[[Event], bool] | None:
-        """A test the engine applies before routing an event to the agent's context
-        instances: False means the event cannot matter to the agent.  None: no test."""
+    def interest(self) -> Interest | None:
+        """Which events of its inputs can matter to the agent: the engine tests an event
+        with it before routing it to the agent's context instances (and merges it into
+        the early drop, cep.runtime.screen).  None: any event of its inputs may."""
         return None
 
     def partial_matches(self, instance: ContextInstance | None = None) -> int:
@@ -274,8 +275,8 @@ class SourcedAgent(Agent):
     def receiver(self) -> Callable[[Event, list[ContextInstance]], None]:
         return self.source.on_event
 
-    def wants(self) -> Callable[[Event], bool] | None:
-        return self.source.wants()
+    def interest(self) -> Interest | None:
+        return self.source.interest
 
     def partial_matches(self, instance: ContextInstance | None = None) -> int:
         return self.source.partial_matches(instance)
@@ -323,7 +324,7 @@ class SelectAgent(SourcedAgent):
         result_names = frozenset(info.schema)
         self.actions = self._compile_actions(
             ExpressionCompiler(frozenset(), result_names, self.position_of, engine.env,
-                               prior=source.prior))
+                               prior=source.prior_slot()))
         self.schema = info.schema
 
     def result(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
@@ -427,7 +428,11 @@ class Source:
     compiler: ExpressionCompiler
     tags: tuple[str, ...]
     applies_where = False  # True: the source applies the rule's WHERE itself
-    prior: PriorSlot | None = None
+    interest: Interest | None = None  # see `Agent.interest`
+
+    def prior_slot(self) -> PriorSlot | None:
+        """What `prior()` reads in the rule's actions (stream sources keep a history)."""
+        return None
 
     def start(self, agent: SourcedAgent, instance: ContextInstance) -> None:
         raise NotImplementedError
@@ -443,10 +448,6 @@ class Source:
 
     def at_rest(self, instance: ContextInstance) -> bool:
         return True
-
-    def wants(self) -> Callable[[Event], bool] | None:
-        """See `Agent.wants`."""
-        return None
 
     def park(self, instance: ContextInstance) -> None:
         self.stop(instance)
@@ -487,10 +488,17 @@ class StreamSource(Source):
         self.compiler = ExpressionCompiler(frozenset(self.tags), attrs, position_of, env,
                                            source.type, aggregates, self.prior)
         self.filter = self.compiler.compile(source.filter) if source.filter is not None else None
+        if source.filter is not None:  # a filter requiring `attr = constant`: which events
+            key, _ = self.compiler.split_equality(source.filter)  # can pass it
+            if key is not None:
+                self.interest = Interest([(source.type, key)])
         self.history: dict[ContextInstance, deque[Attrs]] = {}
 
     def start(self, agent: SourcedAgent, instance: ContextInstance) -> None:
         self.agent = agent
+
+    def prior_slot(self) -> PriorSlot:
+        return self.prior
 
     def stop(self, instance: ContextInstance) -> None:
         self.history.pop(instance, None)
@@ -644,41 +652,44 @@ class WindowedSource(StreamSource):
             if prior.depth:
                 history = self._history_of(instance)
                 prior.history = history
-            try:
+            try:  # (no `continue` inside: mypyc compiles none in a try/finally)
+                passed = True
                 try:
                     if self.where is not None and not self.where(attrs, match, instance):
-                        continue
-                    arguments = self.arguments
-                    if len(arguments) == 1 and arguments[0] is not None:
-                        values: tuple[Any, ...] = (arguments[0](attrs, match, instance),)
+                        passed = False
                     else:
-                        values = tuple([True if argument is None else
-                                        argument(attrs, match, instance)
-                                        for argument in arguments])
-                    group_attr = self.group_attr
-                    if group_attr is not None:
-                        key = attrs.get(group_attr)
-                        if type(key) is not str:
-                            key = hashable(key)
-                    else:
-                        key = self._group_key(attrs)
+                        arguments = self.arguments
+                        if len(arguments) == 1 and arguments[0] is not None:
+                            values: tuple[Any, ...] = (arguments[0](attrs, match, instance),)
+                        else:
+                            values = tuple([True if argument is None else
+                                            argument(attrs, match, instance)
+                                            for argument in arguments])
+                        group_attr = self.group_attr
+                        if group_attr is not None:
+                            key = attrs.get(group_attr)
+                            if type(key) is not str:
+                                key = hashable(key)
+                        else:
+                            key = self._group_key(attrs)
                 except Exception as exc:
                     agent.failed("its WHERE or an aggregate's value", exc)
-                    continue
-                window = self.windows.get(instance)
-                if window is None:
-                    window = self.windows[instance] = GroupedWindow(
-                        self.spec, self.slot.specs, engine.schedule, engine.env.now)
-                now = engine.now
-                group = window.enter(now, event, key, values)
-                if window.timer is None:
-                    window.arm(now)
-                if self.snapshot_every is not None:
-                    self._arm_snapshot(instance)
-                    continue
-                self.slot.group = group  # what the rule's aggregates read
-                agent.group = key        # and its output clause
-                agent.result(attrs, match, instance)
+                    passed = False
+                if passed:
+                    window = self.windows.get(instance)
+                    if window is None:
+                        window = self.windows[instance] = GroupedWindow(
+                            self.spec, self.slot.specs, engine.schedule, engine.env.now)
+                    now = engine.now
+                    group = window.enter(now, event, key, values)
+                    if window.timer is None:
+                        window.arm(now)
+                    if self.snapshot_every is not None:
+                        self._arm_snapshot(instance)
+                    else:
+                        self.slot.group = group  # what the rule's aggregates read
+                        agent.group = key        # and its output clause
+                        agent.result(attrs, match, instance)
             finally:
                 if history is not None:
                     prior.history = None
@@ -756,7 +767,7 @@ class PatternSource(Source):
         self.tags = tuple(declared_tags(source.pattern))
         self.compiler = ExpressionCompiler(frozenset(self.tags), None, position_of, env)
         self.runs: dict[ContextInstance, PatternRun] = {}
-        self.interest = Interest(self.node)  # which events any of the runs could use
+        self.interest = Interest.of_pattern(self.node)  # which events any run could use
 
     def start(self, agent: SourcedAgent, instance: ContextInstance) -> None:
         run = PatternRun(agent.engine, instance, _on_match(agent, instance),
@@ -786,9 +797,6 @@ class PatternSource(Source):
     def at_rest(self, instance: ContextInstance) -> bool:
         run = self.runs.get(instance)
         return run is None or run.at_rest()
-
-    def wants(self) -> Callable[[Event], bool]:
-        return self.interest.wants
 
     def snapshot(self, w: StateWriter) -> Json:
         """`{"runs": [[instance, pattern run], ...]}` (see PatternRun.snapshot)."""

@@ -795,7 +795,12 @@ class PartitionRuntime(ContextRuntime):
 
     # Observing is routing (a new key opens its instance before rules run); the route is
     # kept for the rules that ask next.
-    observe = ContextRuntime.instances_for
+    def observe(self, event: Event) -> list[ContextInstance]:
+        """`instances_for(event)`, written out (a call less for every event)."""
+        if event is not self._routed_event:
+            self._routed = self.route(event)
+            self._routed_event = event
+        return self._routed
 
     def route(self, event: Event) -> list[ContextInstance]:
         single = self.single  # PartitionKey.of, inlined for one attribute (every event)
@@ -1065,7 +1070,13 @@ class CompositeRuntime(ContextRuntime):
         # Observing every type opens a combination on its first event, before rules run.
         self.observes = tuple(catalog.events)
 
-    observe = ContextRuntime.instances_for  # observing is routing, as for partitions
+    # observing is routing, as for partitions
+    def observe(self, event: Event) -> list[ContextInstance]:
+        """`instances_for(event)`, written out (a call less for every event)."""
+        if event is not self._routed_event:
+            self._routed = self.route(event)
+            self._routed_event = event
+        return self._routed
 
     def route(self, event: Event) -> list[ContextInstance]:
         routes = [part.instances_for(event) for part in self.parts]

@@ -18,6 +18,7 @@ range of event times (cep.runtime.limits) never moves the clock.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -46,6 +47,7 @@ from cep.runtime.limits import (
 from cep.runtime.named_windows import NamedWindows
 from cep.runtime.output import JsonValues, Output, OutputFailed, Sink, format_ts
 from cep.runtime.positions import position_resolver
+from cep.runtime.screen import DELIVER, OBSERVE, Screen, screen_of
 from cep.runtime.snapshot import Json, StateReader, StateWriter, need
 
 MAX_DERIVED_PER_CAUSE = 10_000
@@ -67,13 +69,40 @@ class EngineError(Exception):
     """The rule set cannot run (as opposed to a bad event, which is only counted)."""
 
 
+def early_drop_wanted() -> bool:
+    """Whether engines leave out events nothing can use: yes, unless CEP_EARLY_DROP=0 (to
+    compare; the output is the same)."""
+    return os.environ.get("CEP_EARLY_DROP", "1") != "0"
+
+
+class TypePlan:
+    """What delivering an event of one type means, worked out once (the flattened
+    dispatch): what sees it first (the `changed()` memory, named windows), the contexts
+    and the entity tracker watching it, the rules reading it (`Route`: the agent, its
+    context's runtime or None, its test of events or None, its receiver), and the
+    type's screen (the early drop, cep.runtime.screen) or None."""
+
+    __slots__ = ("first", "routes", "screen", "watchers")
+
+    def __init__(self, first: list[Callable[[Event], None]], watchers: list[Observer],
+                 routes: list[Route], screen: Screen | None) -> None:
+        self.first = first
+        self.watchers = watchers
+        self.routes = routes
+        self.screen = screen
+
+
 class Engine:
     def __init__(self, catalog: Catalog, sink: Sink, tz: tzinfo | None = None,
                  warn: Callable[[str], None] = lambda m: print(f"cep: {m}", file=sys.stderr),
                  max_derived: int = MAX_DERIVED_PER_CAUSE, show_contexts: bool = False,
-                 max_instances: int = MAX_PARTITION_INSTANCES) -> None:
+                 max_instances: int = MAX_PARTITION_INSTANCES,
+                 early_drop: bool | None = None) -> None:
         """`max_instances`: live instances one partition context may have (see
-        cep.runtime.contexts.PartitionRuntime); events of further new keys belong to none."""
+        cep.runtime.contexts.PartitionRuntime); events of further new keys belong to none.
+        `early_drop`: events nothing can use are not delivered (cep.runtime.screen; the
+        output is the same either way, tests compare the two); None: unless the
+        environment says CEP_EARLY_DROP=0 (`early_drop_wanted`)."""
         self.catalog = catalog
         self.show_contexts = show_contexts
         zone = tz or get_zone(catalog.timezone)
@@ -118,20 +147,8 @@ class Engine:
         self.global_instance = ContextInstance(None, None, 0.0)
         self.global_instances = [self.global_instance]
         self._index_contexts()
-        # What sees an event before contexts and rules: the memory of changed() (filled
-        # in as filters were compiled, above), then the named windows; per type.
-        self.first_of: dict[str, list[Callable[[Event], None]]] = {}
-        for type_name in self.changes.watched:
-            self.first_of.setdefault(type_name, []).append(self.changes.observe)
-        for type_name in self.windows.by_type:
-            self.first_of.setdefault(type_name, []).append(self.windows.update)
-        # Per event type, what delivering an event means: (agent, its context's runtime
-        # or None, the agent's test of events or None, the agent's receiver), worked out
-        # once instead of per event.
-        self.routes: dict[str, list[Route]] = {
-            type_name: [(agent, self.contexts[agent.context] if agent.context else None,
-                         agent.wants(), agent.receiver()) for agent in agents]
-            for type_name, agents in self.subscribers.items()}
+        self.early_drop = early_drop_wanted() if early_drop is None else early_drop
+        self.plans = self._plans()
 
     def _index_contexts(self) -> None:
         """Who acts when an instance opens/closes, and which contexts watch which types."""
@@ -156,6 +173,37 @@ class Engine:
         for watcher in watchers:
             for type_name in watcher.observes:
                 self.observers.setdefault(type_name, []).append(watcher)
+
+    def _plans(self) -> dict[str, TypePlan]:
+        """Per event type that something sees, its `TypePlan`; a type without one is seen by
+        nothing (its events only move the clock)."""
+        # What sees an event before contexts and rules: the memory of changed() (filled
+        # in as filters were compiled), then the named windows.
+        first_of: dict[str, list[Callable[[Event], None]]] = {}
+        for type_name in self.changes.watched:
+            first_of.setdefault(type_name, []).append(self.changes.observe)
+        for type_name in self.windows.by_type:
+            first_of.setdefault(type_name, []).append(self.windows.update)
+        plans: dict[str, TypePlan] = {}
+        for type_name in [*first_of, *self.observers, *self.subscribers]:
+            if type_name in plans:
+                continue
+            first = first_of.get(type_name, [])
+            watchers = self.observers.get(type_name, [])
+            agents = self.subscribers.get(type_name, [])
+            interests = [agent.interest() for agent in agents]
+            screen = screen_of(type_name, bool(first), watchers, interests) \
+                if self.early_drop else None
+            routes: list[Route] = []
+            for agent, interest in zip(agents, interests):
+                # a screened type's events reach the rules only when one of them wants
+                # them: with one rule, that is its own test
+                wants = interest.wants if interest is not None and (
+                    screen is None or len(agents) > 1) else None
+                routes.append((agent, self.contexts[agent.context] if agent.context else None,
+                               wants, agent.receiver()))
+            plans[type_name] = TypePlan(first, watchers, routes, screen)
+        return plans
 
     def _now(self) -> float:
         return self.now
@@ -293,7 +341,9 @@ class Engine:
         """Deliver one input event (timers due up to its time fire first).
 
         An event whose time is outside the range of event times is dropped, counted in
-        `bad_times` and reported (the adapters refuse such messages before this)."""
+        `bad_times` and reported (the adapters refuse such messages before this).  An
+        event nothing can use (the early drop, cep.runtime.screen) moves the clock and is
+        counted as a delivered one is, and goes no further."""
         ts = event.ts
         if not self.started:
             if not EARLIEST_TS <= ts < LATEST_TS:
@@ -310,7 +360,7 @@ class Engine:
         else:
             self.now = ts
         self.stats["events"] += 1
-        self._deliver(event)
+        self._offer(event)
         if self.derived:
             self._drain()
 
@@ -350,30 +400,34 @@ class Engine:
         if to > self.now:
             self.now = to
 
-    def _deliver(self, event: Event) -> None:
+    def _offer(self, event: Event) -> None:
+        """An input or derived event, delivered as its type's plan and screen say: to all
+        its readers, to its partitions only (it opens an instance no rule wants it in), or
+        to nothing (it only takes its event number)."""
+        plan = self.plans.get(event.type)
+        if plan is None:  # nothing sees the type
+            self.event_seq += 1
+            return
+        screen = plan.screen
+        verdict = DELIVER if screen is None else screen.decide(event.attrs)
+        if verdict == DELIVER:
+            self._deliver(event, plan)
+        elif verdict == OBSERVE:
+            self._observe(event, plan)
+        else:
+            self.event_seq += 1
+
+    def _deliver(self, event: Event, plan: TypePlan) -> None:
         """`changed()` memory, then named windows, then contexts (and the entity tracker),
         then the rules."""
         self.event_seq += 1
         self.delivering = event
-        first = self.first_of.get(event.type)
-        if first is not None:
-            for see in first:
+        if plan.first:
+            for see in plan.first:
                 see(event)
-        watchers = self.observers.get(event.type)
-        if watchers:
-            for watcher in watchers:
-                try:
-                    watcher.observe(event)
-                except OutputFailed:
-                    raise
-                except Exception as exc:
-                    name = getattr(watcher, "name", None)
-                    self.report_fault(f"context '{name}'" if name else "the entity tracker",
-                                      "following the event", exc)
-        routes = self.routes.get(event.type)
-        if not routes:
-            return
-        for agent, runtime, wants, receive in routes:
+        if plan.watchers:
+            self._watch(event, plan.watchers)
+        for agent, runtime, wants, receive in plan.routes:
             if wants is not None and not wants(event):
                 continue  # before routing: an event no state of the rule can use
             try:
@@ -387,6 +441,24 @@ class Engine:
                 raise
             except Exception as exc:  # the rule's own guards let nothing through: a bug
                 self.report_fault(f"rule '{agent.name}'", "taking the event", exc)
+
+    def _observe(self, event: Event, plan: TypePlan) -> None:
+        """An event no rule wants that opens a partition instance: the contexts see it
+        (every rule would turn it away; cep.runtime.screen)."""
+        self.event_seq += 1
+        self.delivering = event
+        self._watch(event, plan.watchers)
+
+    def _watch(self, event: Event, watchers: list[Observer]) -> None:
+        for watcher in watchers:
+            try:
+                watcher.observe(event)
+            except OutputFailed:
+                raise
+            except Exception as exc:
+                name = getattr(watcher, "name", None)
+                self.report_fault(f"context '{name}'" if name else "the entity tracker",
+                                  "following the event", exc)
 
     def _drain(self) -> None:
         derived = self.derived
@@ -403,7 +475,7 @@ class Engine:
                 return
             event = derived.popleft()
             self.stats["derived"] += 1
-            self._deliver(event)
+            self._offer(event)
 
     def show_time(self, ts: float) -> str:
         """A time for people: ISO-8601 in the rules' zone, as in output lines."""

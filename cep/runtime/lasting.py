@@ -87,7 +87,7 @@ class ForNode(Node):
         return (self.start,) if self.hold is None else (self.start, self.hold)
 
 
-class ForState(TimedState, Parent):
+class ForState(TimedState):
     """Waiting for the start (`begun` None, `watch` the start atom), then for d to pass
     (`watch` the hold atom or None, the timer set)."""
 

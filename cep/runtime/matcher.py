@@ -132,22 +132,36 @@ class Interest:
     A rule runs one pattern per context instance (per device, say); an event that no
     atom of the pattern can match is dropped before it is handed to any instance's
     run.  With `every a=Ev(etype = 'A') -> b=Ev(etype = 'B')`, the `X` events (most
-    of them) stop here.
+    of them) stop here.  A stream rule whose filter requires `attr = constant` has one
+    too; the engine merges the interests of a type's rules into its early drop
+    (cep.runtime.screen).
     """
 
     __slots__ = ("keyed", "plain")
 
-    def __init__(self, root: Node) -> None:
+    def __init__(self, atoms: Iterable[tuple[str, EqualityKey | None]]) -> None:
+        """The interest of atoms given as (type, key or None)."""
         self.plain: set[str] = set()  # types with an atom that has no key
         self.keyed: dict[str, dict[str, set[Constant]]] = {}  # type -> attr -> constants
-        for atom in atom_nodes(root):
-            if atom.key is None:
-                self.plain.add(atom.type)
+        for type_name, key in atoms:
+            if key is None:
+                self.plain.add(type_name)
             else:
-                attr, constant = atom.key
-                self.keyed.setdefault(atom.type, {}).setdefault(attr, set()).add(constant)
+                attr, constant = key
+                self.keyed.setdefault(type_name, {}).setdefault(attr, set()).add(constant)
         for type_name in self.plain:  # a plain atom of a type wants all its events
             self.keyed.pop(type_name, None)
+
+    @classmethod
+    def of_pattern(cls, root: Node) -> Interest:
+        return cls((atom.type, atom.key) for atom in atom_nodes(root))
+
+    def of_type(self, type_name: str) -> dict[str, set[Constant]] | None:
+        """The values of an event of `type_name` that some atom can match, by attribute
+        (empty: none can), or None when any event of the type may match."""
+        if type_name in self.plain:
+            return None
+        return self.keyed.get(type_name, {})
 
     def wants(self, event: Event) -> bool:
         type_name = event.type
@@ -341,7 +355,22 @@ class EngineServices(Protocol):
 # ====================================================================== states
 
 
-class State:
+class Parent:
+    """The interface a state uses to report to its parent."""
+
+    __slots__ = ()
+
+    def child_true(self, child: State, match: Match, quitted: bool) -> None:
+        raise NotImplementedError
+
+    def child_false(self, child: State) -> None:
+        raise NotImplementedError
+
+
+class State(Parent):
+    """A live sub-pattern instance; every state can be a parent (the operators' states
+    are; an atom's or a timer's never is told anything)."""
+
     __slots__ = ("active", "parent", "run")
 
     def __init__(self, parent: Parent, run: PatternRun) -> None:
@@ -365,18 +394,6 @@ class State:
 
     def load(self, data: dict[str, Json], rebuild: Rebuild) -> None:
         """Fill the fresh state (made by its node, not started) from `save`'s data."""
-        raise NotImplementedError
-
-
-class Parent:
-    """The interface a state uses to report to its parent."""
-
-    __slots__ = ()
-
-    def child_true(self, child: State, match: Match, quitted: bool) -> None:
-        raise NotImplementedError
-
-    def child_false(self, child: State) -> None:
         raise NotImplementedError
 
 
@@ -514,7 +531,7 @@ class IntervalState(TimedState):
 V = TypeVar("V")
 
 
-class BranchState(State, Parent, Generic[V]):
+class BranchState(State, Generic[V]):
     """A state with any number of live children; `children` maps each to what the state
     keeps about it (a step, a position, the rounds so far)."""
 
@@ -773,7 +790,7 @@ class AndState(BranchState[int]):
         self.rest = rest
 
 
-class NotState(State, Parent):
+class NotState(State):
     __slots__ = ("child", "node")
 
     def __init__(self, node: NotNode, parent: Parent, run: PatternRun) -> None:
@@ -871,7 +888,7 @@ class RepeatState(BranchState[list[Match]]):
             self.children[rebuild.state(self.node.body, self, item[1])] = rounds
 
 
-class UntilState(State, Parent):
+class UntilState(State):
     """`p until q` (and `[n] p until q`): p repeatedly, until q; p's tags become lists."""
 
     __slots__ = ("begin", "body", "node", "rounds", "stop_child")
@@ -951,7 +968,7 @@ class UntilState(State, Parent):
         self.body = rebuild.maybe_state(self.node.body, self, data, "b")
 
 
-class WithinState(TimedState, Parent):
+class WithinState(TimedState):
     __slots__ = ("child", "node")
 
     def __init__(self, node: WithinNode, parent: Parent, run: PatternRun) -> None:

@@ -1,0 +1,123 @@
+"""The early drop (cep.runtime.screen) changes no output: every replay golden and every
+shipped scenario, replayed with the drop and without it (CEP_EARLY_DROP=0), with
+and without `--contexts`, gives the same stdout and stderr, line for line.
+
+tests/golden/replay/early-drop/ is the drop's own case: X events that no pattern atom
+wants but that open partition instances (their ON START actions, context-start lines and
+timers counted from the instance's start), a type nothing reads, `changed()`, a named
+window, a stream filter on a constant and the partition's instance limit.  The golden
+tests compare its output with its expected files, written from a replay without the drop
+(`CEP_EARLY_DROP=0 CEP_UPDATE_GOLDEN=1 pytest tests/test_replay_golden.py`).
+"""
+
+import re
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+
+from cep.checks.loader import load_paths
+from cep.cli import main
+from cep.cli.app import build_variant
+from cep.runtime.engine import Engine
+from cep.runtime.screen import OBSERVE, PASS, Screen
+from cep.tools.testing.scenario import find_scenarios, load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "replay"
+OWN = GOLDEN / "early-drop"
+TIMING = re.compile(r" in \d+\.\d+ s \([\d,]+ events/s\)$")
+
+
+def golden_args(case: Path) -> list[str]:
+    rules = [str(case)]
+    if (case / "rules").exists():
+        rules = [str(case / line) for line in (case / "rules").read_text().split()]
+    args = ["replay", *rules, "--trace", str(case / "trace.jsonl")]
+    for option in ("until", "tz"):
+        if (case / option).exists():
+            args += [f"--{option}", (case / option).read_text().strip()]
+    if (case / "args").exists():
+        args += (case / "args").read_text().split()
+    return args
+
+
+def scenario_args(path: Path) -> list[str]:
+    scenario = load_scenario(path)
+    args = ["replay", *map(str, scenario.rules), "--trace", str(scenario.trace)]
+    if scenario.tz:
+        args += ["--tz", scenario.tz]
+    if scenario.until is not None:
+        args += ["--until", str(scenario.until)]
+    return args
+
+
+CASES = [(f"golden-{case.name}", golden_args(case))
+         for case in sorted(p for p in GOLDEN.iterdir() if p.is_dir())]
+CASES += [(f"scenario-{path.relative_to(ROOT / 'scenarios')}", scenario_args(path))
+          for path in find_scenarios([str(ROOT / "scenarios")])]
+
+
+def run(args: list[str], early_drop: bool, monkeypatch, capsys) -> tuple[str, list[str]]:
+    """stdout and stderr (the timing left out) of `cep ARGS`, with the early drop or, with
+    CEP_EARLY_DROP=0, without it."""
+    monkeypatch.setenv("CEP_EARLY_DROP", "1" if early_drop else "0")
+    status = main(args)
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    return captured.out, [TIMING.sub("", line) for line in captured.err.splitlines()]
+
+
+@pytest.mark.parametrize("contexts", [False, True], ids=["", "contexts"])
+@pytest.mark.parametrize("args", [args for _, args in CASES], ids=[name for name, _ in CASES])
+def test_the_drop_changes_no_output_line(args, contexts, monkeypatch, capsys):
+    if contexts and "--contexts" not in args:
+        args = [*args, "--contexts"]
+    dropping = run(args, True, monkeypatch, capsys)
+    delivering = run(args, False, monkeypatch, capsys)
+    assert dropping[0].splitlines() == delivering[0].splitlines()
+    assert dropping[1] == delivering[1]
+
+
+def own_engine() -> Engine:
+    loaded = load_paths([str(OWN)])
+    loaded.raise_for_errors()
+    return Engine(loaded.catalog, lambda output: None, UTC)
+
+
+def test_the_environment_turns_the_drop_off(monkeypatch):
+    """What the comparison above relies on: CEP_EARLY_DROP=0 leaves every type unscreened;
+    by default, the types only rules with constant tests and partitions read are screened,
+    those nothing reads have no plan, and a named window or changed() takes every event."""
+    monkeypatch.delenv("CEP_EARLY_DROP", raising=False)
+    plans = own_engine().plans
+    assert plans["Ev"].screen is not None and plans["Noise"].screen is not None
+    assert "Unread" not in plans
+    assert plans["Lux"].screen is None  # a named window takes every event
+    assert plans["Door"].screen is None  # changed() remembers every event
+    monkeypatch.setenv("CEP_EARLY_DROP", "0")
+    assert all(plan.screen is None for plan in own_engine().plans.values())
+
+
+@pytest.mark.skipif(build_variant() != "pure Python", reason="patches a class of the engine")
+def test_the_own_case_passes_by_and_observes_events(monkeypatch, capsys):
+    """The drop's own case does exercise it: many X events are passed by and some only
+    observed, and devices that only ever sent X events still opened their instances
+    (context-start line and ON START action)."""
+    monkeypatch.delenv("CEP_EARLY_DROP", raising=False)
+    verdicts: list[int] = []
+    decide = Screen.decide
+
+    def counting(self: Screen, attrs) -> int:
+        verdict = decide(self, attrs)
+        verdicts.append(verdict)
+        return verdict
+
+    monkeypatch.setattr(Screen, "decide", counting)
+    assert main(golden_args(OWN)) == 0
+    out = capsys.readouterr().out
+    assert verdicts.count(PASS) > 100
+    assert verdicts.count(OBSERVE) >= 1
+    assert '"context-start", "context": "PerDevice", "key": "new3"' in out
+    assert '"topic": "hello/new3"' in out
+    assert out.count('"rule": "hello"') == out.count('"kind": "context-start"') > 0
