@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 Report = Callable[[str], None]
 API_TIMEOUT = 10.0    # seconds a JetStream request may take before it is tried again
 RETRY_MIN, RETRY_MAX = 0.2, 5.0
+CONNECT_TIMEOUT = 5.0   # seconds one attempt to reach one server may take
+FIRST_ATTEMPTS = 2      # attempts per server for the first connection
+CONNECT_DEADLINE = 20.0  # seconds the first connection may take in all
 
 
 class ClusterError(Exception):
@@ -106,22 +109,42 @@ async def connect(url: str, name: str, report: Report | None = None,
             report(f"NATS: {describe(exc)}")
 
     while True:
+        failures: list[BaseException] = []
+
+        async def first_error(exc: Exception) -> None:
+            failures.append(exc)
+
         try:
-            client = await nats.connect(
-                servers=servers, name=name, connect_timeout=5, allow_reconnect=True,
-                max_reconnect_attempts=-1, reconnect_time_wait=0.5, ping_interval=5,
-                max_outstanding_pings=3, disconnected_cb=disconnected,
-                reconnected_cb=reconnected, error_cb=error)
-            return client
+            # The first connection tries each server a few times, within a deadline
+            # (nats-py, told to reconnect for ever, would also try for ever to make
+            # it); once made, the connection reconnects by itself for as long as it
+            # takes, saying so.
+            client = await asyncio.wait_for(nats.connect(
+                servers=servers, name=name, connect_timeout=CONNECT_TIMEOUT,
+                allow_reconnect=True, max_reconnect_attempts=FIRST_ATTEMPTS,
+                reconnect_time_wait=0.5, ping_interval=5, max_outstanding_pings=3,
+                disconnected_cb=disconnected, reconnected_cb=reconnected,
+                error_cb=first_error), timeout=CONNECT_DEADLINE)
         except Exception as exc:
-            why = describe(exc)
+            if isinstance(exc, asyncio.TimeoutError):
+                why = (f"{describe(failures[-1])} (gave up after {CONNECT_DEADLINE:g} s)"
+                       if failures else f"no answer within {CONNECT_DEADLINE:g} s")
+            elif isinstance(exc, nats.errors.NoServersError) and failures:
+                why = describe(failures[-1])
+            else:
+                why = describe(exc)
             if not keep_trying:
-                raise ClusterError(f"cannot connect to {shown}: {why}") from None
+                raise ClusterError(f"cannot connect to {shown}: {why}; check the --nats URL "
+                                   "and that nats-server runs there") from None
             if report is not None and why != said:
                 report(f"cannot connect to {shown}: {why}; trying again")
                 said = why
             await asyncio.sleep(delay)
             delay = min(RETRY_MAX, delay * 2)
+            continue
+        client.options["max_reconnect_attempts"] = -1  # from now on: for ever
+        client._error_cb = error
+        return client
 
 
 async def kv_snapshot(kv: KeyValue, keys: str = ">") -> dict[str, tuple[bytes, int]]:
