@@ -108,12 +108,13 @@ async def connect(url: str, name: str, report: Report | None = None,
         if report is not None and not isinstance(exc, nats.errors.StaleConnectionError):
             report(f"NATS: {describe(exc)}")
 
+    failures: list[BaseException] = []  # the current attempt's, said when it fails
+
+    async def first_error(exc: Exception) -> None:
+        failures.append(exc)
+
     while True:
-        failures: list[BaseException] = []
-
-        async def first_error(exc: Exception) -> None:
-            failures.append(exc)
-
+        failures.clear()
         try:
             # The first connection tries each server a few times, within a deadline
             # (nats-py, told to reconnect for ever, would also try for ever to make
@@ -296,6 +297,8 @@ class StreamPublisher:
             delay = min(RETRY_MAX, delay * 2)
             for item in again:
                 self.resent += 1
+                # (a copy sent again says so: a subscriber that gets two can tell why)
+                item.headers = {**(item.headers or {}), "Cep-Sent-Again": str(self.resent)}
                 try:
                     await self._start(item)
                 except nats.errors.Error as exc:

@@ -219,6 +219,7 @@ class Worker:
         self.ready = asyncio.Event()  # connected, registered, heartbeating
         self._giving: set[asyncio.Task[None]] = set()  # partitions being given back
         self._beats = 0
+        self._expiries: list[float] = []  # when others' leases and presence expire
 
     def report(self, message: str) -> None:
         self._report(f"worker {self.name}: {message}")
@@ -302,7 +303,7 @@ class Worker:
             except Exception as exc:  # NATS unreachable: leases fence themselves
                 self.report(f"heartbeat: {describe(exc)}")
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.heartbeat)
+                await asyncio.wait_for(self._wake.wait(), timeout=self._next_beat())
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -319,6 +320,10 @@ class Worker:
         leases = read_leases(entries, self.config.partitions)
         alive = alive_workers(entries, now)
         alive[self.name] = {}
+        self._expiries = [lease.expires for lease in leases
+                          if lease.held(now) and lease.worker != self.name]
+        self._expiries += [float(data.get("expires", 0)) for name, data in alive.items()
+                           if name != self.name]
         mine = {n for n, r in self.runners.items() if not r.stopping}
         self._beats += 1
         if self._beats < 2:  # the others' presence first: no claim made on a partial view
@@ -332,6 +337,15 @@ class Worker:
             self._giving.add(task)
             task.add_done_callback(self._giving.discard)
             self.stats.given += 1
+
+    def _next_beat(self) -> float:
+        """Seconds to the next heartbeat: one heartbeat, or less when another worker's
+        lease or presence expires sooner unless renewed (a dead worker's partitions are
+        then taken the moment its leases expire, not up to a heartbeat later)."""
+        wait = self.settings.heartbeat
+        if self._expiries:
+            wait = min(wait, min(self._expiries) - self.clock() + 0.02)
+        return max(0.02, wait)
 
     def _presence(self, now: float) -> dict[str, Any]:
         parked = sum(len(r.partition.homes) for r in self.runners.values()
@@ -362,7 +376,7 @@ class Worker:
             how = "a lease of an earlier run under this name expired"
         else:
             how = "it was free"
-        runner = PartitionRunner(self, lease.partition, revision)
+        runner = PartitionRunner(self, lease.partition, revision, now)
         self.runners[lease.partition] = runner
         self.stats.taken += 1
         self.report(f"took partition {lease.partition} ({how})")
@@ -389,8 +403,10 @@ class Worker:
 class PartitionRunner:
     """One partition held by the worker (see the module docstring)."""
 
-    def __init__(self, worker: Worker, number: int, lease_revision: int) -> None:
+    def __init__(self, worker: Worker, number: int, lease_revision: int,
+                 since: float) -> None:
         self.worker = worker
+        self.since = since             # when this worker took the lease (wall clock)
         self.number = number
         self.lease_revision = lease_revision
         self.valid_until = time.monotonic() + worker.settings.lease - worker.settings.margin
@@ -425,7 +441,7 @@ class PartitionRunner:
                 return
             now = worker.clock()
             value = json_bytes(lease_value(worker.name, worker.instance,
-                                           now + worker.settings.lease, now))
+                                           now + worker.settings.lease, self.since))
             try:
                 self.lease_revision = await worker.leases_kv.update(
                     lease_key(self.number), value, last=self.lease_revision)
