@@ -223,13 +223,15 @@ async def consumers(js: Any) -> tuple[int, int]:
 
 
 class Workers:
-    def __init__(self, folder: Path, url: str, count: int, lease: str) -> None:
+    def __init__(self, folder: Path, url: str, count: int, lease: str,
+                 checkpoint_every: str) -> None:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         for i in range(count):
             name = f"w{i + 1}"
             self.processes[name] = subprocess.Popen(
                 [sys.executable, "-m", "cep", "worker", str(folder / "rules.epl"), "--nats",
-                 url, "--name", name, "--lease", lease],
+                 url, "--name", name, "--lease", lease, "--checkpoint-every",
+                 checkpoint_every],
                 stdout=subprocess.DEVNULL, stderr=open(folder / f"{name}.log", "ab"),
                 env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
@@ -277,13 +279,14 @@ def setup(url: str, folder: Path, replicas: int) -> None:
 
 
 async def throughput(cluster: Cluster, folder: Path, count: int, messages: list[Any],
-                     replicas: int, lease: str) -> tuple[Throughput, Workers, float]:
+                     replicas: int, lease: str,
+                     checkpoint_every: str) -> tuple[Throughput, Workers, float]:
     nc = await connect(cluster.url)
     js = nc.jetstream(timeout=20)
     await fresh(js)
     setup(cluster.url, folder, replicas)
     took = await publish_all(js, messages)
-    workers = Workers(folder, cluster.url, count, lease)
+    workers = Workers(folder, cluster.url, count, lease, checkpoint_every)
     total = len(messages)
     marks: list[tuple[float, float, float]] = []  # (time, worker CPU, NATS CPU) at 10%, 90%
     deadline = time.monotonic() + 1200
@@ -293,7 +296,7 @@ async def throughput(cluster: Cluster, folder: Path, count: int, messages: list[
             marks.append((time.monotonic(), workers.cpu(), cluster.cpu()))
         if time.monotonic() > deadline:
             raise SystemExit("the workers did not take the backlog within 20 minutes")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # (each look asks every partition's consumer: not often)
     while (await consumers(js))[1]:
         await asyncio.sleep(0.2)
     await nc.close()
@@ -447,6 +450,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=15.0,
                         help="seconds of probes, per phase (default 15)")
     parser.add_argument("--lease", default="10s", help="the workers' --lease (default 10s)")
+    parser.add_argument("--checkpoint-every", default="5s",
+                        help="the workers' --checkpoint-every (default 5s)")
+    parser.add_argument("--phases", default="throughput,latency,failover",
+                        help="which cluster phases (default all: throughput,latency,failover)")
     parser.add_argument("--memory-homes", type=int, default=5_000)
     parser.add_argument("--busy-messages", type=int, default=10)
     parser.add_argument("--only", choices=("memory", "cluster"))
@@ -469,22 +476,26 @@ def main(argv: list[str]) -> int:
         try:
             print(f"NATS: {args.nodes} nodes, {PARTITIONS} partitions, {replicas} "
                   f"replica{'s' if replicas > 1 else ''}; backlog {args.messages:,} messages "
-                  f"over {args.homes:,} homes", flush=True)
+                  f"over {args.homes:,} homes; workers checkpoint every "
+                  f"{args.checkpoint_every}", flush=True)
             messages = backlog(args.messages, args.homes)
             for count in counts:
                 if workers is not None:
                     workers.stop()
                 result, workers, ingest = asyncio.run(throughput(
-                    cluster, folder, count, messages, replicas, args.lease))
+                    cluster, folder, count, messages, replicas, args.lease,
+                    args.checkpoint_every))
                 print(f"  ingest {ingest:8,.0f} messages/s (published, every "
                       "acknowledgement awaited)")
                 print("  " + result.line(), flush=True)
             assert workers is not None
-            answered, sent = asyncio.run(probes(cluster.url, args.homes, args.rate,
-                                                args.seconds, 1))
-            print(f"latency, device message → its action, {counts[-1]} workers: "
-                  + latency_line(answered, sent, args.rate), flush=True)
-            if len(workers.processes) > 1:
+            phases = args.phases.split(",")
+            if "latency" in phases:
+                answered, sent = asyncio.run(probes(cluster.url, args.homes, args.rate,
+                                                    args.seconds, 1))
+                print(f"latency, device message → its action, {counts[-1]} workers: "
+                      + latency_line(answered, sent, args.rate), flush=True)
+            if len(workers.processes) > 1 and "failover" in phases:
                 killed: list[float] = []
                 before = asyncio.run(lease_claims(cluster.url))
                 victim = "w1"

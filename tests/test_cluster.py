@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from cep.adapters.nats_names import HomeTopic
-from tests.broker import BusClient, CepProcess
+from tests.broker import Broker, BusClient, CepProcess
 from tests.cluster_helpers import Bus, expected_outputs, outputs_of, read_run
 from tests.nats_cluster import NatsCluster
 
@@ -207,23 +207,61 @@ def test_a_homes_own_rule_set_takes_effect_while_running_for_that_home_only(
         assert not any('"rule": "cold"' in line for line in before)
 
 
+BRIDGE = """
+connection nats
+address 127.0.0.1:{port}
+bridge_protocol_version mqttv311
+try_private false
+notifications false
+cleansession false
+clientid {client_id}
+topic home/# out 1
+topic home/+/zigbee2mqtt/+/set in 1
+"""
+
+
 def test_a_device_on_the_nats_mqtt_listener_gets_its_actions_back(cluster, made, tmp_path):
+    """Directly on NATS' MQTT listener, and on a mosquitto bridged to it (the
+    configuration docs/cluster.md gives)."""
     (tmp_path / "button.epl").write_text(BUTTON)
     process = worker(cluster, tmp_path, "m", tmp_path / "button.epl")
     bus = Bus(cluster.url)
-    device = None
+    devices: list[BusClient] = []
+    broker = None
     try:
         bus.wait(lambda: all_held(bus, {"m"}), "the worker holding every partition")
         node = cluster.nodes[2]
         device = BusClient(SimpleNamespace(port=node.mqtt_port),  # type: ignore[arg-type]
                            topics=("home/m7/zigbee2mqtt/light/set",), client_id="device-m7")
+        devices.append(device)
         device.publish("home/m7/zigbee2mqtt/button", json.dumps({"action": "single"}), qos=1)
         answer = device.wait_topic("home/m7/zigbee2mqtt/light/set")
         assert json.loads(answer.payload) == {"state": "ON"}
+
+        # a mosquitto bridged to another node's MQTT listener
+        (tmp_path / "mosquitto").mkdir()
+        broker = Broker(tmp_path / "mosquitto", BRIDGE.format(
+            port=cluster.nodes[1].mqtt_port, client_id="bridge-test")).start()
+        bus.wait(lambda: "Received SUBACK" in broker.log.read_text(errors="replace"),
+                 "the bridge subscribed on NATS")
+        bridged = BusClient(broker, topics=("home/b8/#",), client_id="device-b8")
+        devices.append(bridged)
+        bridged.publish("home/b8/zigbee2mqtt/button", json.dumps({"action": "single"}), qos=1)
+        got: list = []
+        answer = bridged.wait_for(lambda m: got.append(m) or
+                                  m.topic == "home/b8/zigbee2mqtt/light/set")
+        assert json.loads(answer.payload) == {"state": "ON"}
         assert process.stop(signal.SIGTERM) == 0, process.stderr
+        while not bridged.messages.empty():
+            got.append(bridged.messages.get())
+        # each once: the action, and the device's own message (not echoed back by NATS)
+        assert [m.topic for m in got] == [
+            "home/b8/zigbee2mqtt/button", "home/b8/zigbee2mqtt/light/set"]
     finally:
-        if device is not None:
-            device.close()
+        for client in devices:
+            client.close()
+        if broker is not None:
+            broker.stop()
         bus.close()
-    assert any("worker m: 1 message" in line or "worker m: 2 messages" in line
+    assert any("worker m: 2 messages" in line or "worker m: 4 messages" in line
                for line in process.stderr), process.stderr
