@@ -21,7 +21,7 @@ from cep.adapters.nats_names import (
     OUT_STREAM,
     RULES,
     STREAM,
-    TICK_PREFIX,
+    TICK_SUBJECTS,
     HomeTopic,
     consumer_name,
     header_key,
@@ -49,7 +49,7 @@ def _stream_config(config: ClusterConfig) -> Any:
     topic = config.home_topic
     return StreamConfig(
         name=STREAM, description="cep: every home's device messages, by partition",
-        subjects=[topic.source, f"{TICK_PREFIX}.*"],
+        subjects=[topic.source, TICK_SUBJECTS],
         subject_transform=SubjectTransform(src=topic.source,
                                            dest=topic.transform(config.partitions)),
         retention=RetentionPolicy.LIMITS, storage=StorageType.FILE,

@@ -24,7 +24,7 @@ next holder restores that checkpoint and takes the same messages again, making t
 outputs with the same numbers (the streams drop the copies; a subscriber of the actions
 may see those again).
 
-When a quiet partition has a timer due, its holder publishes a tick (`cep.tick.<n>`)
+When a quiet partition has a timer due, its holder publishes a tick (`cep.in.<n>.$tick`)
 into the stream: the tick's stream time moves the partition's clock (nothing else does),
 so timers fire within about a tick of their time, in stream time, the same way on
 whichever worker runs the partition.
@@ -81,7 +81,7 @@ from cep.adapters.nats_names import (
     RULES,
     RULES_LEVEL,
     STREAM,
-    TICK_PREFIX,
+    TICK_LEVEL,
     LayoutError,
     check_worker_name,
     consumer_name,
@@ -110,6 +110,7 @@ Report = Callable[[str], None]
 MAX_ACK_PENDING = 50_000   # messages delivered and not yet acknowledged, per partition
 CHECKPOINT_HELD = 20_000   # a checkpoint is made when this many wait for it
 FETCH_WAIT = 0.5           # seconds a fetch waits for messages
+YIELD_EVERY = 32           # messages of a batch taken before the others get a turn
 
 
 @dataclass
@@ -572,7 +573,8 @@ class PartitionRunner:
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=max(120.0, 4 * worker.settings.checkpoint_every),
             max_ack_pending=MAX_ACK_PENDING, max_deliver=-1,
-            filter_subjects=[partition_subject(self.number), tick_subject(self.number)])
+            # (one filter: ticks are in the partition's subjects too, see nats_names)
+            filter_subject=partition_subject(self.number))
 
         async def fresh_consumer() -> Any:
             self.deliveries = 0
@@ -658,7 +660,7 @@ class PartitionRunner:
                 continue  # delivered again (its acknowledgement was late): taken already
             ts = (ts_ns // 1_000_000) / 1000  # the stream's time, to the millisecond
             tokens = msg.subject.split(".")
-            if tokens[0] + "." + tokens[1] == TICK_PREFIX:
+            if len(tokens) == 4 and tokens[3] == TICK_LEVEL:
                 items.append(("tick", seq, ts))
                 continue
             split = topic_layout.split(tokens[3:]) \
@@ -683,7 +685,9 @@ class PartitionRunner:
                               lambda: worker.rules.ensure(fingerprints))
         stats = partition.stats
         before = stats.messages, stats.events
-        for item in items:
+        for index, item in enumerate(items):
+            if index and not index % YIELD_EVERY:
+                await asyncio.sleep(0)  # the heartbeat and the other partitions' turn
             kind = item[0]
             if kind == "message":
                 partition.take(item[1], item[2], item[3], item[4], item[5])

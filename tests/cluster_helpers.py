@@ -19,6 +19,7 @@ from cep.adapters.nats_names import (
     CHECKPOINTS,
     OUT_STREAM,
     STREAM,
+    TICK_LEVEL,
     HomeTopic,
     consumer_name,
     header_key,
@@ -162,6 +163,8 @@ def read_run(bus: Bus, topic: HomeTopic, partitions: int) -> Run:
         for msg in await _read_all(bus.js, STREAM, "cep.in.>"):
             seq, _, ts_ns = parse_reply(msg.reply)  # type: ignore[misc]
             tokens = msg.subject.split(".")
+            if tokens[3:] == [TICK_LEVEL]:
+                continue  # a tick: it only moves the partition's clock
             split = topic.split(tokens[3:])
             assert split is not None, msg.subject
             run.messages.append(Stored(seq, (ts_ns // 1_000_000) / 1000, int(tokens[2]),

@@ -11,6 +11,7 @@ import random
 import re
 import signal
 import time
+from collections import Counter
 
 import pytest
 
@@ -53,6 +54,7 @@ HOMES = [f"h{i:03d}" for i in range(300)]
 MESSAGES = 30_000
 PARTITIONS = 12
 LEASE = 6.0
+SLACK = 4.0  # seconds a heartbeat may come late on a loaded machine
 
 
 def messages(seed: int = 19) -> list[tuple[str, bytes, dict[str, str] | None]]:
@@ -134,13 +136,13 @@ def test_failover_keeps_every_homes_output_that_of_its_replay(cluster, tmp_path)
                 if found:
                     taken_over[int(found.group(1))] = float(found.group(2))
         assert sorted(taken_over) == sorted(victims)
-        # each taken once its lease expired (never before: no overlap), at once after
-        assert all(0 <= late < LEASE for late in taken_over.values()), taken_over
-        # ... which is within the lease time of the kill (the last renewal was before
-        # it); the slack is for a loaded machine's late heartbeat
+        # each taken once its lease expired (never before: no overlap), and at once
+        # after (the others wake when it expires; the slack is for a loaded machine)
+        assert all(0 <= late < SLACK for late in taken_over.values()), taken_over
+        # ... which is within the lease time of the kill (the last renewal was before it)
         claimed = {number: lease_since(bus, number) for number in victims}
         takeover = {number: since - killed_at for number, since in claimed.items()}
-        assert all(0 < late <= LEASE + 1.0 for late in takeover.values()), takeover
+        assert all(0 < late <= LEASE + SLACK for late in takeover.values()), takeover
         # a NATS node killed while messages flow, and started again on its store
         node = cluster.nodes[1]
         node.kill()
@@ -182,9 +184,32 @@ def test_failover_keeps_every_homes_output_that_of_its_replay(cluster, tmp_path)
         total_actions += len(actions)
     assert total_actions > 1000 and total_outputs > 2000  # the rules did fire, timers too
 
-    # the subscriber got every action; twice only what was in flight at a kill: made
-    # again after w2's last checkpoint of its partition, or sent again by a worker that
-    # got no acknowledgement from the killed NATS node (that copy says so)
+    # the subscriber got every action; twice only what was in flight at a failure:
+    # made again by a holder that restored a checkpoint no clean give-back wrote (after
+    # w2's kill, or when a worker starved by the load lost a lease), or sent again by
+    # a worker that got no acknowledgement (the NATS node's kill; that copy says so)
+    given: Counter[tuple[int, int]] = Counter()
+    restores: list[tuple[int, int]] = []
+    lost: list[str] = []
+    for process in workers.values():
+        for line in process.stderr:
+            found = re.search(r"gave back partition (\d+) \(checkpoint at stream sequence "
+                              r"([\d,]+)\)", line)
+            if found:
+                given[(int(found.group(1)), int(found.group(2).replace(",", "")))] += 1
+            found = re.search(r"partition (\d+): restored \d+ homes? from the checkpoint at "
+                              r"stream sequence ([\d,]+)", line)
+            if found:
+                restores.append((int(found.group(1)), int(found.group(2).replace(",", ""))))
+            if "is no longer ours" in line:
+                lost.append(line)
+    recovered: dict[int, list[int]] = {}
+    for key in restores:
+        if given[key]:
+            given[key] -= 1  # a clean handover: nothing done twice
+        else:
+            recovered.setdefault(key[0], []).append(key[1])
+    assert all(recovered.get(p) for p in victims), recovered
     received: dict[str, list[dict[str, str]]] = {}
     for _, _, headers in actions_bus.seen:
         if "Cep-Output" in headers:  # an action (not a test message)
@@ -197,12 +222,14 @@ def test_failover_keeps_every_homes_output_that_of_its_replay(cluster, tmp_path)
         home = msg_id.split(":")[0]
         partition = partition_of[home]
         cause = int(copies[0]["Cep-Cause"])
-        if partition in resumed and cause > resumed[partition]:
+        if any(start < cause for start in recovered.get(partition, [])):
             redone += 1
         else:
-            assert any("Cep-Sent-Again" in copy for copy in copies[1:]), (msg_id, copies)
+            assert any("Cep-Sent-Again" in copy for copy in copies[1:]), \
+                (msg_id, partition, copies, recovered, lost)
             sent_again += 1
     print(f"killed w2 at {killed_at:.1f}; takeovers {taken_over}; {total_outputs} outputs, "
           f"{total_actions} actions, "
           f"{redone} actions made again after the worker's kill and {sent_again} sent "
-          f"again around the node's kill reached the subscriber twice; takeover {takeover}")
+          f"again around the node's kill reached the subscriber twice; takeover {takeover}; "
+          f"recovered from {recovered}; lost {lost}")
