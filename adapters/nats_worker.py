@@ -595,12 +595,18 @@ class PartitionRunner:
         partition = self.partition
         assert partition is not None
         delay = RETRY_MIN
+        waiting = settings.batch  # what the consumer said it still had for us, at most
         while not self.stopping:
             if not self.alive():
                 raise _Lost("its lease ran out")
             try:
-                messages = await subscription.fetch(settings.batch, timeout=FETCH_WAIT)
+                # As many as are known to wait (the server hands them over at once), or,
+                # caught up, the next one as soon as it comes: a fetch of more than wait
+                # would be held until its timeout, each message waiting that long.
+                messages = await subscription.fetch(max(1, min(settings.batch, waiting)),
+                                                    timeout=FETCH_WAIT)
                 delay = RETRY_MIN
+                waiting = _num_pending(messages[-1]) if messages else 0
             except (TimeoutError, nats.errors.TimeoutError):
                 messages = []
             except asyncio.CancelledError:
@@ -789,6 +795,14 @@ class PartitionRunner:
             await worker.nc.publish(NEWS, f"released {self.number}".encode())
         except Exception:
             pass
+
+
+def _num_pending(msg: Msg) -> int:
+    """How many more messages the consumer had for us when it sent this one."""
+    try:
+        return int(msg.metadata.num_pending or 0)
+    except Exception:  # not a JetStream message (cannot happen on this subscription)
+        return 0
 
 
 def printable_subject(subject: str) -> str:
