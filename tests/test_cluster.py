@@ -265,3 +265,25 @@ def test_a_device_on_the_nats_mqtt_listener_gets_its_actions_back(cluster, made,
         bus.close()
     assert any("worker m: 2 messages" in line or "worker m: 4 messages" in line
                for line in process.stderr), process.stderr
+
+
+def test_a_joining_worker_gets_its_share_and_a_clean_stop_hands_over_at_once(
+        cluster, made, tmp_path):
+    (tmp_path / "shared.epl").write_text(SHARED)
+    first = worker(cluster, tmp_path, "j1", tmp_path / "shared.epl")
+    bus = Bus(cluster.url)
+    try:
+        bus.wait(lambda: all_held(bus, {"j1"}), "j1 holding every partition")
+        second = worker(cluster, tmp_path, "j2", tmp_path / "shared.epl")
+        bus.wait(lambda: sorted(row["worker"] for row in bus.status()["partitions"])
+                 == ["j1", "j1", "j2", "j2"], "the partitions shared 2 and 2")
+        assert sum("gave back partition" in line for line in first.stderr) == 2
+        assert first.stop(signal.SIGTERM) == 0, first.stderr
+        bus.wait(lambda: all_held(bus, {"j2"}), "j2 holding every partition")
+        assert second.stop(signal.SIGTERM) == 0, second.stderr
+    finally:
+        bus.close()
+    took = [line for line in second.stderr if "took partition" in line]
+    assert len(took) == 4, took
+    # handed over, not taken once a lease expired: j1 deleted its leases as it stopped
+    assert all("(it was free)" in line for line in took), took
