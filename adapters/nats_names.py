@@ -37,6 +37,10 @@ OUT_PREFIX = "cep.out"
 NEWS = "cep.cluster.news"      # core NATS: "something changed, look at the leases now"
 CONSUMER_PREFIX = "cep-p"      # the durable consumer of partition N is cep-pN
 RULES_LEVEL = "$cep/rules"     # a home's topic for "its rule set changed here"
+# the NATS header `cep cluster rules put` sets on that marker: the fingerprint, or
+# RULES_HEADER_NONE for the shared rules alone (MQTT 3.1.1 cannot set NATS headers)
+RULES_HEADER = "Cep-Rules"
+RULES_HEADER_NONE = "shared"
 FORMAT = "1"                   # the layout's version, in the stream's metadata
 
 DEFAULT_HOME_TOPIC = "home/{home}/#"

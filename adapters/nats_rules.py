@@ -11,6 +11,12 @@ What makes a home change rule sets is a message in the home's own partition of t
 stream, on its topic `$cep/rules` (`home.<id>.$cep.rules`), saying the new fingerprint:
 the home's worker switches at that point of the stream, with a fresh state for that
 home, so a worker taking the partition over later switches at the same point.
+
+Only `cep cluster rules put` makes such a marker: it carries the NATS header `Cep-Rules`
+saying the fingerprint again (`shared` for none), which a device on NATS' MQTT listener or
+on a bridge cannot set (MQTT 3.1.1 has no headers).  A message on that topic without the
+header, with a header the body disagrees with, or naming a rule set not in the bucket is
+refused (`marker_refusal`): no switch, and not an event of the home either.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from cep.adapters.nats_client import ClusterError, describe, json_bytes, json_value, kv_get
 from cep.adapters.nats_homes import RuleSet
 from cep.adapters.nats_names import (
+    RULES_HEADER,
+    RULES_HEADER_NONE,
     RULES_LEVEL,
     SHARED_RULES_KEY,
     HomeTopic,
@@ -109,8 +117,29 @@ async def put_home_rules(js: JetStreamContext, kv: KeyValue, topic: HomeTopic, h
     await kv.put(home_rules_key(home), json_bytes({
         "rules": fingerprint, "files": [n for n, _ in own or []], "put": time.time()}))
     subject = topic.home_subject(home, RULES_LEVEL)
-    ack = await js.publish(subject, json_bytes({"rules": fingerprint}))
+    ack = await js.publish(subject, json_bytes({"rules": fingerprint}),
+                           headers={RULES_HEADER: fingerprint or RULES_HEADER_NONE})
     return True, ack.seq
+
+
+def read_marker(headers: dict[str, str] | None, data: bytes) -> tuple[str | None, str | None]:
+    """A marker on a home's `$cep/rules` topic: (the fingerprint it names, None for the
+    shared rules alone; why it is refused, or None when it came from `rules put`)."""
+    value = json_value(data)
+    own = value.get("rules") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or "rules" not in value or \
+            (own is not None and not isinstance(own, str)):
+        shown = None
+    else:
+        shown = own or RULES_HEADER_NONE
+    said = (headers or {}).get(RULES_HEADER)
+    if said is None:
+        return None, f"it has no {RULES_HEADER} header"
+    if shown is None:
+        return None, "its body is not {\"rules\": FINGERPRINT}"
+    if said != shown:
+        return None, f"its {RULES_HEADER} header and its body name different rule sets"
+    return (own if isinstance(own, str) else None), None
 
 
 class WorkerRuleSets:
@@ -126,6 +155,11 @@ class WorkerRuleSets:
             if shared_loaded is not None else None
         self._sets: dict[str | None, RuleSet | None] = {
             None: _rule_set(shared_loaded, self.shared_fp, None) if shared else None}
+        self._missing: set[str] = set()   # fingerprints not in the bucket
+
+    def stored(self, own: str) -> bool:
+        """Whether the bucket had the home rule set `own` (once `ensure`d)."""
+        return own not in self._missing
 
     def get(self, own: str | None) -> RuleSet | None:
         if own in self._sets:
@@ -142,6 +176,7 @@ class WorkerRuleSets:
                 self.report(f"the home rule set {fingerprint} is not in the bucket (deleted?): "
                             "its homes run the shared rules alone")
                 self._sets[fingerprint] = self._sets[None]
+                self._missing.add(fingerprint)
                 continue
             loaded, _ = check_texts(self.shared_texts, texts)
             if not loaded.ok:
@@ -177,4 +212,4 @@ def describe_put(home: str, changed: bool, seq: int | None, files: list[str],
 
 
 __all__ = ["WorkerRuleSets", "check_texts", "describe", "describe_put", "fetch_shared",
-           "put_home_rules", "register_shared"]
+           "put_home_rules", "read_marker", "register_shared"]

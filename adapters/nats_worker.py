@@ -93,7 +93,7 @@ from cep.adapters.nats_names import (
     tick_subject,
     worker_key,
 )
-from cep.adapters.nats_rules import Texts, WorkerRuleSets, register_shared
+from cep.adapters.nats_rules import Texts, WorkerRuleSets, read_marker, register_shared
 from cep.adapters.nats_setup import ClusterConfig, read_config
 from cep.checks.loader import LoadedRules
 from cep.language.diagnostics import plural
@@ -107,6 +107,7 @@ if TYPE_CHECKING:
     from nats.js.kv import KeyValue
 
 Report = Callable[[str], None]
+MAX_REFUSALS_SAID = 100   # (home, reason) of refused rule switches reported one by one
 MAX_ACK_PENDING = 50_000   # messages delivered and not yet acknowledged, per partition
 CHECKPOINT_HELD = 20_000   # a checkpoint is made when this many wait for it
 FETCH_WAIT = 0.5           # seconds a fetch waits for messages
@@ -146,6 +147,7 @@ class WorkerStats:
     taken: int = 0
     given: int = 0
     lost: int = 0
+    rules_refused: int = 0   # messages on a home's $cep/rules not from `cluster rules put`
     homes: dict[str, int] = field(default_factory=dict)
 
     def summary(self, name: str, elapsed: float) -> str:
@@ -154,8 +156,10 @@ class WorkerStats:
                 f"({plural(self.actions, 'action')}"
                 + (f", {self.actions_refused} refused" if self.actions_refused else "")
                 + f"), {plural(self.checkpoints, 'checkpoint')}; partitions taken "
-                  f"{self.taken}, given back {self.given}, lost {self.lost}; in "
-                  f"{elapsed:.1f} s")
+                  f"{self.taken}, given back {self.given}, lost {self.lost}"
+                + (f"; {plural(self.rules_refused, 'rule switch', 'rule switches')} refused"
+                   if self.rules_refused else "")
+                + f"; in {elapsed:.1f} s")
 
 
 class _Lost(Exception):
@@ -198,6 +202,7 @@ class Worker:
         self.name = settings.name
         self.instance = uuid.uuid4().hex[:12]
         self.shared = shared
+        self._refusals: set[tuple[str, str]] = set()   # refused rule switches reported
         self.shared_loaded = shared_loaded
         self._report = report
         self.clock = clock
@@ -224,6 +229,25 @@ class Worker:
 
     def report(self, message: str) -> None:
         self._report(f"worker {self.name}: {message}")
+
+    def refuse_rules(self, home: str, why: str) -> None:
+        """A message on `home`'s $cep/rules topic that is no rule switch: counted, and
+        reported the first time for this home and reason."""
+        self.stats.rules_refused += 1
+        key = (home, why)
+        if key in self._refusals:
+            return
+        if len(self._refusals) >= MAX_REFUSALS_SAID:
+            if len(self._refusals) == MAX_REFUSALS_SAID:
+                self._refusals.add(key)
+                self.report(f"more refused rule switches than {MAX_REFUSALS_SAID} kinds: "
+                            "from now on they are only counted (see the summary)")
+            return
+        self._refusals.add(key)
+        self.report(f"home {home}: refused a rule switch on its topic {RULES_LEVEL} ({why}); "
+                    "rule switches come only from `cep cluster rules put`, so the home keeps "
+                    "its rules and its state; the message is not one of its events either "
+                    "(counted; said once per home and reason)")
 
     def stop(self) -> None:
         """Ask the worker to stop cleanly (from a signal handler or another thread)."""
@@ -356,7 +380,8 @@ class Worker:
                 "expires": now + self.settings.lease, "beat": now,
                 "partitions": sorted(self.runners),
                 "homes": {"live": len(self.live), "all": parked},
-                "shared": self.rules.shared_fp, "messages": self.stats.messages}
+                "shared": self.rules.shared_fp, "messages": self.stats.messages,
+                "rules_refused": self.stats.rules_refused}
 
     async def _claim(self, lease: Lease, now: float) -> None:
         import nats.js.errors
@@ -677,10 +702,11 @@ class PartitionRunner:
                 continue
             home, topic = split
             if topic == RULES_LEVEL:
-                data = json_value(msg.data)
-                own = data.get("rules") if isinstance(data, dict) else None
-                if own is not None and not isinstance(own, str):
-                    own = None
+                own, why = read_marker(msg.headers, msg.data)
+                if why is not None:  # not from `cluster rules put`: a position, no more
+                    worker.refuse_rules(home, why)
+                    items.append(("tick", seq, ts))
+                    continue
                 if own is not None:
                     fingerprints.add(own)
                 items.append(("rules", seq, ts, home, own))
@@ -698,6 +724,10 @@ class PartitionRunner:
             if kind == "message":
                 partition.take(item[1], item[2], item[3], item[4], item[5])
             elif kind == "tick":
+                partition.tick(item[1], item[2])
+            elif item[4] is not None and not worker.rules.stored(item[4]):
+                worker.refuse_rules(item[3], f"its rule set {printable(item[4], 40)} is not "
+                                             f"in the bucket {RULES}")
                 partition.tick(item[1], item[2])
             else:
                 if partition.rules_changed(item[1], item[2], item[3], item[4]):

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from cep.adapters.nats_names import HomeTopic
+from cep.adapters.nats_names import STREAM, HomeTopic
 from tests.broker import Broker, BusClient, CepProcess
 from tests.cluster_helpers import Bus, expected_outputs, outputs_of, read_run
 from tests.nats_cluster import NatsCluster
@@ -85,6 +85,13 @@ def cep(folder: Path, *args: str) -> CepProcess:
 def worker(cluster: NatsCluster, folder: Path, name: str, rules: Path) -> CepProcess:
     return CepProcess(["worker", str(rules), "--nats", cluster.url, "--name", name,
                        "--lease", "6s", "--checkpoint-every", "1s"], folder)
+
+
+def stored_count(bus: Bus, subjects: str) -> int:
+    async def go() -> int:
+        info = await bus.js.stream_info(STREAM, subjects_filter=subjects)
+        return sum((info.state.subjects or {}).values())
+    return bus.call(go())
 
 
 def all_held(bus: Bus, names: set[str]) -> bool:
@@ -175,6 +182,20 @@ def test_a_homes_own_rule_set_takes_effect_while_running_for_that_home_only(
         same = cep(tmp_path, "cluster", "rules", "put", "r1", str(tmp_path / "own.epl"),
                    "--nats", cluster.url)
         assert same.stdout == ["home r1: already has this rule set; nothing changed"]
+        # devices of r2 try to give it r1's (stored) rule set: no switch
+        forged = json.dumps({"rules": found.group(1)}).encode()
+        bus.publish([("home.r2.$cep.rules", forged, None),  # a plain NATS publish
+                     ("home.r2.$cep.rules", forged, {"Cep-Rules": "shared"}),
+                     ("home.r2.$cep.rules", json.dumps({"rules": "0" * 16}).encode(),
+                      {"Cep-Rules": "0" * 16})])  # a rule set never stored
+        device = BusClient(SimpleNamespace(port=cluster.nodes[0].mqtt_port),  # type: ignore[arg-type]
+                           topics=("home/r2/zigbee2mqtt/light/set",), client_id="device-r2")
+        try:
+            device.publish("home/r2/$cep/rules", forged, qos=1)
+        finally:
+            device.close()
+        bus.wait(lambda: stored_count(bus, "cep.in.*.home.r2.$cep.rules") == 4,
+                 "the four forged markers in the stream")
         bus.publish(messages(80))
         bus.wait(lambda: bus.caught_up(PARTITIONS), "every message taken")
         for process in workers:
@@ -190,9 +211,11 @@ def test_a_homes_own_rule_set_takes_effect_while_running_for_that_home_only(
         mine = [m for m in run.messages if m.home == home and "Cep-Output" not in m.headers]
         last = run.headers[mine[0].partition]
         taken = [m for m in mine if m.seq <= last["seq"] and m.topic != "$cep/rules"]
-        if home == "r2":  # untouched: one replay of all its messages
+        if home == "r2":  # untouched (forged markers and all): one replay of its messages
+            assert len([m for m in mine if m.topic == "$cep/rules"]) == 4
             lines, _ = expected_outputs(tmp_path, shared, taken, last["watermark"], home)
             assert outputs_of(run, home) == lines
+            assert not any('"rule": "cold"' in line for line in outputs_of(run, home))
             continue
         (at,) = [m for m in mine if m.topic == "$cep/rules"]
         assert at.seq == marker
@@ -205,6 +228,17 @@ def test_a_homes_own_rule_set_takes_effect_while_running_for_that_home_only(
         assert outputs_of(run, home, epoch=marker) == after
         assert any('"rule": "cold"' in line for line in after)
         assert not any('"rule": "cold"' in line for line in before)
+    # ... and said so: once per home and reason, each counted
+    assert not any("home r2: runs" in line for line in logs)
+    refused = "home r2: refused a rule switch on its topic $cep/rules ({}); rule switches " \
+              "come only from `cep cluster rules put`"
+    assert sum(refused.format("it has no Cep-Rules header") in line for line in logs) == 1
+    assert sum(refused.format("its Cep-Rules header and its body name different rule sets")
+               in line for line in logs) == 1
+    assert sum(refused.format(f"its rule set {'0' * 16} is not in the bucket cep-rules")
+               in line for line in logs) == 1
+    assert sum(int(m.group(1)) for line in logs
+               if (m := re.search(r"; (\d+) rule switch(?:es)? refused;", line))) == 4
 
 
 BRIDGE = """
