@@ -9,6 +9,7 @@
     python -m bench state    checkpoint size and time, and start-up, with a big state
     python -m bench view     what the terminal view costs a replay
     python -m bench check    how long `cep check` takes on large generated rule sets
+    python -m bench cluster  workers on a NATS JetStream cluster: rate, CPU, latency, failover
 
 Numbers, never pass/fail: docs/performance.md and docs/live.md keep recorded results.
 """

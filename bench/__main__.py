@@ -17,6 +17,7 @@ COMMANDS = {
     "state": ("bench.state", "main"),
     "view": ("bench.view", "main"),
     "check": ("bench.check", "main"),
+    "cluster": ("bench.cluster", "main"),
 }
 
 

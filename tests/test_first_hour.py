@@ -34,6 +34,8 @@ commands:
   test        run scenarios (rules + trace + expected output) and show what differs
   import      turn a public smart-home dataset file into a trace
   graph       draw the event processing network and each rule's state machine
+  cluster     set up and watch a NATS JetStream cluster of cep workers
+  worker      run homes from a NATS JetStream cluster
 """
 HELP = f"""\
 usage: cep [-h] [--version] [--debug] COMMAND ...

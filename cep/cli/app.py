@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Sequence
 
 from cep import __version__
+from cep.cli.cluster import add_cluster_commands
 from cep.cli.common import EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, CliError, print_error
 from cep.cli.live import add_live_commands
 from cep.cli.rules import add_rule_commands
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_rule_commands(commands)
     add_live_commands(commands)
     add_tool_commands(commands)
+    add_cluster_commands(commands)
     return parser
 
 
