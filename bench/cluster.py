@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.mqtt import cpu_seconds
+
 RULES = """\
 CREATE EVENT Door (contact BOOL) FROM TOPIC 'door';
 CREATE EVENT Temp (room STRING, value FLOAT) FROM TOPIC 'rooms/{room}/temp';
@@ -144,15 +146,6 @@ class Cluster:
                 process.wait(20)
             except subprocess.TimeoutExpired:
                 process.kill()
-
-
-def cpu_seconds(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_bytes() -> int:

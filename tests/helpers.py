@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from cep.checks.loader import LoadedRules, load_texts
@@ -22,6 +23,22 @@ def restarted(engine: Any, **options: Any) -> Any:
     fresh = Engine(engine.catalog, engine.sink, engine.tz, **options)
     fresh.restore(data)
     return fresh
+
+def golden_args(case: Path) -> list[str]:
+    """The `cep replay` arguments of a replay golden case (tests/golden/replay/NAME): its
+    rules (the folder, or the files its `rules` lists), its trace, and its `until`, `tz`
+    and `args` files when it has them."""
+    rules = [str(case)]
+    if (case / "rules").exists():
+        rules = [str(case / line) for line in (case / "rules").read_text().split()]
+    args = ["replay", *rules, "--trace", str(case / "trace.jsonl")]
+    for option in ("until", "tz"):
+        if (case / option).exists():
+            args += [f"--{option}", (case / option).read_text().strip()]
+    if (case / "args").exists():
+        args += (case / "args").read_text().split()
+    return args
+
 
 PRELUDE = """
 CREATE EVENT A (x INT, s STRING, f FLOAT, b BOOL, t TIMESTAMP) FROM TOPIC 'home/{s}/a';

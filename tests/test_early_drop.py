@@ -15,6 +15,7 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
+from helpers import golden_args
 
 from cep.checks.loader import load_paths
 from cep.cli import main
@@ -27,19 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "replay"
 OWN = GOLDEN / "early-drop"
 TIMING = re.compile(r" in \d+\.\d+ s \([\d,]+ events/s\)$")
-
-
-def golden_args(case: Path) -> list[str]:
-    rules = [str(case)]
-    if (case / "rules").exists():
-        rules = [str(case / line) for line in (case / "rules").read_text().split()]
-    args = ["replay", *rules, "--trace", str(case / "trace.jsonl")]
-    for option in ("until", "tz"):
-        if (case / option).exists():
-            args += [f"--{option}", (case / option).read_text().strip()]
-    if (case / "args").exists():
-        args += (case / "args").read_text().split()
-    return args
 
 
 def scenario_args(path: Path) -> list[str]:

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import golden_args
 
 from cep.cli import main
 from cep.language.diagnostics import plural
@@ -29,16 +30,7 @@ TIMING = re.compile(r" in \d+\.\d+ s \([\d,]+ events/s\)$")
 
 
 def run_case(case: Path, capsys) -> tuple[int, str, list[str]]:
-    rules = [str(case)]
-    if (case / "rules").exists():
-        rules = [str(case / line) for line in (case / "rules").read_text().split()]
-    args = ["replay", *rules, "--trace", str(case / "trace.jsonl")]
-    for option in ("until", "tz"):
-        if (case / option).exists():
-            args += [f"--{option}", (case / option).read_text().strip()]
-    if (case / "args").exists():
-        args += (case / "args").read_text().split()
-    status = main(args)
+    status = main(golden_args(case))
     captured = capsys.readouterr()
     stderr = [TIMING.sub("", line.replace(str(case) + os.sep, ""))
               for line in captured.err.splitlines()]

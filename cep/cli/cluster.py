@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from cep.adapters.nats_names import DEFAULT_HOME_TOPIC
 from cep.checks.loader import expand_paths, read_rule_file
 from cep.cli.common import EXIT_OK, EXIT_PROBLEM, CliError, at_least_one, report
 from cep.cli.live import parse_duration
@@ -58,9 +59,9 @@ def add_cluster_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     setup.add_argument("--replicas", type=at_least_one, metavar="R",
                        help="copies of each stream and bucket (default 3 on a NATS cluster "
                             "of 3 or more, else 1)")
-    setup.add_argument("--home-topic", default="home/{home}/#", metavar="TEMPLATE",
+    setup.add_argument("--home-topic", default=DEFAULT_HOME_TOPIC, metavar="TEMPLATE",
                        help="where the home is in a topic: literal levels, {home}, # "
-                            "(default home/{home}/#)")
+                            f"(default {DEFAULT_HOME_TOPIC})")
     setup.add_argument("--max-age", type=_duration, default=7 * 86400.0, metavar="D",
                        help="how long the streams keep messages (default 7d)")
     setup.set_defaults(handler=run_setup)
