@@ -23,10 +23,15 @@ from datetime import datetime
 from typing import Any
 
 from cep.adapters.bus import BusMapping
+from cep.adapters.payload import Converter, PayloadDecoder
 from cep.adapters.trace import Fuse, FusedLine
 from cep.runtime.convert import BadValue
 from cep.runtime.events import Event
 from cep.runtime.limits import EARLIEST_TS, LATEST_TS
+
+# (attribute, the type taken as it is or None, converter): PayloadDecoder.plain_fields
+_PlainFields = tuple[tuple[str, type | None, Converter], ...]
+_TopicPlan = tuple[str, dict[str, Any], _PlainFields | None, PayloadDecoder]
 
 
 def fused_lines(bus: BusMapping) -> Fuse:
@@ -34,6 +39,23 @@ def fused_lines(bus: BusMapping) -> Fuse:
     `fuse(number, data)` for line `number` whose JSON value is the object `data`."""
     known = bus.known_topics()
     parse_iso = datetime.fromisoformat
+    # topic -> what the fused reading needs of its one route, worked out at the topic's
+    # first fused line: (type name, converted topic values, plain fields or None, the
+    # decoder), or None when the route is not one this reading takes.  Only topics
+    # `known` holds are planned, and a known topic's routes never change.
+    plans: dict[str, _TopicPlan | None] = {}
+
+    def plan_of(topic: str) -> _TopicPlan | None:
+        routes = known.get(topic)
+        if routes is None:
+            return None  # not met yet: the general way meets it (and it is planned later)
+        plan: _TopicPlan | None = None
+        if len(routes) == 1:
+            decoder, bound, error = routes[0]
+            if error is None:
+                plan = (decoder.name, bound, decoder.plain_fields, decoder)
+        plans[topic] = plan
+        return plan
 
     def fuse(number: int, data: dict[str, Any]) -> FusedLine | None:
         if len(data) != 3:
@@ -42,12 +64,13 @@ def fused_lines(bus: BusMapping) -> Fuse:
         if type(topic) is not str:
             return None
         # (a known topic has no wildcards: only the reader's good lines are decoded)
-        routes = known.get(topic)
-        if routes is None or len(routes) != 1:
+        try:
+            plan = plans[topic]
+        except KeyError:
+            plan = plan_of(topic)
+        if plan is None:
             return None
-        decoder, bound, error = routes[0]
-        if error is not None:
-            return None
+        type_name, bound, fields, decoder = plan
         raw_ts: Any = data.get("ts")  # JSON values: their types are tested here
         kind = type(raw_ts)
         if kind is str:
@@ -68,8 +91,7 @@ def fused_lines(bus: BusMapping) -> Fuse:
         if not EARLIEST_TS <= ts < LATEST_TS:  # also NaN
             return None
         payload: Any = data.get("payload")
-        attrs = dict(bound) if bound else {}
-        fields = decoder.plain_fields
+        attrs = bound.copy() if bound else {}
         if fields is not None and type(payload) is dict:
             for attr, native, convert in fields:
                 item = payload.get(attr)
@@ -82,7 +104,7 @@ def fused_lines(bus: BusMapping) -> Fuse:
                     attrs[attr] = convert(item)
                 except BadValue:
                     return None
-            return number, Event(decoder.name, ts, attrs, topic)
+            return number, Event(type_name, ts, attrs, topic)
         if not decoder.plain_raw or decoder.raw_attr is None:
             return None
         attr, convert = decoder.raw_attr
@@ -96,6 +118,6 @@ def fused_lines(bus: BusMapping) -> Fuse:
                 return None
         else:
             return None
-        return number, Event(decoder.name, ts, attrs, topic)
+        return number, Event(type_name, ts, attrs, topic)
 
     return fuse
