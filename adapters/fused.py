@@ -1,42 +1,59 @@
-"""The usual trace line, from its JSON value to its event, in one function.
+"""The usual trace line, from its JSON value to the engine, in one function.
 
 Most lines of a trace are bus messages of one shape: `{"ts": ISO-8601 text with an offset,
 or Unix seconds, "topic": a topic one declared type maps, "payload": a JSON object whose
 keys are the type's attributes}` (or a number or text for a `PAYLOAD AS` type).  Read
 the general way such a line goes through four steps with an object each (the trace
-record, the bus mapping's routes, the type's decoder, the event); `fused_lines(bus)`
-returns a function that does it all at once for exactly those lines and gives (line
-number, event).  For any other line it returns None, and the line
-goes the general way, which says what is wrong with it, if anything: so the result is
-the same either way, line for line (tests replay traces both ways).
+record, the bus mapping's routes, the type's decoder, the event) and then the replay
+loop; `fused_reading(bus, process_values, where)` returns a function that does it all at
+once for exactly those lines: it reads the line's values and hands them to the engine
+(`Engine.process_values`, which makes an event only when something can use it).  For any
+other line it does nothing and returns None, and the line goes the general way, which
+says what is wrong with it, if anything: so the result is the same either way, line for
+line (tests replay traces both ways).
 
 It takes a line only when the general way would make exactly one event of it with no
 report: a topic the bus mapping has met before (its `known_topics`) that one type maps,
 whose topic levels converted; a decoder without PAYLOAD paths or TIMESTAMP FROM; every
-value taken as it is or converted without a problem.  The first line of each topic goes
-the general way (which matches it against the templates and remembers it).
+value taken as it is or converted without a problem; a time not earlier than the line
+before (a line whose time goes back is reported by the general way).  The first line of
+each topic goes the general way (which matches it against the templates and remembers
+it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cep.adapters.bus import BusMapping
 from cep.adapters.payload import Converter, PayloadDecoder
-from cep.adapters.trace import Fuse, FusedLine
+from cep.adapters.trace import Take
 from cep.runtime.convert import BadValue
-from cep.runtime.events import Event
+from cep.runtime.events import Attrs
 from cep.runtime.limits import EARLIEST_TS, LATEST_TS
 
 # (attribute, the type taken as it is or None, converter): PayloadDecoder.plain_fields
 _PlainFields = tuple[tuple[str, type | None, Converter], ...]
 _TopicPlan = tuple[str, dict[str, Any], _PlainFields | None, PayloadDecoder]
+# Engine.process_values: (type name, time, attributes, source topic)
+ProcessValues = Callable[[str, float, Attrs, str | None], None]
 
 
-def fused_lines(bus: BusMapping) -> Fuse:
+class LineHolder(Protocol):
+    """Where the replay keeps the number of the line being processed (for its reports)."""
+
+    line: int | None
+
+
+def fused_reading(bus: BusMapping, process_values: ProcessValues,
+                  where: LineHolder) -> Take:
     """The fused reading of trace lines through `bus` (see the module's docstring):
-    `fuse(number, data)` for line `number` whose JSON value is the object `data`."""
+    `take(number, data, last_ts)` for line `number` whose JSON value is the object `data`,
+    the line before it being at `last_ts`.  When it takes the line it sets `where.line`,
+    hands the event's values to `process_values` and returns the line's time; else it
+    returns None and has done nothing."""
     known = bus.known_topics()
     parse_iso = datetime.fromisoformat
     # topic -> what the fused reading needs of its one route, worked out at the topic's
@@ -57,7 +74,7 @@ def fused_lines(bus: BusMapping) -> Fuse:
         plans[topic] = plan
         return plan
 
-    def fuse(number: int, data: dict[str, Any]) -> FusedLine | None:
+    def take(number: int, data: dict[str, Any], last_ts: float) -> float | None:
         if len(data) != 3:
             return None
         topic = data.get("topic")
@@ -88,7 +105,7 @@ def fused_lines(bus: BusMapping) -> Fuse:
                 return None
         else:
             return None
-        if not EARLIEST_TS <= ts < LATEST_TS:  # also NaN
+        if not EARLIEST_TS <= ts < LATEST_TS or ts < last_ts:  # (also NaN)
             return None
         payload: Any = data.get("payload")
         attrs = bound.copy() if bound else {}
@@ -104,20 +121,23 @@ def fused_lines(bus: BusMapping) -> Fuse:
                     attrs[attr] = convert(item)
                 except BadValue:
                     return None
-            return number, Event(type_name, ts, attrs, topic)
-        if not decoder.plain_raw or decoder.raw_attr is None:
+        elif not decoder.plain_raw or decoder.raw_attr is None:
             return None
-        attr, convert = decoder.raw_attr
-        value_kind = type(payload)
-        if value_kind is decoder.raw_native and (value_kind is int or payload - payload == 0):
-            attrs[attr] = payload  # a whole number, or a finite float
-        elif value_kind is str and payload[:1] != '"':  # (a quoted text: the general way)
-            try:
-                attrs[attr] = convert(payload)
-            except BadValue:
-                return None
         else:
-            return None
-        return number, Event(type_name, ts, attrs, topic)
+            attr, convert = decoder.raw_attr
+            value_kind = type(payload)
+            if value_kind is decoder.raw_native and (value_kind is int or
+                                                     payload - payload == 0):
+                attrs[attr] = payload  # a whole number, or a finite float
+            elif value_kind is str and payload[:1] != '"':  # (a quoted text: the general way)
+                try:
+                    attrs[attr] = convert(payload)
+                except BadValue:
+                    return None
+            else:
+                return None
+        where.line = number
+        process_values(type_name, ts, attrs, topic)
+        return ts
 
-    return fuse
+    return take

@@ -23,6 +23,7 @@ types' events.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from datetime import tzinfo
 
 from cep.adapters.badmessages import BadMessageReporter
 from cep.adapters.bus import BadMessage, BusMapping, PathCount
-from cep.adapters.fused import fused_lines
+from cep.adapters.fused import fused_reading
 from cep.adapters.trace import TraceClock, TraceEvent, TraceReader
 from cep.language.catalog import Catalog
 from cep.language.diagnostics import plural
@@ -225,7 +226,7 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
            sleep: Callable[[float], None] = time.sleep,
            wall_clock: Callable[[], float] = time.monotonic,
            max_instances: int = MAX_PARTITION_INSTANCES,
-           trace_name: str | None = None, fused: bool = True,
+           trace_name: str | None = None, fused: bool | None = None,
            early_drop: bool | None = None) -> ReplayStats:
     """Replay a trace; `sleep` and `wall_clock` are what --speed waits on (tests fake them).
     `trace_name` is what reports call the trace (default: its path; STDIN_NAME for stdin).
@@ -235,7 +236,7 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
     partition context may have (see cep.runtime.contexts.PartitionRuntime).
 
     `fused`: without a tick hook or `speed`, the usual lines are read the fused way
-    (cep.adapters.fused); `early_drop`: the engine leaves out events nothing can use
+    (cep.adapters.fused; None: unless CEP_FUSED=0); `early_drop`: the engine leaves out events nothing can use
     (cep.runtime.screen; None: unless CEP_EARLY_DROP=0).  Neither changes anything the
     replay makes (tests compare).
     """
@@ -255,17 +256,12 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
     pacer = Pacer(speed, sleep, wall_clock, on_wait=ticker) if speed else None
     if ticker is not None:
         ticker.pacer = pacer
-    fuse = fused_lines(bus) if fused and ticker is None and pacer is None else None
-    process = engine.process
-    took = 0  # lines the fused reading took: each a line, a message and an event
+    if fused is None:
+        fused = os.environ.get("CEP_FUSED", "1") != "0"
+    take = fused_reading(bus, engine.process_values, where) \
+        if fused and ticker is None and pacer is None else None
     started = time.perf_counter()
-    for record in reader.records_of(fuse):
-        if type(record) is tuple:  # (line number, event): see fused_lines
-            where.line, event = record
-            process(event)
-            took += 1
-            continue
-        assert not isinstance(record, tuple)
+    for record in reader.records_of(take):
         stats.lines += 1
         where.line = record.line
         if ticker is not None and not stats.lines % TICK_EVERY:
@@ -312,6 +308,7 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
             if by_type is not None:
                 by_type[event.type] = by_type.get(event.type, 0) + 1
             engine.process(event)
+    took = reader.taken  # lines the fused reading took: each a line, a message and an event
     stats.lines += took
     stats.event_lines += took
     stats.events += took

@@ -25,19 +25,19 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from cep.runtime.convert import MILLIS_ABOVE, epoch_to_unix, iso_to_unix, show
-from cep.runtime.events import Event
 from cep.runtime.limits import EARLIEST_TS, LATEST_TS, time_problem
 from cep.runtime.output import format_ts
 
 from .jsonlib import dumps_compact, loads
 from .payload import MAX_PAYLOAD, UNPARSED
 
-# A line taken by the fused reading (cep.adapters.fused): (line number, its event).
-FusedLine = tuple[int, Event]
-Fuse = Callable[[int, dict[str, Any]], "FusedLine | None"]
+# The fused reading (cep.adapters.fused): take(line number, its JSON object, the time of
+# the line before) processes the line and returns its time, or returns None (the line
+# then goes the general way).
+Take = Callable[[int, dict[str, Any], float], "float | None"]
 
 __all__ = [
     "CLOCK_MARKS",
@@ -251,6 +251,7 @@ class TraceReader:
         self._report = report
         self.skipped = 0
         self.records = 0
+        self.taken = 0  # of the records, lines the fused reading took (`read_lines`)
         self.after_stop = 0
         self.lines_read = 0  # every line of the file read, blank ones included
         self.blank = 0       # blank lines (skipped without a word)
@@ -276,31 +277,31 @@ class TraceReader:
             self._report(f"{self.name}:{number}: {reason}")
 
     def __iter__(self) -> Iterator[TraceRecord]:
-        return cast(Iterator[TraceRecord], self.records_of(None))  # (records only)
+        return self.records_of(None)
 
-    def records_of(self, fuse: Fuse | None) -> Iterator[TraceRecord | FusedLine]:
-        """The file's records; with `fuse`, the lines it takes are given as it makes them
-        (see `read_lines`)."""
+    def records_of(self, take: Take | None) -> Iterator[TraceRecord]:
+        """The file's records; with `take`, the lines it takes are processed by it and
+        not given (see `read_lines`)."""
         self.skipped = self.records = self.after_stop = self.lines_read = self.blank = 0
+        self.taken = 0
         self.stopped = None
         with open(self.path, "rb") as handle:
             self._handle = handle
             self._read_to = None
             try:
-                yield from self.read_lines(handle, fuse)
+                yield from self.read_lines(handle, take)
                 self._read_to = self.position
             finally:
                 self._handle = None
 
-    def read_lines(self, lines: IO[bytes], fuse: Fuse | None = None
-                   ) -> Iterator[TraceRecord | FusedLine]:
+    def read_lines(self, lines: IO[bytes], take: Take | None = None
+                   ) -> Iterator[TraceRecord]:
         """The records of an already open binary stream (for stdin or tests).
 
-        With `fuse` (cep.adapters.fused), each line's JSON object is offered to it first:
-        what it makes of the line ((line number, event)) is given instead of a record,
-        counted in `records` like one, unless its time goes back (the line then goes the
-        general way, which reports it).  Lines longer than MAX_PAYLOAD always go the
-        general way."""
+        With `take` (cep.adapters.fused), each line's JSON object is offered to it first,
+        with the time of the line before: a line it takes is processed by it, counted in
+        `records` like a record and in `taken`, and not given.  Lines longer than
+        MAX_PAYLOAD always go the general way."""
         tz = self.tz
         last_ts = -math.inf
         last_line = 0
@@ -308,7 +309,7 @@ class TraceReader:
         first_line = 0  # the first good line
         large = MAX_PAYLOAD  # a line longer than this may hold a payload too large
         number = 0
-        fused = 0  # lines `fuse` took (added to `records` at the end)
+        taken = 0  # lines `take` took (added to `records` and `taken` at the end)
         try:
             for number, raw in enumerate(lines, 1):
                 self.lines_read = number
@@ -330,14 +331,13 @@ class TraceReader:
                     except ValueError:
                         self._skip(number, _json_problem(raw))
                         continue
-                if fuse is not None and type(data) is dict and size <= large:
-                    made = fuse(number, data)
-                    if made is not None and made[1].ts >= last_ts:
-                        last_ts, last_line, last_raw = made[1].ts, number, data["ts"]
+                if take is not None and type(data) is dict and size <= large:
+                    ts = take(number, data, last_ts)
+                    if ts is not None:
+                        last_ts, last_line, last_raw = ts, number, data["ts"]
                         if not first_line:
                             first_line = number
-                        fused += 1
-                        yield made
+                        taken += 1
                         continue
                 raw_ts = data.get("ts") if type(data) is dict else None
                 record: TraceRecord | None = _common_message(number, data)
@@ -367,7 +367,8 @@ class TraceReader:
                     self._after_stop(number, lines)
                     return
         finally:
-            self.records += fused
+            self.records += taken
+            self.taken += taken
 
     def _after_stop(self, stop_line: int, lines: IO[bytes]) -> None:
         """The lines after a stop mark on `stop_line`: counted (blank ones aside), not

@@ -264,14 +264,21 @@ def test_cep_replay_counts_and_reports_each_type(tmp_path, capsys, monkeypatch,
 
 def test_cep_replay_gives_the_engine_each_event_with_its_topic(tmp_path, capsys,
                                                                monkeypatch):
+    """(The fused reading hands a line's values to `process_values`, the general way an
+    event to `process`: both are watched.)"""
     seen: list[tuple[str, str | None]] = []
-    process = Engine.process
+    process, process_values = Engine.process, Engine.process_values
 
     def spy(engine, event):
         seen.append((event.type, event.source))
         return process(engine, event)
 
+    def spy_values(engine, type_name, ts, attrs, source):
+        seen.append((type_name, source))
+        return process_values(engine, type_name, ts, attrs, source)
+
     monkeypatch.setattr(Engine, "process", spy)
+    monkeypatch.setattr(Engine, "process_values", spy_values)
     lines = [message(0, "zigbee2mqtt/hall", {"battery": 80, "occupancy": True}),
              message(1, "zigbee2mqtt/attic", {"battery": "low", "occupancy": False}),
              message(2, "home/temp", {"value": 20}),

@@ -1,6 +1,8 @@
 """The early drop (cep.runtime.screen) changes no output: every replay golden and every
 shipped scenario, replayed with the drop and without it (CEP_EARLY_DROP=0), with
-and without `--contexts`, gives the same stdout and stderr, line for line.
+and without `--contexts`, gives the same stdout and stderr, line for line.  Nor does the
+fused reading of trace lines (cep.adapters.fused): the same replays read the general way
+(CEP_FUSED=0) give the same lines too.
 
 tests/golden/replay/early-drop/ is the drop's own case: X events that no pattern atom
 wants but that open partition instances (their ON START actions, context-start lines and
@@ -46,10 +48,12 @@ CASES += [(f"scenario-{path.relative_to(ROOT / 'scenarios')}", scenario_args(pat
           for path in find_scenarios([str(ROOT / "scenarios")])]
 
 
-def run(args: list[str], early_drop: bool, monkeypatch, capsys) -> tuple[str, list[str]]:
+def run(args: list[str], early_drop: bool, monkeypatch, capsys,
+        fused: bool = True) -> tuple[str, list[str]]:
     """stdout and stderr (the timing left out) of `cep ARGS`, with the early drop or, with
-    CEP_EARLY_DROP=0, without it."""
+    CEP_EARLY_DROP=0, without it; with the fused reading or, with CEP_FUSED=0, without."""
     monkeypatch.setenv("CEP_EARLY_DROP", "1" if early_drop else "0")
+    monkeypatch.setenv("CEP_FUSED", "1" if fused else "0")
     status = main(args)
     captured = capsys.readouterr()
     assert status == 0, captured.err
@@ -65,6 +69,18 @@ def test_the_drop_changes_no_output_line(args, contexts, monkeypatch, capsys):
     delivering = run(args, False, monkeypatch, capsys)
     assert dropping[0].splitlines() == delivering[0].splitlines()
     assert dropping[1] == delivering[1]
+
+
+@pytest.mark.parametrize("args", [args for _, args in CASES], ids=[name for name, _ in CASES])
+def test_the_fused_reading_changes_no_output_line(args, monkeypatch, capsys):
+    """The fused reading (cep.adapters.fused), which hands the usual line's values to the
+    engine (and so to the drop) in one step, against the general way with every event
+    delivered: the same stdout and stderr."""
+    args = [*args, "--contexts"] if "--contexts" not in args else args
+    fused = run(args, True, monkeypatch, capsys)
+    general = run(args, False, monkeypatch, capsys, fused=False)
+    assert fused[0].splitlines() == general[0].splitlines()
+    assert fused[1] == general[1]
 
 
 def own_engine() -> Engine:

@@ -33,7 +33,7 @@ from cep.runtime.agents import Agent, LifecycleAgent, build_agent
 from cep.runtime.changes import ChangeTracker
 from cep.runtime.clock import Timer, TimerQueue
 from cep.runtime.contexts import CompositeRuntime, ContextRuntime, build_runtimes
-from cep.runtime.events import Event
+from cep.runtime.events import Attrs, Event
 from cep.runtime.expressions import ExprEnv
 from cep.runtime.faults import FaultReporter, describe_exception
 from cep.runtime.instances import ContextInstance
@@ -47,7 +47,7 @@ from cep.runtime.limits import (
 from cep.runtime.named_windows import NamedWindows
 from cep.runtime.output import JsonValues, Output, OutputFailed, Sink, format_ts
 from cep.runtime.positions import position_resolver
-from cep.runtime.screen import DELIVER, OBSERVE, Screen, screen_of
+from cep.runtime.screen import DELIVER, OBSERVE, PASS, Screen, screen_of
 from cep.runtime.snapshot import Json, StateReader, StateWriter, need
 
 MAX_DERIVED_PER_CAUSE = 10_000
@@ -361,6 +361,36 @@ class Engine:
             self.now = ts
         self.stats["events"] += 1
         self._offer(event)
+        if self.derived:
+            self._drain()
+
+    def process_values(self, type_name: str, ts: float, attrs: Attrs,
+                       source: str | None) -> None:
+        """`process(Event(type_name, ts, attrs, source))`, the event made only when
+        something can use it: the fused trace reading hands its lines' values here, and
+        most of them only move the clock (the early drop).  The first event, a late one
+        and a time out of range go the way of `process`."""
+        if not self.started or not self.now <= ts < LATEST_TS:  # (also NaN)
+            self.process(Event(type_name, ts, attrs, source))
+            return
+        if self._heap and self._heap[0][0] <= ts:  # a timer is due (TimerQueue.due)
+            self.advance(ts)
+        else:
+            self.now = ts
+        self.stats["events"] += 1
+        plan = self.plans.get(type_name)
+        if plan is None:  # nothing sees the type
+            self.event_seq += 1
+            return
+        screen = plan.screen
+        verdict = DELIVER if screen is None else screen.decide(attrs)
+        if verdict == PASS:
+            self.event_seq += 1
+            return
+        if verdict == DELIVER:
+            self._deliver(Event(type_name, ts, attrs, source), plan)
+        else:
+            self._observe(Event(type_name, ts, attrs, source), plan)
         if self.derived:
             self._drain()
 
