@@ -236,9 +236,9 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
     partition context may have (see cep.runtime.contexts.PartitionRuntime).
 
     `fused`: without a tick hook or `speed`, the usual lines are read the fused way
-    (cep.adapters.fused; None: unless CEP_FUSED=0); `early_drop`: the engine leaves out events nothing can use
-    (cep.runtime.screen; None: unless CEP_EARLY_DROP=0).  Neither changes anything the
-    replay makes (tests compare).
+    (cep.adapters.fused; None: unless CEP_FUSED=0); `early_drop`: the engine leaves out
+    events nothing can use (cep.runtime.screen; None: unless CEP_EARLY_DROP=0).  Neither
+    changes anything the replay makes (tests compare).
     """
     stats = ReplayStats()
     bus = BusMapping.from_catalog(catalog, tz)

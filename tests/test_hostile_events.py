@@ -324,6 +324,24 @@ def test_the_output_writer_never_writes_infinity():
     assert strict_json(buffer.getvalue())["attrs"] == {"x": None, "y": [None, 1.5]}
 
 
+@pytest.mark.parametrize("attrs", [
+    {"n": 1, "f": 2.5, "big": 1e16, "neg": -0.0, "huge": 2.0 ** 70, "t": True, "no": None},
+    {"text": 'é "quoted" \\ \u2028 \x00 \t', "emoji": "\U0001f600"},
+    {"list": [1, [2.5, None], {"k": "v"}], "empty": [], "obj": {}},
+    {"x": math.inf, "y": [math.nan, 1.5]},
+], ids=["numbers", "texts", "nested", "not finite"])
+def test_output_lines_are_what_json_dumps_writes(attrs):
+    """The writer's encoder, made once, writes what json.dumps(ensure_ascii=False) writes
+    (with null for what JSON cannot carry)."""
+    buffer = io.StringIO()
+    record = {"ts": T0, "kind": "event", "rule": "r", "key": ["k", 1], "attrs": attrs}
+    OutputWriter(buffer, UTC)(record)
+    finite = json.loads(json.dumps(attrs, allow_nan=True).replace("NaN", "null")
+                        .replace("-Infinity", "null").replace("Infinity", "null"))
+    expected = {**record, "ts": format_ts(T0, UTC), "attrs": finite}
+    assert buffer.getvalue() == json.dumps(expected, ensure_ascii=False) + "\n"
+
+
 FAULT_RULES = """
 CREATE EVENT Reading (room STRING, v FLOAT) FROM TOPIC 'home/{room}/reading';
 CREATE CONTEXT PerRoom PARTITION BY room;

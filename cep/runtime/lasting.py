@@ -97,7 +97,9 @@ class ForState(TimedState):
     source: str  # the start's source
 
     def __init__(self, node: ForNode, parent: Parent, run: PatternRun) -> None:
-        super().__init__(parent, run)
+        self.parent = parent  # (State.__init__ written out)
+        self.run = run
+        self.active = True
         self.node = node
         self.begun: Event | None = None
         self.watch: AtomState | None = None

@@ -38,7 +38,7 @@ from cep.runtime.expressions import Constant, ContextView, EqualityKey, Fn
 from cep.runtime.snapshot import Json, need
 
 if TYPE_CHECKING:
-    from cep.runtime.clock import Timer
+    from cep.runtime.clock import Timer, TimerQueue
     from cep.runtime.snapshot import StateReader, StateWriter
 
 
@@ -64,39 +64,8 @@ class AtomIndex:
         self.keyed: dict[str, dict[Hashable, dict[AtomState, None]]] = {}
         self.size = 0
 
-    def add(self, state: AtomState) -> None:
-        key = state.node.key
-        if key is None:
-            self.plain[state] = None
-        else:
-            attr, constant = key
-            by_constant = self.keyed.get(attr)
-            if by_constant is None:
-                by_constant = self.keyed[attr] = {}
-            states = by_constant.get(constant)
-            if states is None:
-                states = by_constant[constant] = {}
-            states[state] = None
-        self.size += 1
-
-    def remove(self, state: AtomState) -> None:
-        key = state.node.key
-        if key is None:
-            if self.plain.pop(state, _ABSENT) is _ABSENT:
-                return
-        else:
-            attr, constant = key
-            by_constant = self.keyed.get(attr)
-            if by_constant is None:
-                return
-            states = by_constant.get(constant)
-            if states is None or states.pop(state, _ABSENT) is _ABSENT:
-                return
-            if not states:  # keep the index as small as the live atoms
-                del by_constant[constant]
-                if not by_constant:
-                    del self.keyed[attr]
-        self.size -= 1
+    # (atoms are filed and taken out by PatternRun.add_atom and remove_atom, which have
+    # the index at hand: a call less for every atom)
 
     def candidates(self, attrs: Attrs) -> list[AtomState]:
         """The atoms whose key the event's attributes satisfy, in registration order."""
@@ -320,6 +289,7 @@ class PatternRun:
 
     # -------------------------------------------------------------- atom registry
     def add_atom(self, state: AtomState) -> None:
+        """File a started atom in the index of its type (see `AtomIndex`)."""
         node = state.node
         index = self.priority_index if node.under_not else self.index
         atoms = index.get(node.type)
@@ -327,24 +297,57 @@ class PatternRun:
             atoms = index[node.type] = AtomIndex()
         self.registered += 1
         state.order = self.registered
-        atoms.add(state)
+        key = node.key
+        if key is None:
+            atoms.plain[state] = None
+        else:
+            attr, constant = key
+            keyed = atoms.keyed
+            by_constant = keyed.get(attr)
+            if by_constant is None:
+                by_constant = keyed[attr] = {}
+            states = by_constant.get(constant)
+            if states is None:
+                states = by_constant[constant] = {}
+            states[state] = None
+        atoms.size += 1
 
     def remove_atom(self, state: AtomState) -> None:
+        """Take a stopped atom out of the index, which keeps no empty entries."""
         node = state.node
         index = self.priority_index if node.under_not else self.index
         atoms = index.get(node.type)
-        if atoms is not None:
-            atoms.remove(state)
-            if not atoms.size:
-                del index[node.type]
+        if atoms is None:
+            return
+        key = node.key
+        if key is None:
+            if atoms.plain.pop(state, _ABSENT) is _ABSENT:
+                return
+        else:
+            attr, constant = key
+            keyed = atoms.keyed
+            by_constant = keyed.get(attr)
+            if by_constant is None:
+                return
+            states = by_constant.get(constant)
+            if states is None or states.pop(state, _ABSENT) is _ABSENT:
+                return
+            if not states:  # keep the index as small as the live atoms
+                del by_constant[constant]
+                if not by_constant:
+                    del keyed[attr]
+        atoms.size -= 1
+        if not atoms.size:
+            del index[node.type]
 
 
 class EngineServices(Protocol):
-    """What pattern states need from the engine: the time, timers, the event sequence,
-    and where to report a filter that fails."""
+    """What pattern states need from the engine: the time, timers (`schedule`, or the
+    queue itself), the event sequence, and where to report a filter that fails."""
 
     event_seq: int
     now: float
+    timers: TimerQueue
 
     def schedule(self, deadline: float, callback: Callable[[float], None],
                  priority: int = 1) -> Timer: ...
@@ -374,6 +377,8 @@ class State(Parent):
     __slots__ = ("active", "parent", "run")
 
     def __init__(self, parent: Parent, run: PatternRun) -> None:
+        # (the states' own __init__ set these three themselves, without calling this:
+        # super() costs more than the rest of making a state, and one is made per step)
         self.parent = parent
         self.run = run
         self.active = True
@@ -424,7 +429,9 @@ class AtomState(State):
     order: int   # registration order in its run (see `AtomIndex.candidates`)
 
     def __init__(self, node: AtomNode, parent: Parent, run: PatternRun) -> None:
-        super().__init__(parent, run)
+        self.parent = parent  # (State.__init__ written out: one call less per atom)
+        self.run = run
+        self.active = True
         self.node = node
 
     def start(self, match: Match) -> None:
@@ -443,7 +450,8 @@ class AtomState(State):
                 return
             if not passed:
                 return
-        self.stop()
+        self.active = False  # (stop, written out)
+        self.run.remove_atom(self)
         match = self.match
         if node.tag is not None:
             match = {**match, node.tag: event}
@@ -480,8 +488,8 @@ class TimedState(State):
     def set_timer(self, seconds: float, callback: Callable[[float], None]) -> None:
         run = self.run
         engine = run.engine
-        self.timer = engine.schedule(engine.now + seconds, callback, run.priority)
-        self.run.timers[self] = None
+        self.timer = engine.timers.schedule(engine.now + seconds, callback, run.priority)
+        run.timers[self] = None
 
     def clear_timer(self) -> None:
         self.timer.cancel()
@@ -508,7 +516,9 @@ class IntervalState(TimedState):
     match: Match
 
     def __init__(self, node: IntervalNode, parent: Parent, run: PatternRun) -> None:
-        super().__init__(parent, run)
+        self.parent = parent  # (State.__init__ written out)
+        self.run = run
+        self.active = True
         self.seconds = node.seconds
 
     def start(self, match: Match) -> None:
@@ -559,7 +569,9 @@ class FollowedByState(BranchState[int]):
     __slots__ = ("node",)
 
     def __init__(self, node: FollowedByNode, parent: Parent, run: PatternRun) -> None:
-        super().__init__(parent, run)
+        self.parent = parent  # (State.__init__ written out)
+        self.run = run
+        self.active = True
         self.node = node
         self.children = {}
 
@@ -612,7 +624,9 @@ class EveryState(BranchState[None]):
     match: Match
 
     def __init__(self, node: EveryNode, parent: Parent, run: PatternRun) -> None:
-        super().__init__(parent, run)
+        self.parent = parent  # (State.__init__ written out)
+        self.run = run
+        self.active = True
         self.node = node
         self.children = {}
         self.starting: State | None = None
@@ -682,7 +696,9 @@ class OrState(BranchState[int]):
     __slots__ = ("node",)
 
     def __init__(self, node: OrNode, parent: Parent, run: PatternRun) -> None:
-        super().__init__(parent, run)
+        self.parent = parent  # (State.__init__ written out)
+        self.run = run
+        self.active = True
         self.node = node
         self.children = {}
 
@@ -719,7 +735,9 @@ class AndState(BranchState[int]):
     __slots__ = ("node", "rest", "results")
 
     def __init__(self, node: AndNode, parent: Parent, run: PatternRun) -> None:
-        super().__init__(parent, run)
+        self.parent = parent  # (State.__init__ written out)
+        self.run = run
+        self.active = True
         self.node = node
         self.children = {}
         self.results: list[list[Match]] = [[] for _ in node.items]
@@ -794,7 +812,9 @@ class NotState(State):
     __slots__ = ("child", "node")
 
     def __init__(self, node: NotNode, parent: Parent, run: PatternRun) -> None:
-        super().__init__(parent, run)
+        self.parent = parent  # (State.__init__ written out)
+        self.run = run
+        self.active = True
         self.node = node
         self.child: State | None = None
 
@@ -839,7 +859,9 @@ class RepeatState(BranchState[list[Match]]):
     begin: Match
 
     def __init__(self, node: RepeatNode, parent: Parent, run: PatternRun) -> None:
-        super().__init__(parent, run)
+        self.parent = parent  # (State.__init__ written out)
+        self.run = run
+        self.active = True
         self.node = node
         self.children = {}
 
@@ -896,7 +918,9 @@ class UntilState(State):
     begin: Match
 
     def __init__(self, node: UntilNode, parent: Parent, run: PatternRun) -> None:
-        super().__init__(parent, run)
+        self.parent = parent  # (State.__init__ written out)
+        self.run = run
+        self.active = True
         self.node = node
         self.body: State | None = None
         self.stop_child: State | None = None
@@ -972,7 +996,9 @@ class WithinState(TimedState):
     __slots__ = ("child", "node")
 
     def __init__(self, node: WithinNode, parent: Parent, run: PatternRun) -> None:
-        super().__init__(parent, run)
+        self.parent = parent  # (State.__init__ written out)
+        self.run = run
+        self.active = True
         self.node = node
         self.child: State | None = None
 
@@ -1114,13 +1140,12 @@ class Rebuild:
             need(before.order < after.order, f"two atoms have the order {after.order}")
         need(not atoms or atoms[-1].order <= run.registered,
              "an atom's order is past the atoms registered")
-        for atom in atoms:
-            node = atom.node
-            index = run.priority_index if node.under_not else run.index
-            found = index.get(node.type)
-            if found is None:
-                found = index[node.type] = AtomIndex()
-            found.add(atom)
+        registered = run.registered
+        for atom in atoms:  # filed as a started atom is, keeping their saved numbers
+            order = atom.order
+            run.add_atom(atom)
+            atom.order = order
+        run.registered = registered
         for state in sorted(self.timed, key=lambda state: state.timer.seq):
             run.timers[state] = None
 

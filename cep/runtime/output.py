@@ -97,6 +97,31 @@ class JsonValues:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
+def _refuse_object(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _line_encoder() -> Callable[[Any], str]:
+    """`_ENCODER.encode`, without the encoder it builds in C for every call: the one C
+    encoder that `encode` would build, made once (the same text for the same value).  It
+    does not look for circular references (records hold none); where the C encoder is
+    missing, `_ENCODER.encode` itself."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _ENCODER.encode
+    chunks = make(None, _refuse_object, json.encoder.encode_basestring, None, ": ", ", ",
+                  False, False, False)
+    join = "".join
+
+    def encode(value: Any) -> str:
+        return join(chunks(value, 0))
+
+    return encode
+
+
+_encode_line = _line_encoder()
+
+
 def _finite(value: Any) -> Any:
     """`value` with every number that is not finite replaced by None."""
     if isinstance(value, float):
@@ -146,7 +171,7 @@ class OutputWriter:
         line = dict(record)
         line["ts"] = format_ts(record["ts"], self.tz)
         try:
-            text = _ENCODER.encode(line)
+            text = _encode_line(line)
         except ValueError:  # a number that is not finite
             text = _ENCODER.encode(_finite(line))
         try:

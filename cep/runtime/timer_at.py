@@ -57,7 +57,9 @@ class AtState(TimedState):
     match: Match
 
     def __init__(self, node: AtNode, parent: Parent, run: PatternRun) -> None:
-        super().__init__(parent, run)
+        self.parent = parent  # (State.__init__ written out)
+        self.run = run
+        self.active = True
         self.node = node
 
     def start(self, match: Match) -> None:
