@@ -14,6 +14,7 @@ import math
 import random
 import re
 from datetime import UTC
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -322,6 +323,26 @@ def test_the_output_writer_never_writes_infinity():
     OutputWriter(buffer, UTC)({"ts": T0, "kind": "event", "attrs": {"x": math.inf,
                                                                     "y": [math.nan, 1.5]}})
     assert strict_json(buffer.getvalue())["attrs"] == {"x": None, "y": [None, 1.5]}
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "Africa/Monrovia",
+                                  "Australia/Lord_Howe"])
+def test_the_writer_writes_each_time_as_format_ts_does(zone):
+    """The writer keeps the text of the last second it wrote; every time still comes out
+    as format_ts makes it: around daylight saving changes (Berlin; Lord Howe moves by half
+    an hour), at a change of offset at an odd second (Monrovia, 1972), at the rounding to
+    the microsecond, in runs within one second and at random."""
+    tz = ZoneInfo(zone) if zone != "UTC" else UTC
+    writer = OutputWriter(io.StringIO(), tz)
+    edges = [1711846800.0, 1729990800.0, 63593070.0, 1712419200.0, 0.0]
+    times = [edge + step * 0.0004 for edge in edges for step in range(-1500, 1500)]
+    rnd = random.Random(7)
+    times += [rnd.uniform(0, LATEST_TS - 1) for _ in range(5000)]
+    ts = 1.7e9
+    for _ in range(5000):
+        ts += rnd.choice([0.0, 0.0001, 0.0004999, 0.0005, 0.05, 0.9999996, 1800.0])
+        times.append(ts)
+    assert [t for t in times if t >= 0 and writer.time_text(t) != format_ts(t, tz)] == []
 
 
 @pytest.mark.parametrize("attrs", [

@@ -92,7 +92,7 @@ def restore_runs(engine: Engine, saved: list[list[Any]], events: list[Any]) -> N
     queue = engine.timers
     queue.heap[:] = [entry for entry in queue.heap if not entry[3].cancelled]
     heapq.heapify(queue.heap)
-    queue._cancelled = 0
+    queue.cancelled_entries = 0
     r = StateReader(events, queue)
     for source, datas in zip(sources(engine), saved, strict=True):
         for (instance, old), data in zip(list(source.runs.items()), datas, strict=True):

@@ -89,7 +89,7 @@ def restore_parts(engine: Engine, saved: Json) -> StateReader:
     queue = engine.timers  # the cancelled timers out, so that restored ones take their place
     queue.heap[:] = [entry for entry in queue.heap if not entry[3].cancelled]
     heapq.heapify(queue.heap)
-    queue._cancelled = 0
+    queue.cancelled_entries = 0
     for sources in engine.changes.memory.values():
         sources.clear()
 

@@ -34,8 +34,11 @@ class Timer:
             return
         self.cancelled = True
         self.callback = _noop  # drop references to engine state at once
-        if self.queue is not None:
-            self.queue._cancelled_one()
+        queue = self.queue
+        if queue is not None:  # (counted here: a call less for every cancelled timer)
+            queue.cancelled_entries += 1
+            if queue.cancelled_entries > queue.COMPACT_ABOVE:
+                queue.compact()
 
 
 def _noop(_: float) -> None:
@@ -62,7 +65,7 @@ class TimerQueue:
         # (only ever changed in place, so that reference stays valid)
         self.heap: list[_Entry] = []
         self.seq = 0  # the next timer's set order
-        self._cancelled = 0  # cancelled entries still in the heap
+        self.cancelled_entries = 0  # cancelled entries still in the heap
 
     def schedule(self, deadline: float, callback: Callable[[float], None],
                  priority: int = 1) -> Timer:
@@ -83,19 +86,19 @@ class TimerQueue:
             self.seq = seq + 1
         return timer
 
-    def _cancelled_one(self) -> None:
-        self._cancelled += 1
+    def compact(self) -> None:
+        """Rebuild the heap without its cancelled entries once they outnumber the live."""
         heap = self.heap
-        if self._cancelled > self.COMPACT_ABOVE and 2 * self._cancelled > len(heap):
+        if 2 * self.cancelled_entries > len(heap):
             heap[:] = [entry for entry in heap if not entry[3].cancelled]
             heapq.heapify(heap)
-            self._cancelled = 0
+            self.cancelled_entries = 0
 
     def _drop_cancelled_top(self) -> None:
         heap = self.heap
         while heap and heap[0][3].cancelled:
             heapq.heappop(heap)
-            self._cancelled -= 1
+            self.cancelled_entries -= 1
 
     def next_deadline(self) -> float | None:
         self._drop_cancelled_top()
@@ -120,4 +123,4 @@ class TimerQueue:
 
     def pending(self) -> int:
         """Timers not yet fired or cancelled (for statistics and tests)."""
-        return len(self.heap) - self._cancelled
+        return len(self.heap) - self.cancelled_entries

@@ -590,7 +590,11 @@ class FollowedByState(BranchState[int]):
         if step + 1 < len(self.node.steps):
             self._start_step(step + 1, match)
             return
-        finished = only_negations(self.children)
+        finished = True  # (only_negations, written out: this runs on every match)
+        for other in self.children:
+            if type(other) is not NotState:
+                finished = False
+                break
         if finished:
             self.stop()
         self.parent.child_true(self, match, finished)
@@ -1021,7 +1025,8 @@ class WithinState(TimedState):
         if quitted:
             self.active = False
             self.child = None
-            self.clear_timer()
+            self.timer.cancel()  # (clear_timer, written out)
+            self.run.timers.pop(self, None)
         self.parent.child_true(self, match, quitted)
 
     def child_false(self, child: State) -> None:

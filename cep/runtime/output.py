@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime, tzinfo
-from math import isfinite
+from datetime import datetime, timezone, tzinfo
+from math import isfinite, modf
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from cep.language.catalog import TIMESTAMP, Catalog
 from cep.runtime.events import Event
@@ -159,17 +160,45 @@ def finish_output(out: IO[str] | None) -> None:
         raise OutputFailed(exc) from exc
 
 
+_MILLIS = tuple(f"{n:03d}" for n in range(1000))
+
+
 class OutputWriter:
-    """Writes output records as JSON Lines (flushing after each, so tails see them live)."""
+    """Writes output records as JSON Lines (flushing after each, so tails see them live).
+
+    Times are written as `format_ts` writes them; the text around the milliseconds of the
+    last second written is kept, since outputs come many to a second (one event completing
+    several matches) and making the text is most of the cost of writing a line."""
 
     def __init__(self, out: IO[str], tz: tzinfo, flush: bool = True) -> None:
         self.out = out
         self.tz = tz
         self.flush = flush
+        # the zones whose offset at an instant is that of its whole second (zoneinfo and
+        # fixed offsets); another tzinfo could do otherwise, and gets format_ts every time
+        self._by_second = isinstance(tz, ZoneInfo | timezone)
+        self._second = -1.0  # the whole second last written (Unix seconds), and its text
+        self._before = self._after = ""  # before and after the milliseconds
+
+    def time_text(self, ts: float) -> str:
+        """`format_ts(ts, tz)`, from the last second's text when `ts` is in it."""
+        if not self._by_second or not EARLIEST_TS <= ts < LATEST_TS:
+            return format_ts(ts, self.tz)
+        # datetime.fromtimestamp's own rounding, to the microsecond, half to even
+        part, second = modf(ts)
+        micros = round(part * 1e6)
+        if micros >= 1_000_000:
+            second += 1.0
+            micros -= 1_000_000
+        if second != self._second:
+            text = format_ts(second, self.tz)  # "YYYY-MM-DDTHH:MM:SS.000+HH:MM"
+            self._before, self._after = text[:20], text[23:]
+            self._second = second
+        return self._before + _MILLIS[micros // 1000] + self._after
 
     def __call__(self, record: Output) -> None:
         line = dict(record)
-        line["ts"] = format_ts(record["ts"], self.tz)
+        line["ts"] = self.time_text(record["ts"])
         try:
             text = _encode_line(line)
         except ValueError:  # a number that is not finite
