@@ -4,7 +4,6 @@ cluster (see docs/cluster.md)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -123,6 +122,8 @@ def add_cluster_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
 
 
 def _run(coroutine: Callable[[], Awaitable[T]]) -> T:
+    import asyncio  # (here: asyncio costs every other command 50 ms to load)
+
     from cep.adapters.nats_client import ClusterError
     from cep.adapters.nats_names import LayoutError
 
@@ -310,6 +311,8 @@ def run_worker(args: argparse.Namespace) -> int:
     started = time.monotonic()
 
     async def work() -> Any:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, worker.stop)

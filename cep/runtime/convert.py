@@ -21,8 +21,6 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
-from dateutil.parser import isoparse
-
 from cep.language.catalog import ATTRIBUTE_TYPES
 from cep.runtime.limits import INT_MAX, INT_MIN, TIME_RANGE, time_problem
 
@@ -201,6 +199,8 @@ def iso_to_unix(text: str, tz: tzinfo) -> float:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
+        from dateutil.parser import isoparse  # (here: loading it costs 40 ms, rarely needed)
+
         try:
             moment = isoparse(text)
         except (ValueError, OverflowError) as exc:
