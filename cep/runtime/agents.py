@@ -342,7 +342,11 @@ class SelectAgent(SourcedAgent):
                 return
             if not limiter.offer(ctx, self.group, values):
                 return
-        self._emit(values, ctx)
+        records = self._records(values, ctx)  # (_emit and _fire, written out)
+        if records is not None:
+            self._send(records)
+            if self.inserts:
+                self.engine.insert(Event(self.output_type, self.engine.now, values))
 
     def snapshot_result(self, attrs: Attrs | None, match: Match, ctx: ContextInstance) -> None:
         """One group's result at an OUTPUT SNAPSHOT period's end."""

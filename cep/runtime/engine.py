@@ -455,8 +455,13 @@ class Engine:
         if plan.first:
             for see in plan.first:
                 see(event)
-        if plan.watchers:
-            self._watch(event, plan.watchers)
+        for watcher in plan.watchers:  # (_watch, written out: this runs for every event)
+            try:
+                watcher.observe(event)
+            except OutputFailed:
+                raise
+            except Exception as exc:
+                self._watcher_failed(watcher, exc)
         for agent, runtime, wants, receive in plan.routes:
             if wants is not None and not wants(event):
                 continue  # before routing: an event no state of the rule can use
@@ -486,9 +491,12 @@ class Engine:
             except OutputFailed:
                 raise
             except Exception as exc:
-                name = getattr(watcher, "name", None)
-                self.report_fault(f"context '{name}'" if name else "the entity tracker",
-                                  "following the event", exc)
+                self._watcher_failed(watcher, exc)
+
+    def _watcher_failed(self, watcher: Observer, exc: Exception) -> None:
+        name = getattr(watcher, "name", None)
+        self.report_fault(f"context '{name}'" if name else "the entity tracker",
+                          "following the event", exc)
 
     def _drain(self) -> None:
         derived = self.derived
