@@ -53,6 +53,7 @@ COMPILED = [
     "cep/adapters/badmessages.py",
     "cep/adapters/bus.py",
     "cep/adapters/fused.py",
+    "cep/adapters/isotimes.py",
     "cep/adapters/jsonlib.py",
     "cep/adapters/payload.py",
     "cep/adapters/replay.py",
