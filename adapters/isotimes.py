@@ -15,8 +15,9 @@ around a seconds text learned from a text that `fromisoformat` read in the same 
 
 The sums pay off in the compiled build (a third of the cost of `fromisoformat` and
 `timestamp`, which make a datetime, two timedeltas and big-integer arithmetic per line);
-interpreted, the steps cost about what they save, so the fused reading uses them only
-when this module is compiled (`SUMS_PAY`).
+interpreted, the steps (and the call) cost more than they save, so the fused reading
+uses them only when this module is compiled (`SUMS_PAY`) and else calls `fromisoformat`
+itself.
 """
 
 from __future__ import annotations
@@ -30,20 +31,9 @@ MAX_SECONDS_TEXTS = 16_384  # seconds texts remembered (`:SS.fff`: 60,000 of the
 SUMS_PAY = not __file__.endswith(".py")  # this module is compiled (mypyc)
 
 
-def offset_unix(text: str) -> float | None:
-    """`datetime.fromisoformat(text).timestamp()` for a text with an offset, else None."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    return moment.timestamp()
-
-
 class OffsetTimes:
-    """`unix(text)`: `offset_unix(text)`, by a sum when it can (see the module's
-    docstring)."""
+    """`unix(text)`: `datetime.fromisoformat(text).timestamp()` for a text with an offset
+    (None for any other), by a sum when it can (see the module's docstring)."""
 
     __slots__ = ("base", "cut", "length", "prefix", "seconds", "suffix")
 

@@ -47,7 +47,7 @@ from cep.runtime.limits import (
 from cep.runtime.named_windows import NamedWindows
 from cep.runtime.output import JsonValues, Output, OutputFailed, Sink, format_ts
 from cep.runtime.positions import position_resolver
-from cep.runtime.screen import DELIVER, OBSERVE, PASS, Screen, screen_of
+from cep.runtime.screen import DELIVER, PASS, Screen, screen_of
 from cep.runtime.snapshot import Json, StateReader, StateWriter, need
 
 MAX_DERIVED_PER_CAUSE = 10_000
@@ -368,16 +368,15 @@ class Engine:
                        source: str | None) -> None:
         """`process(Event(type_name, ts, attrs, source))`, the event made only when
         something can use it: the fused trace reading hands its lines' values here, and
-        most of them only move the clock (the early drop).  The first event, a late one
-        and a time out of range go the way of `process`."""
-        if not self.started or not self.now <= ts < LATEST_TS:  # (also NaN)
-            self.process(Event(type_name, ts, attrs, source))
+        most of them only move the clock (the early drop).  The first event, a late one, a
+        time out of range and one with a timer due go the way of `process`."""
+        heap = self._heap  # (a timer due: TimerQueue.due)
+        if not self.started or not self.now <= ts < LATEST_TS or (heap and heap[0][0] <= ts):
+            self.process(Event(type_name, ts, attrs, source))  # (NaN too)
             return
-        if self._heap and self._heap[0][0] <= ts:  # a timer is due (TimerQueue.due)
-            self.advance(ts)
-        else:
-            self.now = ts
+        self.now = ts
         self.stats["events"] += 1
+        # `_offer`, written out for values: a call more would cost a twentieth of the line
         plan = self.plans.get(type_name)
         if plan is None:  # nothing sees the type
             self.event_seq += 1
@@ -387,10 +386,11 @@ class Engine:
         if verdict == PASS:
             self.event_seq += 1
             return
+        event = Event(type_name, ts, attrs, source)
         if verdict == DELIVER:
-            self._deliver(Event(type_name, ts, attrs, source), plan)
+            self._deliver(event, plan)
         else:
-            self._observe(Event(type_name, ts, attrs, source), plan)
+            self._observe(event, plan)
         if self.derived:
             self._drain()
 
@@ -433,19 +433,21 @@ class Engine:
     def _offer(self, event: Event) -> None:
         """An input or derived event, delivered as its type's plan and screen say: to all
         its readers, to its partitions only (it opens an instance no rule wants it in), or
-        to nothing (it only takes its event number)."""
+        to nothing (it only takes its event number).  (`process_values` does the same for
+        values it has not made an event of yet.)"""
         plan = self.plans.get(event.type)
         if plan is None:  # nothing sees the type
             self.event_seq += 1
             return
         screen = plan.screen
         verdict = DELIVER if screen is None else screen.decide(event.attrs)
+        if verdict == PASS:
+            self.event_seq += 1
+            return
         if verdict == DELIVER:
             self._deliver(event, plan)
-        elif verdict == OBSERVE:
-            self._observe(event, plan)
         else:
-            self.event_seq += 1
+            self._observe(event, plan)
 
     def _deliver(self, event: Event, plan: TypePlan) -> None:
         """`changed()` memory, then named windows, then contexts (and the entity tracker),
@@ -455,13 +457,8 @@ class Engine:
         if plan.first:
             for see in plan.first:
                 see(event)
-        for watcher in plan.watchers:  # (_watch, written out: this runs for every event)
-            try:
-                watcher.observe(event)
-            except OutputFailed:
-                raise
-            except Exception as exc:
-                self._watcher_failed(watcher, exc)
+        if plan.watchers:
+            self._watch(event, plan.watchers)
         for agent, runtime, wants, receive in plan.routes:
             if wants is not None and not wants(event):
                 continue  # before routing: an event no state of the rule can use
@@ -491,12 +488,9 @@ class Engine:
             except OutputFailed:
                 raise
             except Exception as exc:
-                self._watcher_failed(watcher, exc)
-
-    def _watcher_failed(self, watcher: Observer, exc: Exception) -> None:
-        name = getattr(watcher, "name", None)
-        self.report_fault(f"context '{name}'" if name else "the entity tracker",
-                          "following the event", exc)
+                name = getattr(watcher, "name", None)
+                self.report_fault(f"context '{name}'" if name else "the entity tracker",
+                                  "following the event", exc)
 
     def _drain(self) -> None:
         derived = self.derived
