@@ -5,12 +5,14 @@ or Unix seconds, "topic": a topic one declared type maps, "payload": a JSON obje
 keys are the type's attributes}` (or a number or text for a `PAYLOAD AS` type).  Read
 the general way such a line goes through four steps with an object each (the trace
 record, the bus mapping's routes, the type's decoder, the event) and then the replay
-loop; `fused_reading(bus, process_values, where)` returns a function that does it all at
-once for exactly those lines: it reads the line's values and hands them to the engine
-(`Engine.process_values`, which makes an event only when something can use it).  For any
-other line it does nothing and returns None, and the line goes the general way, which
-says what is wrong with it, if anything: so the result is the same either way, line for
-line (tests replay traces both ways).
+loop; `fused_reading(bus, engine, where)` returns a function that does it all at once
+for exactly those lines: it reads the line's values and hands them to the engine
+(`Engine.process_values`, which makes an event only when something can use it), or,
+when the type's screen (the early drop, cep.runtime.screen) turns them away, only moves
+the engine's clock (`Engine.pass_values`).  For any other line it does nothing and
+returns None, and the line goes the general way, which says what is wrong with it, if
+anything: so the result is the same either way, line for line (tests replay traces both
+ways).
 
 It takes a line only when the general way would make exactly one event of it with no
 report: a topic the bus mapping has met before (its `known_topics`) that one type maps,
@@ -23,23 +25,45 @@ it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
 from cep.adapters.bus import BusMapping
 from cep.adapters.isotimes import SUMS_PAY, OffsetTimes
-from cep.adapters.payload import Converter, PayloadDecoder
-from cep.adapters.trace import Take
+from cep.adapters.jsonlib import loads
+from cep.adapters.payload import MAX_PAYLOAD, Converter, PayloadDecoder
+from cep.adapters.trace import NOT_PARSED, ReadState, Take
+from cep.runtime.clock import TimerQueue
 from cep.runtime.convert import BadValue
 from cep.runtime.events import Attrs
 from cep.runtime.limits import EARLIEST_TS, LATEST_TS
+from cep.runtime.screen import Screen
 
 # (attribute, the type taken as it is or None, converter): PayloadDecoder.plain_fields
 _PlainFields = tuple[tuple[str, type | None, Converter], ...]
-_TopicPlan = tuple[str, dict[str, Any], _PlainFields | None, PayloadDecoder]
-# Engine.process_values: (type name, time, attributes, source topic)
-ProcessValues = Callable[[str, float, Attrs, str | None], None]
+# A topic's screen, applied to the values its lines make (see `_quick_screen`): the wanted
+# (attribute, constants), and per partition (its live keys, the topic's key or None, else
+# the attribute holding the key)
+_Quick = tuple[tuple[tuple[str, frozenset[Any]], ...],
+               tuple[tuple[dict[Any, Any], Any, str | None], ...]]
+_TopicPlan = tuple[str, dict[str, Any], _PlainFields | None, PayloadDecoder, _Quick | None]
+
+
+class ValuesEngine(Protocol):
+    """What the fused reading needs of the engine (cep.runtime.engine.Engine)."""
+
+    def process_values(self, type_name: str, ts: float, attrs: Attrs,
+                       source: str | None) -> None: ...
+
+    started: bool
+    now: float
+    timers: TimerQueue
+
+    def pass_events(self, count: int, ts: float) -> None: ...
+
+    def screen_of_type(self, type_name: str) -> tuple[bool, Screen | None]: ...
 
 
 class LineHolder(Protocol):
@@ -48,22 +72,64 @@ class LineHolder(Protocol):
     line: int | None
 
 
-def fused_reading(bus: BusMapping, process_values: ProcessValues,
-                  where: LineHolder) -> Take:
+def _quick_screen(seen: bool, screen: Screen | None, bound: dict[str, Any]) -> _Quick | None:
+    """The screen of a type (`Engine.screen_of_type`) as the fused reading applies it to
+    a topic's lines, or None when it is not applied (the engine decides each line).
+
+    The values of a fused line are scalars (each hashable), so the screen's tests need
+    no guard: an attribute the topic gives is tested once, here (a wanted value: None,
+    every line goes to the engine; else its test is left out), and a partition keyed by a
+    topic attribute looks its key up each line (a key the partition does not know yet
+    means the line must be observed).  A partition keyed by several attributes: None."""
+    if not seen:
+        return (), ()  # nothing sees the type: every line only moves the clock
+    if screen is None:
+        return None
+    wanted: list[tuple[str, frozenset[Any]]] = []
+    for attr, constants in screen.wanted:
+        if attr in bound:
+            if bound[attr] in constants:
+                return None
+            continue
+        wanted.append((attr, constants))
+    keys: list[tuple[dict[Any, Any], Any, str | None]] = []
+    for partition in screen.partitions:
+        single = partition.single
+        if single is None:
+            return None
+        if single in bound:
+            keys.append((partition.by_key, bound[single], None))
+        else:
+            keys.append((partition.by_key, None, single))
+    return tuple(wanted), tuple(keys)
+
+
+def fused_reading(bus: BusMapping, engine: ValuesEngine, where: LineHolder) -> Take:
     """The fused reading of trace lines through `bus` (see the module's docstring):
-    `take(number, data, last_ts)` for line `number` whose JSON value is the object `data`,
-    the line before it being at `last_ts`.  When it takes the line it sets `where.line`,
-    hands the event's values to `process_values` and returns the line's time; else it
-    returns None and has done nothing."""
+    `take(numbered, state)` reads on through the numbered lines; a line it takes it
+    processes (setting `where.line` when it hands values to the engine), and the first
+    one it does not take it returns, with its JSON value when it has parsed it
+    (cep.adapters.trace.Take)."""
     known = bus.known_topics()
+    process_values = engine.process_values
+    pass_events = engine.pass_events
+    heap = engine.timers.heap  # (its first entry: the next timer due; kept in place)
+
+    def pass_window() -> tuple[float, float]:
+        if not engine.started:
+            return math.inf, -math.inf
+        return engine.now, heap[0][0] if heap else math.inf
+
+    screen_of_type = engine.screen_of_type
     # ISO times: by sums within a minute where that pays (cep.adapters.isotimes), else by
     # fromisoformat here (a call to a function doing it costs a tenth of the line)
     sums = OffsetTimes().unix if SUMS_PAY else None
     parse_iso = datetime.fromisoformat
     # topic -> what the fused reading needs of its one route, worked out at the topic's
     # first fused line: (type name, converted topic values, plain fields or None, the
-    # decoder), or None when the route is not one this reading takes.  Only topics
-    # `known` holds are planned, and a known topic's routes never change.
+    # decoder, the screen as applied here or None), or None when the route is not one
+    # this reading takes.  Only topics `known` holds are planned, and a known topic's
+    # routes never change; nor do the engine's screens.
     plans: dict[str, _TopicPlan | None] = {}
 
     def plan_of(topic: str) -> _TopicPlan | None:
@@ -74,83 +140,139 @@ def fused_reading(bus: BusMapping, process_values: ProcessValues,
         if len(routes) == 1:
             decoder, bound, error = routes[0]
             if error is None:
-                plan = (decoder.name, bound, decoder.plain_fields, decoder)
+                quick = _quick_screen(*screen_of_type(decoder.name), bound)
+                plan = (decoder.name, bound, decoder.plain_fields, decoder, quick)
         plans[topic] = plan
         return plan
 
-    def take(number: int, data: dict[str, Any], last_ts: float) -> float | None:
-        if len(data) != 3:
-            return None
-        try:  # (subscripts: cheaper than get, and a line of the usual shape has all three)
-            topic = data["topic"]
-            raw_ts: Any = data["ts"]  # JSON values: their types are tested here
-            payload: Any = data["payload"]
-        except KeyError:
-            return None
-        if type(topic) is not str:
-            return None
-        # (a known topic has no wildcards: only the reader's good lines are decoded)
+    def take(numbered: Iterator[tuple[int, bytes]], state: ReadState
+             ) -> tuple[int, bytes, Any] | None:
+        # One loop for all the lines it takes: a call per line would cost a tenth of it.
+        # Events the screen turns away are given to the engine together (`passed` of
+        # them, the last at `passed_ts`) before anything else reaches it.
+        last_ts, last_line, last_raw = state.last_ts, state.last_line, state.last_raw
+        first_line, taken = state.first_line, 0
+        # When an event nothing can use only moves the clock (as Engine.process_values
+        # decides): from the engine's time to the next timer's deadline, worked out when
+        # the window kept does not hold a line's time; the engine's last call ends it.
+        pass_from, pass_to = math.inf, -math.inf
+        passed, passed_ts = 0, 0.0
+        number = 0
         try:
-            plan = plans[topic]
-        except KeyError:
-            plan = plan_of(topic)
-        if plan is None:
-            return None
-        type_name, bound, fields, decoder = plan
-        kind = type(raw_ts)
-        if kind is str:
-            if sums is not None:
-                unix = sums(raw_ts)  # (None: not ISO-8601 with an offset)
-                if unix is None:
-                    return None
-                ts = unix
-            else:
+            for number, raw in numbered:
+                if len(raw) > MAX_PAYLOAD:
+                    return number, raw, NOT_PARSED
                 try:
-                    moment = parse_iso(raw_ts)
+                    data = loads(raw)
                 except ValueError:
-                    return None
-                if moment.tzinfo is None:
-                    return None
-                ts = moment.timestamp()
-        elif kind is float or kind is int:
-            try:
-                ts = float(raw_ts)  # (milliseconds are out of range: the general way)
-            except OverflowError:
-                return None
-        else:
-            return None
-        if not EARLIEST_TS <= ts < LATEST_TS or ts < last_ts:  # (also NaN)
-            return None
-        attrs = bound.copy() if bound else {}
-        if fields is not None and type(payload) is dict:
-            for attr, native, convert in fields:
-                item = payload.get(attr)
-                if item is None:
-                    continue
-                if type(item) is native:
-                    attrs[attr] = item
-                    continue
+                    return number, raw, NOT_PARSED
+                if type(data) is not dict or len(data) != 3:
+                    return number, raw, data
+                try:  # (subscripts: cheaper than get; the usual line has all three)
+                    topic = data["topic"]
+                    raw_ts: Any = data["ts"]  # JSON values: their types are tested here
+                    payload: Any = data["payload"]
+                except KeyError:
+                    return number, raw, data
+                if type(topic) is not str:
+                    return number, raw, data
+                # (a known topic has no wildcards: only the reader's good lines are decoded)
                 try:
-                    attrs[attr] = convert(item)
-                except BadValue:
-                    return None
-        elif not decoder.plain_raw or decoder.raw_attr is None:
+                    plan = plans[topic]
+                except KeyError:
+                    plan = plan_of(topic)
+                if plan is None:
+                    return number, raw, data
+                type_name, bound, fields, decoder, quick = plan
+                kind = type(raw_ts)
+                if kind is str:
+                    if sums is not None:
+                        unix = sums(raw_ts)  # (None: not ISO-8601 with an offset)
+                        if unix is None:
+                            return number, raw, data
+                        ts = unix
+                    else:
+                        try:
+                            moment = parse_iso(raw_ts)
+                        except ValueError:
+                            return number, raw, data
+                        if moment.tzinfo is None:
+                            return number, raw, data
+                        ts = moment.timestamp()
+                elif kind is float or kind is int:
+                    try:
+                        ts = float(raw_ts)  # (milliseconds are out of range: the general way)
+                    except OverflowError:
+                        return number, raw, data
+                else:
+                    return number, raw, data
+                if not EARLIEST_TS <= ts < LATEST_TS or ts < last_ts:  # (also NaN)
+                    return number, raw, data
+                attrs = bound.copy() if bound else {}
+                if fields is not None and type(payload) is dict:
+                    for attr, native, convert in fields:
+                        item = payload.get(attr)
+                        if item is None:
+                            continue
+                        if type(item) is native:
+                            attrs[attr] = item
+                            continue
+                        try:
+                            attrs[attr] = convert(item)
+                        except BadValue:
+                            return number, raw, data
+                elif not decoder.plain_raw or decoder.raw_attr is None:
+                    return number, raw, data
+                else:
+                    attr, convert = decoder.raw_attr
+                    value_kind = type(payload)
+                    if value_kind is decoder.raw_native and (value_kind is int or
+                                                             payload - payload == 0):
+                        attrs[attr] = payload  # a whole number, or a finite float
+                    elif value_kind is str and payload[:1] != '"':  # (quoted: general way)
+                        try:
+                            attrs[attr] = convert(payload)
+                        except BadValue:
+                            return number, raw, data
+                    else:
+                        return number, raw, data
+                last_ts, last_line, last_raw = ts, number, raw_ts
+                if not first_line:
+                    first_line = number
+                taken += 1
+                if quick is not None:  # the type's screen (cep.runtime.screen), written out
+                    wanted, keys = quick
+                    for attr, constants in wanted:
+                        if attrs.get(attr) in constants:
+                            break  # a rule wants it
+                    else:
+                        for live, key, key_attr in keys:
+                            if key_attr is not None:
+                                key = attrs.get(key_attr)
+                                if key is None:
+                                    continue  # it belongs to no instance
+                            if key not in live:
+                                break  # it opens an instance
+                        else:
+                            if not pass_from <= ts < pass_to:  # (worked out when needed)
+                                pass_from, pass_to = pass_window()
+                            if pass_from <= ts < pass_to:
+                                passed += 1
+                                passed_ts = ts
+                                continue
+                if passed:
+                    pass_events(passed, passed_ts)
+                    passed = 0
+                where.line = number
+                process_values(type_name, ts, attrs, topic)
+                pass_to = -math.inf  # the engine has moved on: the window is worked out again
             return None
-        else:
-            attr, convert = decoder.raw_attr
-            value_kind = type(payload)
-            if value_kind is decoder.raw_native and (value_kind is int or
-                                                     payload - payload == 0):
-                attrs[attr] = payload  # a whole number, or a finite float
-            elif value_kind is str and payload[:1] != '"':  # (a quoted text: the general way)
-                try:
-                    attrs[attr] = convert(payload)
-                except BadValue:
-                    return None
-            else:
-                return None
-        where.line = number
-        process_values(type_name, ts, attrs, topic)
-        return ts
+        finally:
+            if passed:
+                pass_events(passed, passed_ts)
+            state.last_ts, state.last_line, state.last_raw = last_ts, last_line, last_raw
+            state.first_line = first_line
+            state.taken += taken
+            state.lines = number
 
     return take

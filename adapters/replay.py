@@ -258,7 +258,7 @@ def replay(catalog: Catalog, trace_path: str, sink: Sink, tz: tzinfo, report: Re
         ticker.pacer = pacer
     if fused is None:
         fused = os.environ.get("CEP_FUSED", "1") != "0"
-    take = fused_reading(bus, engine.process_values, where) \
+    take = fused_reading(bus, engine, where) \
         if fused and ticker is None and pacer is None else None
     started = time.perf_counter()
     for record in reader.records_of(take):

@@ -34,10 +34,39 @@ from cep.runtime.output import format_ts
 from .jsonlib import dumps_compact, loads
 from .payload import MAX_PAYLOAD, UNPARSED
 
-# The fused reading (cep.adapters.fused): take(line number, its JSON object, the time of
-# the line before) processes the line and returns its time, or returns None (the line
-# then goes the general way).
-Take = Callable[[int, dict[str, Any], float], "float | None"]
+NOT_PARSED: Any = object()  # (a line handed back by the fused reading without its value)
+
+
+class ReadState:
+    """How far reading a trace has come, shared by `TraceReader.read_lines` and the fused
+    reading: the last good line (its time, number and "ts" as written), the first good
+    line, the number of the last line read, and the lines the fused reading took."""
+
+    __slots__ = ("first_line", "last_line", "last_raw", "last_ts", "lines", "taken")
+
+    def __init__(self) -> None:
+        self.last_ts = -math.inf
+        self.last_line = 0
+        self.last_raw: Any = None
+        self.first_line = 0
+        self.lines = 0
+        self.taken = 0
+
+
+# The fused reading (cep.adapters.fused): take(numbered lines, state) reads on through
+# the (number, line) pairs, processing the lines it takes itself and keeping `state` up to
+# date, and returns the first line it does not take as (number, line, its JSON value or
+# NOT_PARSED) for the general way; None at the end.
+Take = Callable[[Iterator[tuple[int, bytes]], ReadState], "tuple[int, bytes, Any] | None"]
+
+
+def _untaken(numbered: Iterator[tuple[int, bytes]], state: ReadState
+             ) -> tuple[int, bytes, Any] | None:
+    """The reading without a fused one: every line goes the general way."""
+    for number, raw in numbered:
+        return number, raw, NOT_PARSED
+    return None
+
 
 __all__ = [
     "CLOCK_MARKS",
@@ -298,47 +327,41 @@ class TraceReader:
                    ) -> Iterator[TraceRecord]:
         """The records of an already open binary stream (for stdin or tests).
 
-        With `take` (cep.adapters.fused), each line's JSON object is offered to it first,
-        with the time of the line before: a line it takes is processed by it, counted in
-        `records` like a record and in `taken`, and not given.  Lines longer than
-        MAX_PAYLOAD always go the general way."""
+        With `take` (cep.adapters.fused), the lines are read by it: a line it takes is
+        processed by it, counted in `records` like a record and in `taken`, and not
+        given; the others it hands back, and they go the general way here.  Lines longer
+        than MAX_PAYLOAD always go the general way."""
         tz = self.tz
-        last_ts = -math.inf
-        last_line = 0
-        last_raw: Any = None
-        first_line = 0  # the first good line
+        state = ReadState()
+        read = take if take is not None else _untaken
+        numbered = enumerate(lines, 1)
         large = MAX_PAYLOAD  # a line longer than this may hold a payload too large
-        number = 0
-        taken = 0  # lines `take` took (added to `records` and `taken` at the end)
         try:
-            for number, raw in enumerate(lines, 1):
-                self.lines_read = number
+            while True:
+                handed = read(numbered, state)
+                if handed is None:
+                    break
+                number, raw, data = handed
+                self.lines_read = state.lines = number
                 size = len(raw)
                 if size > large and size > MAX_LINE:
                     self._skip(number, f"the line is {size:,} bytes long (at most "
                                        f"{MAX_LINE:,} are read)")
                     continue
-                try:
-                    data = loads(raw)
-                except ValueError:  # a blank line, a byte order mark, or bad JSON: rare
-                    if number == 1 and raw.startswith(_BOM):
-                        raw = raw[len(_BOM):]
-                    if not raw or raw.isspace():
-                        self.blank += 1
-                        continue
+                if data is NOT_PARSED:
                     try:
                         data = loads(raw)
-                    except ValueError:
-                        self._skip(number, _json_problem(raw))
-                        continue
-                if take is not None and type(data) is dict and size <= large:
-                    ts = take(number, data, last_ts)
-                    if ts is not None:
-                        last_ts, last_line, last_raw = ts, number, data["ts"]
-                        if not first_line:
-                            first_line = number
-                        taken += 1
-                        continue
+                    except ValueError:  # a blank line, a byte order mark, or bad JSON: rare
+                        if number == 1 and raw.startswith(_BOM):
+                            raw = raw[len(_BOM):]
+                        if not raw or raw.isspace():
+                            self.blank += 1
+                            continue
+                        try:
+                            data = loads(raw)
+                        except ValueError:
+                            self._skip(number, _json_problem(raw))
+                            continue
                 raw_ts = data.get("ts") if type(data) is dict else None
                 record: TraceRecord | None = _common_message(number, data)
                 if record is None:
@@ -347,19 +370,20 @@ class TraceReader:
                     except BadLine as exc:
                         self._skip(number, str(exc))
                         continue
-                if type(record) is TraceClock and record.mark == "start" and first_line:
+                if type(record) is TraceClock and record.mark == "start" and \
+                        state.first_line:
                     self._skip(number, f'a start mark is good only as the first line of a '
-                                       f'trace; the clock started at line {first_line}')
+                                       f'trace; the clock started at line {state.first_line}')
                     continue
-                if record.ts < last_ts:
+                if record.ts < state.last_ts:
                     self._skip(number, f'time goes back: "ts" {show(raw_ts)} is earlier than '
-                                       f'line {last_line} ({show(last_raw)})')
+                                       f'line {state.last_line} ({show(state.last_raw)})')
                     continue
                 if size > large:
                     _measure(record)
-                last_ts, last_line, last_raw = record.ts, number, raw_ts
-                if not first_line:
-                    first_line = number
+                state.last_ts, state.last_line, state.last_raw = record.ts, number, raw_ts
+                if not state.first_line:
+                    state.first_line = number
                 self.records += 1
                 yield record
                 if type(record) is TraceClock and record.mark == "stop":
@@ -367,8 +391,10 @@ class TraceReader:
                     self._after_stop(number, lines)
                     return
         finally:
-            self.records += taken
-            self.taken += taken
+            self.records += state.taken
+            self.taken += state.taken
+            if state.lines > self.lines_read:
+                self.lines_read = state.lines
 
     def _after_stop(self, stop_line: int, lines: IO[bytes]) -> None:
         """The lines after a stop mark on `stop_line`: counted (blank ones aside), not

@@ -394,6 +394,21 @@ class Engine:
         if self.derived:
             self._drain()
 
+    def screen_of_type(self, type_name: str) -> tuple[bool, Screen | None]:
+        """Whether anything sees `type_name`'s events, and their screen (None: every one
+        is delivered, or, when nothing sees them, none is)."""
+        plan = self.plans.get(type_name)
+        return (False, None) if plan is None else (True, plan.screen)
+
+    def pass_events(self, count: int, ts: float) -> None:
+        """`count` events that nothing can use, the last at `ts`, given to the engine at
+        once (the fused reading's early drop): what `process_values` does with each when
+        the type's screen says PASS, the engine started, no timer due at `ts` and `ts` not
+        before `now` (none of which these events change)."""
+        self.now = ts
+        self.stats["events"] += count
+        self.event_seq += count
+
     def _bad_advance(self, to: float) -> None:
         self.faults(("advance",), lambda: f"the clock cannot move to {to!r} (Unix seconds): "
                                           f"{time_problem(to)}", self.now)
