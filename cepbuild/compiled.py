@@ -34,6 +34,7 @@ COMPILED = [
     "cep/runtime/convert.py",
     "cep/runtime/engine.py",
     "cep/runtime/events.py",
+    "cep/runtime/every_then.py",
     "cep/runtime/expressions.py",
     "cep/runtime/faults.py",
     "cep/runtime/instances.py",

@@ -7,6 +7,10 @@ data goes through JSON, and the runs are rebuilt in a second engine of the same 
 engine in place of the old runs (PARTITION BY: the context's instances stay).  Both go
 on over the remaining steps: what comes out after the cut is what an engine that never
 stopped gives, and the runs end in the same state.
+
+These are the general run's tests: every pattern runs the general way here
+(CEP_EVERY_THEN=0); the run of `every a -> b` of its own is compared with it, snapshots
+included, in tests/test_every_then.py.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ from cep.runtime.matcher import AtomIndex, PatternRun
 from cep.runtime.snapshot import StateFormatError, StateReader, StateWriter
 
 Step = Event | float  # an event to process, or a time to advance the clock to
+
+
+@pytest.fixture(autouse=True)
+def general_runs(monkeypatch):
+    monkeypatch.setenv("CEP_EVERY_THEN", "0")
 
 
 # ------------------------------------------------------------------ running

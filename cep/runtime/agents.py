@@ -23,6 +23,7 @@ from cep.language.topics import compile_template
 from cep.language.walk import declared_tags, select_name
 from cep.runtime.clock import Timer
 from cep.runtime.events import Attrs, Event, Match
+from cep.runtime.every_then import EveryThenRun, every_then_shape, every_then_wanted
 from cep.runtime.expressions import AggregateSlot, ExprEnv, ExpressionCompiler, Fn, PriorSlot
 from cep.runtime.faults import describe_exception as describe
 from cep.runtime.instances import ContextInstance
@@ -770,12 +771,19 @@ class PatternSource(Source):
         self.node = compiler.compile(source.pattern)
         self.tags = tuple(declared_tags(source.pattern))
         self.compiler = ExpressionCompiler(frozenset(self.tags), None, position_of, env)
-        self.runs: dict[ContextInstance, PatternRun] = {}
+        self.runs: dict[ContextInstance, PatternRun | EveryThenRun] = {}
         self.interest = Interest.of_pattern(self.node)  # which events any run could use
+        # `every a -> b [within]` has a run of its own (cep.runtime.every_then)
+        self.shape = every_then_shape(self.node) if every_then_wanted() else None
 
     def start(self, agent: SourcedAgent, instance: ContextInstance) -> None:
-        run = PatternRun(agent.engine, instance, _on_match(agent, instance),
-                         f"rule '{agent.name}'")
+        run: PatternRun | EveryThenRun
+        if self.shape is not None:
+            run = EveryThenRun(agent.engine, instance, _on_match(agent, instance),
+                               f"rule '{agent.name}'", self.shape)
+        else:
+            run = PatternRun(agent.engine, instance, _on_match(agent, instance),
+                             f"rule '{agent.name}'")
         self.runs[instance] = run
         run.start(self.node)
 
@@ -813,7 +821,8 @@ class PatternSource(Source):
             run = PatternRun(agent.engine, instance, _on_match(agent, instance),
                              f"rule '{agent.name}'")
             run.restore(self.node, body, r)
-            self.runs[instance] = run
+            fast = EveryThenRun.adopt(run, self.shape) if self.shape is not None else None
+            self.runs[instance] = fast if fast is not None else run
 
 
 def _on_match(agent: SourcedAgent, instance: ContextInstance) -> Callable[[Match], None]:

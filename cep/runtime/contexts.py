@@ -886,6 +886,7 @@ class PartitionRuntime(ContextRuntime):
         single = self.single
         for instance in self.open:
             shown = instance.key
+            key: Any  # (declared: the compiled build would take it for a tuple only)
             if single is None:
                 need(type(shown) is list and len(shown) == len(self.attrs),
                      f"{what}: an instance's key is not a list of {len(self.attrs)}")
