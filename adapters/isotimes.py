@@ -3,15 +3,18 @@
 A trace's times come in order, many to a minute, all written alike
 (`2024-01-01T08:00:12.250+01:00`). `OffsetTimes` remembers, for the minute it met last
 (`2024-01-01T08:00` and `+01:00`), the Unix microseconds at which that minute starts, and,
-for the seconds texts it has met (`:12.250`), the microseconds they add. A time of that
-minute whose seconds text it knows is then a sum; any other goes through
-`datetime.fromisoformat`, and teaches it.
+for the seconds texts it has met (`:12.250`), the microseconds they add (up to
+MAX_SECONDS_TEXTS of them); a seconds text in milliseconds that it has not met it reads by
+arithmetic on its digits. A time of that minute, written alike, whose seconds text it knows
+or can read so is then a sum; any other goes through `datetime.fromisoformat`, and teaches
+it.
 
 The result is exactly what `datetime.fromisoformat(text).timestamp()` gives (the same
 integer microseconds divided the same way), and None for the same texts (refused, or without
 an offset): a text is summed only when it is the remembered minute's prefix and offset
 around a seconds text learned from a text that `fromisoformat` read in the same layout
-(`YYYY-MM-DD?HH:MM`, then `:SS` with an optional fraction, then `Z` or `±HH:MM`).
+(`YYYY-MM-DD?HH:MM`, then `:SS` with an optional fraction, then `Z` or `±HH:MM`), or, when
+that layout was `:SS.fff`, around ASCII digits in it (seconds below 60).
 
 The sums pay off in the compiled build (a third of the cost of `fromisoformat` and
 `timestamp`, which make a datetime, two timedeltas and big-integer arithmetic per line);
@@ -35,7 +38,7 @@ class OffsetTimes:
     """`unix(text)`: `datetime.fromisoformat(text).timestamp()` for a text with an offset
     (None for any other), by a sum when it can (see the module's docstring)."""
 
-    __slots__ = ("base", "cut", "length", "prefix", "seconds", "suffix")
+    __slots__ = ("base", "cut", "length", "millis", "prefix", "seconds", "suffix")
 
     def __init__(self) -> None:
         self.prefix = "\0"  # the remembered minute's prefix (matches no time at first)
@@ -43,13 +46,20 @@ class OffsetTimes:
         self.length = -1    # the length of the texts written like that
         self.cut = 0        # where the seconds text ends in them
         self.base = 0       # Unix microseconds at the minute's start
+        self.millis = False  # its seconds text is `:SS.fff`: read by `_millis_into`
         self.seconds: dict[str, int] = {}  # seconds text -> microseconds into the minute
 
     def unix(self, text: str) -> float | None:
         if len(text) == self.length and text.startswith(self.prefix) and \
                 text.endswith(self.suffix):
-            into = self.seconds.get(text[_MINUTE:self.cut])
-            if into is not None:
+            seconds = self.seconds
+            key = text[_MINUTE:self.cut]
+            into = seconds.get(key, -1)
+            if into < 0 and self.millis:
+                into = _millis_into(text)
+                if into >= 0 and len(seconds) < MAX_SECONDS_TEXTS:
+                    seconds[key] = into
+            if into >= 0:
                 return (self.base + into) / 1_000_000
         return self._read(text)
 
@@ -82,8 +92,25 @@ class OffsetTimes:
         key = text[_MINUTE:cut]
         if key not in seconds and len(seconds) < MAX_SECONDS_TEXTS:
             seconds[key] = into
+        self.millis = cut == _MINUTE + 7 and _millis_into(text) == into
         self.prefix = text[:_MINUTE]
         self.suffix = text[cut:]
         self.length = length
         self.cut = cut
         self.base = total - into
+
+
+def _millis_into(text: str) -> int:
+    """The microseconds into its minute of a time whose seconds text is `:SS.fff` (ASCII
+    digits, seconds below 60), or -1 when the text has no such seconds text."""
+    if text[_MINUTE] != ":" or text[_MINUTE + 3] != ".":
+        return -1
+    tens = ord(text[_MINUTE + 1]) - 48
+    ones = ord(text[_MINUTE + 2]) - 48
+    hundreds = ord(text[_MINUTE + 4]) - 48
+    tenths = ord(text[_MINUTE + 5]) - 48
+    last = ord(text[_MINUTE + 6]) - 48
+    if not (0 <= tens <= 5 and 0 <= ones <= 9 and 0 <= hundreds <= 9 and 0 <= tenths <= 9
+            and 0 <= last <= 9):
+        return -1
+    return (tens * 10 + ones) * 1_000_000 + (hundreds * 100 + tenths * 10 + last) * 1000

@@ -28,6 +28,11 @@ ODD = [
     "2024-01-01T00:00:00.050+00:00:30", "2024-01-01T00:00:0١.000+00:00", "2024-01-01T00:00:00.05+00:00",
     "2024-01-01T00:00:00.050+0000", "2024-01-01T00:00:00.050 +00:00", "", "Z", "2024",
     "1970-01-01T00:00:00+00:00", "9999-12-31T23:59:59.999999+00:00", "0001-01-01T00:00:00+14:00",
+    # after a time in milliseconds, its minute's texts read by their digits
+    "2024-01-01T00:00:00.050+00:00", "2024-01-01T00:00:59.999+00:00", "2024-01-01T00:00:0a.000+00:00",
+    "2024-01-01T00:00:00.0a0+00:00", "2024-01-01T00:00:00:000+00:00", "2024-01-01T00:00:00.00-+00:00",
+    "2024-01-01T00:00:60.000+00:00", "2024-01-01T00:00:-1.000+00:00", "2024-01-01T00:00:00.٣00+00:00",
+    "2024-01-01T00:00:00,250+00:00", "2024-01-01T00:00:07.250+00:00",
 ]
 
 
@@ -68,3 +73,17 @@ def test_the_seconds_texts_remembered_are_bounded():
         text = f"2024-01-01T00:00:{n % 60:02d}.{n:06d}+00:00"
         assert times.unix(text) == reference(text)
     assert len(times.seconds) == MAX_SECONDS_TEXTS
+
+
+def test_times_in_milliseconds_are_read_by_their_digits():
+    """Readings at random milliseconds (60,000 seconds texts a minute, more than are
+    remembered) are all sums, and each is what fromisoformat gives; the texts remembered
+    stay bounded."""
+    rnd = random.Random(5)
+    times = OffsetTimes()
+    at = datetime(2024, 3, 31, 0, 40).timestamp()
+    for _ in range(30_000):
+        at += rnd.randrange(1, 100) / 1000
+        text = datetime.fromtimestamp(at).isoformat(timespec="milliseconds") + "+01:00"
+        assert times.unix(text) == reference(text), text
+    assert times.millis and len(times.seconds) == MAX_SECONDS_TEXTS
