@@ -5,14 +5,15 @@ or Unix seconds, "topic": a topic one declared type maps, "payload": a JSON obje
 keys are the type's attributes}` (or a number or text for a `PAYLOAD AS` type).  Read
 the general way such a line goes through four steps with an object each (the trace
 record, the bus mapping's routes, the type's decoder, the event) and then the replay
-loop; `fused_reading(bus, engine, where)` returns a function that does it all at once
-for exactly those lines: it reads the line's values and hands them to the engine
-(`Engine.process_values`, which makes an event only when something can use it), or,
-when the type's screen (the early drop, cep.runtime.screen) turns them away, only moves
-the engine's clock (`Engine.pass_values`).  For any other line it does nothing and
-returns None, and the line goes the general way, which says what is wrong with it, if
-anything: so the result is the same either way, line for line (tests replay traces both
-ways).
+loop; `fused_reading(bus, engine, where)` returns a function that does it all at once,
+in one loop over the lines, for exactly those lines: it reads the line's values and hands
+them to the engine (`Engine.process_values`, which makes an event only when something can
+use it), or, when the type's screen (the early drop, cep.runtime.screen) turns them away
+and no timer falls due (`Engine.pass_window`), counts them, and the engine takes them
+together (`Engine.pass_events`) before anything else reaches it.  The first other line it
+hands back untouched, and that line goes the general way, which says what is wrong with
+it, if anything: so the result is the same either way, line for line (tests replay traces
+both ways).
 
 It takes a line only when the general way would make exactly one event of it with no
 report: a topic the bus mapping has met before (its `known_topics`) that one type maps,
@@ -35,7 +36,6 @@ from cep.adapters.isotimes import SUMS_PAY, OffsetTimes
 from cep.adapters.jsonlib import loads
 from cep.adapters.payload import MAX_PAYLOAD, Converter, PayloadDecoder
 from cep.adapters.trace import NOT_PARSED, ReadState, Take
-from cep.runtime.clock import TimerQueue
 from cep.runtime.convert import BadValue
 from cep.runtime.events import Attrs
 from cep.runtime.limits import EARLIEST_TS, LATEST_TS
@@ -57,9 +57,7 @@ class ValuesEngine(Protocol):
     def process_values(self, type_name: str, ts: float, attrs: Attrs,
                        source: str | None) -> None: ...
 
-    started: bool
-    now: float
-    timers: TimerQueue
+    def pass_window(self) -> tuple[float, float]: ...
 
     def pass_events(self, count: int, ts: float) -> None: ...
 
@@ -112,14 +110,7 @@ def fused_reading(bus: BusMapping, engine: ValuesEngine, where: LineHolder) -> T
     (cep.adapters.trace.Take)."""
     known = bus.known_topics()
     process_values = engine.process_values
-    pass_events = engine.pass_events
-    heap = engine.timers.heap  # (its first entry: the next timer due; kept in place)
-
-    def pass_window() -> tuple[float, float]:
-        if not engine.started:
-            return math.inf, -math.inf
-        return engine.now, heap[0][0] if heap else math.inf
-
+    pass_window, pass_events = engine.pass_window, engine.pass_events
     screen_of_type = engine.screen_of_type
     # ISO times: by sums within a minute where that pays (cep.adapters.isotimes), else by
     # fromisoformat here (a call to a function doing it costs a tenth of the line)
@@ -152,9 +143,9 @@ def fused_reading(bus: BusMapping, engine: ValuesEngine, where: LineHolder) -> T
         # them, the last at `passed_ts`) before anything else reaches it.
         last_ts, last_line, last_raw = state.last_ts, state.last_line, state.last_raw
         first_line, taken = state.first_line, 0
-        # When an event nothing can use only moves the clock (as Engine.process_values
-        # decides): from the engine's time to the next timer's deadline, worked out when
-        # the window kept does not hold a line's time; the engine's last call ends it.
+        # When an event nothing can use only moves the clock (Engine.pass_window), asked
+        # again when the window kept does not hold a line's time; a call into the engine
+        # ends it.
         pass_from, pass_to = math.inf, -math.inf
         passed, passed_ts = 0, 0.0
         number = 0

@@ -18,6 +18,7 @@ range of event times (cep.runtime.limits) never moves the clock.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections import deque
@@ -400,11 +401,20 @@ class Engine:
         plan = self.plans.get(type_name)
         return (False, None) if plan is None else (True, plan.screen)
 
+    def pass_window(self) -> tuple[float, float]:
+        """The times [from, to) at which `process_values` would only move the clock for an
+        event its type's screen turns away: from now to the next timer's deadline (or the
+        end of the range of event times); empty before the first event.  It holds until
+        the engine is next called (`pass_events` aside)."""
+        if not self.started:
+            return math.inf, -math.inf
+        heap = self._heap
+        return self.now, heap[0][0] if heap and heap[0][0] < LATEST_TS else LATEST_TS
+
     def pass_events(self, count: int, ts: float) -> None:
-        """`count` events that nothing can use, the last at `ts`, given to the engine at
-        once (the fused reading's early drop): what `process_values` does with each when
-        the type's screen says PASS, the engine started, no timer due at `ts` and `ts` not
-        before `now` (none of which these events change)."""
+        """`count` events that nothing can use, the last at `ts`, in `pass_window`, given
+        to the engine at once (the fused reading's early drop): what `process_values` does
+        with each when the type's screen says PASS (none of them changes the window)."""
         self.now = ts
         self.stats["events"] += count
         self.event_seq += count
