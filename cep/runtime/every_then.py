@@ -117,7 +117,9 @@ class _Waiting:
         self.timer: Timer | None = None
 
     def expire(self, _: float) -> None:
-        """The within ran out: the A waits no longer."""
+        """The within ran out: the A waits no longer.  (The fired timer is let go: it holds
+        this method, and a cycle would keep both until the cycle collector ran.)"""
+        self.timer = None
         if self.active:
             self.active = False
             self.run.waiting.pop(self, None)
