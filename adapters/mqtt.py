@@ -59,6 +59,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cep.adapters.badmessages import BadMessageReporter, printable
+from cep.adapters.mqtt_defaults import CONNECT_TIMEOUT, INBOX_SIZE, PASSWORD_ENV
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -78,10 +79,7 @@ __all__ = [
     "topic_problem",
 ]
 
-PASSWORD_ENV = "CEP_MQTT_PASSWORD"  # read when the URL names a user but no password
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
-CONNECT_TIMEOUT = 10.0     # seconds for the TCP connection and TLS handshake, then the CONNACK
-INBOX_SIZE = 10_000        # received messages waiting for the engine (adapters/live.py Inbox)
 MAX_TOPIC_BYTES = 65_535   # a topic's UTF-8 length is a 16-bit number
 MAX_PACKET = 268_435_455   # MQTT's largest "remaining length": topic, message id, payload
 TAKEOVER_SOON = 10.0       # seconds: a connection closed sooner (or 3 times reconnect_min)

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import tracemalloc
 from datetime import UTC
+from pathlib import Path
 
 import pytest
 from helpers import T0, load, run_pattern
@@ -200,3 +203,35 @@ def test_a_day_of_windows_keeps_memory_flat():
 def test_the_differential_streams_match_something():
     for pattern in INDEXED_PATTERNS[:4]:
         assert run_pattern(pattern, _stream(1), until=200)[0], pattern
+
+
+# ------------------------------------------------------------------ start-up
+
+# What only the live commands, the cluster or the terminal view use: a replay and a rule
+# test load none of it (paho-mqtt alone, with the ssl, http and email modules it brings,
+# was a sixth of a replay's start-up).
+LIVE_ONLY = ("paho", "ssl", "http.client", "nats", "asyncio", "rich")
+
+
+SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "door-opened"
+
+
+@pytest.mark.parametrize("command", [
+    ["replay", str(RULES), "--trace", "TRACE"],
+    ["test", str(SCENARIO)],
+    ["check", str(RULES)],
+])
+def test_offline_commands_load_no_live_library(command, tmp_path):
+    trace = tmp_path / "t.jsonl"
+    trace.write_text('{"ts": "2024-01-01T00:00:00+00:00", "topic": "dev/d1/ev", '
+                     '"payload": {"etype": "A", "val": 1}}\n', encoding="utf-8")
+    args = [str(trace) if a == "TRACE" else a for a in command]
+    script = ("import sys\nfrom cep.cli import main\n"
+              f"status = main({args!r})\n"
+              "loaded = sorted(m for m in sys.modules\n"
+              f"                if m in {LIVE_ONLY!r} or m.split('.')[0] in {LIVE_ONLY!r})\n"
+              "print('LOADED', status, loaded)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    assert result.stdout.strip(), result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "LOADED 0 []", result.stdout + result.stderr

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from cep.adapters.mqtt import CONNECT_TIMEOUT, INBOX_SIZE, PASSWORD_ENV, BrokerSettings
+from cep.adapters.mqtt_defaults import CONNECT_TIMEOUT, INBOX_SIZE, PASSWORD_ENV
 from cep.cli.common import (
     EXIT_OK,
     EXIT_PROBLEM,
@@ -24,6 +24,7 @@ from cep.runtime.limits import MAX_PARTITION_INSTANCES
 
 if TYPE_CHECKING:  # the live runner and the view (rich) load only when a command needs them
     from cep.adapters.live import LiveStats
+    from cep.adapters.mqtt import BrokerSettings
     from cep.adapters.state import StateFolder
     from cep.checks.loader import LoadedRules
     from cep.runtime.engine import Engine
@@ -165,6 +166,8 @@ def add_live_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 def _settings(args: argparse.Namespace, status_topic: str | None,
               client_prefix: str, persistent: bool | None = None) -> BrokerSettings:
+    from cep.adapters.mqtt import BrokerSettings
+
     return BrokerSettings.from_url(
         args.broker, tls=args.tls, ca_file=args.ca_file, cert_file=args.cert,
         key_file=args.key, insecure=args.insecure, client_id=args.client_id,
