@@ -328,14 +328,16 @@ def test_the_output_writer_never_writes_infinity():
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "Africa/Monrovia",
                                   "Australia/Lord_Howe"])
 def test_the_writer_writes_each_time_as_format_ts_does(zone):
-    """The writer keeps the text of the last second it wrote; every time still comes out
-    as format_ts makes it: around daylight saving changes (Berlin; Lord Howe moves by half
-    an hour), at a change of offset at an odd second (Monrovia, 1972), at the rounding to
-    the microsecond, in runs within one second and at random."""
+    """The writer keeps the text of the last second it wrote, made from its minute's text;
+    every time still comes out as format_ts makes it: around daylight saving changes
+    (Berlin; Lord Howe moves by half an hour), at a change of offset at an odd second
+    (Monrovia, 1972, from an offset of -0:44:30), at the rounding to the microsecond, in
+    runs within one second, a second or two apart across minutes, and at random."""
     tz = ZoneInfo(zone) if zone != "UTC" else UTC
     writer = OutputWriter(io.StringIO(), tz)
     edges = [1711846800.0, 1729990800.0, 63593070.0, 1712419200.0, 0.0]
     times = [edge + step * 0.0004 for edge in edges for step in range(-1500, 1500)]
+    times += [edge + step * 1.37 for edge in edges for step in range(-300, 300)]
     rnd = random.Random(7)
     times += [rnd.uniform(0, LATEST_TS - 1) for _ in range(5000)]
     ts = 1.7e9

@@ -161,14 +161,19 @@ def finish_output(out: IO[str] | None) -> None:
 
 
 _MILLIS = tuple(f"{n:03d}" for n in range(1000))
+_SECONDS = tuple(f"{n:02d}." for n in range(60))
 
 
 class OutputWriter:
     """Writes output records as JSON Lines (flushing after each, so tails see them live).
 
-    Times are written as `format_ts` writes them; the text around the milliseconds of the
-    last second written is kept, since outputs come many to a second (one event completing
-    several matches) and making the text is most of the cost of writing a line."""
+    Times are written as `format_ts` writes them, which is most of the cost of writing a
+    line; so the text around the milliseconds of the last second written is kept (outputs
+    come many to a second when one event completes several matches), and made from the
+    text of its minute (outputs come a few seconds apart in most homes).  A minute's text
+    is used when its first and last seconds are written with the same offset, a whole
+    number of minutes: then every second between is too, since a zone changes its offset
+    at most once in a minute (the tz database's changes are days apart at least)."""
 
     def __init__(self, out: IO[str], tz: tzinfo, flush: bool = True) -> None:
         self.out = out
@@ -179,6 +184,9 @@ class OutputWriter:
         self._by_second = isinstance(tz, ZoneInfo | timezone)
         self._second = -1.0  # the whole second last written (Unix seconds), and its text
         self._before = self._after = ""  # before and after the milliseconds
+        self._minute = -1.0  # the minute (Unix seconds) of that second, and its text:
+        self._minute_text = ""  # "YYYY-MM-DDTHH:MM:" ("": the minute's seconds differ)
+        self._offset_text = ""  # "+HH:MM"
 
     def time_text(self, ts: float) -> str:
         """`format_ts(ts, tz)`, from the last second's text when `ts` is in it."""
@@ -191,10 +199,27 @@ class OutputWriter:
             second += 1.0
             micros -= 1_000_000
         if second != self._second:
-            text = format_ts(second, self.tz)  # "YYYY-MM-DDTHH:MM:SS.000+HH:MM"
-            self._before, self._after = text[:20], text[23:]
-            self._second = second
+            self._new_second(second)
         return self._before + _MILLIS[micros // 1000] + self._after
+
+    def _new_second(self, second: float) -> None:
+        """The texts before and after the milliseconds of a whole second (Unix seconds)."""
+        minute = second - second % 60.0  # (whole seconds as floats: exact)
+        if minute != self._minute:
+            self._minute = minute
+            first = format_ts(minute, self.tz)  # "YYYY-MM-DDTHH:MM:00.000+HH:MM"
+            last = format_ts(minute + 59.0, self.tz)
+            same = (len(first) == 29 and first[17:19] == "00" and last[17:19] == "59"
+                    and first[:17] == last[:17] and first[23:] == last[23:])
+            self._minute_text = first[:17] if same else ""
+            self._offset_text = first[23:]
+        if self._minute_text:
+            self._before = self._minute_text + _SECONDS[int(second - minute)]
+            self._after = self._offset_text
+        else:
+            text = format_ts(second, self.tz)
+            self._before, self._after = text[:20], text[23:]
+        self._second = second
 
     def __call__(self, record: Output) -> None:
         line = dict(record)
