@@ -297,8 +297,13 @@ def test_a_device_on_the_nats_mqtt_listener_gets_its_actions_back(cluster, made,
         if broker is not None:
             broker.stop()
         bus.close()
-    assert any("worker m: 2 messages" in line or "worker m: 4 messages" in line
-               for line in process.stderr), process.stderr
+    # At least the two presses: the stream also holds the worker's own actions (their
+    # subjects are the homes' too), taken or not when it was stopped, and the worker, which
+    # holds every partition, takes what the earlier tests' homes left after their last
+    # checkpoints (seen once: a count other than 2 or 4).
+    counts = [int(found.group(1)) for line in process.stderr
+              if (found := re.search(r"worker m: (\d+) messages", line))]
+    assert len(counts) == 1 and counts[0] >= 2, "\n".join(process.stderr)
 
 
 def test_a_joining_worker_gets_its_share_and_a_clean_stop_hands_over_at_once(
