@@ -184,9 +184,9 @@ class OutputWriter:
         self._by_second = isinstance(tz, ZoneInfo | timezone)
         self._second = -1.0  # the whole second last written (Unix seconds), and its text
         self._before = self._after = ""  # before and after the milliseconds
-        self._minute = -1.0  # the minute (Unix seconds) of that second, and its text:
-        self._minute_text = ""  # "YYYY-MM-DDTHH:MM:" ("": the minute's seconds differ)
-        self._offset_text = ""  # "+HH:MM"
+        self._minute = -1.0  # the minute (Unix seconds) of that second, and its texts:
+        self._minute_text = ""  # "YYYY-MM-DDTHH:MM:" ("": not one offset and prefix for
+        self._offset_text = ""  # "+HH:MM"            all its seconds: each gets its own)
 
     def time_text(self, ts: float) -> str:
         """`format_ts(ts, tz)`, from the last second's text when `ts` is in it."""
@@ -211,8 +211,7 @@ class OutputWriter:
             last = format_ts(minute + 59.0, self.tz)
             same = (len(first) == 29 and first[17:19] == "00" and last[17:19] == "59"
                     and first[:17] == last[:17] and first[23:] == last[23:])
-            self._minute_text = first[:17] if same else ""
-            self._offset_text = first[23:]
+            self._minute_text, self._offset_text = (first[:17], first[23:]) if same else ("", "")
         if self._minute_text:
             self._before = self._minute_text + _SECONDS[int(second - minute)]
             self._after = self._offset_text
